@@ -1,0 +1,211 @@
+"""Differentiate a loss and compile value, gradient and Hessian into batched numpy kernels.
+
+Two backends do the work:
+
+* **symengine** (sympy's C++ core) differentiates large smooth expressions in seconds where
+  sympy takes minutes, and its LLVM ``Lambdify`` evaluates a whole batch of points in compiled
+  code. It is used for smooth expressions when it is installed.
+* **sympy** is the fallback that always works: non-smooth pieces (``Abs``, ``Max``, ``Min``,
+  ``sign``), which symengine cannot differentiate, go through ``sympy.diff`` and
+  ``sympy.lambdify`` (numpy printer, common-subexpression elimination on).
+
+Derivatives are taken term by term: the gradient entry for ``x_j`` only differentiates the
+terms of the sum that contain ``x_j``, and the Hessian is built only on the sparsity pattern
+those terms imply, so a chained loss in 1000 variables yields ``3n - 2`` Hessian entries
+rather than ``n**2`` symbolic ones. Every kernel maps inputs of shape ``(..., n_args)`` to
+outputs of shape ``(..., k)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+
+try:  # symengine is a declared dependency, but sympy alone must keep working
+    import symengine as se
+except ImportError:  # pragma: no cover - exercised only where symengine is missing
+    se = None
+
+__all__ = ["Kernels", "compile_kernels", "NONSMOOTH", "symengine_available"]
+
+#: sympy classes whose derivative has kinks; their presence selects the sympy backend.
+NONSMOOTH = (sp.Abs, sp.Max, sp.Min, sp.sign, sp.Heaviside)
+
+
+def symengine_available():
+    """Whether the symengine backend can be used on this machine."""
+    return se is not None
+
+
+def _terms(expr):
+    return expr.args if expr.is_Add else (expr,)
+
+
+def _termwise_diff(expr, symbols, add, zero):
+    """Derivatives of ``expr`` with respect to each of ``symbols``, summing per-term diffs."""
+    index = {s: i for i, s in enumerate(symbols)}
+    parts = [[] for _ in symbols]
+    for term in _terms(expr):
+        for s in term.free_symbols:
+            i = index.get(s)
+            if i is not None:
+                parts[i].append(term.diff(s))
+    return [add(*p) if p else zero for p in parts]
+
+
+def _hessian_entries(gradient, symbols, add, zero):
+    """Upper-triangle Hessian entries on the sparsity pattern implied by ``gradient``."""
+    index = {s: i for i, s in enumerate(symbols)}
+    rows, cols, entries = [], [], []
+    for i, g in enumerate(gradient):
+        js = sorted(index[s] for s in g.free_symbols if s in index and index[s] >= i)
+        if not js:
+            continue
+        derivs = _termwise_diff(g, [symbols[j] for j in js], add, zero)
+        for j, d in zip(js, derivs):
+            if d != zero:
+                rows.append(i)
+                cols.append(j)
+                entries.append(d)
+    return np.array(rows, dtype=np.intp), np.array(cols, dtype=np.intp), entries
+
+
+@dataclass(frozen=True)
+class Kernels:
+    """Compiled functions of one loss.
+
+    Attributes
+    ----------
+    value, grad, hess_values : callable
+        Map an array of shape ``(..., n_args)`` (variables, then params, then data symbols)
+        to arrays of shape ``(..., 1)``, ``(..., n)`` and ``(..., nnz)``.
+    hess_rows, hess_cols : ndarray of int, shape (nnz,)
+        Upper-triangle positions (``row <= col``) of the Hessian entries.
+    gradient, hessian : tuple
+        The backend's symbolic derivative expressions, in the same order.
+    backend : str
+        ``"symengine"`` or ``"sympy"``.
+    """
+
+    value: object
+    grad: object
+    hess_values: object
+    hess_rows: np.ndarray
+    hess_cols: np.ndarray
+    gradient: tuple
+    hessian: tuple
+    backend: str
+
+
+def _is_smooth(expr):
+    return not expr.has(*NONSMOOTH)
+
+
+def _sympy_lambdify(args, exprs):
+    """A kernel from sympy's lambdify: broadcasts constant outputs to the batch shape."""
+    func = sp.lambdify(args, list(exprs), modules="numpy", cse=True)
+    k = len(exprs)
+
+    def kernel(inputs):
+        inputs = np.asarray(inputs, dtype=float)
+        with np.errstate(all="ignore"):
+            outs = func(*np.moveaxis(inputs, -1, 0))
+        out = np.empty(inputs.shape[:-1] + (k,))
+        for i, o in enumerate(outs):
+            out[..., i] = o
+        return out
+
+    return kernel
+
+
+#: From this many arguments on, LLVM compiles without optimization passes: measured on the
+#: chained Rosenbrock gradient at n = 1000, opt_level 0 compiles in 0.3 s instead of 1.2 s
+#: and evaluates in 7.0 us instead of 4.4 us (scipy's rosen_der: 11 us).
+LARGE_ARGS = 200
+
+
+def _symengine_lambdify(args, exprs):
+    opt_level = 0 if len(args) >= LARGE_ARGS else 3
+    try:
+        return se.Lambdify(args, list(exprs), backend="llvm", cse=True, opt_level=opt_level)
+    except (RuntimeError, TypeError, ValueError, NotImplementedError):
+        return se.Lambdify(args, list(exprs), backend="lambda", cse=True)
+
+
+def _compile_symengine(expr, variables, args):
+    s_expr = se.sympify(expr)
+    s_vars = [se.Symbol(v.name) for v in variables]
+    s_args = [se.Symbol(a.name) for a in args]
+    zero = se.Integer(0)
+    gradient = _termwise_diff(s_expr, s_vars, se.Add, zero)
+    rows, cols, hessian = _hessian_entries(gradient, s_vars, se.Add, zero)
+    derived = list(gradient) + list(hessian)
+    if any(d.atoms(se.Derivative, se.Subs) for d in derived):
+        raise NotImplementedError("symengine left an unevaluated derivative")
+    value = _symengine_lambdify(s_args, [s_expr])
+    grad = _symengine_lambdify(s_args, gradient)
+    hess = _symengine_lambdify(s_args, hessian) if hessian else _empty_kernel()
+    return Kernels(value, grad, hess, rows, cols, tuple(gradient), tuple(hessian), "symengine")
+
+
+def _drop_delta(expr):
+    # d/dx sign(x) = 2*DiracDelta(x): flowsim uses the almost-everywhere derivative, 0.
+    return expr.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.S.Zero)
+
+
+def _compile_sympy(expr, variables, args):
+    zero = sp.S.Zero
+    gradient = [_drop_delta(g) for g in _termwise_diff(expr, variables, sp.Add, zero)]
+    rows, cols, hessian = _hessian_entries(gradient, variables, sp.Add, zero)
+    hessian = [_drop_delta(h) for h in hessian]
+    keep = [i for i, h in enumerate(hessian) if h != zero]
+    rows, cols, hessian = rows[keep], cols[keep], [hessian[i] for i in keep]
+    if any(d.has(sp.Derivative) for d in list(gradient) + hessian):
+        raise ValueError("loss: sympy could not differentiate the expression (an undefined "
+                         "function or an unsupported construct remains); rewrite it with the "
+                         "whitelisted functions.")
+    value = _sympy_lambdify(args, [expr])
+    grad = _sympy_lambdify(args, gradient)
+    hess = _sympy_lambdify(args, hessian) if hessian else _empty_kernel()
+    return Kernels(value, grad, hess, rows, cols, tuple(gradient), tuple(hessian), "sympy")
+
+
+def _empty_kernel():
+    def kernel(inputs):
+        return np.zeros(np.shape(inputs)[:-1] + (0,))
+    return kernel
+
+
+def compile_kernels(expr, variables, args, backend="auto"):
+    """Differentiate ``expr`` and compile its kernels.
+
+    Parameters
+    ----------
+    expr : sympy.Expr
+        The loss, in real symbols.
+    variables : sequence of sympy.Symbol, length n
+        The symbols to differentiate with respect to.
+    args : sequence of sympy.Symbol
+        All kernel arguments in order: the variables first, then params and data symbols.
+    backend : {"auto", "symengine", "sympy"}
+        ``"auto"`` uses symengine for smooth expressions when it is installed and falls back
+        to sympy for anything symengine cannot handle.
+
+    Returns
+    -------
+    Kernels
+    """
+    if backend not in ("auto", "symengine", "sympy"):
+        raise ValueError(f"backend must be 'auto', 'symengine' or 'sympy', got {backend!r}.")
+    if backend == "symengine" and se is None:
+        raise ValueError("backend='symengine' needs the symengine package; pip install "
+                         "symengine or use backend='sympy'.")
+    if backend == "symengine" or (backend == "auto" and se is not None and _is_smooth(expr)):
+        try:
+            return _compile_symengine(expr, variables, args)
+        except (RuntimeError, TypeError, ValueError, NotImplementedError, AttributeError):
+            if backend == "symengine":
+                raise ValueError("backend='symengine' cannot compile this expression; use "
+                                 "backend='sympy'.") from None
+    return _compile_sympy(expr, variables, args)

@@ -1,0 +1,280 @@
+"""Safe parsing of loss formulas: Python's ``ast`` with a whitelist, then sympy.
+
+Loss strings are untrusted text. They are parsed by :func:`ast.parse` in ``eval`` mode and
+every node is checked against a short whitelist before any sympy object is built; raw text
+never reaches ``eval``, ``exec``, ``sympify`` or ``parse_expr``.
+"""
+from __future__ import annotations
+
+import ast
+import difflib
+import math
+import re
+
+import sympy as sp
+
+__all__ = ["parse_formula", "FUNCTIONS", "CONSTANTS", "natural_key", "real_symbol"]
+
+MAX_LENGTH = 200_000
+MAX_DEPTH = 80
+MAX_EXPONENT = 1000
+MAX_DIGITS = 100
+
+
+def _sigmoid(z):
+    return 1 / (1 + sp.exp(-z))
+
+
+def _softplus(z):
+    return sp.log(1 + sp.exp(z))
+
+
+def _relu(z):
+    return sp.Max(z, 0)
+
+
+#: name -> (sympy constructor, allowed argument counts); ``None`` means two or more.
+FUNCTIONS = {
+    "exp": (sp.exp, (1,)),
+    "log": (sp.log, (1, 2)),
+    "ln": (sp.log, (1,)),
+    "sqrt": (sp.sqrt, (1,)),
+    "sin": (sp.sin, (1,)),
+    "cos": (sp.cos, (1,)),
+    "tan": (sp.tan, (1,)),
+    "asin": (sp.asin, (1,)),
+    "acos": (sp.acos, (1,)),
+    "atan": (sp.atan, (1,)),
+    "atan2": (sp.atan2, (2,)),
+    "sinh": (sp.sinh, (1,)),
+    "cosh": (sp.cosh, (1,)),
+    "tanh": (sp.tanh, (1,)),
+    "erf": (sp.erf, (1,)),
+    "abs": (sp.Abs, (1,)),
+    "Abs": (sp.Abs, (1,)),
+    "sign": (sp.sign, (1,)),
+    "min": (sp.Min, None),
+    "Min": (sp.Min, None),
+    "max": (sp.Max, None),
+    "Max": (sp.Max, None),
+    "relu": (_relu, (1,)),
+    "sigmoid": (_sigmoid, (1,)),
+    "softplus": (_softplus, (1,)),
+}
+
+CONSTANTS = {"pi": sp.pi, "E": sp.E}
+
+_BINOPS = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+    ast.Div: lambda a, b: a / b,
+    ast.Pow: None,  # checked separately (exponent size)
+}
+_UNARY = {ast.USub: lambda a: -a, ast.UAdd: lambda a: a}
+
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+def natural_key(name):
+    """Sort key that orders ``x2`` before ``x10`` (digit runs compare as numbers)."""
+    return [(0, int(part)) if part.isdigit() else (1, part)
+            for part in re.split(r"(\d+)", str(name)) if part]
+
+
+def real_symbol(name):
+    """The real-valued sympy symbol flowsim uses for a variable or parameter ``name``."""
+    return sp.Symbol(str(name), real=True)
+
+
+def _describe(node):
+    kinds = {
+        ast.Attribute: "attribute access", ast.Subscript: "subscript", ast.Lambda: "lambda",
+        ast.ListComp: "comprehension", ast.SetComp: "comprehension",
+        ast.DictComp: "comprehension", ast.GeneratorExp: "comprehension",
+        ast.NamedExpr: "assignment expression (walrus)", ast.Starred: "starred argument",
+        ast.Compare: "comparison", ast.BoolOp: "boolean operator", ast.IfExp: "conditional",
+        ast.JoinedStr: "f-string", ast.Tuple: "tuple", ast.List: "list", ast.Dict: "dict",
+        ast.Set: "set", ast.Await: "await", ast.Yield: "yield", ast.Slice: "slice",
+    }
+    for cls, text in kinds.items():
+        if isinstance(node, cls):
+            return text
+    return type(node).__name__
+
+
+class _Builder:
+    """Walks a checked AST and builds the sympy expression."""
+
+    def __init__(self, carets, lead):
+        self.carets = carets
+        self.lead = lead
+        self.names = set()
+
+    def column(self, node):
+        # map a column in the '^'->'**' rewritten text back to the user's text (1-based)
+        col = getattr(node, "col_offset", 0)
+        shift = 0
+        for pos in self.carets:
+            if pos + shift < col:
+                shift += 1
+        return col - shift + self.lead + 1
+
+    def fail(self, node, what):
+        raise ValueError(f"loss formula: {what} at column {self.column(node)} is not allowed; "
+                         "use numbers, variable names, + - * / ** and the math functions "
+                         f"{', '.join(sorted(set(FUNCTIONS) - {'Abs', 'Min', 'Max'}))}.")
+
+    def build(self, node, depth=0):
+        if depth > MAX_DEPTH:
+            raise ValueError(f"loss formula: nesting deeper than {MAX_DEPTH} levels at column "
+                             f"{self.column(node)}; simplify the formula.")
+        if isinstance(node, ast.Expression):
+            return self.build(node.body, depth + 1)
+        if isinstance(node, ast.Constant):
+            return self.constant(node)
+        if isinstance(node, ast.Name):
+            return self.name(node)
+        if isinstance(node, ast.BinOp):
+            if type(node.op) not in _BINOPS:
+                self.fail(node, f"operator {type(node.op).__name__}")
+            left = self.build(node.left, depth + 1)
+            right = self.build(node.right, depth + 1)
+            if isinstance(node.op, ast.Pow):
+                return self.power(node, left, right)
+            return _BINOPS[type(node.op)](left, right)
+        if isinstance(node, ast.UnaryOp):
+            if type(node.op) not in _UNARY:
+                self.fail(node, f"unary operator {type(node.op).__name__}")
+            return _UNARY[type(node.op)](self.build(node.operand, depth + 1))
+        if isinstance(node, ast.Call):
+            return self.call(node, depth)
+        self.fail(node, _describe(node))
+
+    def constant(self, node):
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(node, f"constant {value!r} (only real numbers are allowed)")
+        if isinstance(value, int):
+            if len(str(abs(value))) > MAX_DIGITS:
+                self.fail(node, f"an integer with more than {MAX_DIGITS} digits")
+            return sp.Integer(value)
+        if not math.isfinite(value):
+            self.fail(node, "a non-finite number")
+        return sp.Float(value)
+
+    def name(self, node):
+        ident = node.id
+        if ident.startswith("_") or not _NAME_RE.match(ident):
+            self.fail(node, f"the name {ident!r} (names must start with a letter)")
+        if ident in CONSTANTS:
+            return CONSTANTS[ident]
+        if ident in FUNCTIONS:
+            raise ValueError(f"loss formula: {ident!r} at column {self.column(node)} is a "
+                             f"function; call it as {ident}(...).")
+        self.names.add(ident)
+        return real_symbol(ident)
+
+    def power(self, node, base, exponent):
+        if exponent.is_Number:
+            if abs(exponent) > MAX_EXPONENT:
+                self.fail(node, f"an exponent of magnitude above {MAX_EXPONENT}")
+            if base.is_Number and base != 0 and \
+                    abs(float(sp.log(abs(base), 10))) * abs(float(exponent)) > MAX_EXPONENT:
+                self.fail(node, "a power whose value has more than 1000 digits")
+        return sp.Pow(base, exponent)
+
+    def call(self, node, depth):
+        func = node.func
+        if not isinstance(func, ast.Name):
+            self.fail(node, f"calling {_describe(func)}")
+        fname = func.id
+        if fname not in FUNCTIONS:
+            near = difflib.get_close_matches(fname, FUNCTIONS, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else \
+                f"; known functions are {', '.join(sorted(FUNCTIONS))}."
+            raise ValueError(f"loss formula: unknown function {fname!r} at column "
+                             f"{self.column(node)}{hint}")
+        if node.keywords:
+            self.fail(node, f"a keyword argument in {fname}(...)")
+        for arg in node.args:
+            if isinstance(arg, ast.Starred):
+                self.fail(arg, "starred argument")
+        constructor, counts = FUNCTIONS[fname]
+        nargs = len(node.args)
+        if (counts is None and nargs < 2) or (counts is not None and nargs not in counts):
+            want = "two or more" if counts is None else " or ".join(map(str, counts))
+            raise ValueError(f"loss formula: {fname}(...) at column {self.column(node)} takes "
+                             f"{want} argument(s), got {nargs}.")
+        args = [self.build(arg, depth + 1) for arg in node.args]
+        return constructor(*args)
+
+
+def parse_formula(text):
+    """Parse an untrusted loss formula into a sympy expression.
+
+    Parameters
+    ----------
+    text : str
+        A formula such as ``"(1-x)**2 + 100*(y-x**2)**2"``. Allowed: numbers, names
+        (starting with a letter), ``+ - * / **`` (``^`` is read as ``**``), unary minus,
+        parentheses, calls of the functions in :data:`FUNCTIONS`, and the constants ``pi``
+        and ``E``.
+
+    Returns
+    -------
+    expr : sympy.Expr
+        The expression, with every name a real :class:`sympy.Symbol`.
+    names : set of str
+        The names of the symbols that occur (constants excluded).
+
+    Raises
+    ------
+    ValueError
+        For anything outside the whitelist, naming the construct and its (1-based) column.
+
+    Examples
+    --------
+    >>> expr, names = parse_formula("x^2 + exp(-y)")
+    >>> sorted(names)
+    ['x', 'y']
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"loss formula must be a str, got {type(text).__name__}.")
+    if len(text) > MAX_LENGTH:
+        raise ValueError(f"loss formula is {len(text)} characters long; the limit is "
+                         f"{MAX_LENGTH}: build large losses as sympy expressions instead.")
+    if not text.strip():
+        raise ValueError("loss formula is empty; give an expression such as 'x**2 + y**2'.")
+    bad = [c for c in text if (ord(c) < 32 and c not in "\t\n\r") or c in "'\"\\;`"]
+    if bad:
+        col = text.index(bad[0]) + 1
+        raise ValueError(f"loss formula: character {bad[0]!r} at column {col} is not allowed; "
+                         "formulas hold no strings, statements or escapes.")
+    depth = max_depth = 0
+    for ch in text:
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        max_depth = max(max_depth, depth)
+    if max_depth > MAX_DEPTH:
+        raise ValueError(f"loss formula nests parentheses {max_depth} deep; the limit is "
+                         f"{MAX_DEPTH}.")
+    lead = len(text) - len(text.lstrip())
+    text = text.strip()
+    carets = [i for i, ch in enumerate(text) if ch == "^"]
+    try:
+        tree = ast.parse(text.replace("^", "**"), mode="eval")
+    except SyntaxError as err:
+        raise ValueError(f"loss formula is not a valid expression ({err.msg}) near column "
+                         f"{(err.offset or 0) + lead}.") from None
+    except (RecursionError, MemoryError, ValueError) as err:
+        raise ValueError(f"loss formula could not be parsed safely ({type(err).__name__}); "
+                         "simplify it.") from None
+    builder = _Builder(carets, lead)
+    try:
+        expr = builder.build(tree)
+    except RecursionError:
+        raise ValueError("loss formula is nested too deeply; simplify it.") from None
+    if not isinstance(expr, sp.Expr) or expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+        raise ValueError(f"loss formula evaluates to {expr}, which is not a finite expression.")
+    return expr, builder.names

@@ -1,0 +1,474 @@
+"""``Loss``: a formula compiled into batched value, gradient and Hessian functions."""
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse
+import sympy as sp
+
+from ._compile import compile_kernels
+from ._parse import natural_key, parse_formula, real_symbol
+from .facts import LossFacts
+
+__all__ = ["Loss", "EvalCounts"]
+
+
+@dataclass(frozen=True)
+class EvalCounts:
+    """Numbers of points at which value, gradient and Hessian were evaluated."""
+
+    value: int = 0
+    grad: int = 0
+    hess: int = 0
+
+
+class _Counter:
+    __slots__ = ("value", "grad", "hess")
+
+    def __init__(self):
+        self.value = self.grad = self.hess = 0
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """Everything derived from the expression once; shared by ``with_params`` copies."""
+
+    expr: sp.Expr
+    variables: tuple
+    param_symbols: tuple
+    data_symbols: tuple
+    kernels: object
+    full_rows: np.ndarray      # symmetric Hessian pattern, shape (nnz_full,)
+    full_cols: np.ndarray
+    full_take: np.ndarray      # index into the upper-triangle values for each full entry
+    csr_indices: np.ndarray    # the same pattern in CSR order: column indices,
+    csr_indptr: np.ndarray     # row pointers,
+    csr_take: np.ndarray       # and the upper-triangle value feeding each stored entry
+
+
+def _as_symbol_names(items, what):
+    if isinstance(items, str):
+        items = [p.strip() for p in items.replace(",", " ").split()]
+    names = []
+    for item in items:
+        name = item.name if isinstance(item, sp.Symbol) else item
+        if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+            raise ValueError(f"{what}: {item!r} is not a valid symbol name; use names such as "
+                             "'x', 'y', 'x1'.")
+        names.append(name)
+    if len(set(names)) != len(names):
+        raise ValueError(f"{what} lists a name twice: {names}; give each name once.")
+    return names
+
+
+def _to_expr(formula):
+    if isinstance(formula, str):
+        return parse_formula(formula)[0]
+    if isinstance(formula, (int, float)) and not isinstance(formula, bool):
+        return sp.Float(formula)
+    if isinstance(formula, sp.Basic):
+        if not isinstance(formula, sp.Expr) or isinstance(formula, sp.MatrixBase):
+            raise TypeError("formula must be a scalar sympy expression, got "
+                            f"{type(formula).__name__}.")
+        if formula.has(sp.I):
+            raise ValueError("formula contains the imaginary unit; flowsim losses are real.")
+        real = {s: real_symbol(s.name) for s in formula.free_symbols
+                if s != real_symbol(s.name)}
+        return formula.xreplace(real) if real else formula
+    raise TypeError("formula must be a str or a sympy expression, got "
+                    f"{type(formula).__name__}.")
+
+
+def _check_params(params, where):
+    out = {}
+    for name, value in dict(params or {}).items():
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(f"{where}: the value of {name!r} must be a real number, "
+                            f"got {value!r}.") from None
+        if not np.isfinite(value):
+            raise ValueError(f"{where}: the value of {name!r} is {value}; give a finite number.")
+        out[name] = value
+    return out
+
+
+class Loss:
+    """A differentiable loss L(x) compiled from a formula.
+
+    Parameters
+    ----------
+    formula : str or sympy.Expr
+        The loss, e.g. ``"(1-x)**2 + 100*(y-x**2)**2"``. Strings are parsed by a safe
+        whitelist parser (see :func:`flowsim._parse.parse_formula`), never evaluated.
+    variables : sequence of str or sympy.Symbol, optional
+        The variables, in the order of the components of ``x``. By default every free symbol
+        that is not a parameter, in natural order (``x2`` before ``x10``).
+    params : dict of str to float, optional
+        Named constants, bound now and changeable with :meth:`with_params` without
+        differentiating again.
+    backend : {"auto", "symengine", "sympy"}
+        Compiler backend (see :mod:`flowsim._compile`); ``"auto"`` picks symengine for smooth
+        losses and sympy for non-smooth ones.
+    facts : LossFacts, optional
+        Known critical points, minimum value, closed-form flow (named losses set this).
+
+    Notes
+    -----
+    Non-smooth pieces compile to a particular subgradient at their kinks: ``abs(u)`` has
+    derivative ``sign(u)`` (0 at u = 0), ``max(u, v)`` and ``min(u, v)`` split the derivative
+    equally between the arguments at a tie (Heaviside(0) = 1/2), and second derivatives of
+    kinks are taken as 0 (the almost-everywhere derivative).
+
+    Shapes: a point ``(n,)`` gives a float, ``(n,)`` and ``(n, n)``; a batch ``(..., n)``
+    gives ``(...)``, ``(..., n)`` and ``(..., n, n)``.
+
+    Examples
+    --------
+    >>> loss = Loss("(1-x)**2 + 100*(y-x**2)**2")
+    >>> loss.grad([1.0, 1.0])
+    array([0., 0.])
+    >>> loss.value([[0, 0], [1, 1]])
+    array([1., 0.])
+    """
+
+    __slots__ = ("_c", "_params", "_param_values", "_data", "_counter", "_facts", "_cache")
+
+    def __init__(self, formula, variables=None, params=None, *, backend="auto", facts=None):
+        expr = _to_expr(formula)
+        params = _check_params(params, "params")
+        names = {s.name for s in expr.free_symbols}
+        for p in params:
+            if p not in names:
+                raise ValueError(f"params: {p!r} does not occur in the loss; remove it or "
+                                 "check its spelling.")
+        if variables is None:
+            var_names = sorted(names - set(params), key=natural_key)
+        else:
+            var_names = _as_symbol_names(variables, "variables")
+            clash = set(var_names) & set(params)
+            if clash:
+                raise ValueError(f"variables and params both name {sorted(clash)}; a symbol is "
+                                 "either a variable or a parameter.")
+            missing = sorted(names - set(var_names) - set(params), key=natural_key)
+            if missing:
+                raise ValueError(f"symbol {missing[0]!r} is not among variables "
+                                 f"{tuple(var_names)} or params; add it to one of them.")
+        if not var_names:
+            raise ValueError("the loss has no variables; write it in terms of at least one "
+                             "symbol, or name the variables with variables=(...).")
+        self._init(_build_compiled(expr, var_names, list(params), [], backend),
+                   params, None, facts)
+
+    # -- construction helpers ----------------------------------------------------------------
+    def _init(self, compiled, params, data, facts):
+        set_ = object.__setattr__
+        set_(self, "_c", compiled)
+        set_(self, "_params", types.MappingProxyType(dict(params)))
+        set_(self, "_param_values", np.array([params[s.name] for s in compiled.param_symbols],
+                                             dtype=float))
+        set_(self, "_data", data)
+        set_(self, "_counter", _Counter())
+        set_(self, "_facts", facts)
+        set_(self, "_cache", {})
+
+    @classmethod
+    def _from_parts(cls, compiled, params, data, facts):
+        obj = cls.__new__(cls)
+        obj._init(compiled, params, data, facts)
+        return obj
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Loss is immutable; use with_params(...) for other constants.")
+
+    @classmethod
+    def from_samples(cls, per_sample, data, variables, params=None, *, backend="auto"):
+        """The mean of a per-sample loss over a data set.
+
+        Parameters
+        ----------
+        per_sample : str or sympy.Expr
+            The loss of one sample, written in the variables (model parameters) and data
+            symbols, e.g. ``"(a*x + b - y)**2"``.
+        data : dict of str to array_like, each shape (N,)
+            Values of the data symbols, one entry per sample.
+        variables : sequence of str
+            The variables (model parameters), in order.
+        params : dict of str to float, optional
+            Named constants.
+
+        Returns
+        -------
+        Loss
+            L(w) = (1/N) sum_i per_sample(w; data_i). Value, gradient and Hessian are
+            evaluated vectorized over samples; :meth:`subset` restricts it to some samples.
+
+        Examples
+        --------
+        >>> mse = Loss.from_samples("(a*x + b - y)**2", {"x": [1, 2, 3, 4], "y": [2, 4, 5, 4]},
+        ...                         variables=("a", "b"))
+        >>> np.round(mse.grad([0.7, 2.0]), 12) + 0.0
+        array([0., 0.])
+        """
+        expr = _to_expr(per_sample)
+        params = _check_params(params, "params")
+        var_names = _as_symbol_names(variables, "variables")
+        if not isinstance(data, dict) or not data:
+            raise TypeError("data must be a non-empty dict mapping data symbol names to "
+                            "arrays of shape (N,).")
+        columns, n_samples = [], None
+        for name, values in data.items():
+            col = np.asarray(values, dtype=float)
+            if col.ndim != 1 or col.size == 0:
+                raise ValueError(f"data[{name!r}] must be a non-empty 1-D array (one value per "
+                                 f"sample), got shape {col.shape}.")
+            if n_samples is not None and col.size != n_samples:
+                raise ValueError(f"data[{name!r}] has {col.size} samples, the others "
+                                 f"{n_samples}; give every data array the same length.")
+            if not np.all(np.isfinite(col)):
+                raise ValueError(f"data[{name!r}] holds non-finite values; clean the data.")
+            n_samples = col.size
+            columns.append(col)
+        data_names = list(data)
+        clash = set(data_names) & (set(var_names) | set(params))
+        if clash:
+            raise ValueError(f"data names {sorted(clash)} are also variables or params; "
+                             "rename one of them.")
+        names = {s.name for s in expr.free_symbols}
+        missing = sorted(names - set(var_names) - set(params) - set(data_names))
+        if missing:
+            raise ValueError(f"symbol {missing[0]!r} is not among variables, params or data; "
+                             "add it to one of them.")
+        compiled = _build_compiled(expr, var_names, list(params), data_names, backend)
+        return cls._from_parts(compiled, params, np.stack(columns, axis=-1), None)
+
+    def subset(self, indices):
+        """The same finite-sum loss restricted to the samples ``indices`` (for mini-batches).
+
+        Parameters
+        ----------
+        indices : array_like of int or bool mask
+            Which samples to keep.
+        """
+        if self._data is None:
+            raise ValueError("subset() needs a loss built by Loss.from_samples.")
+        rows = self._data[np.asarray(indices)]
+        if rows.ndim != 2 or rows.shape[0] == 0:
+            raise ValueError("indices must select at least one sample, as a 1-D index array.")
+        return Loss._from_parts(self._c, self._params, rows, None)
+
+    def with_params(self, **values):
+        """A new Loss with some parameters changed; nothing is differentiated again.
+
+        Examples
+        --------
+        >>> Loss("a*x**2", params={"a": 1.0}).with_params(a=3.0).value([1.0])
+        3.0
+        """
+        unknown = sorted(set(values) - set(self._params))
+        if unknown:
+            raise ValueError(f"with_params: {unknown[0]!r} is not a parameter of this loss; "
+                             f"its parameters are {sorted(self._params)}.")
+        params = dict(self._params)
+        params.update(_check_params(values, "with_params"))
+        return Loss._from_parts(self._c, params, self._data, self._facts)
+
+    def with_facts(self, facts):
+        """The same compiled loss carrying ``facts`` (a :class:`LossFacts`)."""
+        if not isinstance(facts, LossFacts):
+            raise TypeError("facts must be a flowsim.facts.LossFacts.")
+        return Loss._from_parts(self._c, self._params, self._data, facts)
+
+    # -- symbolic view -----------------------------------------------------------------------
+    @property
+    def expr(self):
+        """The loss as a sympy expression (per sample, for a finite sum)."""
+        return self._c.expr
+
+    @property
+    def variables(self):
+        """The variables as a tuple of real sympy symbols, in component order."""
+        return self._c.variables
+
+    @property
+    def n(self):
+        """Number of variables."""
+        return len(self._c.variables)
+
+    @property
+    def params(self):
+        """Bound parameter values (read-only mapping)."""
+        return self._params
+
+    @property
+    def facts(self):
+        """Known facts (:class:`LossFacts`) or None."""
+        return self._facts
+
+    @property
+    def n_samples(self):
+        """Number of samples of a finite-sum loss, else None."""
+        return None if self._data is None else self._data.shape[0]
+
+    @property
+    def backend(self):
+        """The compiler backend that was used: ``"symengine"`` or ``"sympy"``."""
+        return self._c.kernels.backend
+
+    def _to_sympy(self, items):
+        names = {s.name: s for s in self._c.variables + self._c.param_symbols
+                 + self._c.data_symbols}
+        out = []
+        for item in items:
+            e = sp.sympify(item) if not isinstance(item, sp.Basic) else item
+            out.append(e.xreplace({s: names.get(s.name, s) for s in e.free_symbols}))
+        return out
+
+    @property
+    def gradient_expr(self):
+        """The gradient as a sympy column ``Matrix`` of shape (n, 1)."""
+        if "gradient" not in self._cache:
+            self._cache["gradient"] = sp.ImmutableMatrix(self._to_sympy(self._c.kernels.gradient))
+        return self._cache["gradient"]
+
+    @property
+    def hessian_expr(self):
+        """The Hessian as a sympy ``ImmutableSparseMatrix`` of shape (n, n)."""
+        if "hessian" not in self._cache:
+            k = self._c.kernels
+            entries = {}
+            for i, j, e in zip(k.hess_rows, k.hess_cols, self._to_sympy(k.hessian)):
+                entries[(int(i), int(j))] = entries[(int(j), int(i))] = e
+            self._cache["hessian"] = sp.ImmutableSparseMatrix(self.n, self.n, entries)
+        return self._cache["hessian"]
+
+    @property
+    def hessian_pattern(self):
+        """Symmetric sparsity pattern ``(rows, cols)`` of the Hessian, each shape (nnz,)."""
+        return self._c.full_rows.copy(), self._c.full_cols.copy()
+
+    def __repr__(self):
+        text = str(self._c.expr)
+        if len(text) > 80:
+            text = text[:77] + "..."
+        names = ", ".join(v.name for v in self._c.variables)
+        if self.n > 8:
+            names = f"{self._c.variables[0].name}, ..., {self._c.variables[-1].name}"
+        extra = f", params={dict(self._params)}" if self._params else ""
+        if self._data is not None:
+            extra += f", n_samples={self.n_samples}"
+        return f"Loss({text!r}, variables=({names}){extra})"
+
+    def _repr_latex_(self):
+        args = ", ".join(sp.latex(v) for v in self._c.variables[:8])
+        if self.n > 8:
+            args += r", \ldots"
+        body = sp.latex(self._c.expr)
+        if self._data is not None:
+            body = rf"\frac{{1}}{{{self.n_samples}}} \sum_i \left[{body}\right]"
+        return rf"$\displaystyle L({args}) = {body}$"
+
+    # -- evaluation ---------------------------------------------------------------------------
+    @property
+    def counts(self):
+        """Evaluations so far, counted in points (a batch of m points counts m)."""
+        c = self._counter
+        return EvalCounts(c.value, c.grad, c.hess)
+
+    def reset_counts(self):
+        """Set the evaluation counts back to zero."""
+        self._counter.value = self._counter.grad = self._counter.hess = 0
+
+    def _points(self, x):
+        X = np.asarray(x, dtype=float)
+        if X.ndim == 0 or X.shape[-1] != self.n:
+            names = ", ".join(v.name for v in self._c.variables[:6])
+            raise ValueError(f"x must have last dimension n = {self.n} (one entry per variable "
+                             f"{names}{', ...' if self.n > 6 else ''}), got shape {X.shape}.")
+        return X
+
+    def _eval(self, kernel, X):
+        if self._data is None and not self._param_values.size:
+            return kernel(X)
+        parts = [X]
+        if self._param_values.size:
+            parts.append(np.broadcast_to(self._param_values,
+                                         X.shape[:-1] + self._param_values.shape))
+        if self._data is None:
+            return kernel(np.concatenate(parts, axis=-1))
+        n_s = self._data.shape[0]
+        shape = X.shape[:-1] + (n_s,)
+        parts = [np.broadcast_to(p[..., None, :], shape + p.shape[-1:]) for p in parts]
+        parts.append(np.broadcast_to(self._data, shape + self._data.shape[-1:]))
+        return kernel(np.concatenate(parts, axis=-1)).mean(axis=-2)
+
+    def value(self, x):
+        """Loss value. ``x`` shape ``(n,)`` gives a float, ``(..., n)`` an array ``(...)``."""
+        X = self._points(x)
+        out = self._eval(self._c.kernels.value, X)[..., 0]
+        self._counter.value += out.size
+        return float(out) if X.ndim == 1 else out
+
+    __call__ = value
+
+    def grad(self, x):
+        """Gradient. ``x`` shape ``(..., n)`` gives shape ``(..., n)``."""
+        X = self._points(x)
+        out = self._eval(self._c.kernels.grad, X)
+        self._counter.grad += out.size // self.n
+        return out
+
+    def _hess_values(self, X):
+        out = self._eval(self._c.kernels.hess_values, X)
+        self._counter.hess += int(np.prod(X.shape[:-1]))
+        return out
+
+    def hess(self, x, sparse=False):
+        """Hessian.
+
+        Parameters
+        ----------
+        x : array_like, shape (n,) or (..., n)
+        sparse : bool
+            Return a ``scipy.sparse.csr_array``: of shape (n, n) for one point, and for a
+            batch of m points the block-diagonal matrix of shape (m*n, m*n) (the Jacobian of a
+            stacked system), computed on the symbolic sparsity pattern without dense work.
+
+        Returns
+        -------
+        ndarray, shape (n, n) or (..., n, n); or csr_array
+        """
+        X = self._points(x)
+        vals = self._hess_values(X)
+        c = self._c
+        if sparse:
+            data = vals.reshape(-1, vals.shape[-1])[:, c.csr_take]
+            m, nnz = data.shape
+            blocks = np.arange(m)[:, None]
+            indices = (c.csr_indices[None, :] + blocks * self.n).ravel()
+            indptr = np.append((c.csr_indptr[None, :-1] + blocks * nnz).ravel(), m * nnz)
+            return scipy.sparse.csr_array((data.ravel(), indices, indptr),
+                                          shape=(m * self.n, m * self.n))
+        H = np.zeros(X.shape[:-1] + (self.n, self.n))
+        H[..., c.full_rows, c.full_cols] = vals[..., c.full_take]
+        return H
+
+
+def _build_compiled(expr, var_names, param_names, data_names, backend):
+    variables = tuple(real_symbol(v) for v in var_names)
+    param_symbols = tuple(real_symbol(p) for p in param_names)
+    data_symbols = tuple(real_symbol(d) for d in data_names)
+    kernels = compile_kernels(expr, variables, variables + param_symbols + data_symbols,
+                              backend)
+    rows, cols = kernels.hess_rows, kernels.hess_cols
+    off = np.flatnonzero(rows != cols)
+    full_rows = np.concatenate([rows, cols[off]])
+    full_cols = np.concatenate([cols, rows[off]])
+    full_take = np.concatenate([np.arange(rows.size), off])
+    order = np.lexsort((full_cols, full_rows))
+    indptr = np.searchsorted(full_rows[order], np.arange(len(variables) + 1))
+    return _Compiled(expr, variables, param_symbols, data_symbols, kernels,
+                     full_rows, full_cols, full_take,
+                     full_cols[order], indptr, full_take[order])
