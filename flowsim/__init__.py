@@ -6,9 +6,12 @@ diagnostics.
 """
 from . import losses
 from .facts import KnownPoint, LossFacts, PointKind
+from .flow import gradient_flow, heavy_ball_flow, nesterov_flow, newton_flow
 from .loss import EvalCounts, Loss
+from .trajectory import BatchTrajectory, Status, Trajectory
 
 __version__ = "0.1.0"
 
 __all__ = ["Loss", "EvalCounts", "LossFacts", "KnownPoint", "PointKind", "losses",
-           "__version__"]
+           "Trajectory", "BatchTrajectory", "Status", "gradient_flow", "heavy_ball_flow",
+           "nesterov_flow", "newton_flow", "__version__"]

@@ -128,9 +128,19 @@ LARGE_ARGS = 200
 def _symengine_lambdify(args, exprs):
     opt_level = 0 if len(args) >= LARGE_ARGS else 3
     try:
-        return se.Lambdify(args, list(exprs), backend="llvm", cse=True, opt_level=opt_level)
+        func = se.Lambdify(args, list(exprs), backend="llvm", cse=True, opt_level=opt_level)
     except (RuntimeError, TypeError, ValueError, NotImplementedError):
-        return se.Lambdify(args, list(exprs), backend="lambda", cse=True)
+        func = se.Lambdify(args, list(exprs), backend="lambda", cse=True)
+    if len(args) > 1:
+        return func
+    k = len(exprs)
+
+    def kernel(inputs):
+        # with one argument symengine reads the last axis as batch: restore (..., k)
+        inputs = np.asarray(inputs, dtype=float)
+        return np.reshape(func(inputs), inputs.shape[:-1] + (k,))
+
+    return kernel
 
 
 def _compile_symengine(expr, variables, args):

@@ -218,3 +218,14 @@ def test_large_chained_rosenbrock_is_sparse(rng):
     S = loss.hess(x, sparse=True)
     assert S.nnz == 3 * 300 - 2
     np.testing.assert_allclose(S.toarray(), rosen_hess(x), rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["sympy", "symengine"])
+def test_one_variable_shapes(backend):
+    loss = Loss("x**3 + 1", backend=backend)
+    X = np.arange(6.0).reshape(2, 3, 1)
+    assert loss.value(X).shape == (2, 3)
+    assert loss.grad(X).shape == (2, 3, 1)
+    assert loss.hess(X).shape == (2, 3, 1, 1)
+    np.testing.assert_allclose(loss.hess(X)[..., 0, 0], 6 * X[..., 0])
+    assert loss.value([2.0]) == 9.0

@@ -1,0 +1,473 @@
+"""Continuous flows on scipy's ODE solvers: gradient, heavy ball, Nesterov and Newton flows.
+
+Gradient flows of ill-conditioned losses are stiff: the Hessian's eigenvalues are the
+flow's rates, so an explicit method (RK45, DOP853) must take steps below 2/lambda_max
+wherever it goes, while an implicit one (LSODA, BDF, Radau) with the analytic Jacobian
+steps at the pace of the solution. Measured on the 2-D Rosenbrock flow to t = 50 at
+rtol 1e-8: RK45 about 100,000 gradient calls, LSODA with the analytic Jacobian about 1,000.
+So the default is LSODA, which switches between a non-stiff and a stiff method by itself;
+pick RK45/DOP853 for smooth, well-conditioned problems or tight closed-form comparisons, and
+BDF/Radau for very stiff or large sparse ones (they take the Hessian as a sparse matrix).
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse
+
+from ._ode import METHODS, Integration, integrate, jacobian_for
+from ._validate import as_loss, choice, nonnegative, positive, positive_int, start_points
+from .trajectory import BatchTrajectory, Status, Trajectory
+
+__all__ = ["gradient_flow", "heavy_ball_flow", "nesterov_flow", "newton_flow"]
+
+#: Dimension from which the Hessian is handed to the implicit solvers as a sparse matrix.
+SPARSE_FROM = 100
+
+
+def _common(loss, t_end, method, rtol, atol, max_steps):
+    loss = as_loss(loss)
+    t_end = positive(t_end, "t_end")
+    choice(method, tuple(METHODS), "method")
+    positive(rtol, "rtol")
+    positive(atol, "atol")
+    if max_steps is not None:
+        positive_int(max_steps, "max_steps")
+    return loss, t_end
+
+
+def _times(t_eval, t_end):
+    if t_eval is None:
+        return None
+    t_eval = np.asarray(t_eval, dtype=float)
+    if t_eval.ndim != 1 or t_eval.size == 0 or np.any(np.diff(t_eval) <= 0) \
+            or t_eval[0] < 0 or t_eval[-1] > t_end:
+        raise ValueError(f"t_eval must be an increasing 1-D array inside [0, t_end = {t_end:g}].")
+    return t_eval
+
+
+def _check_start(loss, X, what="x0"):
+    with np.errstate(all="ignore"):
+        g = loss.grad(X)
+    if not np.all(np.isfinite(g)):
+        raise ValueError(f"{what}: the gradient of the loss is not finite at the start "
+                         f"{np.round(X, 6).tolist() if X.size <= 10 else '(some start)'}; "
+                         "start inside the loss's domain.")
+
+
+def _samples(run, t_eval):
+    """Output times and states: the accepted steps, or ``t_eval`` within the reached span."""
+    if t_eval is None:
+        return run.ts, run.ys
+    keep = t_eval[t_eval <= run.ts[-1] * (1 + 1e-12)]
+    if keep.size == 0:
+        return run.ts[:1], run.ys[:1]
+    return keep, np.asarray(run.dense(keep)).T
+
+
+def _counted(loss, before):
+    after = loss.counts
+    return dict(nfev=after.value - before.value, ngev=after.grad - before.grad,
+                nhev=after.hess - before.hess)
+
+
+def _finish(loss, run, t_eval, label, before, split=None, extras=None):
+    """Build the Trajectory: states, L and |grad L| at the output times, counts."""
+    counts = _counted(loss, before)
+    ts, ys = _samples(run, t_eval)
+    xs = ys if split is None else ys[:, :split]
+    with np.errstate(all="ignore"):
+        values = loss.value(xs)
+        grad_norms = np.linalg.norm(loss.grad(xs), axis=-1)
+    loss._counter.value -= len(xs)  # bookkeeping of the result is not the method's cost
+    loss._counter.grad -= len(xs)
+    status, message = run.status, run.message
+    outside = np.flatnonzero(~np.isfinite(values))
+    if outside.size and outside[0] > 0:
+        k = outside[0]
+        status = Status.DIVERGED
+        message = (f"L(x) is not finite at t = {ts[k]:.6g} (the path left the loss's domain "
+                   f"or overflowed); kept the path up to t = {ts[k - 1]:.6g}")
+        ts, ys, xs, values, grad_norms = ts[:k], ys[:k], xs[:k], values[:k], grad_norms[:k]
+    dense = run.dense
+    if dense is not None and split is not None:
+        full = dense
+
+        def dense(t, _full=full, _split=split):
+            return np.asarray(_full(t))[:_split]
+    more = extras(ys) if extras is not None else {}
+    return Trajectory(ts, xs, values, grad_norms, status, message, label,
+                      extras=more, dense=dense, **counts)
+
+
+def _bound_stop(max_norm, n):
+    def check(y):
+        norm = np.linalg.norm(y[:n])
+        if norm > max_norm:
+            return Status.DIVERGED, (f"|x| = {norm:.3g} exceeded max_norm = {max_norm:g}; "
+                                     "the path diverges")
+        return None
+    return check
+
+
+def gradient_flow(loss, x0, t_end, method="LSODA", *, rtol=1e-8, atol=1e-10, t_eval=None,
+                  dense_output=True, gtol=None, max_norm=1e8, maximize=False, max_steps=None):
+    """Integrate the gradient flow dx/dt = -grad L(x) from ``x0`` over [0, t_end].
+
+    Parameters
+    ----------
+    loss : Loss or str
+    x0 : array_like, shape (n,) or (m, n)
+        Start, or m starts integrated together as one stacked system (see Notes).
+    t_end : float
+        End time, > 0.
+    method : {"LSODA", "RK45", "DOP853", "RK23", "Radau", "BDF"}
+        A :func:`scipy.integrate.solve_ivp` method. Implicit methods get the analytic
+        Jacobian -H(x) (sparse for n >= 100, banded for LSODA when the Hessian is banded).
+    rtol, atol : float
+        Solver tolerances.
+    t_eval : array_like, optional
+        Output times; by default the solver's accepted steps.
+    dense_output : bool
+        Keep the continuous solution, ``traj.at(t)``.
+    gtol : float, optional
+        Stop with status ``converged`` once |grad L(x)| <= gtol.
+    max_norm : float
+        Stop with status ``diverged`` once |x| > max_norm.
+    maximize : bool
+        Integrate gradient ascent dx/dt = +grad L(x) instead.
+    max_steps : int, optional
+        Step budget (status ``failed`` when exhausted).
+
+    Returns
+    -------
+    Trajectory, or BatchTrajectory for ``x0`` of shape (m, n)
+
+    Notes
+    -----
+    .. math:: \\dot x = -\\nabla L(x), \\qquad
+              \\frac{d}{dt} L(x(t)) = -|\\nabla L(x(t))|^2 \\le 0 .
+
+    Many starts: the m paths are one system of size m*n; each right-hand side is one batched
+    gradient call, and implicit methods get the block-diagonal sparse Jacobian. A start that
+    leaves ``max_norm`` (or meets a non-finite gradient) is frozen there and marked
+    diverged, so it cannot stall the others.
+
+    Examples
+    --------
+    >>> from flowsim import losses
+    >>> traj = gradient_flow(losses.rosenbrock(2), [-1.0, 1.0], t_end=50.0)
+    >>> bool(np.allclose(traj.x_final, [1.0, 1.0], atol=1e-3))
+    True
+    """
+    loss, t_end = _common(loss, t_end, method, rtol, atol, max_steps)
+    X = start_points(x0, loss.n)
+    if gtol is not None:
+        gtol = positive(gtol, "gtol")
+    max_norm = positive(max_norm, "max_norm")
+    t_eval = _times(t_eval, t_end)
+    _check_start(loss, X)
+    if X.ndim == 2:
+        return _batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output,
+                                    gtol, max_norm, maximize, max_steps)
+    sign = 1.0 if maximize else -1.0
+    n = loss.n
+    rows, cols = loss.hessian_pattern
+    options = jacobian_for(method, lambda t, x: sign * loss.hess(x, sparse=True),
+                           lambda t, x: sign * loss.hess(x), n,
+                           int(np.max(np.abs(rows - cols), initial=0)),
+                           n >= SPARSE_FROM and rows.size < 0.1 * n * n)
+    bound = _bound_stop(max_norm, n)
+
+    def stop(t, x, solver):
+        reason = bound(x)
+        if reason is None and gtol is not None:
+            f = getattr(solver, "f", None)  # explicit RK solvers keep f(t, y) = sign * grad
+            g = np.linalg.norm(f if f is not None else loss.grad(x))
+            if g <= gtol:
+                reason = Status.CONVERGED, f"|grad L| = {g:.3g} <= gtol = {gtol:g}"
+        return reason
+
+    before = loss.counts
+    run = integrate(lambda t, x: sign * loss.grad(x), X, t_end, method=method, rtol=rtol,
+                    atol=atol, solver_options=options,
+                    dense_output=dense_output or t_eval is not None, stop=stop,
+                    max_steps=max_steps)
+    label = f"gradient {'ascent' if maximize else 'flow'} ({method})"
+    return _finish(loss, run, t_eval, label, before)
+
+
+def _batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output, gtol,
+                         max_norm, maximize, max_steps):
+    m, n = X.shape
+    sign = 1.0 if maximize else -1.0
+
+    def frozen(x):
+        return np.linalg.norm(x, axis=1) > max_norm
+
+    def fun(t, y):
+        x = y.reshape(m, n)
+        g = loss.grad(x)
+        dead = frozen(x) | ~np.all(np.isfinite(g), axis=1)
+        if dead.any():
+            g[dead] = 0.0
+        return sign * g.ravel()
+
+    def sparse_jac(t, y):
+        x = y.reshape(m, n)
+        J = loss.hess(x, sparse=True)
+        dead = frozen(x)
+        if dead.any():
+            J = scipy.sparse.diags((~dead).repeat(n).astype(float)) @ J
+        return sign * J
+
+    def stop(t, y, solver):
+        if gtol is None:
+            return None
+        x = y.reshape(m, n)
+        live = ~frozen(x)
+        if np.all(np.linalg.norm(loss.grad(x[live]), axis=1) <= gtol):
+            return Status.CONVERGED, f"every start reached |grad L| <= gtol = {gtol:g}"
+        return None
+
+    options = jacobian_for(method, sparse_jac, lambda t, y: sparse_jac(t, y).toarray(),
+                           m * n, n - 1, True)
+    before = loss.counts
+    run = integrate(fun, X.ravel(), t_end, method=method, rtol=rtol, atol=atol,
+                    solver_options=options, dense_output=dense_output or t_eval is not None,
+                    stop=stop, max_steps=max_steps)
+    counts = _counted(loss, before)
+    ts, ys = _samples(run, t_eval)
+    xs = ys.reshape(len(ts), m, n).transpose(1, 0, 2)
+    with np.errstate(all="ignore"):
+        values = loss.value(xs)
+        grads = loss.grad(xs)
+    grad_norms = np.linalg.norm(grads, axis=-1)
+    final = xs[:, -1]
+    statuses = []
+    for i in range(m):
+        if np.linalg.norm(final[i]) > max_norm or not np.all(np.isfinite(grads[i, -1])):
+            statuses.append(Status.DIVERGED)
+        elif gtol is not None and grad_norms[i, -1] <= gtol:
+            statuses.append(Status.CONVERGED)
+        elif run.status in (Status.FAILED, Status.DIVERGED):
+            statuses.append(Status.FAILED)
+        else:
+            statuses.append(Status.REACHED_END)
+    dense = None
+    if run.dense is not None:
+        def dense(t, _d=run.dense):
+            out = np.asarray(_d(t))
+            return out.reshape((m, n) + out.shape[1:])
+    return BatchTrajectory(ts, xs, values, grad_norms, statuses, run.message,
+                           f"gradient {'ascent' if maximize else 'flow'} ({method}), m={m}",
+                           dense=dense, **counts)
+
+
+def _second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output, max_norm,
+                  max_steps, coefficients, label, t0=0.0, extras=None):
+    """Integrate m(t) x'' + c(t) x' + grad L(x) = 0 as a first-order system in (x, v).
+
+    ``coefficients(t)`` -> (c, m) gives the friction and the mass at time t.
+    """
+    n = loss.n
+    x0 = start_points(x0, n, batch=False)
+    v0 = np.zeros(n) if v0 is None else start_points(v0, n, batch=False, name="v0")
+    _check_start(loss, x0)
+
+    def fun(t, y):
+        c, m = coefficients(t)
+        x, v = y[:n], y[n:]
+        return np.concatenate([v, (-c * v - loss.grad(x)) / m])
+
+    def sparse_jac(t, y):
+        c, m = coefficients(t)
+        H = loss.hess(y[:n], sparse=True)
+        eye = scipy.sparse.identity(n, format="csr")
+        return scipy.sparse.bmat([[None, eye], [-H / m, -(c / m) * eye]], format="csr")
+
+    def dense_jac(t, y):
+        c, m = coefficients(t)
+        top = np.hstack([np.zeros((n, n)), np.eye(n)])
+        return np.vstack([top, np.hstack([-loss.hess(y[:n]) / m, -(c / m) * np.eye(n)])])
+
+    options = jacobian_for(method, sparse_jac, dense_jac, 2 * n, n, n >= SPARSE_FROM)
+    bound = _bound_stop(max_norm, n)
+    before = loss.counts
+    run = integrate(fun, np.concatenate([x0, v0]), t_end, t0=t0, method=method, rtol=rtol,
+                    atol=atol, solver_options=options,
+                    dense_output=dense_output or t_eval is not None,
+                    stop=lambda t, y, s: bound(y), max_steps=max_steps)
+    return _finish(loss, run, t_eval, label, before, split=n, extras=extras)
+
+
+def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method="LSODA",
+                    rtol=1e-8, atol=1e-10, t_eval=None, dense_output=True, max_norm=1e8,
+                    max_steps=None):
+    """Integrate the damped heavy ball m x'' + gamma x' + grad L(x) = 0.
+
+    Parameters
+    ----------
+    loss : Loss or str
+    x0 : array_like, shape (n,)
+    t_end : float
+    mass : float
+        m > 0. As m -> 0 with gamma = 1 the path approaches the gradient flow.
+    friction : float
+        gamma >= 0.
+    v0 : array_like, shape (n,), optional
+        Initial velocity (zero by default).
+
+    Returns
+    -------
+    Trajectory
+        ``extras["velocities"]`` (n_points, n) and ``extras["energy"]`` (n_points,), the
+        energy E = m|v|^2/2 + L(x), which satisfies dE/dt = -gamma |v|^2.
+
+    Notes
+    -----
+    .. math:: m \\ddot x + \\gamma \\dot x + \\nabla L(x) = 0
+
+    Examples
+    --------
+    >>> traj = heavy_ball_flow("x**2 + 4*y**2", [1.0, 1.0], t_end=20.0)
+    >>> bool(np.all(np.diff(traj.extras["energy"]) <= 1e-9))
+    True
+    """
+    loss, t_end = _common(loss, t_end, method, rtol, atol, max_steps)
+    mass = positive(mass, "mass")
+    gamma = nonnegative(friction, "friction")
+    n = loss.n
+
+    def extras(ys):
+        v = ys[:, n:]
+        return {"velocities": v, "energy": mass * np.sum(v ** 2, axis=1) / 2
+                + loss.value(ys[:, :n])}
+
+    return _second_order(loss, x0, v0, t_end, method, rtol, atol, _times(t_eval, t_end),
+                         dense_output, positive(max_norm, "max_norm"), max_steps,
+                         lambda t: (gamma, mass),
+                         f"heavy ball (m={mass:g}, gamma={gamma:g}, {method})", extras=extras)
+
+
+def nesterov_flow(loss, x0, t_end, *, r=3.0, t0=0.0, method="LSODA", rtol=1e-8, atol=1e-10,
+                  t_eval=None, dense_output=True, max_norm=1e8, max_steps=None):
+    """Integrate Nesterov's ODE (Su, Boyd and Candes) x'' + (r/t) x' + grad L(x) = 0.
+
+    Parameters
+    ----------
+    loss : Loss or str
+    x0 : array_like, shape (n,)
+        x(t0), with x'(t0) = 0.
+    r : float
+        Friction constant, 3 for Nesterov's method; >= 0.
+    t0 : float
+        Start time >= 0. At t = 0 the singular term takes its limit: with x'(0) = 0,
+        (r/t) x'(t) -> r x''(0), so x''(0) = -grad L(x0) / (1 + r).
+
+    Returns
+    -------
+    Trajectory
+        ``extras["velocities"]``. On convex L, L(x(t)) - L* = O(1/t^2) for r >= 3.
+
+    Notes
+    -----
+    .. math:: \\ddot x + \\frac{r}{t} \\dot x + \\nabla L(x) = 0, \\quad
+              x(t_0) = x_0,\\ \\dot x(t_0) = 0 .
+
+    Nesterov's accelerated gradient with step s follows it at the time scale
+    t_k = k sqrt(s).
+
+    Examples
+    --------
+    >>> traj = nesterov_flow("x**2/2", [1.0], t_end=10.0, method="RK45")
+    >>> bool(traj.values[-1] < 0.5 * 9 / 10 ** 2)
+    True
+    """
+    loss, t_end = _common(loss, t_end, method, rtol, atol, max_steps)
+    r = nonnegative(r, "r")
+    t0 = nonnegative(t0, "t0")
+    if t0 >= t_end:
+        raise ValueError(f"t0 = {t0:g} must be below t_end = {t_end:g}.")
+
+    def coefficients(t):
+        return (r / t, 1.0) if t > 0 else (0.0, 1.0 + r)
+
+    return _second_order(loss, x0, None, t_end, method, rtol, atol, _times(t_eval, t_end),
+                         dense_output, positive(max_norm, "max_norm"), max_steps, coefficients,
+                         f"Nesterov ODE (r={r:g}, {method})", t0=t0,
+                         extras=lambda ys: {"velocities": ys[:, loss.n:]})
+
+
+def newton_flow(loss, x0, t_end, method="RK45", *, rtol=1e-8, atol=1e-10, t_eval=None,
+                dense_output=True, gtol=None, max_norm=1e8, max_steps=None):
+    """Integrate the Newton flow dx/dt = -H(x)^{-1} grad L(x), the limit of damped Newton.
+
+    Parameters
+    ----------
+    loss : Loss or str
+    x0 : array_like, shape (n,)
+    t_end : float
+    method : str
+        RK45 by default: near a non-degenerate minimum the Newton flow's linearization is -I,
+        so it is not stiff (implicit methods approximate its Jacobian by finite differences).
+    gtol, max_norm, max_steps
+        As in :func:`gradient_flow`.
+
+    Returns
+    -------
+    Trajectory
+        Status ``failed`` with a message where H(x) stops being positive definite (the flow
+        is then no longer a descent flow, or H is singular); the path up to there is kept.
+
+    Notes
+    -----
+    .. math:: \\dot x = -H(x)^{-1} \\nabla L(x), \\qquad
+              \\nabla L(x(t)) = e^{-t} \\nabla L(x_0) .
+
+    Examples
+    --------
+    >>> traj = newton_flow("x**4/4 + y**2", [1.0, 1.0], t_end=5.0)
+    >>> bool(abs(traj.grad_norms[-1] - np.exp(-5.0) * np.sqrt(5.0)) < 1e-6)
+    True
+    """
+    loss, t_end = _common(loss, t_end, method, rtol, atol, max_steps)
+    x0 = start_points(x0, loss.n, batch=False)
+    if gtol is not None:
+        gtol = positive(gtol, "gtol")
+    bound = _bound_stop(positive(max_norm, "max_norm"), loss.n)
+    t_eval = _times(t_eval, t_end)
+    _check_start(loss, x0)
+
+    def not_positive_definite(x):
+        eigs = np.linalg.eigvalsh(loss.hess(x))
+        if not np.all(np.isfinite(eigs)) or eigs[0] <= 1e-12 * max(1.0, abs(eigs[-1])):
+            return Status.FAILED, (f"the Hessian is not positive definite at x = "
+                                   f"{np.round(x, 6).tolist()} (smallest eigenvalue "
+                                   f"{eigs[0]:.3g}); the Newton flow is not a descent flow there")
+        return None
+
+    def fun(t, x):
+        with np.errstate(all="ignore"):
+            try:
+                return -np.linalg.solve(loss.hess(x), loss.grad(x))
+            except np.linalg.LinAlgError:
+                return None
+
+    def stop(t, x, solver):
+        reason = bound(x) or not_positive_definite(x)
+        if reason is None and gtol is not None:
+            g = np.linalg.norm(loss.grad(x))
+            if g <= gtol:
+                reason = Status.CONVERGED, f"|grad L| = {g:.3g} <= gtol = {gtol:g}"
+        return reason
+
+    before = loss.counts
+    start_problem = not_positive_definite(x0)
+    if start_problem is not None:
+        run = Integration(np.array([0.0]), x0[None, :], None, *start_problem)
+    else:
+        run = integrate(fun, x0, t_end, method=method, rtol=rtol, atol=atol,
+                        dense_output=dense_output or t_eval is not None, stop=stop,
+                        max_steps=max_steps)
+    return _finish(loss, run, t_eval if run.dense is not None else None,
+                   f"Newton flow ({method})", before)

@@ -1,0 +1,173 @@
+"""``Trajectory``: the one result type of every flow and every discrete scheme."""
+from __future__ import annotations
+
+import enum
+import types
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["Status", "Trajectory", "BatchTrajectory"]
+
+
+class Status(str, enum.Enum):
+    """How a run ended."""
+
+    CONVERGED = "converged"      #: |grad L| fell below the tolerance
+    REACHED_END = "reached_end"  #: ran to t_end or the step budget
+    DIVERGED = "diverged"        #: left the bound on |x|, or the loss/gradient became non-finite
+    FAILED = "failed"            #: a solver gave up (message says why)
+
+    def __str__(self):
+        return self.value
+
+
+def _frozen(a):
+    a = np.asarray(a)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """A path x(t) of a flow, or the iterates x_k of a scheme placed at times t_k.
+
+    Attributes
+    ----------
+    ts : ndarray, shape (n_points,)
+        Times. A discrete scheme's iterate k sits at ``k * eta`` (the sum of its steps).
+    xs : ndarray, shape (n_points, n)
+        States.
+    values : ndarray, shape (n_points,)
+        L(x) at each state.
+    grad_norms : ndarray, shape (n_points,)
+        |grad L(x)| at each state.
+    status : Status
+    message : str
+        A human sentence on how the run ended.
+    method : str
+        The solver or scheme, e.g. ``"gradient flow (LSODA)"`` or ``"gd"``.
+    nfev, ngev, nhev : int
+        Evaluations of L, grad L and the Hessian spent by the run itself (in points).
+    extras : mapping of str to ndarray
+        Method-specific series, e.g. ``"velocities"`` and ``"energy"`` for the heavy ball,
+        ``"inner_iterations"`` for proximal point. Each has ``n_points`` rows.
+    dense : callable or None
+        For flows: the continuous solution, ``dense(t)`` of shape (n,) for any t in range.
+    """
+
+    ts: np.ndarray
+    xs: np.ndarray
+    values: np.ndarray
+    grad_norms: np.ndarray
+    status: Status
+    message: str
+    method: str
+    nfev: int = 0
+    ngev: int = 0
+    nhev: int = 0
+    extras: types.MappingProxyType = field(default_factory=dict)
+    dense: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        for name in ("ts", "xs", "values", "grad_norms"):
+            object.__setattr__(self, name, _frozen(getattr(self, name)))
+        object.__setattr__(self, "status", Status(self.status))
+        object.__setattr__(self, "extras", types.MappingProxyType(
+            {k: _frozen(v) for k, v in dict(self.extras).items()}))
+
+    @property
+    def x_final(self):
+        """The last state, shape (n,)."""
+        return self.xs[-1]
+
+    @property
+    def n_points(self):
+        """Number of recorded states."""
+        return len(self.ts)
+
+    def at(self, t):
+        """The state at time(s) ``t``: shape (n,) for a scalar, (len(t), n) for an array.
+
+        Flows use their dense solution; a discrete scheme is only defined at its own times,
+        so ``t`` must be one of ``ts`` there.
+        """
+        t_arr = np.asarray(t, dtype=float)
+        lo, hi = self.ts[0], self.ts[-1]
+        if np.any(t_arr < lo - 1e-12 * max(1, abs(lo))) or \
+                np.any(t_arr > hi + 1e-12 * max(1, abs(hi))):
+            raise ValueError(f"t must lie in [{lo:g}, {hi:g}], the span of this trajectory.")
+        if self.dense is not None:
+            out = np.asarray(self.dense(t_arr))
+            return out.T if t_arr.ndim else out
+        idx = np.searchsorted(self.ts, t_arr)
+        idx = np.clip(idx, 0, len(self.ts) - 1)
+        if not np.allclose(self.ts[idx], t_arr, rtol=1e-12, atol=1e-12):
+            raise ValueError("this discrete trajectory has no dense solution; ask for states "
+                             "at its own times ts.")
+        return self.xs[idx]
+
+    def __repr__(self):
+        return (f"Trajectory(method={self.method!r}, status={self.status.value}, "
+                f"n_points={self.n_points}, t_end={self.ts[-1]:g}, "
+                f"L_final={self.values[-1]:.6g}, message={self.message!r})")
+
+
+@dataclass(frozen=True)
+class BatchTrajectory:
+    """Paths of m starting points integrated together, on common output times.
+
+    Attributes
+    ----------
+    ts : ndarray, shape (n_points,)
+    xs : ndarray, shape (m, n_points, n)
+        ``xs[i]`` is start i's path.
+    values, grad_norms : ndarray, shape (m, n_points)
+    statuses : tuple of Status, length m
+        Each start's final status.
+    message : str
+    method : str
+    nfev, ngev, nhev : int
+        Evaluations in points, over all starts.
+    dense : callable or None
+        ``dense(t)`` -> shape (m, n) (or (m, n, len(t)) for an array of times).
+    """
+
+    ts: np.ndarray
+    xs: np.ndarray
+    values: np.ndarray
+    grad_norms: np.ndarray
+    statuses: tuple
+    message: str
+    method: str
+    nfev: int = 0
+    ngev: int = 0
+    nhev: int = 0
+    dense: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        for name in ("ts", "xs", "values", "grad_norms"):
+            object.__setattr__(self, name, _frozen(getattr(self, name)))
+        object.__setattr__(self, "statuses", tuple(Status(s) for s in self.statuses))
+
+    def __len__(self):
+        return self.xs.shape[0]
+
+    @property
+    def x_final(self):
+        """Final states, shape (m, n)."""
+        return self.xs[:, -1]
+
+    def trajectory(self, i):
+        """Start i's path as a :class:`Trajectory` (evaluation counts are not split)."""
+        dense = None
+        if self.dense is not None:
+            def dense(t, _i=i):
+                return np.asarray(self.dense(t))[_i]
+        return Trajectory(self.ts, self.xs[i], self.values[i], self.grad_norms[i],
+                          self.statuses[i], self.message, self.method, dense=dense)
+
+    def __repr__(self):
+        counts = {s.value: self.statuses.count(s) for s in Status if s in self.statuses}
+        return (f"BatchTrajectory(method={self.method!r}, m={len(self)}, "
+                f"n_points={len(self.ts)}, t_end={self.ts[-1]:g}, statuses={counts})")
