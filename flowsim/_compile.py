@@ -86,6 +86,9 @@ class Kernels:
         The backend's symbolic derivative expressions, in the same order.
     backend : str
         ``"symengine"`` or ``"sympy"``.
+    point_value, point_grad, point_hess_values : callable or None
+        For few variables, the same functions for one point on plain Python floats (see
+        :func:`_point_kernel`); ``None`` where the batched kernels are faster.
     """
 
     value: object
@@ -96,6 +99,9 @@ class Kernels:
     gradient: tuple
     hessian: tuple
     backend: str
+    point_value: object = None
+    point_grad: object = None
+    point_hess_values: object = None
 
 
 def _is_smooth(expr):
@@ -156,7 +162,13 @@ def _compile_symengine(expr, variables, args):
     value = _symengine_lambdify(s_args, [s_expr])
     grad = _symengine_lambdify(s_args, gradient)
     hess = _symengine_lambdify(s_args, hessian) if hessian else _empty_kernel()
-    return Kernels(value, grad, hess, rows, cols, tuple(gradient), tuple(hessian), "symengine")
+    points = {}
+    if len(variables) <= POINT_MAX:
+        points = _point_kernels(len(variables), [sp.Symbol(a.name) for a in args],
+                                sp.sympify(s_expr), [sp.sympify(g) for g in gradient],
+                                [sp.sympify(h) for h in hessian])
+    return Kernels(value, grad, hess, rows, cols, tuple(gradient), tuple(hessian), "symengine",
+                   **points)
 
 
 def _drop_delta(expr):
@@ -178,7 +190,50 @@ def _compile_sympy(expr, variables, args):
     value = _sympy_lambdify(args, [expr])
     grad = _sympy_lambdify(args, gradient)
     hess = _sympy_lambdify(args, hessian) if hessian else _empty_kernel()
-    return Kernels(value, grad, hess, rows, cols, tuple(gradient), tuple(hessian), "sympy")
+    points = _point_kernels(len(variables), args, expr, gradient, hessian)
+    return Kernels(value, grad, hess, rows, cols, tuple(gradient), tuple(hessian), "sympy",
+                   **points)
+
+
+#: Up to this many variables, single points are evaluated by :func:`_point_kernel`.
+#: Measured on the chained Rosenbrock gradient: at n = 2 a math-module lambdify call costs
+#: 0.6 us against 2.3 us for symengine's LLVM kernel; at n = 10, 1.9 us against 2.5 us;
+#: at n = 50, 7.6 us against 3 us.
+POINT_MAX = 12
+
+_MATH_EXTRAS = {
+    "sign": lambda u: (u > 0) - (u < 0),
+    "Heaviside": lambda u, h0=0.5: 1.0 if u > 0 else (0.0 if u < 0 else h0),
+}
+
+
+def _point_kernel(args, exprs):
+    """A one-point kernel on Python floats: ``kernel(x, extra)`` -> ndarray (k,) or None.
+
+    Python's ``math`` functions raise where numpy returns nan or inf (log of a negative
+    number, overflow, division by zero) and powers of negative floats turn complex; the
+    kernel then answers ``None`` and the caller uses the batched kernel, which gives the
+    numpy answer.
+    """
+    func = sp.lambdify(args, list(exprs), modules=[_MATH_EXTRAS, "math"], cse=True)
+
+    def kernel(x, extra=()):
+        try:
+            out = np.array(func(*x.tolist(), *extra), dtype=float)
+        except (ValueError, OverflowError, ZeroDivisionError, TypeError):
+            return None
+        return out
+
+    return kernel
+
+
+def _point_kernels(n_vars, args, value, gradient, hessian):
+    """The three one-point kernels as Kernels fields, or nothing for many variables."""
+    if n_vars > POINT_MAX:
+        return {}
+    return {"point_value": _point_kernel(args, [value]),
+            "point_grad": _point_kernel(args, gradient),
+            "point_hess_values": _point_kernel(args, hessian) if hessian else None}
 
 
 def _empty_kernel():

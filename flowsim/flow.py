@@ -47,9 +47,9 @@ def _times(t_eval, t_end):
 
 def _check_start(loss, X, what="x0"):
     with np.errstate(all="ignore"):
-        g = loss.grad(X)
-    if not np.all(np.isfinite(g)):
-        raise ValueError(f"{what}: the gradient of the loss is not finite at the start "
+        finite = np.all(np.isfinite(loss.grad(X))) and np.all(np.isfinite(loss.value(X)))
+    if not finite:
+        raise ValueError(f"{what}: the loss or its gradient is not finite at the start "
                          f"{np.round(X, 6).tolist() if X.size <= 10 else '(some start)'}; "
                          "start inside the loss's domain.")
 
@@ -100,11 +100,13 @@ def _finish(loss, run, t_eval, label, before, split=None, extras=None):
 
 
 def _bound_stop(max_norm, n):
+    limit = max_norm ** 2
+
     def check(y):
-        norm = np.linalg.norm(y[:n])
-        if norm > max_norm:
-            return Status.DIVERGED, (f"|x| = {norm:.3g} exceeded max_norm = {max_norm:g}; "
-                                     "the path diverges")
+        x = y[:n]
+        if x @ x > limit:
+            return Status.DIVERGED, (f"|x| = {np.sqrt(x @ x):.3g} exceeded max_norm = "
+                                     f"{max_norm:g}; the path diverges")
         return None
     return check
 
@@ -178,17 +180,28 @@ def gradient_flow(loss, x0, t_end, method="LSODA", *, rtol=1e-8, atol=1e-10, t_e
                            n >= SPARSE_FROM and rows.size < 0.1 * n * n)
     bound = _bound_stop(max_norm, n)
 
+    grad = loss._fast("grad")
+
     def stop(t, x, solver):
         reason = bound(x)
         if reason is None and gtol is not None:
             f = getattr(solver, "f", None)  # explicit RK solvers keep f(t, y) = sign * grad
-            g = np.linalg.norm(f if f is not None else loss.grad(x))
+            g = np.linalg.norm(f if f is not None else grad(x))
             if g <= gtol:
                 reason = Status.CONVERGED, f"|grad L| = {g:.3g} <= gtol = {gtol:g}"
         return reason
 
+    if maximize:
+        def fun(t, x):
+            return grad(x)
+    else:
+        def fun(t, x):
+            out = grad(x)
+            np.negative(out, out=out)
+            return out
+
     before = loss.counts
-    run = integrate(lambda t, x: sign * loss.grad(x), X, t_end, method=method, rtol=rtol,
+    run = integrate(fun, X, t_end, method=method, rtol=rtol,
                     atol=atol, solver_options=options,
                     dense_output=dense_output or t_eval is not None, stop=stop,
                     max_steps=max_steps)
@@ -201,21 +214,26 @@ def _batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_outpu
     m, n = X.shape
     sign = 1.0 if maximize else -1.0
 
+    grad = loss._fast("grad")
+    quick_bound = max_norm / np.sqrt(n)  # every |x_i| <= max_norm if all entries are below
+
     def frozen(x):
-        return np.linalg.norm(x, axis=1) > max_norm
+        return np.sqrt(np.square(x).sum(axis=1)) > max_norm
 
     def fun(t, y):
         x = y.reshape(m, n)
-        g = loss.grad(x)
-        dead = frozen(x) | ~np.all(np.isfinite(g), axis=1)
-        if dead.any():
-            g[dead] = 0.0
-        return sign * g.ravel()
+        g = grad(x)
+        # two cheap global checks first; the per-start mask only when one of them fails
+        if not np.isfinite(g.sum()) or np.abs(y).max() > quick_bound:
+            dead = frozen(x) | ~np.isfinite(g).all(axis=1)
+            g[dead] = 0.0  # left the bound, or a non-finite gradient: frozen where it is
+        g *= sign
+        return g.ravel()
 
     def sparse_jac(t, y):
         x = y.reshape(m, n)
         J = loss.hess(x, sparse=True)
-        dead = frozen(x)
+        dead = frozen(x) if np.abs(y).max() > quick_bound else np.zeros(m, bool)
         if dead.any():
             J = scipy.sparse.diags((~dead).repeat(n).astype(float)) @ J
         return sign * J
@@ -451,7 +469,7 @@ def newton_flow(loss, x0, t_end, method="RK45", *, rtol=1e-8, atol=1e-10, t_eval
             try:
                 return -np.linalg.solve(loss.hess(x), loss.grad(x))
             except np.linalg.LinAlgError:
-                return None
+                return np.full_like(x, np.nan)
 
     def stop(t, x, solver):
         reason = bound(x) or not_positive_definite(x)

@@ -134,7 +134,8 @@ class Loss:
     array([1., 0.])
     """
 
-    __slots__ = ("_c", "_params", "_param_values", "_data", "_counter", "_facts", "_cache")
+    __slots__ = ("_c", "_params", "_param_values", "_point_extra", "_data", "_counter",
+                 "_facts", "_cache")
 
     def __init__(self, formula, variables=None, params=None, *, backend="auto", facts=None):
         expr = _to_expr(formula)
@@ -169,6 +170,8 @@ class Loss:
         set_(self, "_params", types.MappingProxyType(dict(params)))
         set_(self, "_param_values", np.array([params[s.name] for s in compiled.param_symbols],
                                              dtype=float))
+        set_(self, "_point_extra", tuple(self._param_values.tolist())
+             if data is None else None)
         set_(self, "_data", data)
         set_(self, "_counter", _Counter())
         set_(self, "_facts", facts)
@@ -383,13 +386,19 @@ class Loss:
 
     def _points(self, x):
         X = np.asarray(x, dtype=float)
+        if not X.flags.writeable:  # symengine's compiled kernels refuse read-only buffers
+            X = X.copy()
         if X.ndim == 0 or X.shape[-1] != self.n:
             names = ", ".join(v.name for v in self._c.variables[:6])
             raise ValueError(f"x must have last dimension n = {self.n} (one entry per variable "
                              f"{names}{', ...' if self.n > 6 else ''}), got shape {X.shape}.")
         return X
 
-    def _eval(self, kernel, X):
+    def _eval(self, kernel, X, point_kernel=None):
+        if point_kernel is not None and X.ndim == 1 and self._point_extra is not None:
+            out = point_kernel(X, self._point_extra)
+            if out is not None:
+                return out
         if self._data is None and not self._param_values.size:
             return kernel(X)
         parts = [X]
@@ -404,10 +413,44 @@ class Loss:
         parts.append(np.broadcast_to(self._data, shape + self._data.shape[-1:]))
         return kernel(np.concatenate(parts, axis=-1)).mean(axis=-2)
 
+    def _fast(self, which):
+        """A counted evaluator of ``"value"`` or ``"grad"`` for internal hot loops.
+
+        It skips argument checks: the caller passes a writeable float array of shape (n,)
+        or (m, n). Returns ``(...)``-shaped values (an array, also for one point) or
+        ``(..., n)`` gradients. Counting stays in the same counter as the public methods.
+        """
+        kernel = getattr(self._c.kernels, which)
+        point = getattr(self._c.kernels, "point_" + which)
+        counter, n = self._counter, self.n
+        if self._data is None and not self._param_values.size and point is not None:
+            def fast(X):
+                if X.ndim == 1:
+                    out = point(X)
+                    if out is not None:
+                        return out
+                return kernel(X)
+        elif self._data is None and not self._param_values.size:
+            fast = kernel
+        else:
+            def fast(X):
+                return self._eval(kernel, X, point)
+
+        if which == "grad":
+            def grad(X):
+                counter.grad += X.size // n
+                return fast(X)
+            return grad
+
+        def value(X):
+            counter.value += X.size // n
+            return fast(X)[..., 0]
+        return value
+
     def value(self, x):
         """Loss value. ``x`` shape ``(n,)`` gives a float, ``(..., n)`` an array ``(...)``."""
         X = self._points(x)
-        out = self._eval(self._c.kernels.value, X)[..., 0]
+        out = self._eval(self._c.kernels.value, X, self._c.kernels.point_value)[..., 0]
         self._counter.value += out.size
         return float(out) if X.ndim == 1 else out
 
@@ -416,12 +459,12 @@ class Loss:
     def grad(self, x):
         """Gradient. ``x`` shape ``(..., n)`` gives shape ``(..., n)``."""
         X = self._points(x)
-        out = self._eval(self._c.kernels.grad, X)
+        out = self._eval(self._c.kernels.grad, X, self._c.kernels.point_grad)
         self._counter.grad += out.size // self.n
         return out
 
     def _hess_values(self, X):
-        out = self._eval(self._c.kernels.hess_values, X)
+        out = self._eval(self._c.kernels.hess_values, X, self._c.kernels.point_hess_values)
         self._counter.hess += int(np.prod(X.shape[:-1]))
         return out
 

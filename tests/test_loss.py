@@ -229,3 +229,26 @@ def test_one_variable_shapes(backend):
     assert loss.hess(X).shape == (2, 3, 1, 1)
     np.testing.assert_allclose(loss.hess(X)[..., 0, 0], 6 * X[..., 0])
     assert loss.value([2.0]) == 9.0
+
+
+@pytest.mark.parametrize("make", NAMED_AT_RANDOM + [lambda: Loss("abs(x - 1) + max(x, y)**2"),
+                                                    lambda: Loss("a*x**2*y", params={"a": 3})],
+                         ids=lambda f: getattr(f, "__name__", "formula"))
+def test_single_point_path_agrees_with_batched_kernels(make, rng):
+    # single points of small losses take a math-module kernel; batches the compiled one
+    loss = make()
+    X = rng.uniform(-1.5, 1.5, size=(5, loss.n))
+    for x in X:
+        np.testing.assert_allclose(loss.value(x), loss.value(x[None])[0], rtol=1e-14)
+        np.testing.assert_allclose(loss.grad(x), loss.grad(x[None])[0], rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(loss.hess(x), loss.hess(x[None])[0], rtol=1e-13, atol=1e-13)
+
+
+def test_single_point_outside_domain_falls_back_to_numpy_answers():
+    loss = Loss("log(x) + sqrt(y) + exp(x)")
+    with np.errstate(all="raise"):
+        assert np.isnan(loss.value([-1.0, 1.0]))
+        assert np.isnan(loss.value([1.0, -1.0]))
+        assert loss.value([1000.0, 1.0]) == np.inf
+    assert Loss("1/x").value([0.0]) == np.inf
+    assert np.isnan(Loss("x**0.5").value([-1.0]))
