@@ -4,14 +4,20 @@ Compile a loss from a formula, integrate its gradient flow, compare the flow ste
 its discretizations, and explain what is seen with Lyapunov, critical-point and step-size
 diagnostics.
 """
-from . import losses
+from . import losses, prox, schedules, schemes
+from .compare import Comparison, ConvergenceOrder, compare, convergence_order
 from .facts import KnownPoint, LossFacts, PointKind
 from .flow import gradient_flow, heavy_ball_flow, nesterov_flow, newton_flow
 from .loss import EvalCounts, Loss
+from .schemes import (gradient_descent, heavy_ball, heun, nesterov, newton, proximal_gradient,
+                      proximal_point, sgd)
 from .trajectory import BatchTrajectory, Status, Trajectory
 
 __version__ = "0.1.0"
 
 __all__ = ["Loss", "EvalCounts", "LossFacts", "KnownPoint", "PointKind", "losses",
            "Trajectory", "BatchTrajectory", "Status", "gradient_flow", "heavy_ball_flow",
-           "nesterov_flow", "newton_flow", "__version__"]
+           "nesterov_flow", "newton_flow", "gradient_descent", "proximal_point",
+           "proximal_gradient", "heavy_ball", "nesterov", "newton", "sgd", "heun", "compare",
+           "Comparison", "convergence_order", "ConvergenceOrder", "prox", "schedules",
+           "schemes", "__version__"]

@@ -224,6 +224,7 @@ def _point_kernel(args, exprs):
             return None
         return out
 
+    kernel.raw = func  # for loops on Python floats: func(*floats) -> list of floats
     return kernel
 
 

@@ -16,7 +16,7 @@ import scipy.sparse
 
 from ._ode import METHODS, Integration, integrate, jacobian_for
 from ._validate import as_loss, choice, nonnegative, positive, positive_int, start_points
-from .trajectory import BatchTrajectory, Status, Trajectory
+from .trajectory import BatchTrajectory, Status, Trajectory, cut_at_nonfinite
 
 __all__ = ["gradient_flow", "heavy_ball_flow", "nesterov_flow", "newton_flow"]
 
@@ -75,19 +75,9 @@ def _finish(loss, run, t_eval, label, before, split=None, extras=None):
     counts = _counted(loss, before)
     ts, ys = _samples(run, t_eval)
     xs = ys if split is None else ys[:, :split]
-    with np.errstate(all="ignore"):
-        values = loss.value(xs)
-        grad_norms = np.linalg.norm(loss.grad(xs), axis=-1)
-    loss._counter.value -= len(xs)  # bookkeeping of the result is not the method's cost
-    loss._counter.grad -= len(xs)
-    status, message = run.status, run.message
-    outside = np.flatnonzero(~np.isfinite(values))
-    if outside.size and outside[0] > 0:
-        k = outside[0]
-        status = Status.DIVERGED
-        message = (f"L(x) is not finite at t = {ts[k]:.6g} (the path left the loss's domain "
-                   f"or overflowed); kept the path up to t = {ts[k - 1]:.6g}")
-        ts, ys, xs, values, grad_norms = ts[:k], ys[:k], xs[:k], values[:k], grad_norms[:k]
+    values, grad_norms = loss._observe(xs)
+    k, status, message = cut_at_nonfinite(values, run.status, run.message, ts)
+    ts, ys, xs, values, grad_norms = ts[:k], ys[:k], xs[:k], values[:k], grad_norms[:k]
     dense = run.dense
     if dense is not None and split is not None:
         full = dense
@@ -256,14 +246,11 @@ def _batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_outpu
     counts = _counted(loss, before)
     ts, ys = _samples(run, t_eval)
     xs = ys.reshape(len(ts), m, n).transpose(1, 0, 2)
-    with np.errstate(all="ignore"):
-        values = loss.value(xs)
-        grads = loss.grad(xs)
-    grad_norms = np.linalg.norm(grads, axis=-1)
+    values, grad_norms = loss._observe(xs)
     final = xs[:, -1]
     statuses = []
     for i in range(m):
-        if np.linalg.norm(final[i]) > max_norm or not np.all(np.isfinite(grads[i, -1])):
+        if np.linalg.norm(final[i]) > max_norm or not np.isfinite(grad_norms[i, -1]):
             statuses.append(Status.DIVERGED)
         elif gtol is not None and grad_norms[i, -1] <= gtol:
             statuses.append(Status.CONVERGED)

@@ -250,6 +250,8 @@ class Loss:
     def subset(self, indices):
         """The same finite-sum loss restricted to the samples ``indices`` (for mini-batches).
 
+        Its evaluations are counted in this loss's :attr:`counts`.
+
         Parameters
         ----------
         indices : array_like of int or bool mask
@@ -260,7 +262,9 @@ class Loss:
         rows = self._data[np.asarray(indices)]
         if rows.ndim != 2 or rows.shape[0] == 0:
             raise ValueError("indices must select at least one sample, as a 1-D index array.")
-        return Loss._from_parts(self._c, self._params, rows, None)
+        part = Loss._from_parts(self._c, self._params, rows, None)
+        object.__setattr__(part, "_counter", self._counter)  # one place counts the work
+        return part
 
     def with_params(self, **values):
         """A new Loss with some parameters changed; nothing is differentiated again.
@@ -420,6 +424,8 @@ class Loss:
         or (m, n). Returns ``(...)``-shaped values (an array, also for one point) or
         ``(..., n)`` gradients. Counting stays in the same counter as the public methods.
         """
+        if which == "hess":
+            return self._fast_hess()
         kernel = getattr(self._c.kernels, which)
         point = getattr(self._c.kernels, "point_" + which)
         counter, n = self._counter, self.n
@@ -446,6 +452,39 @@ class Loss:
             counter.value += X.size // n
             return fast(X)[..., 0]
         return value
+
+    def _fast_hess(self):
+        """Counted dense Hessian of one point, shape (n, n), without argument checks."""
+        c, n, counter = self._c, self.n, self._counter
+        point = c.kernels.point_hess_values
+        rows, cols, take = c.full_rows, c.full_cols, c.full_take
+
+        def hess(x):
+            counter.hess += 1
+            vals = None
+            if point is not None and self._point_extra is not None:
+                vals = point(x, self._point_extra)
+            if vals is None:
+                vals = self._eval(c.kernels.hess_values, x)
+            H = np.zeros((n, n))
+            H[rows, cols] = vals[take]
+            return H
+        return hess
+
+    def _observe(self, xs, full=False):
+        """Values and gradient norms along recorded states, shapes (...), not counted.
+
+        With ``full=True`` the gradients themselves, shape (..., n), instead of their norms.
+
+        Results record L and |grad L| at every state; that bookkeeping is not the cost of
+        the method that produced the states, so it stays out of :attr:`counts`.
+        """
+        xs = np.ascontiguousarray(xs, dtype=float)
+        k = self._c.kernels
+        with np.errstate(all="ignore"):
+            values = self._eval(k.value, xs)[..., 0]
+            grads = self._eval(k.grad, xs)
+        return values, grads if full else np.linalg.norm(grads, axis=-1)
 
     def value(self, x):
         """Loss value. ``x`` shape ``(n,)`` gives a float, ``(..., n)`` an array ``(...)``."""

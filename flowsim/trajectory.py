@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Status", "Trajectory", "BatchTrajectory"]
+__all__ = ["Status", "Trajectory", "BatchTrajectory", "cut_at_nonfinite"]
 
 
 class Status(str, enum.Enum):
@@ -20,6 +20,22 @@ class Status(str, enum.Enum):
 
     def __str__(self):
         return self.value
+
+
+def cut_at_nonfinite(values, status, message, ts):
+    """Where L first turns non-finite (after the start): ``(k, status, message)``.
+
+    A path that leaves the loss's domain (log of a negative number) or overflows is cut
+    before that state and reported diverged; ``k`` is the number of states to keep
+    (``len(values)`` when nothing is cut).
+    """
+    outside = np.flatnonzero(~np.isfinite(values))
+    if not outside.size or outside[0] == 0:
+        return len(values), status, message
+    k = outside[0]
+    return k, Status.DIVERGED, (f"L(x) is not finite at t = {ts[k]:.6g} (the path left the "
+                                f"loss's domain or overflowed); kept the path up to "
+                                f"t = {ts[k - 1]:.6g}")
 
 
 def _frozen(a):

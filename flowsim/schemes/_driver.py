@@ -1,0 +1,112 @@
+"""The loop every discrete scheme shares: iterate, watch for trouble, build the Trajectory."""
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import as_loss, positive, positive_int, start_points
+from ..trajectory import Status, Trajectory, cut_at_nonfinite
+
+__all__ = ["StepFailed", "iterate", "finish", "common_arguments"]
+
+
+class StepFailed(Exception):
+    """Raised by a step function that cannot produce the next iterate (message says why)."""
+
+
+def common_arguments(loss, x0, steps, gtol, max_norm):
+    """Validate the arguments every scheme takes; returns (loss, x0, steps, gtol, max_norm)."""
+    loss = as_loss(loss)
+    x0 = start_points(x0, loss.n, batch=False)
+    steps = positive_int(steps, "steps")
+    gtol = None if gtol is None else positive(gtol, "gtol")
+    return loss, x0, steps, gtol, positive(max_norm, "max_norm")
+
+
+def iterate(loss, x0, steps, step, dts, *, gtol=None, max_norm=1e8, records=()):
+    """Run ``x_{k+1} = step(k, x_k)`` for up to ``steps`` steps.
+
+    Parameters
+    ----------
+    step : callable
+        ``step(k, x)`` -> ``(x_next, g, info)``: the next iterate, the gradient at ``x`` if
+        the step computed it (for the ``gtol`` test) or None, and a dict of per-step records
+        (names from ``records``; ``"dt"`` overrides the step's duration) or None. Raises
+        :class:`StepFailed` when it cannot continue.
+    dts : ndarray, shape (steps,)
+        Duration of each step in the flow's time.
+
+    Returns
+    -------
+    xs : ndarray, shape (k + 1, n)
+    ts : ndarray, shape (k + 1,)
+    status : Status
+    message : str
+    recorded : dict of str to ndarray, each shape (k + 1,)
+        Record of step k in row k; the last row is nan.
+    """
+    n = x0.size
+    xs = np.empty((steps + 1, n))
+    xs[0] = x0
+    dts = np.array(dts, dtype=float)
+    rec = {name: np.full(steps + 1, np.nan) for name in records}
+    limit = max_norm ** 2
+    status, message, last = Status.REACHED_END, f"ran all {steps} steps", steps
+    with np.errstate(all="ignore"):
+        for k in range(steps):
+            try:
+                x_next, g, info = step(k, xs[k])
+            except StepFailed as err:
+                status, message, last = Status.FAILED, f"step {k} failed: {err}", k
+                break
+            if gtol is not None and g is not None and np.sqrt(g @ g) <= gtol:
+                status, last = Status.CONVERGED, k
+                message = f"|grad L| = {np.sqrt(g @ g):.3g} <= gtol = {gtol:g} after {k} steps"
+                break
+            if info:
+                for name, value in info.items():
+                    if name == "dt":
+                        dts[k] = value
+                    else:
+                        rec[name][k] = value
+            size = x_next @ x_next
+            if not size <= limit:
+                if np.isfinite(size):
+                    xs[k + 1], last = x_next, k + 1
+                    message = (f"|x| = {np.sqrt(size):.3g} exceeded max_norm = {max_norm:g} "
+                               f"at step {k + 1}")
+                else:
+                    last = k
+                    message = (f"the iterate became non-finite at step {k + 1} (overflow, or "
+                               "the loss is undefined there); kept the iterates before it")
+                status = Status.DIVERGED
+                break
+            xs[k + 1] = x_next
+    ts = np.concatenate([[0.0], np.cumsum(dts[:last])])
+    return xs[:last + 1], ts, status, message, {k: v[:last + 1] for k, v in rec.items()}
+
+
+def finish(loss, xs, ts, status, message, label, before, *, extras=None, values=None,
+           maximize=False, grad_norms=None):
+    """The Trajectory of a scheme, with the growth test for divergence.
+
+    A run that reached its step budget but ended with a worse loss *and* a larger gradient
+    than it started with is moving away from where it began: it is reported ``diverged``
+    (for example gradient descent with eta > 2/lambda_max on a quadratic).
+    """
+    after = loss.counts
+    observed_values, observed_norms = loss._observe(xs)
+    values = observed_values if values is None else values
+    grad_norms = observed_norms if grad_norms is None else grad_norms
+    k, status, message = cut_at_nonfinite(values, status, message, ts)
+    xs, ts, values, grad_norms = xs[:k], ts[:k], values[:k], grad_norms[:k]
+    extras = {name: series[:k] for name, series in (extras or {}).items()}
+    if status is Status.REACHED_END and len(xs) > 1:
+        worse = values[-1] < values[0] if maximize else values[-1] > values[0]
+        if worse and grad_norms[-1] > grad_norms[0]:
+            status = Status.DIVERGED
+            message = (f"ran all {len(xs) - 1} steps but L went from {values[0]:.6g} to "
+                       f"{values[-1]:.6g} and |grad L| grew: the iterates move away "
+                       "(is the step above the stability limit?)")
+    return Trajectory(ts, xs, values, grad_norms, status, message, label,
+                      nfev=after.value - before.value, ngev=after.grad - before.grad,
+                      nhev=after.hess - before.hess, extras=extras)
