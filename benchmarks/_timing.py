@@ -33,5 +33,12 @@ def row(label, ours, ref, target=None):
     """One table row: both times and the ratio ours / ref, with the target if given."""
     ratio = ours / ref
     goal = f"   target {target}" if target else ""
-    print(f"{label:<44s} {ours * 1e6:12.2f} us {ref * 1e6:12.2f} us {ratio:8.3f}x{goal}")
+    print(f"{label:<44s} {_seconds(ours)} {_seconds(ref)} {ratio:8.3f}x{goal}")
     return ratio
+
+
+def _seconds(t):
+    """A time with a readable unit, 15 characters wide."""
+    for unit, scale in (("s ", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if t >= scale or unit == "ns":
+            return f"{t / scale:12.3f} {unit}"

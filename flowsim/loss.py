@@ -11,6 +11,7 @@ import sympy as sp
 from ._compile import compile_kernels
 from ._parse import natural_key, parse_formula, real_symbol
 from .facts import LossFacts
+from .trajectory import row_norms
 
 __all__ = ["Loss", "EvalCounts"]
 
@@ -479,12 +480,12 @@ class Loss:
         Results record L and |grad L| at every state; that bookkeeping is not the cost of
         the method that produced the states, so it stays out of :attr:`counts`.
         """
-        xs = np.ascontiguousarray(xs, dtype=float)
+        xs = np.asarray(xs, dtype=float)
         k = self._c.kernels
         with np.errstate(all="ignore"):
             values = self._eval(k.value, xs)[..., 0]
             grads = self._eval(k.grad, xs)
-        return values, grads if full else np.linalg.norm(grads, axis=-1)
+        return values, grads if full else row_norms(grads)
 
     def value(self, x):
         """Loss value. ``x`` shape ``(n,)`` gives a float, ``(..., n)`` an array ``(...)``."""

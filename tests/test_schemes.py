@@ -223,3 +223,20 @@ def test_step_failed_keeps_iterates():
                                c=0.9999, shrink=0.9)
     assert traj.status in (Status.REACHED_END, Status.FAILED)
     assert np.all(np.isfinite(traj.xs))
+
+
+def test_batched_gd_matches_single_runs_and_freezes_divergent_starts():
+    loss = losses.rosenbrock(2)
+    X0 = np.array([[-1.2, 1.0], [0.5, 0.5], [2.0, -1.0]])
+    batch = fs.gradient_descent(loss, X0, 1e-3, 50)
+    assert batch.xs.shape == (3, 51, 2)
+    for i, x0 in enumerate(X0):
+        np.testing.assert_allclose(batch.xs[i], fs.gradient_descent(loss, x0, 1e-3, 50).xs,
+                                   rtol=1e-12)
+    np.testing.assert_allclose(batch.values[1], loss.value(batch.xs[1]))
+    bowl = losses.quadratic(np.diag([1.0, 100.0]))
+    wild = fs.gradient_descent(bowl, [[1.0, 0.0], [0.0, 1.0]], 0.025, 400, max_norm=1e3)
+    assert wild.statuses == (Status.REACHED_END, Status.DIVERGED)
+    assert np.all(np.isfinite(wild.xs)) and np.all(wild.xs[1, -1] == wild.xs[1, -2])
+    with pytest.raises(ValueError, match="line_search works on one start"):
+        fs.gradient_descent(loss, X0, 1e-3, 5, line_search="armijo")

@@ -13,10 +13,10 @@ class StepFailed(Exception):
     """Raised by a step function that cannot produce the next iterate (message says why)."""
 
 
-def common_arguments(loss, x0, steps, gtol, max_norm):
+def common_arguments(loss, x0, steps, gtol, max_norm, batch=False):
     """Validate the arguments every scheme takes; returns (loss, x0, steps, gtol, max_norm)."""
     loss = as_loss(loss)
-    x0 = start_points(x0, loss.n, batch=False)
+    x0 = start_points(x0, loss.n, batch=batch)
     steps = positive_int(steps, "steps")
     gtol = None if gtol is None else positive(gtol, "gtol")
     return loss, x0, steps, gtol, positive(max_norm, "max_norm")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..schedules import as_schedule, step_sizes
-from ..trajectory import Status
+from ..trajectory import BatchTrajectory, Status, row_norms
 from .._validate import positive
 from ._driver import StepFailed, common_arguments, finish, iterate
 
@@ -18,7 +18,8 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
     Parameters
     ----------
     loss : Loss or str
-    x0 : array_like, shape (n,)
+    x0 : array_like, shape (n,) or (m, n)
+        Start, or m starts run together (one batched gradient call per step).
     eta : float or callable
         A fixed step, or a schedule ``k -> eta_k`` (see :mod:`flowsim.schedules`). With a
         line search it is the first trial step of each backtracking.
@@ -40,6 +41,8 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
     -------
     Trajectory
         Iterate k at time t_k = eta_0 + ... + eta_{k-1}; ``extras["step_sizes"]``.
+        For m starts a :class:`~flowsim.BatchTrajectory`, ``xs`` of shape
+        (m, steps + 1, n); a start that diverges is frozen at its last finite iterate.
 
     Notes
     -----
@@ -55,9 +58,14 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
     >>> traj.xs[:, 0].tolist()
     [3.0, 2.0, 1.5, 1.25]
     """
-    loss, x0, steps, gtol, max_norm = common_arguments(loss, x0, steps, gtol, max_norm)
+    loss, x0, steps, gtol, max_norm = common_arguments(loss, x0, steps, gtol, max_norm,
+                                                       batch=True)
     schedule, _ = as_schedule(eta)
     etas = step_sizes(schedule, steps)
+    if x0.ndim == 2:
+        if line_search is not None:
+            raise ValueError("line_search works on one start; pass x0 of shape (n,).")
+        return _batch(loss, x0, etas, -1.0 if not maximize else 1.0, gtol, max_norm, maximize)
     if line_search not in (None, "armijo"):
         raise ValueError(f"line_search must be None or 'armijo', got {line_search!r}.")
     if not 0 < c < 1 or not 0 < shrink < 1:
@@ -155,3 +163,59 @@ def _python_float_loop(loss, x0, etas, sign, gtol, max_norm):
             xs = xs[:k]
         status = Status.DIVERGED
     return xs, status, message
+
+
+#: Steps between the divergence checks of a batched run (they cost about as much as a step).
+CHECK_EVERY = 8
+
+
+def _batch(loss, X0, etas, sign, gtol, max_norm, maximize):
+    """Gradient descent on m starts at once: one batched gradient call per step."""
+    m, n = X0.shape
+    steps = len(etas)
+    grad = loss._fast("grad")
+    before = loss.counts
+    path = np.empty((steps + 1, m, n))
+    path[0] = X0
+    frozen = np.zeros(m, dtype=bool)
+    done = steps
+    with np.errstate(all="ignore"):
+        for k in range(steps):
+            G = grad(path[k])
+            if k % CHECK_EVERY == 0 or k == steps - 1:
+                norms = row_norms(path[k])
+                frozen |= ~(norms <= max_norm) | ~np.isfinite(G).all(axis=1)
+                if gtol is not None:
+                    small = row_norms(G) <= gtol
+                    if np.all(small | frozen):
+                        done = k
+                        break
+            if frozen.any():
+                G[frozen] = 0.0
+            G *= sign * etas[k]
+            np.add(path[k], G, out=path[k + 1])
+    xs = path[:done + 1].transpose(1, 0, 2)
+    # a start is diverged from its first iterate beyond max_norm or non-finite: hold it there
+    norms = row_norms(xs)
+    bad = ~(norms <= max_norm)
+    first_bad = np.where(bad.any(axis=1), bad.argmax(axis=1), done + 1)
+    statuses = []
+    for i in range(m):
+        j = first_bad[i]
+        if j <= done:
+            keep = j if np.all(np.isfinite(xs[i, j])) else j - 1
+            xs[i, keep + 1:] = xs[i, keep]
+            statuses.append(Status.DIVERGED)
+        else:
+            statuses.append(Status.REACHED_END)
+    after = loss.counts
+    values, grad_norms = loss._observe(path[:done + 1])  # contiguous: then transpose
+    values, grad_norms = values.T, grad_norms.T
+    if gtol is not None:
+        statuses = [Status.CONVERGED if s is Status.REACHED_END and grad_norms[i, -1] <= gtol
+                    else s for i, s in enumerate(statuses)]
+    ts = np.concatenate([[0.0], np.cumsum(etas[:done])])
+    return BatchTrajectory(ts, xs, values, grad_norms, statuses,
+                           f"ran {done} steps on {m} starts", "gradient ascent" if maximize
+                           else "gd", nfev=after.value - before.value,
+                           ngev=after.grad - before.grad, nhev=0)

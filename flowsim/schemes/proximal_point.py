@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 import scipy.optimize
 import scipy.sparse
 import scipy.sparse.linalg
@@ -68,8 +69,9 @@ def proximal_step(loss, x, eta, *, tol=1e-12, max_inner=50, c=1e-4):
         y, gy = x.copy(), g
     F = y + eta * gy - x
     res = np.sqrt(F @ F)
+    base, slack = tol * (1 + x_norm), tol * eta
     for inner in range(max_inner):
-        if res <= scale(y, gy):
+        if res <= base + slack * np.sqrt(gy @ gy):
             return y, inner, res
         try:
             if sparse:
@@ -79,8 +81,11 @@ def proximal_step(loss, x, eta, *, tol=1e-12, max_inner=50, c=1e-4):
                 M = hess(y)
                 M *= eta
                 M.flat[::n + 1] += 1.0
-                np.linalg.cholesky(M)  # raises unless I + eta H is positive definite
-                d = -np.linalg.solve(M, F)
+                # LAPACK's Cholesky solve: info > 0 unless I + eta H is positive definite
+                _, d, info = scipy.linalg.lapack.dposv(M, F)
+                if info != 0 or not abs(d @ d) < np.inf:
+                    raise np.linalg.LinAlgError
+                d = -d
         except (np.linalg.LinAlgError, ValueError, RuntimeError):
             # I + eta H is not positive definite (or singular): Newton could settle on a
             # saddle or a far local minimum of the proximal objective; a trust-region

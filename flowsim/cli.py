@@ -1,0 +1,136 @@
+"""The ``flowsim`` command: compare a flow with its discretizations, inspect a loss.
+
+Examples
+--------
+``flowsim compare rosenbrock --eta 1e-3 --steps 2000``
+``flowsim compare "x**2 + 10*y**2" --x0 1,1 --eta 0.15 --steps 30 --schemes gd,prox,heun``
+``flowsim info himmelblau``
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from . import losses
+from .compare import compare
+from .loss import Loss
+from .schemes import SCHEMES
+
+__all__ = ["main", "resolve_loss"]
+
+#: A start for each named loss that shows something worth seeing.
+DEFAULT_STARTS = {"rosenbrock": (-1.2, 1.0), "himmelblau": (0.5, -1.0),
+                  "six_hump_camel": (1.5, 1.0), "beale": (1.0, 1.5), "monkey_saddle": (0.5, 0.3),
+                  "saddle": (1.0, 1e-3), "double_well": (0.2, 1.0),
+                  "ill_conditioned_quadratic": (1.0, 1.0)}
+
+
+class UsageError(Exception):
+    """A bad command-line argument: printed as one line, exit status 2."""
+
+
+def resolve_loss(text):
+    """A named loss (see ``flowsim.losses.NAMED``) or a formula."""
+    if text in losses.NAMED:
+        return losses.NAMED[text]()
+    return Loss(text)
+
+
+def _vector(text, name, n=None):
+    try:
+        values = np.array([float(v) for v in text.split(",")])
+    except ValueError:
+        raise UsageError(f"--{name} must be comma-separated numbers, e.g. --{name} -1.2,1") \
+            from None
+    if n is not None and values.size != n:
+        raise UsageError(f"--{name} needs {n} numbers for this loss, got {values.size}.")
+    return values
+
+
+def _start(args, loss):
+    if args.x0 is not None:
+        return _vector(args.x0, "x0", loss.n)
+    if args.loss in DEFAULT_STARTS:
+        return np.array(DEFAULT_STARTS[args.loss])
+    raise UsageError(f"give a start for this loss with --x0 (n = {loss.n} numbers, in the "
+                     f"order {', '.join(v.name for v in loss.variables)}).")
+
+
+def _cmd_compare(args):
+    loss = resolve_loss(args.loss)
+    x0 = _start(args, loss)
+    schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
+    unknown = [s for s in schemes if s not in SCHEMES]
+    if unknown:
+        raise UsageError(f"--schemes: unknown scheme {unknown[0]!r}; choose from "
+                         f"{', '.join(SCHEMES)}.")
+    print(f"comparing the flow of L = {loss.expr} from x0 = {x0.tolist()} with "
+          f"{', '.join(schemes)} (eta = {args.eta:g}, {args.steps} steps)", flush=True)
+    result = compare(loss, x0, args.eta, args.steps, schemes=schemes,
+                     flow_method=args.flow_method)
+    print(result.table(rows=args.rows))
+    if args.plot:
+        from .plot import comparison_figure
+        comparison_figure(result, loss).savefig(args.plot, dpi=110)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _cmd_info(args):
+    loss = resolve_loss(args.loss)
+    print(f"L({', '.join(v.name for v in loss.variables)}) = {loss.expr}")
+    print(f"backend: {loss.backend}")
+    if loss.n <= 6:
+        print("gradient:")
+        for v, g in zip(loss.variables, loss.gradient_expr):
+            print(f"  dL/d{v.name} = {g}")
+        print(f"Hessian: {loss.hessian_expr.tolist()}")
+    else:
+        print(f"gradient: {loss.n} components; Hessian with {len(loss.hessian_pattern[0])} "
+              "nonzero entries")
+    facts = loss.facts
+    if facts is not None and facts.critical_points:
+        print(f"known critical points{' (complete list)' if facts.complete else ''}:")
+        for cp in facts.critical_points:
+            tag = " (global)" if cp.is_global else ""
+            print(f"  {cp.kind.value:<10s} {np.round(cp.point, 6).tolist()}  "
+                  f"L = {loss.value(cp.point):.6g}{tag}")
+    return 0
+
+
+def build_parser():
+    """The argument parser of the ``flowsim`` command."""
+    parser = argparse.ArgumentParser(prog="flowsim", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    comp = sub.add_parser("compare", help="compare the flow with discrete schemes, step by step")
+    comp.add_argument("loss", nargs="?", default="rosenbrock",
+                      help="a named loss (%s) or a formula" % ", ".join(losses.NAMED))
+    comp.add_argument("--x0", help="start, comma separated (named losses have a default)")
+    comp.add_argument("--eta", type=float, default=1e-3, help="step size (default 1e-3)")
+    comp.add_argument("--steps", type=int, default=2000, help="number of steps (default 2000)")
+    comp.add_argument("--schemes", default="gd,prox", help="comma separated (default gd,prox)")
+    comp.add_argument("--flow-method", default="DOP853", help="solver of the reference flow")
+    comp.add_argument("--rows", type=int, default=11, help="rows of the printed table")
+    comp.add_argument("--plot", help="write the comparison figure to this file")
+    comp.set_defaults(run=_cmd_compare)
+    info = sub.add_parser("info", help="variables, gradient, Hessian, known critical points")
+    info.add_argument("loss")
+    info.set_defaults(run=_cmd_info)
+    return parser
+
+
+def main(argv=None):
+    """Run the command; returns the exit status (errors: one line on stderr, status 2)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (UsageError, ValueError, TypeError) as err:
+        print(f"flowsim {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

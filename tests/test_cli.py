@@ -1,0 +1,41 @@
+"""The flowsim command: the README's main job, errors as one line."""
+import subprocess
+import sys
+
+import pytest
+
+from flowsim.cli import main
+
+
+def test_compare_prints_the_table(capsys):
+    assert main(["compare", "rosenbrock", "--eta", "1e-3", "--steps", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "gd |x-x(t)|" in out and "prox |x-x(t)|" in out and "GD stable iff" in out
+
+
+def test_compare_formula_and_schemes(capsys):
+    assert main(["compare", "x**2 + 10*y**2", "--x0", "1,1", "--eta", "0.15", "--steps", "20",
+                 "--schemes", "gd,prox,heun"]) == 0
+    assert "heun" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["compare", "x**2 + y**2"], "give a start for this loss with --x0"),
+    (["compare", "x**2", "--x0", "a,b"], "--x0 must be comma-separated numbers"),
+    (["compare", "x**2", "--x0", "1,2"], "--x0 needs 1 numbers"),
+    (["compare", "rosenbrock", "--schemes", "gd,adam"], "unknown scheme 'adam'"),
+    (["compare", "rosenbrock", "--eta", "-1"], "eta must be a finite number > 0"),
+    (["compare", "__import__('os')", "--x0", "1"], "loss formula"),
+    (["info", "sinn(x)"], "unknown function 'sinn'"),
+])
+def test_errors_are_one_line(argv, match, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_info_and_module_entry_point():
+    done = subprocess.run([sys.executable, "-m", "flowsim", "info", "himmelblau"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0
+    assert "complete list" in done.stdout and done.stdout.count("saddle") == 4

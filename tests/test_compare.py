@@ -1,0 +1,86 @@
+"""compare(), convergence_order() and the per-direction explanation."""
+import numpy as np
+import pytest
+
+import flowsim as fs
+from flowsim import Status, losses
+
+
+def test_compare_on_quadratic_against_closed_forms():
+    A = np.diag([1.0, 10.0])
+    loss = losses.quadratic(A, [1.0, -1.0])
+    x0, eta, steps = np.array([0.0, 0.0]), 0.15, 30
+    c = fs.compare(loss, x0, eta, steps, schemes=("gd", "prox"))
+    ts = eta * np.arange(steps + 1)
+    exact_flow = np.array([loss.facts.flow_solution(t, x0) for t in ts])
+    gd = np.array([np.linalg.matrix_power(np.eye(2) - eta * A, k) @ (x0 - [1, -1]) + [1, -1]
+                   for k in range(steps + 1)])
+    np.testing.assert_allclose(c.deviation["gd"], np.linalg.norm(gd - exact_flow, axis=1),
+                               atol=1e-8)
+    np.testing.assert_allclose(c.loss_gap["gd"],
+                               loss.value(gd) - loss.value(exact_flow), atol=1e-8)
+    f = c.factors
+    np.testing.assert_allclose(f.eigenvalues, [1.0, 10.0])
+    np.testing.assert_allclose(f.gd, [0.85, 0.5])
+    np.testing.assert_allclose(f.prox, [1 / 1.15, 1 / 2.5])
+    np.testing.assert_allclose(f.flow, np.exp([-0.15, -1.5]))
+    assert "GD oscillates" in f.explain()
+    assert c.deviation["gd"][0] == 0.0 and c.deviation["gd"][3] > c.deviation["prox"][3]
+    text = c.table(rows=5)
+    assert "gd |x-x(t)|" in text and "reached_end" in text
+
+
+def test_compare_table_frame_and_flows_shared():
+    c = fs.compare(losses.himmelblau(), [0.5, -1.0], 1e-3, 200, schemes=("gd", "prox", "heun"))
+    assert list(c.flows) == ["gradient flow"]
+    frame = c.to_frame()
+    columns = frame.columns if hasattr(frame, "columns") else frame.keys()
+    for name in ("gd", "prox", "heun"):
+        assert f"{name}_deviation" in columns
+    # heun is second order, so it stays far closer to the flow
+    assert np.nanmax(c.deviation["heun"]) < 0.1 * np.nanmax(c.deviation["gd"])
+
+
+def test_momentum_schemes_follow_their_own_odes():
+    loss = losses.quadratic(np.diag([1.0, 4.0]))
+    x0 = np.array([1.0, 1.0])
+    gaps = []
+    for eta in (1e-2, 2.5e-3):
+        steps = int(round(4.0 / np.sqrt(eta)))
+        c = fs.compare(loss, x0, eta, steps, schemes=("heavy_ball", "nesterov"),
+                       options={"heavy_ball": {"momentum": 1 - np.sqrt(eta)}})
+        assert set(c.flows) == {"heavy ball ODE (beta=%g)" % (1 - np.sqrt(eta)),
+                                "Nesterov ODE (r=3)"}
+        gaps.append((np.nanmax(c.deviation["heavy_ball"]), np.nanmax(c.deviation["nesterov"])))
+    # both deviations shrink as the step shrinks (time scale sqrt(eta))
+    assert gaps[1][0] < 0.7 * gaps[0][0] and gaps[1][1] < 0.7 * gaps[0][1]
+    assert gaps[1][1] < 0.1
+
+
+def test_compare_keeps_diverged_scheme():
+    c = fs.compare(losses.ill_conditioned_quadratic(100.0), [1.0, 1.0], 0.05, 60)
+    assert c.schemes["gd"].status is Status.DIVERGED
+    assert c.schemes["prox"].status is Status.REACHED_END
+    assert np.all(np.diff(c.deviation["gd"][10:]) > 0)
+
+
+@pytest.mark.parametrize("scheme, expected", [("gd", 1.0), ("prox", 1.0), ("heun", 2.0)])
+def test_empirical_orders(scheme, expected):
+    # measured at a time T before the flow settles, where the error is still asymptotic
+    for loss, x0, T in ((losses.himmelblau(), [0.5, -1.0], 0.02),
+                        ("x**2/2 + y**4/4 + x*y/3", [1.0, 1.0], 1.0)):
+        result = fs.convergence_order(loss, x0, scheme, t_end=T)
+        assert result.order == pytest.approx(expected, abs=0.15)
+        assert np.all(np.diff(result.errors) < 0)
+
+
+def test_compare_and_order_errors():
+    with pytest.raises(ValueError, match="unknown scheme 'adam'"):
+        fs.compare("x**2", [1.0], 0.1, 10, schemes=("adam",))
+    with pytest.raises(ValueError, match="has no flow to compare with"):
+        fs.compare("x**2", [1.0], 0.1, 10, schemes=("prox_grad",),
+                   options={"prox_grad": {"prox": fs.prox.L1(0.1)}})
+    with pytest.raises(ValueError, match="scheme must be 'gd', 'prox' or 'heun'"):
+        fs.convergence_order("x**2", [1.0], "nesterov")
+    with pytest.raises(ValueError, match="divide t_end"):
+        fs.convergence_order("x**2", [1.0], "gd", etas=[0.3, 0.15])
