@@ -4,7 +4,9 @@ Compile a loss from a formula, integrate its gradient flow, compare the flow ste
 its discretizations, and explain what is seen with Lyapunov, critical-point and step-size
 diagnostics.
 """
-from . import losses, prox, schedules, schemes
+from . import diagnostics, losses, prox, schedules, schemes
+from .diagnostics import (classify, critical_points, lipschitz_estimate, lyapunov,
+                          saddle_escape, sharpness, stability)
 from .compare import Comparison, ConvergenceOrder, compare, convergence_order
 from .facts import KnownPoint, LossFacts, PointKind
 from .flow import gradient_flow, heavy_ball_flow, nesterov_flow, newton_flow
@@ -20,4 +22,5 @@ __all__ = ["Loss", "EvalCounts", "LossFacts", "KnownPoint", "PointKind", "losses
            "nesterov_flow", "newton_flow", "gradient_descent", "proximal_point",
            "proximal_gradient", "heavy_ball", "nesterov", "newton", "sgd", "heun", "compare",
            "Comparison", "convergence_order", "ConvergenceOrder", "prox", "schedules",
-           "schemes", "__version__"]
+           "schemes", "classify", "critical_points", "lyapunov", "saddle_escape", "stability",
+           "lipschitz_estimate", "sharpness", "diagnostics", "__version__"]

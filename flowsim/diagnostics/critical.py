@@ -1,0 +1,242 @@
+"""Critical points: found in a box, polished, de-duplicated, verified and classified."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.optimize
+import sympy as sp
+
+from .._validate import as_loss, positive, positive_int, start_points
+from ..facts import PointKind
+
+__all__ = ["CriticalPoint", "classify", "critical_points", "check_bounds"]
+
+
+@dataclass(frozen=True)
+class CriticalPoint:
+    """A point classified by its Hessian.
+
+    Attributes
+    ----------
+    point : ndarray, shape (n,)
+    value : float
+        L(point).
+    gradient_norm : float
+        |grad L(point)| (near machine precision for a found critical point).
+    eigenvalues : ndarray, shape (n,)
+        Hessian eigenvalues, ascending.
+    eigenvectors : ndarray, shape (n, n)
+        Column i belongs to eigenvalue i.
+    kind : PointKind
+        minimum, maximum, saddle, or degenerate (some eigenvalue within ``tol`` of zero,
+        relative to the largest magnitude).
+    morse_index : int
+        Number of negative eigenvalues.
+    tol : float
+        The relative tolerance the kind was decided with.
+    """
+
+    point: np.ndarray
+    value: float
+    gradient_norm: float
+    eigenvalues: np.ndarray
+    eigenvectors: np.ndarray
+    kind: PointKind
+    morse_index: int
+    tol: float
+
+    def __repr__(self):
+        return (f"CriticalPoint({self.kind.value}, point={np.round(self.point, 8).tolist()}, "
+                f"value={self.value:.8g}, eigenvalues={np.round(self.eigenvalues, 6).tolist()})")
+
+
+def classify(loss, x, tol=1e-8):
+    """Classify ``x`` by the eigenvalues of the Hessian there.
+
+    Parameters
+    ----------
+    loss : Loss or str
+    x : array_like, shape (n,)
+    tol : float
+        An eigenvalue with |lambda| <= tol * max(1, max |lambda|) counts as zero, making
+        the point degenerate.
+
+    Returns
+    -------
+    CriticalPoint
+        ``gradient_norm`` says whether x is actually critical.
+
+    Raises
+    ------
+    ValueError
+        For a point of the wrong dimension, or a Hessian that is not finite at ``x``.
+
+    Examples
+    --------
+    >>> classify("x**2 - y**2", [0.0, 0.0]).kind.value
+    'saddle'
+    """
+    loss = as_loss(loss)
+    x = start_points(x, loss.n, batch=False, name="x")
+    tol = positive(tol, "tol")
+    with np.errstate(all="ignore"):
+        H = loss.hess(x)
+        g = loss.grad(x)
+    if not np.all(np.isfinite(H)):
+        raise ValueError(f"x: the Hessian is not finite at {np.round(x, 6).tolist()}; "
+                         "classify a point inside the loss's domain.")
+    lam, vecs = np.linalg.eigh(H)
+    scale = max(1.0, np.abs(lam).max())
+    if np.any(np.abs(lam) <= tol * scale):
+        kind = PointKind.DEGENERATE
+    elif lam[0] > 0:
+        kind = PointKind.MINIMUM
+    elif lam[-1] < 0:
+        kind = PointKind.MAXIMUM
+    else:
+        kind = PointKind.SADDLE
+    return CriticalPoint(x, float(loss.value(x)), float(np.linalg.norm(g)), lam, vecs, kind,
+                         int(np.sum(lam < -tol * scale)), tol)
+
+
+def check_bounds(bounds, n):
+    """``bounds`` as an array of shape (n, 2) with lower < upper, finite."""
+    try:
+        B = np.array(bounds, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError("bounds must be numbers: (low, high) or one pair per variable.") \
+            from None
+    if B.shape == (2,):
+        B = np.tile(B, (n, 1))
+    if B.shape != (n, 2):
+        raise ValueError(f"bounds must be one (low, high) pair or {n} pairs, got shape "
+                         f"{B.shape}.")
+    if not np.all(np.isfinite(B)) or np.any(B[:, 0] >= B[:, 1]):
+        raise ValueError("bounds must be finite with low < high for every variable (the box "
+                         "is empty or inverted).")
+    return B
+
+
+def _symbolic_candidates(loss, max_degree=40):
+    """Real solutions of grad L = 0 for a polynomial loss in two variables, by a lex
+    Groebner basis (last element univariate); None when that does not apply."""
+    if loss.n != 2 or loss.params:
+        return None
+    x, y = loss.variables
+    grads = list(loss.gradient_expr)
+    try:
+        if not all(g.is_polynomial(x, y) for g in grads):
+            return None
+        if any(sp.Poly(g, x, y).total_degree() > 6 for g in grads if g != 0):
+            return None
+        basis = sp.groebner([g for g in grads if g != 0], y, x, order="lex")
+        if not basis.is_zero_dimensional:
+            return None
+        last = sp.Poly(basis.exprs[-1], x)
+        if last.degree() > max_degree or last.free_symbols - {x}:
+            return None
+        xs = np.roots(np.array(last.all_coeffs(), dtype=float))
+    except (sp.PolificationFailed, sp.GeneratorsNeeded, TypeError, ValueError):
+        return None
+    points = []
+    for xr in xs[np.abs(xs.imag) < 1e-6 * (1 + np.abs(xs))].real:
+        for e in basis.exprs[:-1]:
+            py = sp.Poly(e.subs(x, float(xr)), y)
+            if py.degree() >= 1:
+                ys = np.roots(np.array(py.all_coeffs(), dtype=float))
+                points += [(xr, yr) for yr in ys[np.abs(ys.imag) < 1e-6 * (1 + np.abs(ys))].real]
+                break
+    return np.array(points, dtype=float).reshape(-1, 2)
+
+
+def _newton_candidates(loss, B, n_starts, seed, iterations=60):
+    """Batched Newton iterations on grad L = 0 from random starts in the box."""
+    rng = np.random.default_rng(seed)
+    lo, hi = B[:, 0], B[:, 1]
+    X = lo + (hi - lo) * rng.random((n_starts, loss.n))
+    width = np.max(hi - lo)
+    with np.errstate(all="ignore"):
+        for _ in range(iterations):
+            G = loss.grad(X)
+            step = np.einsum("mij,mj->mi", np.linalg.pinv(loss.hess(X)), G)
+            size = np.linalg.norm(step, axis=1, keepdims=True)
+            step *= np.minimum(1.0, 0.25 * width / np.maximum(size, 1e-300))  # damped far out
+            X = X - step
+            X = np.where(np.isfinite(X), X, lo + (hi - lo) * rng.random(X.shape))
+    return X
+
+
+def critical_points(loss, bounds, *, method="auto", n_starts=400, seed=0, tol=1e-8,
+                    margin=1e-9):
+    """Find the critical points of ``loss`` in a box, classified.
+
+    Parameters
+    ----------
+    loss : Loss or str
+    bounds : (low, high) or sequence of n pairs
+        The box.
+    method : {"auto", "symbolic", "newton"}
+        ``symbolic``: a lex Groebner basis of the gradient system (polynomial losses in two
+        variables); ``newton``: batched Newton's method on grad L = 0 from ``n_starts``
+        random starts, using the compiled Hessian. ``auto`` tries symbolic, then adds
+        Newton's candidates.
+    n_starts, seed
+        Starts of the numerical search.
+    tol : float
+        Relative eigenvalue tolerance for degenerate points (see :func:`classify`).
+    margin : float
+        Points within ``margin`` times the box width outside the box still count.
+
+    Returns
+    -------
+    tuple of CriticalPoint
+        Each polished by :func:`scipy.optimize.root` to |grad L| near machine precision,
+        verified, de-duplicated, sorted by value.
+
+    Examples
+    --------
+    >>> pts = critical_points("(x**2 - 1)**2 + y**2", (-2, 2))
+    >>> [p.kind.value for p in pts]
+    ['minimum', 'minimum', 'saddle']
+    """
+    loss = as_loss(loss)
+    B = check_bounds(bounds, loss.n)
+    if method not in ("auto", "symbolic", "newton"):
+        raise ValueError(f"method must be 'auto', 'symbolic' or 'newton', got {method!r}.")
+    n_starts = positive_int(n_starts, "n_starts")
+    candidates = []
+    if method in ("auto", "symbolic"):
+        symbolic = _symbolic_candidates(loss)
+        if symbolic is None and method == "symbolic":
+            raise ValueError("method='symbolic' needs a polynomial loss in two variables with "
+                             "finitely many critical points; use method='newton'.")
+        if symbolic is not None:
+            candidates.append(symbolic)
+    if method == "newton" or (method == "auto"):
+        candidates.append(_newton_candidates(loss, B, n_starts, seed))
+    width = B[:, 1] - B[:, 0]
+    found = []
+    scale = 1 + np.abs(B).max()
+    for x in np.concatenate(candidates):
+        if not np.all(np.isfinite(x)):
+            continue
+        if np.any(x < B[:, 0] - 1e-3 * width) or np.any(x > B[:, 1] + 1e-3 * width):
+            continue
+        if any(np.linalg.norm(x - p) < 1e-7 * scale for p in found):
+            continue
+        with np.errstate(all="ignore"):
+            sol = scipy.optimize.root(loss.grad, x, jac=loss.hess, method="hybr",
+                                      options={"xtol": 1e-15})
+            g = np.linalg.norm(loss.grad(sol.x))
+            h = np.abs(loss.hess(sol.x)).max()
+        if not np.isfinite(g) or g > 1e-9 * (1 + h * (1 + np.abs(sol.x).max())):
+            continue
+        y = sol.x
+        if np.any(y < B[:, 0] - margin * width) or np.any(y > B[:, 1] + margin * width):
+            continue
+        if any(np.linalg.norm(y - p) < 1e-6 * scale for p in found):
+            continue
+        found.append(y)
+    points = [classify(loss, p, tol) for p in found]
+    return tuple(sorted(points, key=lambda c: (c.value, tuple(c.point))))

@@ -1,0 +1,141 @@
+"""Diagnostics: Lyapunov checks, critical points, saddle escape, step-size stability."""
+import collections
+
+import numpy as np
+import pytest
+
+import flowsim as fs
+from flowsim import PointKind, losses
+
+
+def _counts(points):
+    return collections.Counter(p.kind.value for p in points)
+
+
+@pytest.mark.parametrize("method", ["auto", "symbolic", "newton"])
+def test_himmelblau_and_camel_all_critical_points(method):
+    h = fs.critical_points(losses.himmelblau(), (-5, 5), method=method)
+    assert _counts(h) == {"minimum": 4, "maximum": 1, "saddle": 4}
+    c = fs.critical_points(losses.six_hump_camel(), [(-3, 3), (-2, 2)], method=method)
+    assert _counts(c) == {"minimum": 6, "maximum": 2, "saddle": 7}
+    for p in h + c:
+        assert p.gradient_norm < 1e-10
+
+
+@pytest.mark.parametrize("make", [losses.himmelblau, losses.six_hump_camel, losses.beale,
+                                  losses.double_well, losses.saddle, losses.monkey_saddle,
+                                  lambda: losses.rosenbrock(3)])
+def test_agrees_with_every_listed_critical_point(make):
+    loss = make()
+    box = loss.facts.box or [(-2.0, 2.0)] * loss.n
+    found = fs.critical_points(loss, box)
+    for known in loss.facts.critical_points:
+        match = [p for p in found if np.linalg.norm(p.point - known.point) < 1e-7]
+        assert len(match) == 1, known
+        assert match[0].kind is known.kind
+    if loss.facts.complete:
+        assert len(found) == len(loss.facts.critical_points)
+
+
+def test_classify_saddle_monkey_and_morse_index():
+    assert fs.classify(losses.saddle(), [0, 0]).kind is PointKind.SADDLE
+    monkey = fs.classify(losses.monkey_saddle(), [0, 0])
+    assert monkey.kind is PointKind.DEGENERATE and np.allclose(monkey.eigenvalues, 0)
+    mx = fs.classify("-(x**2 + y**2 + z**2)", [0, 0, 0])
+    assert mx.kind is PointKind.MAXIMUM and mx.morse_index == 3
+    s = fs.classify("x**2 - y**2 - z**2", [0, 0, 0])
+    assert s.morse_index == 2
+    with pytest.raises(ValueError, match="Hessian is not finite"):
+        fs.classify("sqrt(x) + y**2", [-1.0, 0.0])
+    with pytest.raises(ValueError, match=r"x must have shape \(2,\)"):
+        fs.classify("x**2 + y**2", [0.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("bounds", [(1.0, 1.0), (2.0, -2.0), [(0, 1)], (np.nan, 1.0)])
+def test_bad_bounds(bounds):
+    with pytest.raises(ValueError, match="bounds"):
+        fs.critical_points("x**2 + y**2", bounds)
+
+
+def test_lyapunov_along_flow_and_schemes():
+    loss = losses.himmelblau()
+    flow = fs.gradient_flow(loss, [0.0, 0.0], 2.0)
+    r = fs.lyapunov(flow, loss)
+    assert r.l_star_source == "known minimum" and r.monotone
+    assert r.max_relative_mismatch < 1e-4
+    assert np.all(r.predicted <= 0)
+    # gradient ascent is not a descent flow: the measured rate is +|grad L|^2
+    up = fs.lyapunov(fs.gradient_flow(loss, [0.0, 0.0], 0.01, maximize=True), loss)
+    assert not up.monotone and up.max_relative_mismatch > 1.5
+    lam = fs.lipschitz_estimate(loss, (-5, 5)).value
+    small = fs.lyapunov(fs.gradient_descent(loss, [0.0, 0.0], 0.5 / lam, 200), loss,
+                        lipschitz=lam)
+    assert small.monotone and small.descent_violations.size == 0
+    q = losses.quadratic(np.diag([1.0, 10.0]))
+    big = fs.gradient_descent(q, [1.0, 1.0], 0.21, 30)  # eta > 2/lambda_max: V rises
+    exact = fs.lyapunov(big, q, lipschitz=10.0)
+    assert not exact.monotone and exact.rises.size == 30
+    # with the true lambda the descent lemma still holds (it allows the rise) ...
+    assert exact.descent_violations.size == 0
+    # ... and an underestimated lambda is caught by its violations
+    assert fs.lyapunov(big, q, lipschitz=5.0).descent_violations.size == 30
+    given = fs.lyapunov(flow, loss, l_star=-1.0)
+    assert given.l_star_source == "given" and given.V[-1] == pytest.approx(1.0)
+    plain = fs.Loss("(x - 1)**2")
+    assert fs.lyapunov(fs.gradient_flow(plain, [3.0], 1.0), plain).l_star_source == \
+        "lowest value found"
+
+
+def test_heavy_ball_energy_rate_and_set_stability():
+    loss = losses.double_well()
+    hb = fs.heavy_ball_flow(loss, [0.3, 0.5], 10.0, friction=0.7,
+                            t_eval=np.linspace(0, 10, 4001))
+    r = fs.lyapunov(hb, loss, friction=0.7)
+    assert r.energy_rate_mismatch < 1e-3
+    circle = fs.Loss("(x**2 + y**2 - 1)**2")  # a circle of minimizers
+
+    def to_circle(xs):
+        return np.abs(np.linalg.norm(xs, axis=1) - 1)
+
+    flow = fs.gradient_flow(circle, [0.2, 0.1], 5.0)
+    s = fs.lyapunov(flow, circle, l_star=0.0, distance=to_circle)
+    assert s.set_distance_decreasing and s.set_distance[-1] < 1e-6 and s.V[-1] < 1e-12
+
+
+def test_saddle_escape_predictions_match_measurements():
+    exact = fs.saddle_escape(losses.saddle(), [0, 0], delta=1e-6, radius=0.1, eta=0.01)
+    assert exact.growth_rate == pytest.approx(2.0)
+    assert exact.measured_time == pytest.approx(np.log(1e5) / 2, rel=1e-7)
+    assert abs(exact.measured_steps - exact.predicted_steps) <= 1
+    h = losses.himmelblau()
+    for cp in (p for p in h.facts.critical_points if p.kind is PointKind.SADDLE):
+        e = fs.saddle_escape(h, cp.point, delta=1e-7, radius=0.02, eta=1e-3)
+        assert e.measured_time == pytest.approx(e.predicted_time, rel=0.02)
+        assert e.measured_steps == pytest.approx(e.predicted_steps, rel=0.02)
+    with pytest.raises(ValueError, match="no negative eigenvalue"):
+        fs.saddle_escape(h, [3.0, 2.0])
+
+
+def test_stability_textbook_values():
+    r = fs.stability("(w1**2 + 4*w2**2)/2", [0.0, 0.0], eta=0.4)
+    assert r.best_step == pytest.approx(0.4) and r.best_rate == pytest.approx(0.6)
+    assert r.max_stable_step == pytest.approx(0.5) and r.condition_number == pytest.approx(4)
+    np.testing.assert_allclose(r.gd_factors, [0.6, 0.6])
+    np.testing.assert_allclose(r.prox_factors, [1 / 1.4, 1 / 2.6])
+    assert r.gd_stable
+    two = fs.stability("2*w**2", [0.0], eta=0.6)
+    assert two.max_stable_step == pytest.approx(0.5) and not two.gd_stable
+    assert "UNSTABLE" in two.summary()
+    est = fs.lipschitz_estimate(losses.quadratic(np.diag([1.0, 7.0])), (-1, 1), n_samples=50)
+    assert est.value == pytest.approx(7.0) and est.step == pytest.approx(1 / 7)
+
+
+def test_sharpness_edge_of_stability():
+    loss = fs.Loss("(x*y - 1)**2")  # sharpness grows along the valley toward x = y
+    traj = fs.gradient_descent(loss, [0.05, 6.0], 0.05, 300)
+    s = fs.sharpness(loss, traj)
+    np.testing.assert_allclose(s.lambda_max, np.linalg.eigvalsh(loss.hess(traj.xs))[:, -1])
+    np.testing.assert_allclose(s.two_over_eta[:-1], 40.0)
+    assert s.above[0] == (s.lambda_max[0] > 40.0)
+    with pytest.raises(TypeError, match="one flowsim.Trajectory"):
+        fs.sharpness(loss, fs.gradient_descent(loss, [[0.1, 1.0]], 0.01, 3))
