@@ -4,6 +4,7 @@ Examples
 --------
 ``flowsim compare rosenbrock --eta 1e-3 --steps 2000``
 ``flowsim compare "x**2 + 10*y**2" --x0 1,1 --eta 0.15 --steps 30 --schemes gd,prox,heun``
+``flowsim critical himmelblau``
 ``flowsim info himmelblau``
 """
 from __future__ import annotations
@@ -73,6 +74,8 @@ def _cmd_compare(args):
     print(result.table(rows=args.rows))
     if args.plot:
         from .plot import comparison_figure
+        import matplotlib
+        matplotlib.use("Agg")
         comparison_figure(result, loss).savefig(args.plot, dpi=110)
         print(f"wrote {args.plot}")
     return 0
@@ -100,6 +103,30 @@ def _cmd_info(args):
     return 0
 
 
+def _cmd_critical(args):
+    from .diagnostics import critical_points
+    loss = resolve_loss(args.loss)
+    if args.bounds is not None:
+        values = _vector(args.bounds, "bounds")
+        if values.size not in (2, 2 * loss.n):
+            raise UsageError(f"--bounds needs 2 numbers (one box side for all variables) or "
+                             f"{2 * loss.n} (low,high per variable), got {values.size}.")
+        bounds = values.reshape(-1, 2)
+        bounds = bounds[0] if len(bounds) == 1 else bounds
+    elif loss.facts is not None and loss.facts.box is not None:
+        bounds = loss.facts.box
+    else:
+        raise UsageError("give the search box with --bounds low,high (or low,high per "
+                         "variable).")
+    print(f"searching {np.asarray(bounds).tolist()} ...", flush=True)
+    points = critical_points(loss, bounds)
+    print(f"{len(points)} critical points of L = {loss.expr}:")
+    for cp in points:
+        print(f"  {cp.kind.value:<10s} {np.round(cp.point, 8).tolist()}  L = {cp.value:.10g}  "
+              f"eigenvalues {np.round(cp.eigenvalues, 6).tolist()}")
+    return 0
+
+
 def build_parser():
     """The argument parser of the ``flowsim`` command."""
     parser = argparse.ArgumentParser(prog="flowsim", description=__doc__.splitlines()[0])
@@ -115,6 +142,10 @@ def build_parser():
     comp.add_argument("--rows", type=int, default=11, help="rows of the printed table")
     comp.add_argument("--plot", help="write the comparison figure to this file")
     comp.set_defaults(run=_cmd_compare)
+    crit = sub.add_parser("critical", help="find and classify the critical points in a box")
+    crit.add_argument("loss")
+    crit.add_argument("--bounds", help="low,high for every variable, or low,high per variable")
+    crit.set_defaults(run=_cmd_critical)
     info = sub.add_parser("info", help="variables, gradient, Hessian, known critical points")
     info.add_argument("loss")
     info.set_defaults(run=_cmd_info)

@@ -39,3 +39,15 @@ def test_info_and_module_entry_point():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0
     assert "complete list" in done.stdout and done.stdout.count("saddle") == 4
+
+
+def test_critical_and_plot(capsys, tmp_path):
+    assert main(["critical", "himmelblau"]) == 0
+    out = capsys.readouterr().out
+    assert "9 critical points" in out and out.count("saddle") == 4
+    assert main(["critical", "x**2 - y**2", "--bounds=-1,1"]) == 0
+    assert "saddle" in capsys.readouterr().out
+    assert main(["critical", "x**2 - y**2"]) == 2
+    picture = tmp_path / "cmp.png"
+    assert main(["compare", "rosenbrock", "--steps", "100", "--plot", str(picture)]) == 0
+    assert picture.stat().st_size > 10_000

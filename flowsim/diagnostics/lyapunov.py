@@ -26,9 +26,9 @@ class LyapunovReport:
     rises : ndarray of int
         Indices k with V[k+1] > V[k]; ``rise_sizes`` holds V[k+1] - V[k].
     rise_sizes : ndarray
-    dVdt, predicted : ndarray or None
-        For a flow: dV/dt measured on the dense solution (central differences of L(x(t)))
-        and the predicted -|grad L(x(t))|^2, at interior output times.
+    rate_ts, dVdt, predicted : ndarray or None
+        For a flow: interior output times, dV/dt measured there on the dense solution
+        (central differences of L(x(t))) and the predicted -|grad L(x(t))|^2.
     max_relative_mismatch : float or None
         max |dV/dt - predicted| / max |predicted|.
     descent_violations : ndarray of int or None
@@ -50,6 +50,7 @@ class LyapunovReport:
     monotone: bool
     rises: np.ndarray
     rise_sizes: np.ndarray
+    rate_ts: np.ndarray | None = None
     dVdt: np.ndarray | None = None
     predicted: np.ndarray | None = None
     max_relative_mismatch: float | None = None
@@ -174,5 +175,5 @@ def _flow_rates(trajectory, loss, friction):
             - loss._observe(trajectory.at(t - h))[0]) / (2 * h)
     predicted = -row_norms(grads) ** 2
     scale = max(np.abs(predicted).max(), 1e-300)
-    return {"dVdt": dVdt, "predicted": predicted,
+    return {"rate_ts": t, "dVdt": dVdt, "predicted": predicted,
             "max_relative_mismatch": float(np.abs(dVdt - predicted).max() / scale)}

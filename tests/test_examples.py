@@ -1,0 +1,25 @@
+"""Every example script runs (small sizes, Agg backend), exits 0 and writes its figure."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("0*.py"))
+
+
+@pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.stem)
+def test_example_runs(script, tmp_path):
+    env = dict(os.environ, MPLBACKEND="Agg")
+    done = subprocess.run([sys.executable, str(script), str(tmp_path), "--quick"],
+                          capture_output=True, text=True, timeout=300, env=env,
+                          cwd=script.parent)
+    assert done.returncode == 0, done.stderr
+    pngs = list(tmp_path.glob("*.png"))
+    assert pngs and all(p.stat().st_size > 5_000 for p in pngs)
+    assert "wrote" in done.stdout
+
+
+def test_there_are_eight_examples():
+    assert len(EXAMPLES) == 8
