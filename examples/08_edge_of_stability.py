@@ -14,7 +14,7 @@ import flowsim as fs
 args, out = setup(__doc__, "08_edge_of_stability")
 loss = fs.Loss("(x*y - 1)**2")
 fig, ax = plt.subplots(figsize=(6.5, 4.2))
-steps = 200 if args.quick else 1000
+steps = 40 if args.quick else 60
 for i, eta in enumerate((0.02, 0.08, 0.12)):
     traj = fs.gradient_descent(loss, [0.2, 4.0], eta, steps)
     s = fs.sharpness(loss, traj)
