@@ -9,8 +9,9 @@ from .diagnostics import (classify, critical_points, lipschitz_estimate, lyapuno
                           saddle_escape, sharpness, stability)
 from .compare import Comparison, ConvergenceOrder, compare, convergence_order
 from .facts import KnownPoint, LossFacts, PointKind
-from .flow import gradient_flow, heavy_ball_flow, nesterov_flow, newton_flow
+from .flow import gradient_flow, newton_flow
 from .loss import EvalCounts, Loss
+from .second_order import heavy_ball_flow, nesterov_flow
 from .schemes import (gradient_descent, heavy_ball, heun, nesterov, newton, proximal_gradient,
                       proximal_point, sgd)
 from .trajectory import BatchTrajectory, Status, Trajectory

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import flow as flows
+from . import second_order
 from ._validate import as_loss, positive, positive_int, start_points
 from .schemes import SCHEMES
-from .trajectory import Trajectory
 
 __all__ = ["compare", "Comparison", "StepFactors", "convergence_order", "ConvergenceOrder"]
 
@@ -154,12 +154,12 @@ def _reference_flow(name, loss, x0, t_end, method, rtol, atol, options):
     if name == "heavy_ball":
         beta = options.get("momentum", 0.9)
         h = t_end / options["_steps"]
-        return f"heavy ball ODE (beta={beta:g})", flows.heavy_ball_flow(
+        return f"heavy ball ODE (beta={beta:g})", second_order.heavy_ball_flow(
             loss, x0, t_end, mass=1.0, friction=(1 - beta) / h, method=method, rtol=rtol,
             atol=atol)
     if name == "nesterov":
         r = options.get("r", 3.0)
-        return f"Nesterov ODE (r={r:g})", flows.nesterov_flow(loss, x0, t_end, r=r,
+        return f"Nesterov ODE (r={r:g})", second_order.nesterov_flow(loss, x0, t_end, r=r,
                                                              method=method, rtol=rtol, atol=atol)
     if name == "newton":
         return "Newton flow", flows.newton_flow(loss, x0, t_end, method=method, rtol=rtol,

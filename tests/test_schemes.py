@@ -4,11 +4,9 @@ import pytest
 import scipy.optimize
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
 import flowsim as fs
 from flowsim import Loss, Status, losses, schedules
-from flowsim.prox import L1
 
 A3 = np.array([[4.0, 1.0, 0.0], [1.0, 3.0, 0.5], [0.0, 0.5, 0.5]])
 XSTAR = np.array([1.0, -2.0, 0.5])
@@ -132,12 +130,10 @@ def test_proximal_point_fallback_and_failure():
 @given(seed=st.integers(0, 10_000), eta=st.floats(1e-3, 1e3))
 def test_proximal_point_never_increases_a_convex_loss(seed, eta):
     rng = np.random.default_rng(seed)
-    B = rng.normal(size=(3, 3))
     loss = Loss(f"{float(np.exp(rng.normal()))}*log(1 + exp(x - y)) + (x + z)**4 + y**2/2")
     traj = fs.proximal_point(loss, rng.normal(size=3) * 2, eta, 8)
     assert traj.status is Status.REACHED_END
     assert np.all(np.diff(traj.values) <= 1e-12 * (1 + np.abs(traj.values[:-1])))
-    del B
 
 
 @settings(max_examples=30, deadline=None)

@@ -5,7 +5,6 @@ import numpy as np
 
 from ..schedules import as_schedule, step_sizes
 from ..trajectory import BatchTrajectory, Status, row_norms
-from .._validate import positive
 from ._driver import StepFailed, common_arguments, finish, iterate
 
 __all__ = ["gradient_descent"]

@@ -1,0 +1,201 @@
+"""Counted, batched evaluation of a compiled loss: value, gradient, Hessian, hot-loop paths.
+
+:class:`Evaluation` is the half of :class:`flowsim.Loss` that runs numbers through the
+compiled kernels; the other half (construction and the symbolic view) is in
+:mod:`flowsim.loss`. Every evaluation is counted here, in points.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse
+
+from .trajectory import row_norms
+
+__all__ = ["EvalCounts", "Counter", "Evaluation"]
+
+
+@dataclass(frozen=True)
+class EvalCounts:
+    """Numbers of points at which value, gradient and Hessian were evaluated."""
+
+    value: int = 0
+    grad: int = 0
+    hess: int = 0
+
+
+class Counter:
+    __slots__ = ("value", "grad", "hess")
+
+    def __init__(self):
+        self.value = self.grad = self.hess = 0
+
+
+class Evaluation:
+    """Evaluation methods shared by every :class:`~flowsim.Loss`.
+
+    Expects the attributes ``_c`` (compiled kernels and patterns), ``_param_values``,
+    ``_point_extra``, ``_data`` and ``_counter`` set by the Loss constructor.
+    """
+
+    __slots__ = ()
+
+    @property
+    def counts(self):
+        """Evaluations so far, counted in points (a batch of m points counts m)."""
+        c = self._counter
+        return EvalCounts(c.value, c.grad, c.hess)
+
+    def reset_counts(self):
+        """Set the evaluation counts back to zero."""
+        self._counter.value = self._counter.grad = self._counter.hess = 0
+
+    def _points(self, x):
+        X = np.asarray(x, dtype=float)
+        if not X.flags.writeable:  # symengine's compiled kernels refuse read-only buffers
+            X = X.copy()
+        if X.ndim == 0 or X.shape[-1] != self.n:
+            names = ", ".join(v.name for v in self._c.variables[:6])
+            raise ValueError(f"x must have last dimension n = {self.n} (one entry per variable "
+                             f"{names}{', ...' if self.n > 6 else ''}), got shape {X.shape}.")
+        return X
+
+    def _eval(self, kernel, X, point_kernel=None):
+        if point_kernel is not None and X.ndim == 1 and self._point_extra is not None:
+            out = point_kernel(X, self._point_extra)
+            if out is not None:
+                return out
+        if self._data is None and not self._param_values.size:
+            return kernel(X)
+        parts = [X]
+        if self._param_values.size:
+            parts.append(np.broadcast_to(self._param_values,
+                                         X.shape[:-1] + self._param_values.shape))
+        if self._data is None:
+            return kernel(np.concatenate(parts, axis=-1))
+        n_s = self._data.shape[0]
+        shape = X.shape[:-1] + (n_s,)
+        parts = [np.broadcast_to(p[..., None, :], shape + p.shape[-1:]) for p in parts]
+        parts.append(np.broadcast_to(self._data, shape + self._data.shape[-1:]))
+        return kernel(np.concatenate(parts, axis=-1)).mean(axis=-2)
+
+    def _fast(self, which):
+        """A counted evaluator of ``"value"`` or ``"grad"`` for internal hot loops.
+
+        It skips argument checks: the caller passes a writeable float array of shape (n,)
+        or (m, n). Returns ``(...)``-shaped values (an array, also for one point) or
+        ``(..., n)`` gradients. Counting stays in the same counter as the public methods.
+        """
+        if which == "hess":
+            return self._fast_hess()
+        kernel = getattr(self._c.kernels, which)
+        point = getattr(self._c.kernels, "point_" + which)
+        counter, n = self._counter, self.n
+        if self._data is None and not self._param_values.size and point is not None:
+            def fast(X):
+                if X.ndim == 1:
+                    out = point(X)
+                    if out is not None:
+                        return out
+                return kernel(X)
+        elif self._data is None and not self._param_values.size:
+            fast = kernel
+        else:
+            def fast(X):
+                return self._eval(kernel, X, point)
+
+        if which == "grad":
+            def grad(X):
+                counter.grad += X.size // n
+                return fast(X)
+            return grad
+
+        def value(X):
+            counter.value += X.size // n
+            return fast(X)[..., 0]
+        return value
+
+    def _fast_hess(self):
+        """Counted dense Hessian of one point, shape (n, n), without argument checks."""
+        c, n, counter = self._c, self.n, self._counter
+        point = c.kernels.point_hess_values
+        rows, cols, take = c.full_rows, c.full_cols, c.full_take
+
+        def hess(x):
+            counter.hess += 1
+            vals = None
+            if point is not None and self._point_extra is not None:
+                vals = point(x, self._point_extra)
+            if vals is None:
+                vals = self._eval(c.kernels.hess_values, x)
+            H = np.zeros((n, n))
+            H[rows, cols] = vals[take]
+            return H
+        return hess
+
+    def _observe(self, xs, full=False):
+        """Values and gradient norms along recorded states, shapes (...), not counted.
+
+        With ``full=True`` the gradients themselves, shape (..., n), instead of their norms.
+
+        Results record L and |grad L| at every state; that bookkeeping is not the cost of
+        the method that produced the states, so it stays out of :attr:`counts`.
+        """
+        xs = np.asarray(xs, dtype=float)
+        k = self._c.kernels
+        with np.errstate(all="ignore"):
+            values = self._eval(k.value, xs)[..., 0]
+            grads = self._eval(k.grad, xs)
+        return values, grads if full else row_norms(grads)
+
+    def value(self, x):
+        """Loss value. ``x`` shape ``(n,)`` gives a float, ``(..., n)`` an array ``(...)``."""
+        X = self._points(x)
+        out = self._eval(self._c.kernels.value, X, self._c.kernels.point_value)[..., 0]
+        self._counter.value += out.size
+        return float(out) if X.ndim == 1 else out
+
+    __call__ = value
+
+    def grad(self, x):
+        """Gradient. ``x`` shape ``(..., n)`` gives shape ``(..., n)``."""
+        X = self._points(x)
+        out = self._eval(self._c.kernels.grad, X, self._c.kernels.point_grad)
+        self._counter.grad += out.size // self.n
+        return out
+
+    def _hess_values(self, X):
+        out = self._eval(self._c.kernels.hess_values, X, self._c.kernels.point_hess_values)
+        self._counter.hess += int(np.prod(X.shape[:-1]))
+        return out
+
+    def hess(self, x, sparse=False):
+        """Hessian.
+
+        Parameters
+        ----------
+        x : array_like, shape (n,) or (..., n)
+        sparse : bool
+            Return a ``scipy.sparse.csr_array``: of shape (n, n) for one point, and for a
+            batch of m points the block-diagonal matrix of shape (m*n, m*n) (the Jacobian of a
+            stacked system), computed on the symbolic sparsity pattern without dense work.
+
+        Returns
+        -------
+        ndarray, shape (n, n) or (..., n, n); or csr_array
+        """
+        X = self._points(x)
+        vals = self._hess_values(X)
+        c = self._c
+        if sparse:
+            data = vals.reshape(-1, vals.shape[-1])[:, c.csr_take]
+            m, nnz = data.shape
+            blocks = np.arange(m)[:, None]
+            indices = (c.csr_indices[None, :] + blocks * self.n).ravel()
+            indptr = np.append((c.csr_indptr[None, :-1] + blocks * nnz).ravel(), m * nnz)
+            return scipy.sparse.csr_array((data.ravel(), indices, indptr),
+                                          shape=(m * self.n, m * self.n))
+        H = np.zeros(X.shape[:-1] + (self.n, self.n))
+        H[..., c.full_rows, c.full_cols] = vals[..., c.full_take]
+        return H

@@ -1,0 +1,146 @@
+"""Second-order flows: the damped heavy ball and Nesterov's ODE, as systems in (x, v)."""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse
+
+from ._ode import integrate, jacobian_for
+from ._validate import nonnegative, positive, start_points
+from .flow import SPARSE_FROM, _bound_stop, _check_start, _common, _finish, _times
+
+__all__ = ["heavy_ball_flow", "nesterov_flow"]
+
+
+def _second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output, max_norm,
+                  max_steps, coefficients, label, t0=0.0, extras=None):
+    """Integrate m(t) x'' + c(t) x' + grad L(x) = 0 as a first-order system in (x, v).
+
+    ``coefficients(t)`` -> (c, m) gives the friction and the mass at time t.
+    """
+    n = loss.n
+    x0 = start_points(x0, n, batch=False)
+    v0 = np.zeros(n) if v0 is None else start_points(v0, n, batch=False, name="v0")
+    _check_start(loss, x0)
+
+    def fun(t, y):
+        c, m = coefficients(t)
+        x, v = y[:n], y[n:]
+        return np.concatenate([v, (-c * v - loss.grad(x)) / m])
+
+    def sparse_jac(t, y):
+        c, m = coefficients(t)
+        H = loss.hess(y[:n], sparse=True)
+        eye = scipy.sparse.identity(n, format="csr")
+        return scipy.sparse.bmat([[None, eye], [-H / m, -(c / m) * eye]], format="csr")
+
+    def dense_jac(t, y):
+        c, m = coefficients(t)
+        top = np.hstack([np.zeros((n, n)), np.eye(n)])
+        return np.vstack([top, np.hstack([-loss.hess(y[:n]) / m, -(c / m) * np.eye(n)])])
+
+    options = jacobian_for(method, sparse_jac, dense_jac, 2 * n, n, n >= SPARSE_FROM)
+    bound = _bound_stop(max_norm, n)
+    before = loss.counts
+    run = integrate(fun, np.concatenate([x0, v0]), t_end, t0=t0, method=method, rtol=rtol,
+                    atol=atol, solver_options=options,
+                    dense_output=dense_output or t_eval is not None,
+                    stop=lambda t, y, s: bound(y), max_steps=max_steps)
+    return _finish(loss, run, t_eval, label, before, split=n, extras=extras)
+
+
+def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method="LSODA",
+                    rtol=1e-8, atol=1e-10, t_eval=None, dense_output=True, max_norm=1e8,
+                    max_steps=None):
+    """Integrate the damped heavy ball m x'' + gamma x' + grad L(x) = 0.
+
+    Parameters
+    ----------
+    loss : Loss or str
+    x0 : array_like, shape (n,)
+    t_end : float
+    mass : float
+        m > 0. As m -> 0 with gamma = 1 the path approaches the gradient flow.
+    friction : float
+        gamma >= 0.
+    v0 : array_like, shape (n,), optional
+        Initial velocity (zero by default).
+
+    Returns
+    -------
+    Trajectory
+        ``extras["velocities"]`` (n_points, n) and ``extras["energy"]`` (n_points,), the
+        energy E = m|v|^2/2 + L(x), which satisfies dE/dt = -gamma |v|^2.
+
+    Notes
+    -----
+    .. math:: m \\ddot x + \\gamma \\dot x + \\nabla L(x) = 0
+
+    Examples
+    --------
+    >>> traj = heavy_ball_flow("x**2 + 4*y**2", [1.0, 1.0], t_end=20.0)
+    >>> bool(np.all(np.diff(traj.extras["energy"]) <= 1e-9))
+    True
+    """
+    loss, t_end = _common(loss, t_end, method, rtol, atol, max_steps)
+    mass = positive(mass, "mass")
+    gamma = nonnegative(friction, "friction")
+    n = loss.n
+
+    def extras(ys):
+        v = ys[:, n:]
+        return {"velocities": v, "energy": mass * np.sum(v ** 2, axis=1) / 2
+                + loss.value(ys[:, :n])}
+
+    return _second_order(loss, x0, v0, t_end, method, rtol, atol, _times(t_eval, t_end),
+                         dense_output, positive(max_norm, "max_norm"), max_steps,
+                         lambda t: (gamma, mass),
+                         f"heavy ball (m={mass:g}, gamma={gamma:g}, {method})", extras=extras)
+
+
+def nesterov_flow(loss, x0, t_end, *, r=3.0, t0=0.0, method="LSODA", rtol=1e-8, atol=1e-10,
+                  t_eval=None, dense_output=True, max_norm=1e8, max_steps=None):
+    """Integrate Nesterov's ODE (Su, Boyd and Candes) x'' + (r/t) x' + grad L(x) = 0.
+
+    Parameters
+    ----------
+    loss : Loss or str
+    x0 : array_like, shape (n,)
+        x(t0), with x'(t0) = 0.
+    r : float
+        Friction constant, 3 for Nesterov's method; >= 0.
+    t0 : float
+        Start time >= 0. At t = 0 the singular term takes its limit: with x'(0) = 0,
+        (r/t) x'(t) -> r x''(0), so x''(0) = -grad L(x0) / (1 + r).
+
+    Returns
+    -------
+    Trajectory
+        ``extras["velocities"]``. On convex L, L(x(t)) - L* = O(1/t^2) for r >= 3.
+
+    Notes
+    -----
+    .. math:: \\ddot x + \\frac{r}{t} \\dot x + \\nabla L(x) = 0, \\quad
+              x(t_0) = x_0,\\ \\dot x(t_0) = 0 .
+
+    Nesterov's accelerated gradient with step s follows it at the time scale
+    t_k = k sqrt(s).
+
+    Examples
+    --------
+    >>> traj = nesterov_flow("x**2/2", [1.0], t_end=10.0, method="RK45")
+    >>> bool(traj.values[-1] < 0.5 * 9 / 10 ** 2)
+    True
+    """
+    loss, t_end = _common(loss, t_end, method, rtol, atol, max_steps)
+    r = nonnegative(r, "r")
+    t0 = nonnegative(t0, "t0")
+    if t0 >= t_end:
+        raise ValueError(f"t0 = {t0:g} must be below t_end = {t_end:g}.")
+
+    def coefficients(t):
+        return (r / t, 1.0) if t > 0 else (0.0, 1.0 + r)
+
+    return _second_order(loss, x0, None, t_end, method, rtol, atol, _times(t_eval, t_end),
+                         dense_output, positive(max_norm, "max_norm"), max_steps, coefficients,
+                         f"Nesterov ODE (r={r:g}, {method})", t0=t0,
+                         extras=lambda ys: {"velocities": ys[:, loss.n:]})
