@@ -89,7 +89,7 @@ def stability(loss, x, eta=None):
     Examples
     --------
     >>> r = stability("(w1**2 + 4*w2**2)/2", [0.0, 0.0])
-    >>> round(r.best_step, 12), round(r.best_rate, 12)
+    >>> round(float(r.best_step), 12), round(float(r.best_rate), 12)
     (0.4, 0.6)
     """
     loss = as_loss(loss)

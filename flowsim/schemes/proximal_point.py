@@ -179,7 +179,7 @@ def proximal_point(loss, x0, eta, steps, *, tol=1e-12, max_inner=50, gtol=None,
     Examples
     --------
     >>> traj = proximal_point("x**2 / 2", [1.0], eta=1.0, steps=2)
-    >>> traj.xs[:, 0].tolist()
+    >>> np.round(traj.xs[:, 0], 12).tolist()
     [1.0, 0.5, 0.25]
     """
     loss, x0, steps, gtol, max_norm = common_arguments(loss, x0, steps, gtol, max_norm)
