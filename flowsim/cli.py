@@ -70,7 +70,8 @@ def _cmd_compare(args):
     print(f"comparing the flow of L = {loss.expr} from x0 = {x0.tolist()} with "
           f"{', '.join(schemes)} (eta = {args.eta:g}, {args.steps} steps)", flush=True)
     result = compare(loss, x0, args.eta, args.steps, schemes=schemes,
-                     flow_method=args.flow_method)
+                     flow_method=args.flow_method,
+                     progress=lambda text: print(f"  ... {text}", file=sys.stderr, flush=True))
     print(result.table(rows=args.rows))
     if args.plot:
         from .plot import comparison_figure

@@ -169,7 +169,7 @@ def _reference_flow(name, loss, x0, t_end, method, rtol, atol, options):
 
 
 def compare(loss, x0, eta, steps, schemes=("gd", "prox"), *, flow_method="DOP853",
-            rtol=1e-10, atol=1e-12, options=None):
+            rtol=1e-10, atol=1e-12, options=None, progress=None):
     """Run schemes and their flows together and measure, per step, how far they stray.
 
     Parameters
@@ -189,6 +189,9 @@ def compare(loss, x0, eta, steps, schemes=("gd", "prox"), *, flow_method="DOP853
         Tolerances of the reference flows.
     options : dict of str to dict, optional
         Extra keyword arguments per scheme, e.g. ``{"heavy_ball": {"momentum": 0.8}}``.
+    progress : callable, optional
+        Called with a short message as each scheme and reference flow finishes (the
+        command line prints them, so long runs show where they are).
 
     Returns
     -------
@@ -222,11 +225,15 @@ def compare(loss, x0, eta, steps, schemes=("gd", "prox"), *, flow_method="DOP853
         else:
             runs[name] = SCHEMES[name](loss, x0, eta, steps, **opts)
             t_end = steps * (math.sqrt(eta) if name in ("heavy_ball", "nesterov") else eta)
+        if progress is not None:
+            progress(f"{name}: {runs[name].status.value} after {len(runs[name].ts) - 1} steps")
         key = (name if name not in _GRADIENT_FLOW else "gradient flow")
         if key not in by_key:
             label, ref = _reference_flow(name, loss, x0, t_end, flow_method, rtol, atol,
                                          {**opts, "_steps": steps})
             by_key[key] = (label, ref)
+            if progress is not None:
+                progress(f"{label}: integrated to t = {ref.ts[-1]:.4g} ({ref.status.value})")
         refs[name] = by_key[key]
     deviation, gap = {}, {}
     for name, traj in runs.items():

@@ -12,7 +12,8 @@ from .diagnostics.critical import check_bounds, critical_points
 from .facts import PointKind
 from .trajectory import BatchTrajectory, Trajectory
 
-__all__ = ["contour", "values", "deviation", "stability_picture", "basins", "surface",
+__all__ = ["contour", "values", "deviation", "spectrum", "stability_picture", "basins",
+           "surface",
            "comparison_figure", "animate", "KIND_STYLE"]
 
 #: Marker and colour per critical-point kind.
@@ -182,6 +183,23 @@ def stability_picture(loss, x, ax=None, *, eta_max=None, n=400):
     ax.axvline(2 / top, color="tab:red", lw=1.2, ls=":", label=f"2/lambda_max = {2 / top:.3g}")
     ax.set(xlabel="eta", ylabel="factor per step", ylim=(0, 2))
     ax.legend(fontsize=7)
+    return ax
+
+
+def spectrum(loss, x, ax=None):
+    """The Hessian spectrum at ``x`` as a stem plot, with zero marked.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The stems hold the eigenvalues (ascending) against their index.
+    """
+    loss = as_loss(loss)
+    lam = np.linalg.eigvalsh(loss.hess(np.asarray(x, dtype=float)))
+    ax = _axes(ax)
+    ax.stem(np.arange(1, lam.size + 1), lam)
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set(xlabel="i", ylabel="lambda_i", title="Hessian spectrum")
     return ax
 
 

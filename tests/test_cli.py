@@ -9,8 +9,10 @@ from flowsim.cli import main
 
 def test_compare_prints_the_table(capsys):
     assert main(["compare", "rosenbrock", "--eta", "1e-3", "--steps", "200"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "gd |x-x(t)|" in out and "prox |x-x(t)|" in out and "GD stable iff" in out
+    assert "... gd: reached_end after 200 steps" in captured.err  # progress, on stderr
 
 
 def test_compare_formula_and_schemes(capsys):

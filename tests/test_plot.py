@@ -55,6 +55,12 @@ def test_stability_picture_marks_the_limit():
     np.testing.assert_allclose(ax.lines[0].get_ydata(), np.abs(1 - eta * 1.0))
 
 
+def test_spectrum_stems_are_the_eigenvalues():
+    ax = plot.spectrum(losses.rosenbrock(3), [1.0, 1.0, 1.0])
+    stems = ax.containers[0].markerline.get_ydata()
+    np.testing.assert_allclose(stems, np.linalg.eigvalsh(losses.rosenbrock(3).hess([1, 1, 1])))
+
+
 def test_basins_label_each_start_by_its_minimum():
     ax = plot.basins(losses.double_well(), bounds=[(-2, 2), (-1, 1)], resolution=12)
     labels = np.asarray(ax.images[0].get_array())
