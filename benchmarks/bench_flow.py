@@ -53,8 +53,12 @@ def batched(m):
     X = np.random.default_rng(0).uniform(-2, 2, size=(m, 2))
     ts = np.linspace(0, 1.0, 11)
     print(f"-- {m} starts, 2-D Rosenbrock flow to t = 1, RK45 rtol 1e-6 (target >= 100x)")
-    seconds, batch = once(lambda: fs.gradient_flow(loss, X, 1.0, method="RK45", rtol=1e-6,
-                                                   atol=1e-9, t_eval=ts, dense_output=False))
+    def vectorized():
+        return fs.gradient_flow(loss, X, 1.0, method="RK45", rtol=1e-6, atol=1e-9, t_eval=ts,
+                                dense_output=False)
+
+    batch = vectorized()
+    seconds = rk_seconds = per_call(vectorized, repeat=3, min_time=0)  # best of 3: noisy VM
     k = min(m, 200)
     single, ref = once(lambda: [solve_ivp(rosen_rhs, (0, 1.0), x, method="RK45", rtol=1e-6,
                                           atol=1e-9, t_eval=ts).y.T for x in X[:k]])
@@ -76,7 +80,12 @@ def batched(m):
     except ImportError:
         print("  diffrax not installed: pip install jax diffrax to time it on the same work")
     else:  # pragma: no cover - optional comparison
-        diffrax_time(X, ts)
+        theirs, ys = diffrax_time(X, ts)
+        print(f"  diffrax to t = 1 (vmap + jit, Tsit5, same tolerances) {theirs:.2f} s after "
+              f"compiling; flowsim RK45 / diffrax = {rk_seconds / theirs:.2f}; max |difference| "
+              f"{np.abs(np.asarray(ys) - batch.xs).max():.2e}")
+        # The stiff case is not timed against diffrax: its Kvaerno5 with default root-finder
+        # settings hit its 100,000-step limit on this problem already for 100 starts.
 
 
 def diffrax_time(X, ts):  # pragma: no cover - optional comparison
@@ -92,16 +101,20 @@ def diffrax_time(X, ts):  # pragma: no cover - optional comparison
         return -jnp.array([-400 * a * (b - a * a) - 2 * (1 - a), 200 * (b - a * a)])
 
     def solve(y0):
-        return diffrax.diffeqsolve(diffrax.ODETerm(vf), diffrax.Tsit5(), 0.0, 1.0, None, y0,
+        return diffrax.diffeqsolve(diffrax.ODETerm(vf), diffrax.Tsit5(), 0.0, float(ts[-1]),
+                                   None, y0,
                                    stepsize_controller=diffrax.PIDController(rtol=1e-6,
                                                                              atol=1e-9),
                                    saveat=diffrax.SaveAt(ts=jnp.asarray(ts)),
                                    max_steps=100_000).ys
     fn = jax.jit(jax.vmap(solve))
-    fn(jnp.asarray(X)).block_until_ready()
-    start = time.perf_counter()
-    fn(jnp.asarray(X)).block_until_ready()
-    print(f"  diffrax (vmap + jit, Tsit5) {time.perf_counter() - start:.2f} s after compiling")
+    ys = fn(jnp.asarray(X)).block_until_ready()
+    best = np.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        fn(jnp.asarray(X)).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return best, ys
 
 
 if __name__ == "__main__":

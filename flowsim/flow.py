@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse
 
-from ._ode import METHODS, Integration, integrate, jacobian_for
+from ._ode import METHODS, Integration, integrate, jacobian_for, stacked
 from ._validate import as_loss, choice, positive, positive_int, start_points
 from .trajectory import BatchTrajectory, Status, Trajectory, cut_at_nonfinite
 
@@ -144,7 +144,10 @@ def gradient_flow(loss, x0, t_end, method="LSODA", *, rtol=1e-8, atol=1e-10, t_e
               \\frac{d}{dt} L(x(t)) = -|\\nabla L(x(t))|^2 \\le 0 .
 
     Many starts: the m paths are one system of size m*n; each right-hand side is one batched
-    gradient call, and implicit methods get the block-diagonal sparse Jacobian. A start that
+    gradient call, and implicit methods get the block-diagonal sparse Jacobian. ``rtol`` and
+    ``atol`` hold for every start: RK23/RK45 control the largest per-start error norm, the
+    other methods run at tolerances divided by sqrt(m) (their error norm is the RMS over
+    the whole stacked state, see :func:`flowsim._ode.stacked`). A start that
     leaves ``max_norm`` (or meets a non-finite gradient) is frozen there and marked
     diverged, so it cannot stall the others.
 
@@ -243,8 +246,10 @@ def _batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_outpu
 
     options = jacobian_for(method, sparse_jac, lambda t, y: sparse_jac(t, y).toarray(),
                            m * n, n - 1, True)
+    solver_class, factor = stacked(method, m)  # each start keeps its own error control
     before = loss.counts
-    run = integrate(fun, X.ravel(), t_end, method=method, rtol=rtol, atol=atol,
+    run = integrate(fun, X.ravel(), t_end, method=method, rtol=rtol * factor,
+                    atol=atol * factor, solver_class=solver_class,
                     solver_options=options, dense_output=dense_output or t_eval is not None,
                     stop=stop, max_steps=max_steps)
     counts = _counted(loss, before)
