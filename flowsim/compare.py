@@ -11,6 +11,7 @@ from . import flow as flows
 from . import second_order
 from ._validate import as_loss, positive, positive_int, start_points
 from .schemes import SCHEMES
+from .schemes.others import DEFAULT_MOMENTUM
 
 __all__ = ["compare", "Comparison", "StepFactors", "convergence_order", "ConvergenceOrder"]
 
@@ -146,14 +147,14 @@ class Comparison:
         return self.table()
 
 
-def _reference_flow(name, loss, x0, t_end, method, rtol, atol, options):
+def _reference_flow(name, loss, x0, t_end, steps, method, rtol, atol, options):
     """The flow a scheme discretizes, integrated densely; and its time per step factor."""
     if name in _GRADIENT_FLOW:
         return "gradient flow", flows.gradient_flow(loss, x0, t_end, method, rtol=rtol,
                                                     atol=atol)
     if name == "heavy_ball":
-        beta = options.get("momentum", 0.9)
-        h = t_end / options["_steps"]
+        beta = options.get("momentum", DEFAULT_MOMENTUM)
+        h = t_end / steps
         return f"heavy ball ODE (beta={beta:g})", second_order.heavy_ball_flow(
             loss, x0, t_end, mass=1.0, friction=(1 - beta) / h, method=method, rtol=rtol,
             atol=atol)
@@ -229,8 +230,8 @@ def compare(loss, x0, eta, steps, schemes=("gd", "prox"), *, flow_method="DOP853
             progress(f"{name}: {runs[name].status.value} after {len(runs[name].ts) - 1} steps")
         key = (name if name not in _GRADIENT_FLOW else "gradient flow")
         if key not in by_key:
-            label, ref = _reference_flow(name, loss, x0, t_end, flow_method, rtol, atol,
-                                         {**opts, "_steps": steps})
+            label, ref = _reference_flow(name, loss, x0, t_end, steps, flow_method, rtol,
+                                         atol, opts)
             by_key[key] = (label, ref)
             if progress is not None:
                 progress(f"{label}: integrated to t = {ref.ts[-1]:.4g} ({ref.status.value})")

@@ -91,7 +91,11 @@ def _momentum_check(beta, name="momentum"):
     return beta
 
 
-def heavy_ball(loss, x0, eta, steps, momentum=0.9, *, gtol=None, max_norm=1e8):
+#: Default momentum beta of :func:`heavy_ball`.
+DEFAULT_MOMENTUM = 0.9
+
+
+def heavy_ball(loss, x0, eta, steps, momentum=DEFAULT_MOMENTUM, *, gtol=None, max_norm=1e8):
     """Polyak's heavy ball x_{k+1} = x_k - eta grad L(x_k) + beta (x_k - x_{k-1}).
 
     Parameters
