@@ -195,7 +195,8 @@ def _batch(loss, X0, etas, sign, gtol, max_norm, maximize):
             np.add(path[k], G, out=path[k + 1])
     xs = path[:done + 1].transpose(1, 0, 2)
     # a start is diverged from its first iterate beyond max_norm or non-finite: hold it there
-    norms = row_norms(xs)
+    with np.errstate(all="ignore"):
+        norms = row_norms(path[:done + 1]).T  # on the contiguous layout, then transpose
     bad = ~(norms <= max_norm)
     first_bad = np.where(bad.any(axis=1), bad.argmax(axis=1), done + 1)
     statuses = []
