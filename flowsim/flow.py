@@ -18,7 +18,7 @@ import scipy.sparse
 
 from ._ode import METHODS, Integration, integrate, jacobian_for, stacked
 from ._validate import as_loss, choice, positive, positive_int, start_points
-from .trajectory import BatchTrajectory, Status, Trajectory, cut_at_nonfinite
+from .trajectory import BatchTrajectory, Status, Trajectory, cut_at_nonfinite, row_norms
 
 __all__ = ["gradient_flow", "newton_flow"]
 
@@ -257,16 +257,13 @@ def _batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_outpu
     xs = ys.reshape(len(ts), m, n).transpose(1, 0, 2)
     values, grad_norms = loss._observe(xs)
     final = xs[:, -1]
-    statuses = []
-    for i in range(m):
-        if np.linalg.norm(final[i]) > max_norm or not np.isfinite(grad_norms[i, -1]):
-            statuses.append(Status.DIVERGED)
-        elif gtol is not None and grad_norms[i, -1] <= gtol:
-            statuses.append(Status.CONVERGED)
-        elif run.status in (Status.FAILED, Status.DIVERGED):
-            statuses.append(Status.FAILED)
-        else:
-            statuses.append(Status.REACHED_END)
+    last = grad_norms[:, -1]
+    ended = Status.FAILED if run.status in (Status.FAILED, Status.DIVERGED) else \
+        Status.REACHED_END
+    statuses = np.select(
+        [~(row_norms(final) <= max_norm) | ~np.isfinite(last),
+         np.full(m, gtol is not None) & (last <= (gtol or 0.0))],
+        [Status.DIVERGED, Status.CONVERGED], ended)
     dense = None
     if run.dense is not None:
         def dense(t, _d=run.dense):

@@ -222,3 +222,10 @@ def test_stacked_error_norm_is_the_worst_start():
                                 axis=1))
     assert solver._estimate_error_norm(K, 0.1, scale) == pytest.approx(per_start.max())
     assert stacked("BDF", 100)[1] == pytest.approx(0.1)
+
+
+def test_batch_statuses_converged():
+    conv = fs.gradient_flow("x**2", [[1.0], [2.0]], 100.0, gtol=1e-6)
+    assert conv.statuses == (Status.CONVERGED, Status.CONVERGED)
+    gd = fs.gradient_descent("x**2", [[1.0], [2.0]], 0.1, 1000, gtol=1e-8)
+    assert gd.statuses == (Status.CONVERGED, Status.CONVERGED) and gd.xs.shape[1] < 1001

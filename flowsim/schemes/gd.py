@@ -199,21 +199,18 @@ def _batch(loss, X0, etas, sign, gtol, max_norm, maximize):
         norms = row_norms(path[:done + 1]).T  # on the contiguous layout, then transpose
     bad = ~(norms <= max_norm)
     first_bad = np.where(bad.any(axis=1), bad.argmax(axis=1), done + 1)
-    statuses = []
-    for i in range(m):
+    diverged = first_bad <= done
+    for i in np.flatnonzero(diverged):
         j = first_bad[i]
-        if j <= done:
-            keep = j if np.all(np.isfinite(xs[i, j])) else j - 1
-            xs[i, keep + 1:] = xs[i, keep]
-            statuses.append(Status.DIVERGED)
-        else:
-            statuses.append(Status.REACHED_END)
+        keep = j if np.all(np.isfinite(xs[i, j])) else j - 1
+        xs[i, keep + 1:] = xs[i, keep]
+    statuses = np.where(diverged, Status.DIVERGED, Status.REACHED_END)
     after = loss.counts
     values, grad_norms = loss._observe(path[:done + 1])  # contiguous: then transpose
     values, grad_norms = values.T, grad_norms.T
     if gtol is not None:
-        statuses = [Status.CONVERGED if s is Status.REACHED_END and grad_norms[i, -1] <= gtol
-                    else s for i, s in enumerate(statuses)]
+        statuses = np.where(~diverged & (grad_norms[:, -1] <= gtol), Status.CONVERGED,
+                            statuses)
     ts = np.concatenate([[0.0], np.cumsum(etas[:done])])
     return BatchTrajectory(ts, xs, values, grad_norms, statuses,
                            f"ran {done} steps on {m} starts", "gradient ascent" if maximize
