@@ -245,7 +245,7 @@ def compare(loss, x0, eta, steps, schemes=("gd", "prox"), *, flow_method="DOP853
         if inside.any():
             x_ref = ref.at(traj.ts[inside])
             dev[inside] = np.linalg.norm(traj.xs[inside] - x_ref, axis=1)
-            lg[inside] = traj.values[inside] - loss._observe(x_ref)[0]
+            lg[inside] = traj.values[inside] - loss._values(x_ref)
         deviation[name], gap[name] = dev, lg
     anchor = _anchor(loss, by_key)
     return Comparison(eta, types.MappingProxyType({lab: ref for lab, ref in by_key.values()}),

@@ -66,15 +66,9 @@ def _samples(run, t_eval):
     return keep, np.asarray(run.dense(keep)).T
 
 
-def _counted(loss, before):
-    after = loss.counts
-    return dict(nfev=after.value - before.value, ngev=after.grad - before.grad,
-                nhev=after.hess - before.hess)
-
-
 def _finish(loss, run, t_eval, label, before, split=None, extras=None):
     """Build the Trajectory: states, L and |grad L| at the output times, counts."""
-    counts = _counted(loss, before)
+    counts = loss.counts.spent_since(before)
     ts, ys = _samples(run, t_eval)
     xs = ys if split is None else ys[:, :split]
     values, grad_norms = loss._observe(xs)
@@ -91,6 +85,13 @@ def _position_part(dense, n):
     def position(t):
         return np.asarray(dense(t))[:n]
     return position
+
+
+def _converged(gnorm, gtol):
+    """The converged stop reason when |grad L| = ``gnorm`` is at most ``gtol``, else None."""
+    if gtol is not None and gnorm <= gtol:
+        return Status.CONVERGED, f"|grad L| = {gnorm:.3g} <= gtol = {gtol:g}"
+    return None
 
 
 def _bound_stop(max_norm, n):
@@ -183,9 +184,7 @@ def gradient_flow(loss, x0, t_end, method="LSODA", *, rtol=1e-8, atol=1e-10, t_e
         reason = bound(x)
         if reason is None and gtol is not None:
             f = getattr(solver, "f", None)  # explicit RK solvers keep f(t, y) = sign * grad
-            g = np.linalg.norm(f if f is not None else grad(x))
-            if g <= gtol:
-                reason = Status.CONVERGED, f"|grad L| = {g:.3g} <= gtol = {gtol:g}"
+            reason = _converged(np.linalg.norm(f if f is not None else grad(x)), gtol)
         return reason
 
     if maximize:
@@ -215,7 +214,7 @@ def _batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_outpu
     quick_bound = max_norm / np.sqrt(n)  # every |x_i| <= max_norm if all entries are below
 
     def frozen(x):
-        return np.sqrt(np.square(x).sum(axis=1)) > max_norm
+        return row_norms(x) > max_norm
 
     def fun(t, y):
         x = y.reshape(m, n)
@@ -240,7 +239,7 @@ def _batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_outpu
             return None
         x = y.reshape(m, n)
         live = ~frozen(x)
-        if np.all(np.linalg.norm(loss.grad(x[live]), axis=1) <= gtol):
+        if np.all(row_norms(grad(x[live])) <= gtol):
             return Status.CONVERGED, f"every start reached |grad L| <= gtol = {gtol:g}"
         return None
 
@@ -252,7 +251,7 @@ def _batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_outpu
                     atol=atol * factor, solver_class=solver_class,
                     solver_options=options, dense_output=dense_output or t_eval is not None,
                     stop=stop, max_steps=max_steps)
-    counts = _counted(loss, before)
+    counts = loss.counts.spent_since(before)
     ts, ys = _samples(run, t_eval)
     xs = ys.reshape(len(ts), m, n).transpose(1, 0, 2)
     values, grad_norms = loss._observe(xs)
@@ -332,9 +331,7 @@ def newton_flow(loss, x0, t_end, method="RK45", *, rtol=1e-8, atol=1e-10, t_eval
     def stop(t, x, solver):
         reason = bound(x) or not_positive_definite(x)
         if reason is None and gtol is not None:
-            g = np.linalg.norm(loss.grad(x))
-            if g <= gtol:
-                reason = Status.CONVERGED, f"|grad L| = {g:.3g} <= gtol = {gtol:g}"
+            reason = _converged(np.linalg.norm(loss.grad(x)), gtol)
         return reason
 
     before = loss.counts

@@ -215,10 +215,15 @@ def test_bad_arguments_raise(call, match):
 
 
 def test_step_failed_keeps_iterates():
-    traj = fs.gradient_descent("x**2 + y", [1.0, 0.0], 1.0, 5, line_search="armijo",
-                               c=0.9999, shrink=0.9)
-    assert traj.status in (Status.REACHED_END, Status.FAILED)
-    assert np.all(np.isfinite(traj.xs))
+    # on x^2 the Armijo test with c = 0.9999 needs a step <= 1 - c = 1e-4, beyond the 60
+    # shrinks by 0.9 from 1 (0.9^60 = 1.8e-3): the first step must fail
+    traj = fs.gradient_descent("x**2", [1.0], 1.0, 5, line_search="armijo", c=0.9999,
+                               shrink=0.9)
+    assert traj.status is Status.FAILED and "Armijo" in traj.message
+    np.testing.assert_array_equal(traj.xs, [[1.0]])
+    ok = fs.gradient_descent("x**2", [1.0], 1.0, 5, line_search="armijo", c=0.9999,
+                             shrink=0.5)  # 0.5^14 < 1e-4: reachable, so every step succeeds
+    assert ok.status is Status.REACHED_END and np.all(ok.extras["step_sizes"][:-1] <= 1e-4)
 
 
 def test_batched_gd_matches_single_runs_and_freezes_divergent_starts():

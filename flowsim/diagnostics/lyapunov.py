@@ -171,8 +171,7 @@ def _flow_rates(trajectory, loss, friction):
     if t.size == 0:
         return {}
     _, grads = loss._observe(trajectory.at(t), full=True)
-    dVdt = (loss._observe(trajectory.at(t + h))[0]
-            - loss._observe(trajectory.at(t - h))[0]) / (2 * h)
+    dVdt = (loss._values(trajectory.at(t + h)) - loss._values(trajectory.at(t - h))) / (2 * h)
     predicted = -row_norms(grads) ** 2
     scale = max(np.abs(predicted).max(), 1e-300)
     return {"rate_ts": t, "dVdt": dVdt, "predicted": predicted,

@@ -6,7 +6,7 @@ import numpy as np
 from .._validate import as_loss, positive, positive_int, start_points
 from ..trajectory import Status, Trajectory, cut_at_nonfinite
 
-__all__ = ["StepFailed", "iterate", "finish", "common_arguments"]
+__all__ = ["StepFailed", "iterate", "finish", "common_arguments", "escape"]
 
 
 class StepFailed(Exception):
@@ -20,6 +20,17 @@ def common_arguments(loss, x0, steps, gtol, max_norm, batch=False):
     steps = positive_int(steps, "steps")
     gtol = None if gtol is None else positive(gtol, "gtol")
     return loss, x0, steps, gtol, positive(max_norm, "max_norm")
+
+
+def escape(norm, max_norm, k):
+    """How a run ends when iterate ``k`` has |x| = ``norm`` beyond ``max_norm`` (or non-finite).
+
+    Returns ``(keep, message)``: whether iterate k itself is kept (only when finite).
+    """
+    if np.isfinite(norm):
+        return True, f"|x| = {norm:.3g} exceeded max_norm = {max_norm:g} at step {k}"
+    return False, (f"the iterate became non-finite at step {k} (overflow, or the loss is "
+                   "undefined there); kept the iterates before it")
 
 
 def iterate(loss, x0, steps, step, dts, *, gtol=None, max_norm=1e8, records=()):
@@ -70,15 +81,10 @@ def iterate(loss, x0, steps, step, dts, *, gtol=None, max_norm=1e8, records=()):
                         rec[name][k] = value
             size = x_next @ x_next
             if not size <= limit:
-                if np.isfinite(size):
-                    xs[k + 1], last = x_next, k + 1
-                    message = (f"|x| = {np.sqrt(size):.3g} exceeded max_norm = {max_norm:g} "
-                               f"at step {k + 1}")
-                else:
-                    last = k
-                    message = (f"the iterate became non-finite at step {k + 1} (overflow, or "
-                               "the loss is undefined there); kept the iterates before it")
-                status = Status.DIVERGED
+                keep, message = escape(np.sqrt(size), max_norm, k + 1)
+                if keep:
+                    xs[k + 1] = x_next
+                last, status = (k + 1 if keep else k), Status.DIVERGED
                 break
             xs[k + 1] = x_next
     ts = np.concatenate([[0.0], np.cumsum(dts[:last])])
@@ -93,10 +99,12 @@ def finish(loss, xs, ts, status, message, label, before, *, extras=None, values=
     than it started with is moving away from where it began: it is reported ``diverged``
     (for example gradient descent with eta > 2/lambda_max on a quadratic).
     """
-    after = loss.counts
-    observed_values, observed_norms = loss._observe(xs)
-    values = observed_values if values is None else values
-    grad_norms = observed_norms if grad_norms is None else grad_norms
+    spent = loss.counts.spent_since(before)
+    if grad_norms is None:
+        observed_values, grad_norms = loss._observe(xs)
+        values = observed_values if values is None else values
+    elif values is None:
+        values = loss._values(xs)
     k, status, message = cut_at_nonfinite(values, status, message, ts)
     xs, ts, values, grad_norms = xs[:k], ts[:k], values[:k], grad_norms[:k]
     extras = {name: series[:k] for name, series in (extras or {}).items()}
@@ -107,6 +115,5 @@ def finish(loss, xs, ts, status, message, label, before, *, extras=None, values=
             message = (f"ran all {len(xs) - 1} steps but L went from {values[0]:.6g} to "
                        f"{values[-1]:.6g} and |grad L| grew: the iterates move away "
                        "(is the step above the stability limit?)")
-    return Trajectory(ts, xs, values, grad_norms, status, message, label,
-                      nfev=after.value - before.value, ngev=after.grad - before.grad,
-                      nhev=after.hess - before.hess, extras=extras)
+    return Trajectory(ts, xs, values, grad_norms, status, message, label, extras=extras,
+                      **spent)

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..schedules import as_schedule, step_sizes
 from ..trajectory import BatchTrajectory, Status, row_norms
-from ._driver import StepFailed, common_arguments, finish, iterate
+from ._driver import StepFailed, common_arguments, escape, finish, iterate
 
 __all__ = ["gradient_descent"]
 
@@ -64,7 +64,7 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
     if x0.ndim == 2:
         if line_search is not None:
             raise ValueError("line_search works on one start; pass x0 of shape (n,).")
-        return _batch(loss, x0, etas, -1.0 if not maximize else 1.0, gtol, max_norm, maximize)
+        return _batch(loss, x0, etas, gtol, max_norm, maximize)
     if line_search not in (None, "armijo"):
         raise ValueError(f"line_search must be None or 'armijo', got {line_search!r}.")
     if not 0 < c < 1 or not 0 < shrink < 1:
@@ -149,18 +149,12 @@ def _python_float_loop(loss, x0, etas, sign, gtol, max_norm):
     loss._counter.grad += len(out) - 1 + (status is Status.CONVERGED)
     xs = np.array(out, dtype=float)
     with np.errstate(all="ignore"):
-        norms = np.sqrt(np.square(xs).sum(axis=1))
+        norms = row_norms(xs)
     bad = np.flatnonzero(~(norms <= max_norm))
     if bad.size:
         k = bad[0]
-        if np.isfinite(norms[k]):
-            message = f"|x| = {norms[k]:.3g} exceeded max_norm = {max_norm:g} at step {k}"
-            xs = xs[:k + 1]
-        else:
-            message = (f"the iterate became non-finite at step {k} (overflow); kept the "
-                       "iterates before it")
-            xs = xs[:k]
-        status = Status.DIVERGED
+        keep, message = escape(norms[k], max_norm, k)
+        xs, status = xs[:k + 1 if keep else k], Status.DIVERGED
     return xs, status, message
 
 
@@ -168,8 +162,9 @@ def _python_float_loop(loss, x0, etas, sign, gtol, max_norm):
 CHECK_EVERY = 8
 
 
-def _batch(loss, X0, etas, sign, gtol, max_norm, maximize):
+def _batch(loss, X0, etas, gtol, max_norm, maximize):
     """Gradient descent on m starts at once: one batched gradient call per step."""
+    sign = 1.0 if maximize else -1.0
     m, n = X0.shape
     steps = len(etas)
     grad = loss._fast("grad")
@@ -205,7 +200,7 @@ def _batch(loss, X0, etas, sign, gtol, max_norm, maximize):
         keep = j if np.all(np.isfinite(xs[i, j])) else j - 1
         xs[i, keep + 1:] = xs[i, keep]
     statuses = np.where(diverged, Status.DIVERGED, Status.REACHED_END)
-    after = loss.counts
+    spent = loss.counts.spent_since(before)
     values, grad_norms = loss._observe(path[:done + 1])  # contiguous: then transpose
     values, grad_norms = values.T, grad_norms.T
     if gtol is not None:
@@ -214,5 +209,4 @@ def _batch(loss, X0, etas, sign, gtol, max_norm, maximize):
     ts = np.concatenate([[0.0], np.cumsum(etas[:done])])
     return BatchTrajectory(ts, xs, values, grad_norms, statuses,
                            f"ran {done} steps on {m} starts", "gradient ascent" if maximize
-                           else "gd", nfev=after.value - before.value,
-                           ngev=after.grad - before.grad, nhev=0)
+                           else "gd", **spent)
