@@ -10,6 +10,7 @@ import numpy as np
 from . import flow as flows
 from . import second_order
 from ._validate import as_loss, positive, positive_int, start_points
+from .diagnostics.stability import stability
 from .schemes import SCHEMES
 from .schemes.others import DEFAULT_MOMENTUM
 
@@ -59,10 +60,9 @@ class StepFactors:
 
 def step_factors(loss, point, eta):
     """:class:`StepFactors` of ``loss`` at ``point`` for step ``eta``."""
-    point = np.asarray(point, dtype=float)
-    lam = np.linalg.eigvalsh(loss.hess(point))
-    return StepFactors(point, lam, np.exp(-eta * lam), np.abs(1 - eta * lam),
-                       1 / (1 + eta * lam), eta)
+    r = stability(loss, point, eta)
+    return StepFactors(r.point, r.eigenvalues, np.exp(-eta * r.eigenvalues), r.gd_factors,
+                       r.prox_factors, eta)
 
 
 @dataclass(frozen=True)

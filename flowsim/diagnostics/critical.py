@@ -10,7 +10,7 @@ import sympy as sp
 from .._validate import as_loss, positive, positive_int, start_points
 from ..facts import PointKind
 
-__all__ = ["CriticalPoint", "classify", "critical_points", "check_bounds"]
+__all__ = ["CriticalPoint", "classify", "critical_points", "check_bounds", "hessian_at"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,24 @@ class CriticalPoint:
                 f"value={self.value:.8g}, eigenvalues={np.round(self.eigenvalues, 6).tolist()})")
 
 
+def hessian_at(loss, x):
+    """``(loss, x, H)`` for a diagnostic at one point: checked arguments and a finite Hessian.
+
+    Raises
+    ------
+    ValueError
+        For a point of the wrong dimension, or a Hessian that is not finite there.
+    """
+    loss = as_loss(loss)
+    x = start_points(x, loss.n, batch=False, name="x")
+    with np.errstate(all="ignore"):
+        H = loss.hess(x)
+    if not np.all(np.isfinite(H)):
+        raise ValueError(f"x: the Hessian is not finite at {np.round(x, 6).tolist()}; "
+                         "choose a point inside the loss's domain.")
+    return loss, x, H
+
+
 def classify(loss, x, tol=1e-8):
     """Classify ``x`` by the eigenvalues of the Hessian there.
 
@@ -77,15 +95,10 @@ def classify(loss, x, tol=1e-8):
     >>> classify("x**2 - y**2", [0.0, 0.0]).kind.value
     'saddle'
     """
-    loss = as_loss(loss)
-    x = start_points(x, loss.n, batch=False, name="x")
+    loss, x, H = hessian_at(loss, x)
     tol = positive(tol, "tol")
     with np.errstate(all="ignore"):
-        H = loss.hess(x)
         g = loss.grad(x)
-    if not np.all(np.isfinite(H)):
-        raise ValueError(f"x: the Hessian is not finite at {np.round(x, 6).tolist()}; "
-                         "classify a point inside the loss's domain.")
     lam, vecs = np.linalg.eigh(H)
     scale = max(1.0, np.abs(lam).max())
     if np.any(np.abs(lam) <= tol * scale):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.optimize
 
-from .._validate import as_loss, positive, positive_int, start_points
+from .._validate import as_loss, positive, positive_int
 from ..flow import gradient_flow
 from ..schemes import gradient_descent
 from .critical import classify
@@ -133,7 +133,7 @@ def saddle_escape(loss, x_saddle, delta=1e-6, radius=0.1, eta=None, *, max_steps
         factor = 1 + eta * rate
         predicted_steps = float(np.log(radius / delta) / np.log(factor))
         budget = positive_int(min(max_steps, int(4 * predicted_steps) + 10), "max_steps")
-        run = gradient_descent(loss, start_points(x0, loss.n, batch=False), eta, budget)
+        run = gradient_descent(loss, x0, eta, budget)
         d = np.linalg.norm(run.xs - info.point, axis=1)
         hit = np.flatnonzero(d >= radius)
         result.update(eta=eta, gd_factor=float(factor), predicted_steps=predicted_steps,

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import as_loss, positive, positive_int, start_points
+from .._validate import as_loss, positive, positive_int
 from ..trajectory import BatchTrajectory, Trajectory
-from .critical import check_bounds
+from .critical import check_bounds, hessian_at
 
 __all__ = ["StabilityReport", "stability", "LipschitzEstimate", "lipschitz_estimate",
            "Sharpness", "sharpness"]
@@ -92,12 +92,7 @@ def stability(loss, x, eta=None):
     >>> round(float(r.best_step), 12), round(float(r.best_rate), 12)
     (0.4, 0.6)
     """
-    loss = as_loss(loss)
-    x = start_points(x, loss.n, batch=False, name="x")
-    with np.errstate(all="ignore"):
-        H = loss.hess(x)
-    if not np.all(np.isfinite(H)):
-        raise ValueError(f"x: the Hessian is not finite at {np.round(x, 6).tolist()}.")
+    loss, x, H = hessian_at(loss, x)
     lam = np.linalg.eigvalsh(H)
     lo, hi = lam[0], lam[-1]
     kappa = hi / lo if lo > 0 else np.inf
