@@ -38,6 +38,13 @@ class Counter:
         self.value = self.grad = self.hess = 0
 
 
+def _as_input(x):
+    """``x`` as a float array the compiled kernels accept (symengine's LLVM kernels refuse
+    read-only buffers, such as the frozen arrays of a Trajectory)."""
+    X = np.asarray(x, dtype=float)
+    return X if X.flags.writeable else X.copy()
+
+
 class Evaluation:
     """Evaluation methods shared by every :class:`~flowsim.Loss`.
 
@@ -58,9 +65,7 @@ class Evaluation:
         self._counter.value = self._counter.grad = self._counter.hess = 0
 
     def _points(self, x):
-        X = np.asarray(x, dtype=float)
-        if not X.flags.writeable:  # symengine's compiled kernels refuse read-only buffers
-            X = X.copy()
+        X = _as_input(x)
         if X.ndim == 0 or X.shape[-1] != self.n:
             names = ", ".join(v.name for v in self._c.variables[:6])
             raise ValueError(f"x must have last dimension n = {self.n} (one entry per variable "
@@ -151,7 +156,7 @@ class Evaluation:
     def _values(self, xs):
         """L along recorded states, shape (...), not counted (see :meth:`_observe`)."""
         with np.errstate(all="ignore"):
-            return self._eval(self._c.kernels.value, np.asarray(xs, dtype=float))[..., 0]
+            return self._eval(self._c.kernels.value, _as_input(xs))[..., 0]
 
     def _observe(self, xs, full=False):
         """Values and gradient norms along recorded states, shapes (...), not counted.
@@ -161,7 +166,7 @@ class Evaluation:
         Results record L and |grad L| at every state; that bookkeeping is not the cost of
         the method that produced the states, so it stays out of :attr:`counts`.
         """
-        xs = np.asarray(xs, dtype=float)
+        xs = _as_input(xs)
         values = self._values(xs)
         with np.errstate(all="ignore"):
             grads = self._eval(self._c.kernels.grad, xs)

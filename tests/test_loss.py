@@ -252,3 +252,14 @@ def test_single_point_outside_domain_falls_back_to_numpy_answers():
         assert loss.value([1000.0, 1.0]) == np.inf
     assert Loss("1/x").value([0.0]) == np.inf
     assert np.isnan(Loss("x**0.5").value([-1.0]))
+
+
+def test_bookkeeping_accepts_frozen_trajectory_arrays():
+    # Trajectory arrays are read-only; the compiled kernels need writeable input
+    import flowsim as fs
+    loss = losses.rosenbrock(2)
+    traj = fs.gradient_descent(loss, [-1.2, 1.0], 1e-3, 5)
+    assert not traj.xs.flags.writeable
+    np.testing.assert_allclose(loss._values(traj.xs), rosen(traj.xs.T), rtol=1e-14)
+    values, norms = loss._observe(traj.xs)
+    np.testing.assert_allclose(norms, np.linalg.norm([rosen_der(x) for x in traj.xs], axis=1))
