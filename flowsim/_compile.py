@@ -17,10 +17,15 @@ outputs of shape ``(..., k)``.
 """
 from __future__ import annotations
 
+import ast
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.special
 import sympy as sp
+
+from ._gate import Budget, BudgetError, derivative_bound, postorder
 
 try:  # symengine is a declared dependency, but sympy alone must keep working
     import symengine as se
@@ -42,33 +47,82 @@ def _terms(expr):
     return expr.args if expr.is_Add else (expr,)
 
 
-def _termwise_diff(expr, symbols, add, zero):
+class _Meter:
+    """Counts the operations of derivatives as they are built, against the budget.
+
+    Before each derivative is taken, :func:`flowsim._gate.derivative_bound` predicts its size
+    from the expression; a prediction over what is left refuses the loss before the work is
+    done (one product of 200 factors would otherwise take minutes). After each one, its real
+    size is taken off what is left.
+    """
+
+    def __init__(self, budget, size):
+        self.budget = budget
+        self.size = size          # expression -> operations (backend-specific, fast)
+        self.spent = 0
+        self.memo = {}
+
+    def predict(self, expr):
+        bound = derivative_bound(expr, self.memo)
+        if self.spent + bound > self.budget.derivative_ops:
+            self.budget.exceeded("derivative_ops", self.spent + bound,
+                                 "the predicted size of the derivatives in operations")
+
+    def take(self, exprs):
+        self.spent += self.size(exprs) + len(exprs)
+        if self.spent > self.budget.derivative_ops:
+            self.budget.exceeded("derivative_ops", self.spent,
+                                 "the size of the derivatives in operations")
+
+
+def _termwise_diff(expr, symbols, add, zero, meter):
     """Derivatives of ``expr`` with respect to each of ``symbols``, summing per-term diffs."""
     index = {s: i for i, s in enumerate(symbols)}
     parts = [[] for _ in symbols]
     for term in _terms(expr):
-        for s in term.free_symbols:
-            i = index.get(s)
-            if i is not None:
-                parts[i].append(term.diff(s))
+        mine = [s for s in term.free_symbols if s in index]
+        if mine:
+            meter.predict(term)
+        for s in mine:
+            d = term.diff(s)
+            meter.take([d])
+            parts[index[s]].append(d)
     return [add(*p) if p else zero for p in parts]
 
 
-def _hessian_entries(gradient, symbols, add, zero):
+def _hessian_entries(gradient, symbols, add, zero, meter):
     """Upper-triangle Hessian entries on the sparsity pattern implied by ``gradient``."""
     index = {s: i for i, s in enumerate(symbols)}
+    pattern = [sorted(index[s] for s in g.free_symbols if s in index and index[s] >= i)
+               for i, g in enumerate(gradient)]
+    nnz = sum(len(js) for js in pattern)
+    if nnz > meter.budget.hessian_entries:
+        meter.budget.exceeded("hessian_entries", nnz, "the number of Hessian entries")
     rows, cols, entries = [], [], []
-    for i, g in enumerate(gradient):
-        js = sorted(index[s] for s in g.free_symbols if s in index and index[s] >= i)
+    for i, (g, js) in enumerate(zip(gradient, pattern)):
         if not js:
             continue
-        derivs = _termwise_diff(g, [symbols[j] for j in js], add, zero)
+        derivs = _termwise_diff(g, [symbols[j] for j in js], add, zero, meter)
         for j, d in zip(js, derivs):
             if d != zero:
                 rows.append(i)
                 cols.append(j)
                 entries.append(d)
     return np.array(rows, dtype=np.intp), np.array(cols, dtype=np.intp), entries
+
+
+def _sympy_size(exprs):
+    """Tree size in operations of sympy expressions (shared sub-trees counted per use)."""
+    sizes, total = {}, 0
+    for expr in exprs:
+        for e in postorder(expr, sizes):
+            sizes[id(e)] = 1 + sum(sizes[id(a)] for a in e.args) if e.args else 0
+        total += sizes[id(expr)]
+    return total
+
+
+def _symengine_size(exprs):
+    return int(se.count_ops(*exprs)) if exprs else 0
 
 
 @dataclass(frozen=True)
@@ -108,9 +162,65 @@ def _is_smooth(expr):
     return not expr.has(*NONSMOOTH)
 
 
+#: Every bare name sympy's printers may write for the whitelisted functions, their
+#: derivatives and numpy's piecewise helpers (measured by printing each one, see the tests).
+PRINTER_NAMES = frozenset({
+    "abs", "arccos", "arcsin", "arctan", "arctan2", "cos", "cosh", "equal", "erf", "exp",
+    "greater", "less", "log", "maximum", "minimum", "nan", "pi", "e", "inf", "reduce",
+    "select", "sign", "sin", "sinh", "sqrt", "tan", "tanh", "Heaviside", "acos", "asin",
+    "atan", "atan2", "copysign", "max", "min", "True", "False", "amax", "amin",
+    "greater_equal", "less_equal", "logical_and", "logical_or", "where", "heaviside"})
+_SAFE_NODES = (ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign,
+               ast.Name, ast.Load, ast.Store, ast.BinOp, ast.UnaryOp, ast.Call, ast.Constant,
+               ast.List, ast.Tuple, ast.keyword, ast.operator, ast.unaryop, ast.IfExp,
+               ast.Compare, ast.cmpop, ast.BoolOp, ast.boolop)
+
+
+def audit_source(func):
+    """Check the Python source that sympy generated for ``func``; return the source.
+
+    Every name must be an argument, a common subexpression assigned in the function, or one
+    of :data:`PRINTER_NAMES`; only plain arithmetic, calls of those names, lists and
+    constants may occur (no attributes, subscripts, lambdas or imports). Arguments are
+    dummies (``dummify=True``), so no user-chosen name is ever written into the code.
+
+    Raises
+    ------
+    ValueError
+        If anything else appears (it would mean a symbolic input slipped past the gate).
+    """
+    source = inspect.getsource(func)
+    tree = ast.parse(source)
+    defined = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg):
+            defined.add(node.arg)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            defined.add(node.id)
+    for node in ast.walk(tree):
+        if not isinstance(node, _SAFE_NODES):
+            raise ValueError(f"loss: the generated code holds a {type(node).__name__}; this "
+                             "input is not supported.")
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and \
+                node.id not in defined and node.id not in PRINTER_NAMES:
+            raise ValueError(f"loss: the generated code refers to {node.id!r}, which is not "
+                             "a whitelisted function; this input is not supported.")
+    return source
+
+
+def _lambdify(args, exprs, modules):
+    func = sp.lambdify(args, list(exprs), modules=modules, cse=True, dummify=True)
+    audit_source(func)
+    return func
+
+
+#: numpy has no erf; sympy's printer writes a bare ``erf`` that must work on arrays.
+_NUMPY_MODULES = [{"erf": scipy.special.erf}, "numpy"]
+
+
 def _sympy_lambdify(args, exprs):
     """A kernel from sympy's lambdify: broadcasts constant outputs to the batch shape."""
-    func = sp.lambdify(args, list(exprs), modules="numpy", cse=True)
+    func = _lambdify(args, exprs, _NUMPY_MODULES)
     k = len(exprs)
 
     def kernel(inputs):
@@ -149,13 +259,14 @@ def _symengine_lambdify(args, exprs):
     return kernel
 
 
-def _compile_symengine(expr, variables, args):
+def _compile_symengine(expr, variables, args, budget):
     s_expr = se.sympify(expr)
     s_vars = [se.Symbol(v.name) for v in variables]
     s_args = [se.Symbol(a.name) for a in args]
     zero = se.Integer(0)
-    gradient = _termwise_diff(s_expr, s_vars, se.Add, zero)
-    rows, cols, hessian = _hessian_entries(gradient, s_vars, se.Add, zero)
+    meter = _Meter(budget, _symengine_size)
+    gradient = _termwise_diff(s_expr, s_vars, se.Add, zero, meter)
+    rows, cols, hessian = _hessian_entries(gradient, s_vars, se.Add, zero, meter)
     derived = list(gradient) + list(hessian)
     if any(d.atoms(se.Derivative, se.Subs) for d in derived):
         raise NotImplementedError("symengine left an unevaluated derivative")
@@ -163,7 +274,7 @@ def _compile_symengine(expr, variables, args):
     grad = _symengine_lambdify(s_args, gradient)
     hess = _symengine_lambdify(s_args, hessian) if hessian else _empty_kernel()
     points = {}
-    if len(variables) <= POINT_MAX:
+    if len(variables) <= POINT_MAX and meter.spent <= POINT_MAX_OPS:
         points = _point_kernels(len(variables), [sp.Symbol(a.name) for a in args],
                                 sp.sympify(s_expr), [sp.sympify(g) for g in gradient],
                                 [sp.sympify(h) for h in hessian])
@@ -176,10 +287,11 @@ def _drop_delta(expr):
     return expr.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.S.Zero)
 
 
-def _compile_sympy(expr, variables, args):
+def _compile_sympy(expr, variables, args, budget):
     zero = sp.S.Zero
-    gradient = [_drop_delta(g) for g in _termwise_diff(expr, variables, sp.Add, zero)]
-    rows, cols, hessian = _hessian_entries(gradient, variables, sp.Add, zero)
+    meter = _Meter(budget, _sympy_size)
+    gradient = [_drop_delta(g) for g in _termwise_diff(expr, variables, sp.Add, zero, meter)]
+    rows, cols, hessian = _hessian_entries(gradient, variables, sp.Add, zero, meter)
     hessian = [_drop_delta(h) for h in hessian]
     keep = [i for i, h in enumerate(hessian) if h != zero]
     rows, cols, hessian = rows[keep], cols[keep], [hessian[i] for i in keep]
@@ -190,7 +302,8 @@ def _compile_sympy(expr, variables, args):
     value = _sympy_lambdify(args, [expr])
     grad = _sympy_lambdify(args, gradient)
     hess = _sympy_lambdify(args, hessian) if hessian else _empty_kernel()
-    points = _point_kernels(len(variables), args, expr, gradient, hessian)
+    points = _point_kernels(len(variables), args, expr, gradient, hessian) \
+        if meter.spent <= POINT_MAX_OPS else {}
     return Kernels(value, grad, hess, rows, cols, tuple(gradient), tuple(hessian), "sympy",
                    **points)
 
@@ -200,6 +313,9 @@ def _compile_sympy(expr, variables, args):
 #: 0.6 us against 2.3 us for symengine's LLVM kernel; at n = 10, 1.9 us against 2.5 us;
 #: at n = 50, 7.6 us against 3 us.
 POINT_MAX = 12
+#: ... and only while their derivatives are small: the math-module kernels are built by
+#: sympy's (pure Python) common-subexpression elimination, which is slow on large trees.
+POINT_MAX_OPS = 3000
 
 _MATH_EXTRAS = {
     "sign": lambda u: (u > 0) - (u < 0),
@@ -215,7 +331,7 @@ def _point_kernel(args, exprs):
     kernel then answers ``None`` and the caller uses the batched kernel, which gives the
     numpy answer.
     """
-    func = sp.lambdify(args, list(exprs), modules=[_MATH_EXTRAS, "math"], cse=True)
+    func = _lambdify(args, exprs, [_MATH_EXTRAS, "math"])
 
     def kernel(x, extra=()):
         try:
@@ -243,7 +359,7 @@ def _empty_kernel():
     return kernel
 
 
-def compile_kernels(expr, variables, args, backend="auto"):
+def compile_kernels(expr, variables, args, backend="auto", budget=None):
     """Differentiate ``expr`` and compile its kernels.
 
     Parameters
@@ -257,6 +373,9 @@ def compile_kernels(expr, variables, args, backend="auto"):
     backend : {"auto", "symengine", "sympy"}
         ``"auto"`` uses symengine for smooth expressions when it is installed and falls back
         to sympy for anything symengine cannot handle.
+    budget : Budget, optional
+        Limits on the number of Hessian entries and the size of the derivatives (see
+        :class:`flowsim.Budget`); exceeding one raises ``ValueError`` naming it.
 
     Returns
     -------
@@ -267,11 +386,14 @@ def compile_kernels(expr, variables, args, backend="auto"):
     if backend == "symengine" and se is None:
         raise ValueError("backend='symengine' needs the symengine package; pip install "
                          "symengine or use backend='sympy'.")
+    budget = budget or Budget()
     if backend == "symengine" or (backend == "auto" and se is not None and _is_smooth(expr)):
         try:
-            return _compile_symengine(expr, variables, args)
+            return _compile_symengine(expr, variables, args, budget)
+        except BudgetError:
+            raise
         except (RuntimeError, TypeError, ValueError, NotImplementedError, AttributeError):
             if backend == "symengine":
                 raise ValueError("backend='symengine' cannot compile this expression; use "
                                  "backend='sympy'.") from None
-    return _compile_sympy(expr, variables, args)
+    return _compile_sympy(expr, variables, args, budget)

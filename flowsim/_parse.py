@@ -13,12 +13,11 @@ import re
 
 import sympy as sp
 
+from ._gate import RESERVED_NAMES, as_budget, digits_of
+
 __all__ = ["parse_formula", "FUNCTIONS", "CONSTANTS", "natural_key", "real_symbol"]
 
 MAX_LENGTH = 200_000
-MAX_DEPTH = 80
-MAX_EXPONENT = 1000
-MAX_DIGITS = 100
 
 
 def _sigmoid(z):
@@ -64,13 +63,8 @@ FUNCTIONS = {
 
 CONSTANTS = {"pi": sp.pi, "E": sp.E}
 
-_BINOPS = {
-    ast.Add: lambda a, b: a + b,
-    ast.Sub: lambda a, b: a - b,
-    ast.Mult: lambda a, b: a * b,
-    ast.Div: lambda a, b: a / b,
-    ast.Pow: None,  # checked separately (exponent size)
-}
+_SUMS = (ast.Add, ast.Sub)
+_PRODUCTS = (ast.Mult, ast.Div)
 _UNARY = {ast.USub: lambda a: -a, ast.UAdd: lambda a: a}
 
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
@@ -104,11 +98,17 @@ def _describe(node):
 
 
 class _Builder:
-    """Walks a checked AST and builds the sympy expression."""
+    """Walks a checked AST and builds the sympy expression.
 
-    def __init__(self, carets, lead):
+    Associative chains (``a + b - c + ...``, ``a * b / c * ...``), which Python's parser
+    nests one level per operator, are flattened into one ``Add``/``Mul`` each, so depth counts
+    real nesting (brackets, calls, powers) and a 2000-term sum is as shallow as ``a + b``.
+    """
+
+    def __init__(self, carets, lead, budget):
         self.carets = carets
         self.lead = lead
+        self.budget = budget
         self.names = set()
 
     def column(self, node):
@@ -120,15 +120,21 @@ class _Builder:
                 shift += 1
         return col - shift + self.lead + 1
 
-    def fail(self, node, what):
+    def fail(self, node, what, fix=None):
+        if fix is None:
+            fix = ("use numbers, variable names, + - * / ** and the math functions "
+                   f"{', '.join(sorted(set(FUNCTIONS) - {'Abs', 'Min', 'Max'}))}.")
         raise ValueError(f"loss formula: {what} at column {self.column(node)} is not allowed; "
-                         "use numbers, variable names, + - * / ** and the math functions "
-                         f"{', '.join(sorted(set(FUNCTIONS) - {'Abs', 'Min', 'Max'}))}.")
+                         f"{fix}")
+
+    def bad_number(self, node, what):
+        self.fail(node, what, "write finite real numbers of moderate size.")
 
     def build(self, node, depth=0):
-        if depth > MAX_DEPTH:
-            raise ValueError(f"loss formula: nesting deeper than {MAX_DEPTH} levels at column "
-                             f"{self.column(node)}; simplify the formula.")
+        if depth > self.budget.depth:
+            raise ValueError(f"loss formula: nesting deeper than {self.budget.depth} levels at "
+                             f"column {self.column(node)}; simplify the formula or raise the "
+                             "limit with budget={'depth': ...}.")
         if isinstance(node, ast.Expression):
             return self.build(node.body, depth + 1)
         if isinstance(node, ast.Constant):
@@ -136,31 +142,67 @@ class _Builder:
         if isinstance(node, ast.Name):
             return self.name(node)
         if isinstance(node, ast.BinOp):
-            if type(node.op) not in _BINOPS:
-                self.fail(node, f"operator {type(node.op).__name__}")
-            left = self.build(node.left, depth + 1)
-            right = self.build(node.right, depth + 1)
+            if isinstance(node.op, _SUMS):
+                return self.chain(node, _SUMS, depth)
+            if isinstance(node.op, _PRODUCTS):
+                return self.chain(node, _PRODUCTS, depth)
             if isinstance(node.op, ast.Pow):
-                return self.power(node, left, right)
-            return _BINOPS[type(node.op)](left, right)
+                return self.power(node, self.build(node.left, depth + 1),
+                                  self.build(node.right, depth + 1))
+            self.fail(node, f"operator {type(node.op).__name__}")
         if isinstance(node, ast.UnaryOp):
             if type(node.op) not in _UNARY:
                 self.fail(node, f"unary operator {type(node.op).__name__}")
-            return _UNARY[type(node.op)](self.build(node.operand, depth + 1))
+            return self.number_check(node, _UNARY[type(node.op)](
+                self.build(node.operand, depth + 1)))
         if isinstance(node, ast.Call):
             return self.call(node, depth)
         self.fail(node, _describe(node))
+
+    def chain(self, node, ops, depth):
+        """One Add (or Mul) for a whole left-nested chain of + - (or * /)."""
+        operands = []
+        while isinstance(node, ast.BinOp) and isinstance(node.op, ops):
+            operands.append((node.op, node.right))
+            node = node.left
+        operands.append((None, node))
+        built = []
+        for op, operand in reversed(operands):
+            term = self.build(operand, depth + 1)
+            if isinstance(op, ast.Sub):
+                term = -term
+            elif isinstance(op, ast.Div):
+                if term == 0:
+                    self.bad_number(operand, "division by zero")
+                term = sp.Pow(term, -1)
+            built.append(term)
+        result = sp.Add(*built) if ops is _SUMS else sp.Mul(*built)
+        return self.number_check(node, result)
+
+    def number_check(self, node, value):
+        """Bound the size of numbers that folding produced (2**1000 * 2**1000 * ...)."""
+        if value.is_Rational:
+            digits = max(digits_of(value.p), digits_of(value.q))
+            if digits > self.budget.digits:
+                self.fail(node, f"a number with {digits} digits",
+                          f"the budget allows {self.budget.digits} (budget={{'digits': ...}}).")
+        elif value.is_Float and not math.isfinite(float(value)):
+            self.bad_number(node, "a number outside the float64 range")
+        elif value.is_Number and not value.is_finite:
+            self.bad_number(node, f"the non-finite value {value}")
+        return value
 
     def constant(self, node):
         value = node.value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(node, f"constant {value!r} (only real numbers are allowed)")
         if isinstance(value, int):
-            if len(str(abs(value))) > MAX_DIGITS:
-                self.fail(node, f"an integer with more than {MAX_DIGITS} digits")
+            if digits_of(value) > self.budget.digits:
+                self.fail(node, f"an integer with more than {self.budget.digits} digits",
+                          "raise the limit with budget={'digits': ...} if it is meant.")
             return sp.Integer(value)
         if not math.isfinite(value):
-            self.fail(node, "a non-finite number")
+            self.bad_number(node, "a non-finite number")
         return sp.Float(value)
 
     def name(self, node):
@@ -172,17 +214,25 @@ class _Builder:
         if ident in FUNCTIONS:
             raise ValueError(f"loss formula: {ident!r} at column {self.column(node)} is a "
                              f"function; call it as {ident}(...).")
+        if ident in RESERVED_NAMES:
+            raise ValueError(f"loss formula: the name {ident!r} at column {self.column(node)} "
+                             "is reserved (a sympy constant or keyword); use another name.")
         self.names.add(ident)
         return real_symbol(ident)
 
     def power(self, node, base, exponent):
+        limit = self.budget.exponent
         if exponent.is_Number:
-            if abs(exponent) > MAX_EXPONENT:
-                self.fail(node, f"an exponent of magnitude above {MAX_EXPONENT}")
+            if abs(exponent) > limit:
+                self.fail(node, f"an exponent of magnitude above {limit}",
+                          "raise the limit with budget={'exponent': ...} if it is meant.")
             if base.is_Number and base != 0 and \
-                    abs(float(sp.log(abs(base), 10))) * abs(float(exponent)) > MAX_EXPONENT:
-                self.fail(node, "a power whose value has more than 1000 digits")
-        return sp.Pow(base, exponent)
+                    abs(float(sp.log(abs(base), 10))) * abs(float(exponent)) > self.budget.digits:
+                self.bad_number(node, f"a power whose value has more than "
+                                      f"{self.budget.digits} digits")
+        if base == 0 and exponent.is_Number and exponent.is_negative:
+            self.bad_number(node, "division by zero (a negative power of 0)")
+        return self.number_check(node, sp.Pow(base, exponent))
 
     def call(self, node, depth):
         func = node.func
@@ -207,10 +257,12 @@ class _Builder:
             raise ValueError(f"loss formula: {fname}(...) at column {self.column(node)} takes "
                              f"{want} argument(s), got {nargs}.")
         args = [self.build(arg, depth + 1) for arg in node.args]
-        return constructor(*args)
+        if fname == "log" and nargs == 2 and args[1].is_Number and args[1] in (0, 1):
+            self.bad_number(node, "a logarithm to base 0 or 1")
+        return self.number_check(node, constructor(*args))
 
 
-def parse_formula(text):
+def parse_formula(text, budget=None):
     """Parse an untrusted loss formula into a sympy expression.
 
     Parameters
@@ -221,17 +273,24 @@ def parse_formula(text):
         parentheses, calls of the functions in :data:`FUNCTIONS`, and the constants ``pi``
         and ``E``.
 
+    budget : Budget, optional
+        Limits on nesting depth, digits and exponents (see :class:`flowsim.Budget`).
+
     Returns
     -------
     expr : sympy.Expr
-        The expression, with every name a real :class:`sympy.Symbol`.
+        The expression, with every name a real :class:`sympy.Symbol`. It has not yet passed
+        :func:`flowsim._gate.check_expression` (the Loss constructor runs that on every
+        input, text or sympy).
     names : set of str
         The names of the symbols that occur (constants excluded).
 
     Raises
     ------
     ValueError
-        For anything outside the whitelist, naming the construct and its (1-based) column.
+        For anything outside the whitelist, naming the construct and its (1-based) column;
+        for non-ASCII text (look-alike letters such as a fullwidth 'x' would otherwise be
+        folded silently into other names by Python's NFKC normalisation).
 
     Examples
     --------
@@ -246,19 +305,23 @@ def parse_formula(text):
                          f"{MAX_LENGTH}: build large losses as sympy expressions instead.")
     if not text.strip():
         raise ValueError("loss formula is empty; give an expression such as 'x**2 + y**2'.")
-    bad = [c for c in text if (ord(c) < 32 and c not in "\t\n\r") or c in "'\"\\;`"]
-    if bad:
-        col = text.index(bad[0]) + 1
-        raise ValueError(f"loss formula: character {bad[0]!r} at column {col} is not allowed; "
-                         "formulas hold no strings, statements or escapes.")
+    budget = as_budget(budget)
+    for col, c in enumerate(text, start=1):
+        if ord(c) > 126:
+            raise ValueError(f"loss formula: character {c!r} (U+{ord(c):04X}) at column {col} "
+                             "is not ASCII; write names in ASCII letters (alpha, not the "
+                             "Greek letter).")
+        if (ord(c) < 32 and c not in "\t\n\r") or ord(c) == 127 or c in "'\"\\;`#@$!?":
+            raise ValueError(f"loss formula: character {c!r} at column {col} is not allowed; "
+                             "formulas hold no strings, comments, statements or escapes.")
     depth = max_depth = 0
     for ch in text:
         depth += ch in "([{"
         depth -= ch in ")]}"
         max_depth = max(max_depth, depth)
-    if max_depth > MAX_DEPTH:
-        raise ValueError(f"loss formula nests parentheses {max_depth} deep; the limit is "
-                         f"{MAX_DEPTH}.")
+    if max_depth > budget.depth:
+        raise ValueError(f"loss formula nests brackets {max_depth} deep; the limit is "
+                         f"{budget.depth} (raise it with budget={{'depth': ...}}).")
     lead = len(text) - len(text.lstrip())
     text = text.strip()
     carets = [i for i, ch in enumerate(text) if ch == "^"]
@@ -268,9 +331,10 @@ def parse_formula(text):
         raise ValueError(f"loss formula is not a valid expression ({err.msg}) near column "
                          f"{(err.offset or 0) + lead}.") from None
     except (RecursionError, MemoryError, ValueError) as err:
-        raise ValueError(f"loss formula could not be parsed safely ({type(err).__name__}); "
-                         "simplify it.") from None
-    builder = _Builder(carets, lead)
+        raise ValueError(f"loss formula is too long or too deeply nested for Python's "
+                         f"parser ({type(err).__name__}); build a loss this large as a sympy "
+                         "expression, e.g. Loss(sympy.Add(*terms)).") from None
+    builder = _Builder(carets, lead, budget)
     try:
         expr = builder.build(tree)
     except RecursionError:
