@@ -50,29 +50,51 @@ def _terms(expr):
 class _Meter:
     """Counts the operations of derivatives as they are built, against the budget.
 
-    Before each derivative is taken, :func:`flowsim._gate.derivative_bound` predicts its size
-    from the expression; a prediction over what is left refuses the loss before the work is
-    done (one product of 200 factors would otherwise take minutes). After each one, its real
-    size is taken off what is left.
+    What the compilers pay for is unique structure (both run common-subexpression
+    elimination) and outputs, so each new node counts its arguments once, however many
+    derivatives share it, and each derivative counts one more. Before a derivative is
+    taken, :func:`flowsim._gate.derivative_bound` predicts its (tree) size; a prediction over
+    what is left refuses the loss before the work is done (one product of 200 factors would
+    otherwise take minutes).
+
+    Parameters
+    ----------
+    budget : Budget
+    key : callable
+        Structural key of a node (the node itself for symengine; ``id`` for sympy, whose
+        derivatives reuse their sub-expressions' objects).
+    cost : int
+        How many operations of the budget one operation of this backend costs.
     """
 
-    def __init__(self, budget, size):
+    def __init__(self, budget, key, cost=1):
         self.budget = budget
-        self.size = size          # expression -> operations (backend-specific, fast)
+        self.key = key
+        self.limit = budget.derivative_ops // cost
+        self.note = "" if cost == 1 else f" (the sympy backend of non-smooth losses allows " \
+                                         f"1/{cost} of the budget, {self.limit:,})"
         self.spent = 0
         self.memo = {}
+        self.seen = set()
+        self.unevaluated = False  # a Derivative or Subs the backend could not resolve
+
+    def over(self, size, what):
+        self.budget.exceeded("derivative_ops", size, what + self.note)
 
     def predict(self, expr):
         bound = derivative_bound(expr, self.memo)
-        if self.spent + bound > self.budget.derivative_ops:
-            self.budget.exceeded("derivative_ops", self.spent + bound,
-                                 "the predicted size of the derivatives in operations")
+        if self.spent + bound > self.limit:
+            self.over(self.spent + bound, "the predicted size of the derivatives in operations")
 
-    def take(self, exprs):
-        self.spent += self.size(exprs) + len(exprs)
-        if self.spent > self.budget.derivative_ops:
-            self.budget.exceeded("derivative_ops", self.spent,
-                                 "the size of the derivatives in operations")
+    def take(self, expr):
+        for e in postorder(expr, self.seen, key=self.key):
+            self.seen.add(self.key(e))
+            self.spent += len(e.args)
+            if type(e).__name__ in ("Derivative", "Subs"):
+                self.unevaluated = True
+        self.spent += 1
+        if self.spent > self.limit:
+            self.over(self.spent, "the size of the derivatives in operations")
 
 
 def _termwise_diff(expr, symbols, add, zero, meter):
@@ -85,7 +107,7 @@ def _termwise_diff(expr, symbols, add, zero, meter):
             meter.predict(term)
         for s in mine:
             d = term.diff(s)
-            meter.take([d])
+            meter.take(d)
             parts[index[s]].append(d)
     return [add(*p) if p else zero for p in parts]
 
@@ -111,18 +133,14 @@ def _hessian_entries(gradient, symbols, add, zero, meter):
     return np.array(rows, dtype=np.intp), np.array(cols, dtype=np.intp), entries
 
 
-def _sympy_size(exprs):
-    """Tree size in operations of sympy expressions (shared sub-trees counted per use)."""
-    sizes, total = {}, 0
-    for expr in exprs:
-        for e in postorder(expr, sizes):
-            sizes[id(e)] = 1 + sum(sizes[id(a)] for a in e.args) if e.args else 0
-        total += sizes[id(expr)]
-    return total
+#: One operation of sympy's pure-Python differentiation and cse costs about as much time as
+#: this many of symengine's (measured: the Hessian of a 30-factor product takes 8.8 s in
+#: sympy.diff, against 0.01 s in symengine; LLVM compiles 100,000 operations in about 2 s).
+SYMPY_COST = 25
 
 
-def _symengine_size(exprs):
-    return int(se.count_ops(*exprs)) if exprs else 0
+def _same(e):
+    return e
 
 
 @dataclass(frozen=True)
@@ -239,10 +257,14 @@ def _sympy_lambdify(args, exprs):
 #: chained Rosenbrock gradient at n = 1000, opt_level 0 compiles in 0.3 s instead of 1.2 s
 #: and evaluates in 7.0 us instead of 4.4 us (scipy's rosen_der: 11 us).
 LARGE_ARGS = 200
+#: ... and from this many derivative operations on (see _Meter): LLVM's optimizer is
+#: superlinear in the size of a kernel (measured: 50 sigmoid terms in 20 weights, 9.7 s at
+#: opt_level 3, 1.1 s at 0; 5050 outputs of 2*x_i*x_j, 3.3 s against 0.46 s).
+LARGE_OPS = 5_000
 
 
-def _symengine_lambdify(args, exprs):
-    opt_level = 0 if len(args) >= LARGE_ARGS else 3
+def _symengine_lambdify(args, exprs, large=False):
+    opt_level = 0 if large or len(args) >= LARGE_ARGS else 3
     try:
         func = se.Lambdify(args, list(exprs), backend="llvm", cse=True, opt_level=opt_level)
     except (RuntimeError, TypeError, ValueError, NotImplementedError):
@@ -264,15 +286,15 @@ def _compile_symengine(expr, variables, args, budget):
     s_vars = [se.Symbol(v.name) for v in variables]
     s_args = [se.Symbol(a.name) for a in args]
     zero = se.Integer(0)
-    meter = _Meter(budget, _symengine_size)
+    meter = _Meter(budget, _same)
     gradient = _termwise_diff(s_expr, s_vars, se.Add, zero, meter)
     rows, cols, hessian = _hessian_entries(gradient, s_vars, se.Add, zero, meter)
-    derived = list(gradient) + list(hessian)
-    if any(d.atoms(se.Derivative, se.Subs) for d in derived):
+    if meter.unevaluated:
         raise NotImplementedError("symengine left an unevaluated derivative")
-    value = _symengine_lambdify(s_args, [s_expr])
-    grad = _symengine_lambdify(s_args, gradient)
-    hess = _symengine_lambdify(s_args, hessian) if hessian else _empty_kernel()
+    large = meter.spent > LARGE_OPS
+    value = _symengine_lambdify(s_args, [s_expr], large)
+    grad = _symengine_lambdify(s_args, gradient, large)
+    hess = _symengine_lambdify(s_args, hessian, large) if hessian else _empty_kernel()
     points = {}
     if len(variables) <= POINT_MAX and meter.spent <= POINT_MAX_OPS:
         points = _point_kernels(len(variables), [sp.Symbol(a.name) for a in args],
@@ -289,7 +311,7 @@ def _drop_delta(expr):
 
 def _compile_sympy(expr, variables, args, budget):
     zero = sp.S.Zero
-    meter = _Meter(budget, _sympy_size)
+    meter = _Meter(budget, id, SYMPY_COST)
     gradient = [_drop_delta(g) for g in _termwise_diff(expr, variables, sp.Add, zero, meter)]
     rows, cols, hessian = _hessian_entries(gradient, variables, sp.Add, zero, meter)
     hessian = [_drop_delta(h) for h in hessian]

@@ -72,9 +72,11 @@ class Budget:
         Most structurally nonzero Hessian entries (upper triangle), predicted from the
         gradient before any second derivative is taken.
     derivative_ops : int
-        Most operations in the gradient and Hessian together (each entry counts at least
-        one), measured as they are built; a single derivative predicted to exceed what is
-        left is refused before it is taken.
+        Most operations in the gradient and Hessian together: each distinct sub-expression
+        counts its arguments once (the compilers share common sub-expressions) and each
+        entry one more. Measured as they are built; a derivative predicted to exceed what is
+        left is refused before it is taken. Non-smooth losses, differentiated by sympy, get
+        1/25 of it.
     """
 
     nodes: int = 100_000
@@ -82,7 +84,7 @@ class Budget:
     digits: int = 100
     exponent: int = 1000
     hessian_entries: int = 20_000
-    derivative_ops: int = 300_000
+    derivative_ops: int = 150_000
 
     def __post_init__(self):
         for f in fields(self):

@@ -32,6 +32,15 @@ def _relu(z):
     return sp.Max(z, 0)
 
 
+def _extremum(kind):
+    # sympy simplifies Min/Max by comparing every pair of arguments under assumptions, which
+    # takes seconds from a few dozen arguments on; past two, keep the arguments as written
+    def build(*args):
+        return kind(*args) if len(args) <= 2 else kind(*args, evaluate=False)
+    build.__name__ = kind.__name__
+    return build
+
+
 #: name -> (sympy constructor, allowed argument counts); ``None`` means two or more.
 FUNCTIONS = {
     "exp": (sp.exp, (1,)),
@@ -52,16 +61,17 @@ FUNCTIONS = {
     "abs": (sp.Abs, (1,)),
     "Abs": (sp.Abs, (1,)),
     "sign": (sp.sign, (1,)),
-    "min": (sp.Min, None),
-    "Min": (sp.Min, None),
-    "max": (sp.Max, None),
-    "Max": (sp.Max, None),
+    "min": (_extremum(sp.Min), None),
+    "Min": (_extremum(sp.Min), None),
+    "max": (_extremum(sp.Max), None),
+    "Max": (_extremum(sp.Max), None),
     "relu": (_relu, (1,)),
     "sigmoid": (_sigmoid, (1,)),
     "softplus": (_softplus, (1,)),
 }
 
 CONSTANTS = {"pi": sp.pi, "E": sp.E}
+
 
 _SUMS = (ast.Add, ast.Sub)
 _PRODUCTS = (ast.Mult, ast.Div)

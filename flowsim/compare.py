@@ -13,6 +13,7 @@ from ._validate import as_loss, positive, positive_int, start_points
 from .diagnostics.stability import stability
 from .schemes import SCHEMES
 from .schemes.others import DEFAULT_MOMENTUM
+from .trajectory import Picklable
 
 __all__ = ["compare", "Comparison", "StepFactors", "convergence_order", "ConvergenceOrder"]
 
@@ -21,7 +22,7 @@ _GRADIENT_FLOW = ("gd", "prox", "heun", "sgd")
 
 
 @dataclass(frozen=True)
-class StepFactors:
+class StepFactors(Picklable):
     """Per-eigendirection contraction per step near a point, for step eta.
 
     Attributes
@@ -66,7 +67,7 @@ def step_factors(loss, point, eta):
 
 
 @dataclass(frozen=True)
-class Comparison:
+class Comparison(Picklable):
     """Schemes next to their flows, step by step.
 
     Attributes
@@ -89,6 +90,10 @@ class Comparison:
     deviation: types.MappingProxyType
     loss_gap: types.MappingProxyType
     factors: StepFactors = field(repr=False)
+
+    def __post_init__(self):
+        for name in ("flows", "schemes", "deviation", "loss_gap"):
+            object.__setattr__(self, name, types.MappingProxyType(dict(getattr(self, name))))
 
     def to_frame(self):
         """Per-step table: ``k``, and per scheme ``t``, ``L``, ``deviation``, ``loss_gap``.
@@ -264,7 +269,7 @@ def _anchor(loss, by_key):
 
 
 @dataclass(frozen=True)
-class ConvergenceOrder:
+class ConvergenceOrder(Picklable):
     """Empirical order of convergence of a scheme to its flow at a fixed time.
 
     Attributes

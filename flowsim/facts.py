@@ -9,6 +9,7 @@ import enum
 from dataclasses import dataclass, field
 
 import numpy as np
+from .trajectory import Picklable
 
 __all__ = ["PointKind", "KnownPoint", "LossFacts"]
 
@@ -26,7 +27,7 @@ class PointKind(str, enum.Enum):
 
 
 @dataclass(frozen=True)
-class KnownPoint:
+class KnownPoint(Picklable):
     """A critical point given by the literature (or exactly, for a closed form).
 
     Attributes
@@ -47,7 +48,7 @@ class KnownPoint:
 
 
 @dataclass(frozen=True)
-class LossFacts:
+class LossFacts(Picklable):
     """Known facts about a named loss.
 
     Attributes

@@ -18,7 +18,8 @@ import scipy.sparse
 
 from ._ode import METHODS, Integration, integrate, jacobian_for, stacked
 from ._validate import as_loss, choice, positive, positive_int, start_points
-from .trajectory import BatchTrajectory, Status, Trajectory, cut_at_nonfinite, row_norms
+from .trajectory import (BatchDense, BatchTrajectory, PositionPart, Status, Trajectory,
+                         cut_at_nonfinite, row_norms)
 
 __all__ = ["gradient_flow", "newton_flow"]
 
@@ -74,17 +75,10 @@ def _finish(loss, run, t_eval, label, before, split=None, extras=None):
     values, grad_norms = loss._observe(xs)
     k, status, message = cut_at_nonfinite(values, run.status, run.message, ts)
     ts, ys, xs, values, grad_norms = ts[:k], ys[:k], xs[:k], values[:k], grad_norms[:k]
-    dense = run.dense if split is None or run.dense is None else _position_part(run.dense, split)
+    dense = run.dense if split is None or run.dense is None else PositionPart(run.dense, split)
     more = extras(ys) if extras is not None else {}
     return Trajectory(ts, xs, values, grad_norms, status, message, label,
                       extras=more, dense=dense, **counts)
-
-
-def _position_part(dense, n):
-    """The x part of a dense solution in (x, v)."""
-    def position(t):
-        return np.asarray(dense(t))[:n]
-    return position
 
 
 def _converged(gnorm, gtol):
@@ -263,11 +257,7 @@ def _batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_outpu
         [~(row_norms(final) <= max_norm) | ~np.isfinite(last),
          np.full(m, gtol is not None) & (last <= (gtol or 0.0))],
         [Status.DIVERGED, Status.CONVERGED], ended)
-    dense = None
-    if run.dense is not None:
-        def dense(t, _d=run.dense):
-            out = np.asarray(_d(t))
-            return out.reshape((m, n) + out.shape[1:])
+    dense = BatchDense(run.dense, m, n) if run.dense is not None else None
     return BatchTrajectory(ts, xs, values, grad_norms, statuses, run.message,
                            f"gradient {'ascent' if maximize else 'flow'} ({method}), m={m}",
                            dense=dense, **counts)

@@ -474,7 +474,8 @@ def _rebuild_loss(expr, var_names, param_names, data_names, params, data, facts,
 
 
 def _build_compiled(expr, var_names, param_names, data_names, backend, budget):
-    key = (sp.srepr(expr), tuple(var_names), tuple(param_names), tuple(data_names), backend)
+    # sympy expressions hash structurally (and cache their hash): the expression is the key
+    key = (expr, tuple(var_names), tuple(param_names), tuple(data_names), backend)
     cached = _COMPILED.get(key)
     if cached is not None:
         _COMPILED.move_to_end(key)

@@ -21,7 +21,8 @@ from .prox import L1
 
 __all__ = ["quadratic", "ill_conditioned_quadratic", "rosenbrock", "himmelblau",
            "six_hump_camel", "beale", "monkey_saddle", "saddle", "double_well",
-           "least_squares", "logistic_regression", "lasso", "Composite", "NAMED"]
+           "least_squares", "logistic_regression", "lasso", "Composite", "NAMED",
+           "QuadraticFlow"]
 
 MIN, MAX, SADDLE, DEGEN = (PointKind.MINIMUM, PointKind.MAXIMUM, PointKind.SADDLE,
                            PointKind.DEGENERATE)
@@ -78,6 +79,21 @@ def _quadratic_expr(A, b, c, xs):
     return sp.Add(*[t for t in terms if t is not None and t != 0])
 
 
+@dataclass(frozen=True)
+class QuadraticFlow:
+    """The exact gradient flow of 1/2 (x - x*)^T A (x - x*): x(t) = x* + e^{-tA} (x0 - x*).
+
+    A picklable ``flow_solution(t, x0)`` for :class:`~flowsim.facts.LossFacts`.
+    """
+
+    A: np.ndarray
+    x_star: np.ndarray
+
+    def __call__(self, t, x0):
+        return self.x_star + scipy.linalg.expm(-float(t) * self.A) @ \
+            (np.asarray(x0, float) - self.x_star)
+
+
 def _kind_of_spectrum(eigs, tol=1e-12):
     scale = max(1.0, np.max(np.abs(eigs)))
     if np.any(np.abs(eigs) <= tol * scale):
@@ -121,13 +137,10 @@ def quadratic(A, x_star=None):
     eigs = np.linalg.eigvalsh(A)
     kind = _kind_of_spectrum(eigs)
 
-    def flow_solution(t, x0):
-        return x_star + scipy.linalg.expm(-float(t) * A) @ (np.asarray(x0, float) - x_star)
-
     min_value = 0.0 if np.all(eigs >= 0) else None
     return _with_facts(loss, f"quadratic(n={n})", [(x_star, kind, kind is MIN)],
-                       complete=kind is not DEGEN, min_value=min_value, flow=flow_solution,
-                       polish=False)
+                       complete=kind is not DEGEN, min_value=min_value,
+                       flow=QuadraticFlow(A, x_star), polish=False)
 
 
 def ill_conditioned_quadratic(kappa=100.0, n=2):
@@ -225,11 +238,9 @@ def monkey_saddle():
 
 def saddle():
     """The saddle x^2 - y^2, with closed-form flow (x0 e^{-2t}, y0 e^{2t})."""
-    def flow_solution(t, x0):
-        x0 = np.asarray(x0, dtype=float)
-        return x0 * np.exp(np.array([-2.0, 2.0]) * float(t))
     return _with_facts(Loss("x**2 - y**2"), "saddle", [((0.0, 0.0), SADDLE, False)],
-                       complete=True, flow=flow_solution, polish=False)
+                       complete=True, flow=QuadraticFlow(np.diag([2.0, -2.0]), np.zeros(2)),
+                       polish=False)
 
 
 def double_well():
@@ -277,12 +288,9 @@ def least_squares(X, y):
     min_value = float(np.sum((X @ w_star - y) ** 2) / (2 * N))
     kind = _kind_of_spectrum(np.linalg.eigvalsh(A))
 
-    def flow_solution(t, w0):
-        return w_star + scipy.linalg.expm(-float(t) * A) @ (np.asarray(w0, float) - w_star)
-
     return _with_facts(loss, f"least_squares(N={N}, d={d})", [(w_star, kind, True)],
-                       complete=kind is MIN, min_value=min_value, flow=flow_solution,
-                       polish=False)
+                       complete=kind is MIN, min_value=min_value,
+                       flow=QuadraticFlow(A, w_star), polish=False)
 
 
 def logistic_regression(X, y, lam=0.0):

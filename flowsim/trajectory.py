@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import enum
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-__all__ = ["Status", "Trajectory", "BatchTrajectory", "cut_at_nonfinite", "row_norms"]
+__all__ = ["Status", "Trajectory", "BatchTrajectory", "cut_at_nonfinite", "row_norms",
+           "Picklable", "PositionPart", "BatchDense", "StartDense"]
 
 
 def row_norms(a):
@@ -54,6 +55,67 @@ def cut_at_nonfinite(values, status, message, ts):
                                 f"t = {ts[k - 1]:.6g}")
 
 
+def _plain(value):
+    if isinstance(value, types.MappingProxyType):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _rebuild(cls, values):
+    return cls(**values)
+
+
+class Picklable:
+    """Mixin for frozen result dataclasses: pickle and deep-copy through the constructor.
+
+    Read-only mappings (``types.MappingProxyType``, which pickle refuses) travel as dicts and
+    read-only arrays are frozen again by ``__post_init__`` on arrival, so a round trip gives
+    an equal object: arrays bitwise, statuses, messages and counts.
+    """
+
+    __slots__ = ()
+
+    def __reduce__(self):
+        return _rebuild, (type(self), {f.name: _plain(getattr(self, f.name))
+                                       for f in fields(self)})
+
+    def __deepcopy__(self, memo):
+        import copy
+        cls, (kind, values) = self.__reduce__()
+        return cls(kind, copy.deepcopy(values, memo))
+
+
+class PositionPart:
+    """The x part of a dense solution in (x, v): ``dense(t)[:n]`` (picklable)."""
+
+    def __init__(self, dense, n):
+        self.dense, self.n = dense, n
+
+    def __call__(self, t):
+        return np.asarray(self.dense(t))[:self.n]
+
+
+class BatchDense:
+    """A stacked dense solution reshaped per start: ``(m, n)`` or ``(m, n, len(t))``."""
+
+    def __init__(self, dense, m, n):
+        self.dense, self.m, self.n = dense, m, n
+
+    def __call__(self, t):
+        out = np.asarray(self.dense(t))
+        return out.reshape((self.m, self.n) + out.shape[1:])
+
+
+class StartDense:
+    """Start i's part of a batch's dense solution."""
+
+    def __init__(self, dense, i):
+        self.dense, self.i = dense, i
+
+    def __call__(self, t):
+        return np.asarray(self.dense(t))[self.i]
+
+
 def _frozen(a):
     a = np.asarray(a)
     a.setflags(write=False)
@@ -61,7 +123,7 @@ def _frozen(a):
 
 
 @dataclass(frozen=True)
-class Trajectory:
+class Trajectory(Picklable):
     """A path x(t) of a flow, or the iterates x_k of a scheme placed at times t_k.
 
     Attributes
@@ -146,7 +208,7 @@ class Trajectory:
 
 
 @dataclass(frozen=True)
-class BatchTrajectory:
+class BatchTrajectory(Picklable):
     """Paths of m starting points integrated together, on common output times.
 
     Attributes
@@ -192,10 +254,7 @@ class BatchTrajectory:
 
     def trajectory(self, i):
         """Start i's path as a :class:`Trajectory` (evaluation counts are not split)."""
-        dense = None
-        if self.dense is not None:
-            def dense(t, _i=i):
-                return np.asarray(self.dense(t))[_i]
+        dense = StartDense(self.dense, i) if self.dense is not None else None
         return Trajectory(self.ts, self.xs[i], self.values[i], self.grad_norms[i],
                           self.statuses[i], self.message, self.method, dense=dense)
 

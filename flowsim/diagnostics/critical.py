@@ -9,12 +9,13 @@ import sympy as sp
 
 from .._validate import as_loss, positive, positive_int, start_points
 from ..facts import PointKind
+from ..trajectory import Picklable
 
 __all__ = ["CriticalPoint", "classify", "critical_points", "check_bounds", "hessian_at"]
 
 
 @dataclass(frozen=True)
-class CriticalPoint:
+class CriticalPoint(Picklable):
     """A point classified by its Hessian.
 
     Attributes

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validate import as_loss, positive
-from ..trajectory import BatchTrajectory, Trajectory, row_norms
+from ..trajectory import BatchTrajectory, Picklable, Trajectory, row_norms
 
 __all__ = ["LyapunovReport", "lyapunov"]
 
 
 @dataclass(frozen=True)
-class LyapunovReport:
+class LyapunovReport(Picklable):
     """V = L - L* along a trajectory, with the checks the theory asks for.
 
     Attributes

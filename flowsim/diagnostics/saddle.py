@@ -10,12 +10,13 @@ from .._validate import as_loss, positive, positive_int
 from ..flow import gradient_flow
 from ..schemes import gradient_descent
 from .critical import classify
+from ..trajectory import Picklable
 
 __all__ = ["SaddleEscape", "saddle_escape"]
 
 
 @dataclass(frozen=True)
-class SaddleEscape:
+class SaddleEscape(Picklable):
     """How fast the flow and gradient descent leave a saddle.
 
     Attributes

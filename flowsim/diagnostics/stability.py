@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validate import as_loss, positive, positive_int
-from ..trajectory import BatchTrajectory, Trajectory
+from ..trajectory import BatchTrajectory, Picklable, Trajectory
 from .critical import check_bounds, hessian_at
 
 __all__ = ["StabilityReport", "stability", "LipschitzEstimate", "lipschitz_estimate",
@@ -14,7 +14,7 @@ __all__ = ["StabilityReport", "stability", "LipschitzEstimate", "lipschitz_estim
 
 
 @dataclass(frozen=True)
-class StabilityReport:
+class StabilityReport(Picklable):
     """Step-size theory at a point (exact for a quadratic, local otherwise).
 
     Attributes
@@ -109,7 +109,7 @@ def stability(loss, x, eta=None):
 
 
 @dataclass(frozen=True)
-class LipschitzEstimate:
+class LipschitzEstimate(Picklable):
     """An estimate (from samples, not a bound) of the gradient's Lipschitz constant in a box.
 
     Attributes
@@ -147,7 +147,7 @@ def lipschitz_estimate(loss, bounds, n_samples=4096, seed=0):
 
 
 @dataclass(frozen=True)
-class Sharpness:
+class Sharpness(Picklable):
     """lambda_max(H(x_k)) along a path, next to 2/eta_k.
 
     Attributes
