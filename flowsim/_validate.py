@@ -5,7 +5,12 @@ import numbers
 
 import numpy as np
 
-__all__ = ["as_loss", "start_points", "positive", "nonnegative", "choice", "positive_int"]
+__all__ = ["as_loss", "start_points", "positive", "nonnegative", "choice", "positive_int",
+           "finite", "optional", "seed_value", "step_count", "int_between", "mapping",
+           "real_array", "one_trajectory", "MAX_RECORDED"]
+
+#: Most numbers a run may record (states, values, gradient norms): 4 GB of float64.
+MAX_RECORDED = 500_000_000
 
 
 def as_loss(loss, where="loss"):
@@ -19,9 +24,27 @@ def as_loss(loss, where="loss"):
                     f"{type(loss).__name__}.")
 
 
+def real_array(value, name, what="real numbers"):
+    """``value`` as a float ndarray (a copy); TypeError for complex, text or ragged input."""
+    try:
+        arr = np.array(value)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or arr.dtype == object:
+        raise TypeError(f"{name} must be an array of {what}, got {type(value).__name__} that "
+                        "numpy cannot read as one rectangular array.")
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name} must be real; it holds complex numbers (flowsim works on "
+                        "real vectors).")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be an array of {what}, got dtype {arr.dtype} "
+                        f"(for example text); pass numbers, e.g. [1.0, 2.0].")
+    return arr.astype(float)
+
+
 def start_points(x0, n, *, batch=True, name="x0"):
     """``x0`` as a float array of shape (n,) or, if ``batch``, (m, n); finite entries only."""
-    X = np.array(x0, dtype=float)
+    X = real_array(x0, name)
     ok = X.ndim == 1 or (batch and X.ndim == 2 and X.shape[0] > 0)
     if not ok or X.shape[-1] != n:
         shapes = f"({n},) or (m, {n})" if batch else f"({n},)"
@@ -30,6 +53,18 @@ def start_points(x0, n, *, batch=True, name="x0"):
     if not np.all(np.isfinite(X)):
         raise ValueError(f"{name} must be finite; it holds nan or inf.")
     return X
+
+
+def one_trajectory(trajectory, loss, name="trajectory"):
+    """A single :class:`~flowsim.Trajectory` whose states live in ``loss``'s n variables."""
+    from .trajectory import BatchTrajectory, Trajectory
+    if isinstance(trajectory, BatchTrajectory) or not isinstance(trajectory, Trajectory):
+        raise TypeError(f"{name} must be one flowsim.Trajectory (take .trajectory(i) of a "
+                        f"batch), got {type(trajectory).__name__}.")
+    if trajectory.xs.shape[-1] != loss.n:
+        raise ValueError(f"{name} has states in {trajectory.xs.shape[-1]} variables but the "
+                         f"loss has {loss.n}; pass the loss the trajectory was computed on.")
+    return trajectory
 
 
 def positive(value, name):
@@ -53,6 +88,58 @@ def positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
     return int(value)
+
+
+def int_between(value, name, low, high):
+    """An int in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or \
+            not low <= value <= high:
+        raise ValueError(f"{name} must be an integer from {low} to {high}, got {value!r}.")
+    return int(value)
+
+
+def step_count(value, name="steps", n=1, m=1):
+    """A number of steps whose record (m starts x (steps + 1) states x (n + 2) numbers) fits
+    in :data:`MAX_RECORDED` numbers, checked before anything is allocated."""
+    steps = positive_int(value, name)
+    numbers_ = (steps + 1) * m * (n + 2)
+    if numbers_ > MAX_RECORDED:
+        raise ValueError(f"{name} = {steps} would record {numbers_:.3g} numbers "
+                         f"({numbers_ * 8 / 1e9:.3g} GB) for {m} start(s) in {n} variables; "
+                         f"the limit is {MAX_RECORDED:.3g}: ask for fewer steps or starts.")
+    return steps
+
+
+def finite(value, name):
+    """A finite real number as float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+            not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}.")
+    return float(value)
+
+
+def optional(check, value, name):
+    """``None``, or ``check(value, name)``."""
+    return None if value is None else check(value, name)
+
+
+def seed_value(seed, name="seed"):
+    """A seed for ``numpy.random.default_rng``: None, an int >= 0, or a Generator."""
+    if seed is None or isinstance(seed, (np.random.Generator, np.random.SeedSequence)):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"{name} must be None, an integer >= 0 or a numpy Generator, "
+                         f"got {seed!r}.")
+    return int(seed)
+
+
+def mapping(value, name):
+    """A dict (a copy) from a mapping or None."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be a dict, got {type(value).__name__}.")
+    return dict(value)
 
 
 def choice(value, options, name):

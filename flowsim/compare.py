@@ -9,13 +9,18 @@ import numpy as np
 
 from . import flow as flows
 from . import second_order
-from ._validate import as_loss, positive, positive_int, start_points
+from ._ode import METHODS
+from ._validate import (as_loss, choice, int_between, mapping, positive, real_array,
+                        start_points, step_count)
 from .diagnostics.stability import stability
 from .schemes import SCHEMES
 from .schemes.others import DEFAULT_MOMENTUM
 from .trajectory import Picklable
 
 __all__ = ["compare", "Comparison", "StepFactors", "convergence_order", "ConvergenceOrder"]
+
+#: Most steps :func:`convergence_order` runs over its whole ladder of step sizes.
+MAX_LADDER_STEPS = 10_000_000
 
 #: Schemes that discretize the gradient flow with iterate k at t = k * eta.
 _GRADIENT_FLOW = ("gd", "prox", "heun", "sgd")
@@ -213,17 +218,37 @@ def compare(loss, x0, eta, steps, schemes=("gd", "prox"), *, flow_method="DOP853
     loss = as_loss(loss)
     x0 = start_points(x0, loss.n, batch=False)
     eta = positive(eta, "eta")
-    steps = positive_int(steps, "steps")
+    steps = step_count(steps, "steps", loss.n, len(schemes) if schemes else 1)
+    choice(flow_method, tuple(METHODS), "flow_method")
+    positive(rtol, "rtol")
+    positive(atol, "atol")
+    if progress is not None and not callable(progress):
+        raise TypeError("progress must be a callable taking one message, or None.")
     if isinstance(schemes, str):
         schemes = [s.strip() for s in schemes.split(",") if s.strip()]
+    try:
+        schemes = list(schemes)
+    except TypeError:
+        raise TypeError("schemes must be a sequence of scheme names, e.g. ('gd', 'prox').") \
+            from None
     if not schemes:
         raise ValueError("schemes must name at least one scheme, e.g. ('gd', 'prox').")
-    options = {k: dict(v) for k, v in (options or {}).items()}
-    runs, refs, by_key = {}, {}, {}
     for name in schemes:
-        if name not in SCHEMES:
+        if not isinstance(name, str) or name not in SCHEMES:
             raise ValueError(f"schemes: unknown scheme {name!r}; choose from "
                              f"{', '.join(SCHEMES)}.")
+    if len(set(schemes)) != len(schemes):
+        raise ValueError(f"schemes names a scheme twice: {schemes}; give each once.")
+    options = mapping(options, "options")
+    for name, opts in options.items():
+        if name not in schemes:
+            raise ValueError(f"options: {name!r} is not among the compared schemes "
+                             f"{tuple(schemes)}; key options by scheme name.")
+        if not isinstance(opts, dict):
+            raise TypeError(f"options[{name!r}] must be a dict of keyword arguments, got "
+                            f"{type(opts).__name__}.")
+    runs, refs, by_key = {}, {}, {}
+    for name in schemes:
         opts = options.get(name, {})
         if name == "newton":
             runs[name] = SCHEMES[name](loss, x0, steps, damping=min(eta, 1.0), **opts)
@@ -305,7 +330,7 @@ def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
         Step sizes, each dividing T into a whole number of steps. By default ``levels``
         halvings from eta_0 <= min(T/8, 0.2/lambda_max(H(x0))).
     levels : int
-        Number of step sizes in the default ladder.
+        Number of step sizes in the default ladder, 3 to 16.
 
     Returns
     -------
@@ -322,17 +347,32 @@ def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
     t_end = positive(t_end, "t_end")
     if scheme not in ("gd", "prox", "heun"):
         raise ValueError(f"scheme must be 'gd', 'prox' or 'heun', got {scheme!r}.")
+    choice(flow_method, tuple(METHODS), "flow_method")
+    positive(rtol, "rtol")
+    positive(atol, "atol")
     if etas is None:
-        lam = max(np.abs(np.linalg.eigvalsh(loss.hess(x0))).max(), 1e-12)
+        levels = int_between(levels, "levels", 3, 16)  # a slope needs three points to mean
+        with np.errstate(all="ignore"):
+            H = loss.hess(x0)
+        if not np.all(np.isfinite(H)):
+            raise ValueError("x0: the Hessian is not finite at the start; start inside the "
+                             "loss's domain.")
+        lam = max(np.abs(np.linalg.eigvalsh(H)).max(), 1e-12)
         n0 = math.ceil(t_end / min(t_end / 8, 0.2 / lam))
-        counts = n0 * 2 ** np.arange(positive_int(levels, "levels"))
+        counts = n0 * 2 ** np.arange(levels)
     else:
-        etas = np.asarray(etas, dtype=float)
-        if etas.ndim != 1 or etas.size < 2 or np.any(etas <= 0):
-            raise ValueError("etas must hold at least two positive step sizes.")
+        etas = real_array(etas, "etas")
+        if etas.ndim != 1 or etas.size < 3 or not np.all(np.isfinite(etas)) or \
+                np.any(etas <= 0):
+            raise ValueError("etas must hold at least three finite positive step sizes.")
         counts = np.rint(t_end / etas).astype(int)
         if np.any(np.abs(counts * etas - t_end) > 1e-9 * t_end) or np.any(counts < 1):
             raise ValueError("each eta must divide t_end into a whole number of steps.")
+    step_count(int(counts.max()), "the finest level's steps", loss.n)
+    if counts.sum() > MAX_LADDER_STEPS:
+        raise ValueError(f"the ladder of step sizes needs {int(counts.sum()):,} steps in "
+                         f"all (more than {MAX_LADDER_STEPS:,}); give fewer levels, larger "
+                         "etas or a shorter t_end.")
     ref = flows.gradient_flow(loss, x0, t_end, flow_method, rtol=rtol, atol=atol,
                               dense_output=False).x_final
     errors = []

@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse
 
 from ._ode import METHODS, Integration, integrate, jacobian_for, stacked
-from ._validate import as_loss, choice, positive, positive_int, start_points
+from ._validate import as_loss, choice, positive, positive_int, real_array, start_points
 from .trajectory import (BatchDense, BatchTrajectory, PositionPart, Status, Trajectory,
                          cut_at_nonfinite, row_norms)
 
@@ -41,9 +41,9 @@ def _common(loss, t_end, method, rtol, atol, max_steps):
 def _times(t_eval, t_end):
     if t_eval is None:
         return None
-    t_eval = np.asarray(t_eval, dtype=float)
-    if t_eval.ndim != 1 or t_eval.size == 0 or np.any(np.diff(t_eval) <= 0) \
-            or t_eval[0] < 0 or t_eval[-1] > t_end:
+    t_eval = real_array(t_eval, "t_eval")
+    if t_eval.ndim != 1 or t_eval.size == 0 or not np.all(np.isfinite(t_eval)) or \
+            np.any(np.diff(t_eval) <= 0) or t_eval[0] < 0 or t_eval[-1] > t_end:
         raise ValueError(f"t_eval must be an increasing 1-D array inside [0, t_end = {t_end:g}].")
     return t_eval
 

@@ -1,6 +1,7 @@
 """Step-size schedules eta_k for the discrete schemes: callables of the step index k."""
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,7 +69,15 @@ class step_decay:
     def __post_init__(self):
         object.__setattr__(self, "eta0", positive(self.eta0, "eta0"))
         object.__setattr__(self, "factor", positive(self.factor, "factor"))
-        ms = tuple(int(m) for m in self.milestones)
+        try:
+            ms = tuple(self.milestones)
+        except TypeError:
+            raise TypeError("milestones must be a sequence of step indices, got "
+                            f"{type(self.milestones).__name__}.") from None
+        if any(isinstance(m, bool) or not isinstance(m, numbers.Integral) for m in ms):
+            raise ValueError(f"milestones must be whole step indices (ints), got {ms}; "
+                             "round them explicitly if that is meant.")
+        ms = tuple(int(m) for m in ms)
         if any(m < 1 for m in ms) or list(ms) != sorted(set(ms)):
             raise ValueError(f"milestones must be increasing step indices >= 1, got {ms}.")
         object.__setattr__(self, "milestones", ms)
@@ -84,6 +93,8 @@ def as_schedule(eta):
 
     ``constant`` is the float step for a fixed step size, else ``None``.
     """
+    if isinstance(eta, constant):
+        return eta, eta.eta
     if callable(eta):
         return eta, None
     eta = positive(eta, "eta")
@@ -94,11 +105,19 @@ def step_sizes(schedule, steps):
     """The steps eta_0 .. eta_{steps-1} as an array, each checked to be finite and > 0."""
     ks = np.arange(steps)
     try:
-        etas = np.asarray(schedule(ks), dtype=float)
+        with np.errstate(all="ignore"):
+            etas = np.asarray(schedule(ks), dtype=float)
         if etas.shape != (steps,):
             raise TypeError
-    except (TypeError, ValueError):
-        etas = np.array([float(schedule(int(k))) for k in ks])
+    except (TypeError, ValueError, ArithmeticError):
+        try:
+            with np.errstate(all="ignore"):
+                etas = np.array([float(schedule(int(k))) for k in ks])
+        except (TypeError, ValueError, ArithmeticError) as err:
+            raise ValueError(f"eta: the schedule failed at a step index ({err}); give a "
+                             "callable k -> eta_k > 0 that takes an int.") from None
     if not np.all(np.isfinite(etas)) or np.any(etas <= 0):
-        raise ValueError("eta: the schedule must give finite steps > 0 for every k.")
+        k = int(np.flatnonzero(~(np.isfinite(etas) & (etas > 0)))[0])
+        raise ValueError(f"eta: the schedule must give finite steps > 0 for every k; "
+                         f"eta_{k} = {etas[k]!r}.")
     return etas

@@ -83,4 +83,4 @@ def test_compare_and_order_errors():
     with pytest.raises(ValueError, match="scheme must be 'gd', 'prox' or 'heun'"):
         fs.convergence_order("x**2", [1.0], "nesterov")
     with pytest.raises(ValueError, match="divide t_end"):
-        fs.convergence_order("x**2", [1.0], "gd", etas=[0.3, 0.15])
+        fs.convergence_order("x**2", [1.0], "gd", etas=[0.3, 0.15, 0.075])

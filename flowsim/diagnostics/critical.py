@@ -7,7 +7,8 @@ import numpy as np
 import scipy.optimize
 import sympy as sp
 
-from .._validate import as_loss, positive, positive_int, start_points
+from .._validate import (as_loss, int_between, positive, real_array,
+                         seed_value, start_points)
 from ..facts import PointKind
 from ..trajectory import Picklable
 
@@ -117,8 +118,8 @@ def classify(loss, x, tol=1e-8):
 def check_bounds(bounds, n):
     """``bounds`` as an array of shape (n, 2) with lower < upper, finite."""
     try:
-        B = np.array(bounds, dtype=float)
-    except (TypeError, ValueError):
+        B = real_array(bounds, "bounds")
+    except TypeError:
         raise ValueError("bounds must be numbers: (low, high) or one pair per variable.") \
             from None
     if B.shape == (2,):
@@ -218,7 +219,10 @@ def critical_points(loss, bounds, *, method="auto", n_starts=400, seed=0, tol=1e
     B = check_bounds(bounds, loss.n)
     if method not in ("auto", "symbolic", "newton"):
         raise ValueError(f"method must be 'auto', 'symbolic' or 'newton', got {method!r}.")
-    n_starts = positive_int(n_starts, "n_starts")
+    n_starts = int_between(n_starts, "n_starts", 1, 1_000_000)
+    seed = seed_value(seed)
+    positive(tol, "tol")
+    positive(margin, "margin")
     candidates = []
     if method in ("auto", "symbolic"):
         symbolic = _symbolic_candidates(loss)

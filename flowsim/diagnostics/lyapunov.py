@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import as_loss, positive
-from ..trajectory import BatchTrajectory, Picklable, Trajectory, row_norms
+from .._validate import as_loss, finite, one_trajectory, positive
+from ..trajectory import Picklable, row_norms
 
 __all__ = ["LyapunovReport", "lyapunov"]
 
@@ -115,14 +115,19 @@ def lyapunov(trajectory, loss, l_star=None, *, lipschitz=None, friction=None, di
     >>> r.monotone and r.max_relative_mismatch < 1e-3
     True
     """
-    if isinstance(trajectory, BatchTrajectory) or not isinstance(trajectory, Trajectory):
-        raise TypeError("trajectory must be one flowsim.Trajectory (take .trajectory(i) of "
-                        "a batch).")
     loss = as_loss(loss)
+    one_trajectory(trajectory, loss)
     values = trajectory.values
     facts = loss.facts
+    if friction is not None:
+        friction = positive(friction, "friction")
+    if distance is not None and not callable(distance):
+        raise TypeError("distance must be a callable xs -> distances, shape (n_points,), or "
+                        "None.")
+    if lipschitz is not None:
+        lipschitz = positive(lipschitz, "lipschitz")
     if l_star is not None:
-        l_star, source = float(l_star), "given"
+        l_star, source = finite(l_star, "l_star"), "given"
     elif facts is not None and facts.min_value is not None:
         l_star, source = float(facts.min_value), "known minimum"
     else:

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import as_loss, positive, positive_int
-from ..trajectory import BatchTrajectory, Picklable, Trajectory
+from .._validate import as_loss, int_between, one_trajectory, positive, seed_value
+from ..trajectory import Picklable
 from .critical import check_bounds, hessian_at
 
 __all__ = ["StabilityReport", "stability", "LipschitzEstimate", "lipschitz_estimate",
@@ -137,7 +137,8 @@ def lipschitz_estimate(loss, bounds, n_samples=4096, seed=0):
     """
     loss = as_loss(loss)
     B = check_bounds(bounds, loss.n)
-    n_samples = positive_int(n_samples, "n_samples")
+    n_samples = int_between(n_samples, "n_samples", 1, 10_000_000 // max(1, loss.n ** 2))
+    seed = seed_value(seed)
     X = B[:, 0] + (B[:, 1] - B[:, 0]) * np.random.default_rng(seed).random((n_samples, loss.n))
     with np.errstate(all="ignore"):
         norms = np.abs(np.linalg.eigvalsh(loss.hess(X))).max(axis=1)
@@ -176,9 +177,7 @@ def sharpness(loss, trajectory):
         Iterate k sits at ``ts[k]``; the step from it is ``ts[k+1] - ts[k]``.
     """
     loss = as_loss(loss)
-    if isinstance(trajectory, BatchTrajectory) or not isinstance(trajectory, Trajectory):
-        raise TypeError("trajectory must be one flowsim.Trajectory (take .trajectory(i) of "
-                        "a batch).")
+    one_trajectory(trajectory, loss)
     with np.errstate(all="ignore"):
         lam = np.linalg.eigvalsh(loss.hess(trajectory.xs))[:, -1]
     steps = np.diff(trajectory.ts)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import as_loss, positive, positive_int, start_points
+from .._validate import as_loss, positive, start_points, step_count
 from ..trajectory import Status, Trajectory, cut_at_nonfinite
 
 __all__ = ["StepFailed", "iterate", "finish", "common_arguments", "escape"]
@@ -17,7 +17,7 @@ def common_arguments(loss, x0, steps, gtol, max_norm, batch=False):
     """Validate the arguments every scheme takes; returns (loss, x0, steps, gtol, max_norm)."""
     loss = as_loss(loss)
     x0 = start_points(x0, loss.n, batch=batch)
-    steps = positive_int(steps, "steps")
+    steps = step_count(steps, "steps", loss.n, x0.shape[0] if x0.ndim == 2 else 1)
     gtol = None if gtol is None else positive(gtol, "gtol")
     return loss, x0, steps, gtol, positive(max_norm, "max_norm")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..schedules import as_schedule, step_sizes
-from .._validate import nonnegative, positive, positive_int
+from .._validate import nonnegative, positive, positive_int, seed_value
 from ._driver import StepFailed, common_arguments, finish, iterate
 
 __all__ = ["proximal_gradient", "heavy_ball", "nesterov", "newton", "sgd", "heun"]
@@ -234,7 +234,7 @@ def sgd(loss, x0, eta, steps, *, batch_size=1, seed=0, gtol=None, max_norm=1e8):
         raise ValueError(f"batch_size must be at most the {loss.n_samples} samples, got "
                          f"{batch_size}.")
     etas = step_sizes(as_schedule(eta)[0], steps)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed_value(seed))
     per_epoch = loss.n_samples // batch_size
     order = []
 
