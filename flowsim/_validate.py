@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 
 __all__ = ["as_loss", "start_points", "positive", "nonnegative", "choice", "positive_int",
            "finite", "optional", "seed_value", "step_count", "int_between", "mapping",
-           "real_array", "one_trajectory", "MAX_RECORDED"]
+           "real_array", "one_trajectory", "writable_path", "MAX_RECORDED"]
 
 #: Most numbers a run may record (states, values, gradient norms): 4 GB of float64.
 MAX_RECORDED = 500_000_000
@@ -65,6 +66,21 @@ def one_trajectory(trajectory, loss, name="trajectory"):
         raise ValueError(f"{name} has states in {trajectory.xs.shape[-1]} variables but the "
                          f"loss has {loss.n}; pass the loss the trajectory was computed on.")
     return trajectory
+
+
+def writable_path(path, name="path"):
+    """``path`` as a str once its folder exists and can be written, checked before any work."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise TypeError(f"{name} must be a file path (str or os.PathLike), got {path!r}.")
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"{name} {path!r} is a folder; give a file name inside it.")
+    if not os.path.isdir(folder):
+        raise ValueError(f"{name}: the folder {folder!r} does not exist; create it first.")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{name}: the folder {folder!r} cannot be written; choose another.")
+    return path
 
 
 def positive(value, name):

@@ -127,6 +127,7 @@ class Comparison(Picklable):
 
     def table(self, rows=10):
         """The comparison as text: ``rows`` evenly spaced steps, then status per scheme."""
+        rows = int_between(rows, "rows", 1, 1_000_000)
         length = max(len(t.ts) for t in self.schemes.values())
         ks = np.unique(np.linspace(0, length - 1, min(rows, length)).round().astype(int))
         names = list(self.schemes)

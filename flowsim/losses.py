@@ -15,6 +15,7 @@ import scipy.optimize
 import sympy as sp
 
 from ._parse import real_symbol
+from ._validate import finite, int_between, nonnegative, positive, real_array
 from .facts import KnownPoint, LossFacts, PointKind
 from .loss import Loss
 from .prox import L1
@@ -23,6 +24,9 @@ __all__ = ["quadratic", "ill_conditioned_quadratic", "rosenbrock", "himmelblau",
            "six_hump_camel", "beale", "monkey_saddle", "saddle", "double_well",
            "least_squares", "logistic_regression", "lasso", "Composite", "NAMED",
            "QuadraticFlow"]
+
+#: Largest n of the losses built from a dense matrix (quadratic, ill-conditioned quadratic).
+MAX_DENSE = 2000
 
 MIN, MAX, SADDLE, DEGEN = (PointKind.MINIMUM, PointKind.MAXIMUM, PointKind.SADDLE,
                            PointKind.DEGENERATE)
@@ -49,7 +53,7 @@ def _symbols(n, prefix="x"):
 
 
 def _matrix(A, name):
-    A = np.asarray(A, dtype=float)
+    A = real_array(A, name)
     if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
         raise ValueError(f"{name} must be a square matrix, got shape {A.shape}.")
     if not np.all(np.isfinite(A)):
@@ -126,7 +130,7 @@ def quadratic(A, x_star=None):
     """
     A = _matrix(A, "A")
     n = A.shape[0]
-    x_star = np.zeros(n) if x_star is None else np.asarray(x_star, dtype=float)
+    x_star = np.zeros(n) if x_star is None else real_array(x_star, "x_star")
     if x_star.shape != (n,) or not np.all(np.isfinite(x_star)):
         raise ValueError(f"x_star must be a finite vector of shape ({n},), got {x_star.shape}.")
     xs = _symbols(n)
@@ -153,11 +157,11 @@ def ill_conditioned_quadratic(kappa=100.0, n=2):
     n : int
         Dimension, >= 2.
     """
-    if not np.isfinite(kappa) or kappa < 1:
+    kappa = finite(kappa, "kappa")
+    if kappa < 1:
         raise ValueError(f"kappa must be a finite number >= 1, got {kappa}.")
-    if int(n) != n or n < 2:
-        raise ValueError(f"n must be an integer >= 2, got {n}.")
-    return quadratic(np.diag(np.geomspace(1.0, kappa, int(n))))
+    n = int_between(n, "n", 2, MAX_DENSE)
+    return quadratic(np.diag(np.geomspace(1.0, kappa, n)))
 
 
 def rosenbrock(n=2, b=100.0):
@@ -167,9 +171,8 @@ def rosenbrock(n=2, b=100.0):
     minimizer is (1, ..., 1); for n >= 4 there is a local minimizer near (-1, 1, ..., 1)
     (Kok and Sandrock, 2009). For n = 2, 3 the minimizer is the only critical point.
     """
-    if int(n) != n or n < 2:
-        raise ValueError(f"n must be an integer >= 2, got {n}.")
-    n = int(n)
+    n = int_between(n, "n", 2, 10_000)
+    b = positive(b, "b")
     xs = _symbols(n)
     bb = _number(b)
     expr = sp.Add(*[bb * (xs[i + 1] - xs[i] ** 2) ** 2 + (1 - xs[i]) ** 2
@@ -251,8 +254,8 @@ def double_well():
 
 
 def _design(X, y):
-    X = np.asarray(X, dtype=float)
-    y = np.asarray(y, dtype=float)
+    X = real_array(X, "X")
+    y = real_array(y, "y")
     if X.ndim == 1:
         X = X[:, None]
     if X.ndim != 2 or y.shape != (X.shape[0],) or X.shape[0] == 0:
@@ -316,8 +319,7 @@ def logistic_regression(X, y, lam=0.0):
         y = 2 * y - 1
     elif not labels <= {-1.0, 1.0}:
         raise ValueError("y must hold labels in {0, 1} or {-1, +1}.")
-    if not np.isfinite(lam) or lam < 0:
-        raise ValueError(f"lam must be a finite number >= 0, got {lam}.")
+    lam = nonnegative(lam, "lam")
     d = X.shape[1]
     ws, xs = _symbols(d, "w"), _symbols(d, "x")
     t = real_symbol("t")

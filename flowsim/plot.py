@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_loss
-from .diagnostics.critical import check_bounds, critical_points
+from ._validate import (as_loss, finite, int_between, optional, positive, real_array,
+                        writable_path)
+from .diagnostics.critical import check_bounds, critical_points, hessian_at
 from .facts import PointKind
 from .trajectory import BatchTrajectory, Trajectory
 
@@ -23,20 +24,40 @@ KIND_STYLE = {PointKind.MINIMUM: ("o", "tab:green"), PointKind.MAXIMUM: ("^", "t
 
 def _axes(ax, projection=None):
     if ax is not None:
+        if not hasattr(ax, "plot") or not hasattr(ax, "figure"):
+            raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}.")
         return ax
     import matplotlib.pyplot as plt
     fig = plt.figure(figsize=(6, 5))
     return fig.add_subplot(projection=projection)
 
 
-def _as_list(trajectories):
+def _as_list(trajectories, n=None):
+    """Trajectories as a list, each checked to be a result with states in ``n`` variables."""
     if trajectories is None:
         return []
     if isinstance(trajectories, (Trajectory, BatchTrajectory)):
-        return [trajectories]
-    if isinstance(trajectories, dict):
-        return list(trajectories.values())
-    return list(trajectories)
+        trajs = [trajectories]
+    elif isinstance(trajectories, dict):
+        trajs = list(trajectories.values())
+    else:
+        try:
+            trajs = list(trajectories)
+        except TypeError:
+            trajs = [trajectories]
+    for traj in trajs:
+        if not isinstance(traj, (Trajectory, BatchTrajectory)):
+            raise TypeError("trajectories must be flowsim Trajectory or BatchTrajectory "
+                            f"objects (one, a list or a dict), got {type(traj).__name__}.")
+        if n is not None and traj.xs.shape[-1] != n:
+            raise ValueError(f"a trajectory ({traj.method}) has states in "
+                             f"{traj.xs.shape[-1]} variables, but the loss has {n}; draw "
+                             "paths of this loss only.")
+    return trajs
+
+
+def _count(value, name, low, high):
+    return int_between(value, name, low, high)
 
 
 def _box(loss, bounds, trajectories, pad=0.15):
@@ -89,7 +110,9 @@ def contour(loss, trajectories=None, ax=None, *, bounds=None, critical=True, lev
     loss = as_loss(loss)
     if loss.n != 2:
         raise ValueError(f"contour needs a loss in two variables, got n = {loss.n}.")
-    trajs = _as_list(trajectories)
+    trajs = _as_list(trajectories, 2)
+    levels = _count(levels, "levels", 2, 500)
+    resolution = _count(resolution, "resolution", 2, 4000)
     box = _box(loss, bounds, trajs)
     ax = _axes(ax)
     X, Y, Z = _grid(loss, box, resolution)
@@ -131,6 +154,7 @@ def values(trajectories, ax=None, *, l_star=0.0):
     l_star : float
         L* to subtract (the known minimum value, 0 by default).
     """
+    l_star = finite(l_star, "l_star")
     ax = _axes(ax)
     trajs = _comparison_paths(trajectories)
     for traj in trajs:
@@ -168,8 +192,10 @@ def stability_picture(loss, x, ax=None, *, eta_max=None, n=400):
         Lines: one GD and one proximal-point curve per eigenvalue, the level 1, the
         2/lambda_max marker.
     """
-    loss = as_loss(loss)
-    lam = np.linalg.eigvalsh(loss.hess(np.asarray(x, dtype=float)))
+    loss, x, H = hessian_at(loss, x)
+    eta_max = optional(positive, eta_max, "eta_max")
+    n = _count(n, "n", 2, 100_000)
+    lam = np.linalg.eigvalsh(H)
     top = lam.max()
     if not top > 0:
         raise ValueError("x: the Hessian has no positive eigenvalue, so no step limit exists.")
@@ -215,10 +241,16 @@ def basins(loss, ax=None, *, bounds=None, resolution=60, t_end=20.0, minima=None
     """
     from .flow import gradient_flow
     loss = as_loss(loss)
+    if loss.n != 2:
+        raise ValueError(f"basins needs a loss in two variables, got n = {loss.n}.")
+    resolution = _count(resolution, "resolution", 2, 2000)
+    t_end = positive(t_end, "t_end")
     box = _box(loss, bounds, [])
     if minima is None:
         minima = [c.point for c in critical_points(loss, box) if c.kind is PointKind.MINIMUM]
-    minima = np.array(minima, dtype=float).reshape(-1, 2)
+    minima = real_array(minima, "minima").reshape(-1, 2) if len(minima) else np.empty((0, 2))
+    if not np.all(np.isfinite(minima)):
+        raise ValueError("minima must be finite points of shape (k, 2).")
     gx = np.linspace(box[0, 0], box[0, 1], resolution)
     gy = np.linspace(box[1, 0], box[1, 1], resolution)
     X0 = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
@@ -242,7 +274,10 @@ def basins(loss, ax=None, *, bounds=None, resolution=60, t_end=20.0, minima=None
 def surface(loss, trajectory=None, ax=None, *, bounds=None, resolution=60):
     """3-D surface of a 2-D loss with a path drawn on it (a new 3-D Axes when ax is None)."""
     loss = as_loss(loss)
-    trajs = _as_list(trajectory)
+    if loss.n != 2:
+        raise ValueError(f"surface needs a loss in two variables, got n = {loss.n}.")
+    trajs = _as_list(trajectory, 2)
+    resolution = _count(resolution, "resolution", 2, 2000)
     box = _box(loss, bounds, trajs)
     ax = _axes(ax, projection="3d")
     X, Y, Z = _grid(loss, box, resolution)
@@ -296,9 +331,13 @@ def animate(loss, trajectories, path, *, bounds=None, frames=100, fps=20):
     """
     import matplotlib.pyplot as plt
     from matplotlib.animation import FuncAnimation, PillowWriter
-    trajs = _as_list(trajectories)
+    loss = as_loss(loss)
+    trajs = _as_list(trajectories, loss.n)
     if not trajs:
         raise ValueError("trajectories must hold at least one Trajectory to animate.")
+    frames = _count(frames, "frames", 1, 10_000)
+    fps = _count(fps, "fps", 1, 1000)
+    writable_path(path, "path")
     ax = contour(loss, None, bounds=_box(as_loss(loss), bounds, trajs), critical=False)
     fig = ax.figure
     t_max = max(t.ts[-1] for t in trajs)

@@ -12,22 +12,30 @@ prox_{eta g}(v) + eta prox_{g*/eta}(v / eta) = v links ``prox`` and ``conjugate_
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
+
+from ._validate import nonnegative, real_array
 
 __all__ = ["L1", "L2Squared", "ElasticNet", "Box", "NonNegative", "GroupL1",
            "MoreauEnvelope"]
 
 
 def _check_weight(value, name):
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}.")
-    return float(value)
+    return nonnegative(value, name)
+
+
+def check_dimension(penalty, n):
+    """Check, before a run, that ``penalty`` applies to vectors of ``n`` variables."""
+    check = getattr(penalty, "check_dimension", None)
+    if check is not None:
+        check(n)
 
 
 def _check_eta(eta):
-    eta = np.asarray(eta, dtype=float)
+    eta = real_array(eta, "eta")
     if not np.all(np.isfinite(eta)) or np.any(eta <= 0):
         raise ValueError("eta must be finite and > 0.")
     return eta if eta.ndim else float(eta)
@@ -131,11 +139,21 @@ class Box:
     upper: object = np.inf
 
     def __post_init__(self):
-        lo, up = _array(self.lower), _array(self.upper)
+        lo, up = real_array(self.lower, "lower"), real_array(self.upper, "upper")
+        if lo.ndim > 1 or up.ndim > 1 or (lo.size > 1 and up.size > 1 and lo.size != up.size):
+            raise ValueError(f"Box: lower and upper must be numbers or vectors of one length, "
+                             f"got shapes {lo.shape} and {up.shape}.")
         if np.any(np.isnan(lo)) or np.any(np.isnan(up)) or np.any(lo > up):
             raise ValueError("Box needs lower <= upper in every component (no nan).")
         object.__setattr__(self, "lower", lo)
         object.__setattr__(self, "upper", up)
+
+    def check_dimension(self, n):
+        """Raise ValueError unless the bounds are scalars or vectors of length ``n``."""
+        for name, bound in (("lower", self.lower), ("upper", self.upper)):
+            if bound.size > 1 and bound.size != n:
+                raise ValueError(f"Box: {name} has {bound.size} entries but x has {n}; give "
+                                 f"a number or {n} bounds.")
 
     def value(self, x):
         """0 inside the box, inf outside; shape ``(...)``."""
@@ -188,13 +206,28 @@ class GroupL1:
     lam: float
 
     def __post_init__(self):
-        groups = tuple(tuple(int(i) for i in g) for g in self.groups)
+        try:
+            groups = tuple(tuple(g) for g in self.groups)
+        except TypeError:
+            raise TypeError("groups must be a sequence of sequences of indices, e.g. "
+                            "[[0, 1], [2]].") from None
         flat = [i for g in groups for i in g]
+        if any(isinstance(i, bool) or not isinstance(i, numbers.Integral) for i in flat):
+            raise ValueError(f"groups must hold whole indices (ints), got {groups}.")
+        groups = tuple(tuple(int(i) for i in g) for g in groups)
+        flat = [int(i) for i in flat]
         if not groups or any(not g for g in groups) or len(flat) != len(set(flat)) \
                 or min(flat) < 0:
             raise ValueError("groups must be non-empty, disjoint lists of indices >= 0.")
         object.__setattr__(self, "groups", groups)
         object.__setattr__(self, "lam", _check_weight(self.lam, "lam"))
+
+    def check_dimension(self, n):
+        """Raise ValueError if a group names an index outside 0 .. n-1."""
+        top = max(i for g in self.groups for i in g)
+        if top >= n:
+            raise ValueError(f"GroupL1: a group holds index {top}, but x has only {n} "
+                             f"entries (0 .. {n - 1}).")
 
     def _norms(self, v, g):
         return np.sqrt(np.square(v[..., list(g)]).sum(axis=-1, keepdims=True))

@@ -106,7 +106,7 @@ def test_bad_constructor_arguments():
         losses.quadratic([[1.0, 2.0], [0.0, 1.0]])
     with pytest.raises(ValueError, match="x_star must be"):
         losses.quadratic(np.eye(2), [1.0, 2.0, 3.0])
-    with pytest.raises(ValueError, match="n must be an integer >= 2"):
+    with pytest.raises(ValueError, match="n must be an integer from 2"):
         losses.rosenbrock(1)
     with pytest.raises(ValueError, match="kappa"):
         losses.ill_conditioned_quadratic(0.5)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..prox import check_dimension
 from ..schedules import as_schedule, step_sizes
 from .._validate import nonnegative, positive, positive_int, seed_value
 from ._driver import StepFailed, common_arguments, finish, iterate
@@ -65,6 +66,7 @@ def proximal_gradient(f, x0, eta, steps, prox=None, *, gtol=None, max_norm=1e8):
         raise ValueError("prox must be a penalty from flowsim.prox (with value and prox), "
                          "e.g. flowsim.prox.L1(0.1).")
     f, x0, steps, gtol, max_norm = common_arguments(f, x0, steps, gtol, max_norm)
+    check_dimension(prox, f.n)
     etas = step_sizes(as_schedule(eta)[0], steps)
     grad = f._fast("grad")
 
