@@ -10,11 +10,15 @@ Examples
 from __future__ import annotations
 
 import argparse
+import difflib
+import os
+import re
 import sys
 
 import numpy as np
 
 from . import losses
+from ._validate import int_between, writable_path
 from .compare import compare
 from .loss import Loss
 from .schemes import SCHEMES
@@ -33,9 +37,19 @@ class UsageError(Exception):
 
 
 def resolve_loss(text):
-    """A named loss (see ``flowsim.losses.NAMED``) or a formula."""
+    """A named loss (see ``flowsim.losses.NAMED``) or a formula.
+
+    A bare name that is no named loss is refused with the names it resembles: ``"rosenbrok"``
+    is a typo far more often than the one-variable loss L(rosenbrok) = rosenbrok.
+    """
     if text in losses.NAMED:
         return losses.NAMED[text]()
+    if re.fullmatch(r"\s*[A-Za-z_][A-Za-z0-9_]*\s*", text):
+        near = difflib.get_close_matches(text.strip(), losses.NAMED, n=3)
+        hint = f"did you mean {' or '.join(map(repr, near))}? " if near else ""
+        raise UsageError(f"unknown loss {text.strip()!r}; {hint}named losses are "
+                         f"{', '.join(losses.NAMED)}; a formula needs an operator, e.g. "
+                         f"'{text.strip()}**2'.")
     return Loss(text)
 
 
@@ -45,6 +59,8 @@ def _vector(text, name, n=None):
     except ValueError:
         raise UsageError(f"--{name} must be comma-separated numbers, e.g. --{name} -1.2,1") \
             from None
+    if not np.all(np.isfinite(values)):
+        raise UsageError(f"--{name} must hold finite numbers, got {text!r}.")
     if n is not None and values.size != n:
         raise UsageError(f"--{name} needs {n} numbers for this loss, got {values.size}.")
     return values
@@ -59,7 +75,25 @@ def _start(args, loss):
                      f"order {', '.join(v.name for v in loss.variables)}).")
 
 
+def _figure_path(path):
+    """The file the figure will be written to: checked, with .png added when no type is given."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    path = writable_path(path, "--plot")
+    kinds = Figure().canvas.get_supported_filetypes()
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    if not suffix:
+        return path + ".png"
+    if suffix not in kinds:
+        raise UsageError(f"--plot: matplotlib cannot write .{suffix} files; use one of "
+                         f"{', '.join('.' + k for k in sorted(kinds))}.")
+    return path
+
+
 def _cmd_compare(args):
+    int_between(args.rows, "--rows", 1, 100_000)
+    plot = _figure_path(args.plot) if args.plot else None
     loss = resolve_loss(args.loss)
     x0 = _start(args, loss)
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
@@ -73,12 +107,10 @@ def _cmd_compare(args):
                      flow_method=args.flow_method,
                      progress=lambda text: print(f"  ... {text}", file=sys.stderr, flush=True))
     print(result.table(rows=args.rows))
-    if args.plot:
+    if plot:
         from .plot import comparison_figure
-        import matplotlib
-        matplotlib.use("Agg")
-        comparison_figure(result, loss).savefig(args.plot, dpi=110)
-        print(f"wrote {args.plot}")
+        comparison_figure(result, loss).savefig(plot, dpi=110)
+        print(f"wrote {plot}")
     return 0
 
 
@@ -153,14 +185,39 @@ def build_parser():
     return parser
 
 
+#: Options whose value may start with a minus sign (a negative number first).
+_NUMERIC_OPTIONS = ("--x0", "--bounds", "--eta")
+
+
+def _join_negative_values(argv):
+    """``--x0 -1.2,1`` -> ``--x0=-1.2,1``: argparse takes a value that starts with '-' and
+    is not a plain number for an option, though our own messages suggest this spelling."""
+    out, i = [], 0
+    while i < len(argv):
+        token = argv[i]
+        if token in _NUMERIC_OPTIONS and i + 1 < len(argv) and \
+                re.fullmatch(r"-[0-9.][0-9eE.,+\-\s]*", argv[i + 1]):
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
 def main(argv=None):
     """Run the command; returns the exit status (errors: one line on stderr, status 2)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(_join_negative_values(argv))
     try:
         return args.run(args)
     except (UsageError, ValueError, TypeError) as err:
         print(f"flowsim {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"flowsim {args.command}: error: out of memory; ask for fewer steps or a "
+              "smaller loss.", file=sys.stderr)
         return 2
 
 

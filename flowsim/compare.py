@@ -219,7 +219,7 @@ def compare(loss, x0, eta, steps, schemes=("gd", "prox"), *, flow_method="DOP853
     loss = as_loss(loss)
     x0 = start_points(x0, loss.n, batch=False)
     eta = positive(eta, "eta")
-    steps = step_count(steps, "steps", loss.n, len(schemes) if schemes else 1)
+    steps = step_count(steps, "steps", loss.n)
     choice(flow_method, tuple(METHODS), "flow_method")
     positive(rtol, "rtol")
     positive(atol, "atol")
