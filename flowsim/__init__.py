@@ -10,7 +10,7 @@ from .diagnostics import (classify, critical_points, lipschitz_estimate, lyapuno
 from .compare import Comparison, ConvergenceOrder, compare, convergence_order
 from .facts import KnownPoint, LossFacts, PointKind
 from .flow import gradient_flow, newton_flow
-from .loss import EvalCounts, Loss
+from .loss import Budget, EvalCounts, Loss
 from .second_order import heavy_ball_flow, nesterov_flow
 from .schemes import (gradient_descent, heavy_ball, heun, nesterov, newton, proximal_gradient,
                       proximal_point, sgd)
@@ -18,7 +18,7 @@ from .trajectory import BatchTrajectory, Status, Trajectory
 
 __version__ = "0.1.0"
 
-__all__ = ["Loss", "EvalCounts", "LossFacts", "KnownPoint", "PointKind", "losses",
+__all__ = ["Loss", "Budget", "EvalCounts", "LossFacts", "KnownPoint", "PointKind", "losses",
            "Trajectory", "BatchTrajectory", "Status", "gradient_flow", "heavy_ball_flow",
            "nesterov_flow", "newton_flow", "gradient_descent", "proximal_point",
            "proximal_gradient", "heavy_ball", "nesterov", "newton", "sgd", "heun", "compare",

@@ -187,7 +187,8 @@ PRINTER_NAMES = frozenset({
     "greater", "less", "log", "maximum", "minimum", "nan", "pi", "e", "inf", "reduce",
     "select", "sign", "sin", "sinh", "sqrt", "tan", "tanh", "Heaviside", "acos", "asin",
     "atan", "atan2", "copysign", "max", "min", "True", "False", "amax", "amin",
-    "greater_equal", "less_equal", "logical_and", "logical_or", "where", "heaviside"})
+    "greater_equal", "less_equal", "logical_and", "logical_or", "logical_not", "where",
+    "heaviside"})
 _SAFE_NODES = (ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign,
                ast.Name, ast.Load, ast.Store, ast.BinOp, ast.UnaryOp, ast.Call, ast.Constant,
                ast.List, ast.Tuple, ast.keyword, ast.operator, ast.unaryop, ast.IfExp,
@@ -198,8 +199,9 @@ def audit_source(func):
     """Check the Python source that sympy generated for ``func``; return the source.
 
     Every name must be an argument, a common subexpression assigned in the function, or one
-    of :data:`PRINTER_NAMES`; only plain arithmetic, calls of those names, lists and
-    constants may occur (no attributes, subscripts, lambdas or imports). Arguments are
+    of :data:`PRINTER_NAMES`; only plain arithmetic, comparisons, calls of those names,
+    lists and constants may occur (no subscripts, lambdas or imports, and no attribute but
+    ``.reduce`` of a whitelisted ufunc). Arguments are
     dummies (``dummify=True``), so no user-chosen name is ever written into the code.
 
     Raises
@@ -216,6 +218,9 @@ def audit_source(func):
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             defined.add(node.id)
     for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == "reduce" and \
+                isinstance(node.value, ast.Name) and node.value.id in PRINTER_NAMES:
+            continue  # numpy's printer writes logical_or.reduce(...) for piecewise pieces
         if not isinstance(node, _SAFE_NODES):
             raise ValueError(f"loss: the generated code holds a {type(node).__name__}; this "
                              "input is not supported.")
