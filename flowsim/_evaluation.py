@@ -65,7 +65,11 @@ class Evaluation:
         self._counter.value = self._counter.grad = self._counter.hess = 0
 
     def _points(self, x):
-        X = _as_input(x)
+        if isinstance(x, np.ndarray) and x.dtype == np.float64:
+            X = _as_input(x)
+        else:  # lists, ints, text, complex: one sentence instead of numpy's wording
+            from ._validate import real_array
+            X = real_array(x, "x")
         if X.ndim == 0 or X.shape[-1] != self.n:
             names = ", ".join(v.name for v in self._c.variables[:6])
             raise ValueError(f"x must have last dimension n = {self.n} (one entry per variable "
