@@ -212,6 +212,8 @@ class Evaluation:
         -------
         ndarray, shape (n, n) or (..., n, n); or csr_array
         """
+        if not isinstance(sparse, (bool, np.bool_)):
+            raise TypeError(f"sparse must be True or False, got {sparse!r}.")
         X = self._points(x)
         vals = self._hess_values(X)
         c = self._c

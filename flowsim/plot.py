@@ -56,6 +56,13 @@ def _as_list(trajectories, n=None):
     return trajs
 
 
+def _comparison(obj):
+    from .compare import Comparison
+    if not isinstance(obj, Comparison):
+        raise TypeError(f"comparison must be a flowsim.Comparison (from flowsim.compare), got "
+                        f"{type(obj).__name__}.")
+
+
 def _count(value, name, low, high):
     return int_between(value, name, low, high)
 
@@ -174,6 +181,7 @@ def _comparison_paths(obj):
 
 def deviation(comparison, ax=None):
     """Per-step deviation |x_k - x(t_k)| of each scheme from its flow (log scale)."""
+    _comparison(comparison)
     ax = _axes(ax)
     for name, dev in comparison.deviation.items():
         ax.semilogy(np.arange(len(dev))[1:], np.maximum(dev[1:], 1e-300), label=name)
@@ -219,8 +227,8 @@ def spectrum(loss, x, ax=None):
     matplotlib.axes.Axes
         The stems hold the eigenvalues (ascending) against their index.
     """
-    loss = as_loss(loss)
-    lam = np.linalg.eigvalsh(loss.hess(np.asarray(x, dtype=float)))
+    loss, x, H = hessian_at(loss, x)
+    lam = np.linalg.eigvalsh(H)
     ax = _axes(ax)
     ax.stem(np.arange(1, lam.size + 1), lam)
     ax.axhline(0.0, color="k", lw=0.8)
@@ -294,6 +302,7 @@ def comparison_figure(comparison, loss):
     """Three panels for a :class:`~flowsim.Comparison`: the paths on the contour map (2-D
     losses), the loss gap over time, and the per-step deviation. Returns the Figure."""
     import matplotlib.pyplot as plt
+    _comparison(comparison)
     loss = as_loss(loss)
     panels = 3 if loss.n == 2 else 2
     fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.4))

@@ -186,7 +186,10 @@ class Trajectory(Picklable):
         Flows use their dense solution; a discrete scheme is only defined at its own times,
         so ``t`` must be one of ``ts`` there.
         """
-        t_arr = np.asarray(t, dtype=float)
+        from ._validate import real_array
+        t_arr = real_array(t, "t")
+        if not np.all(np.isfinite(t_arr)):
+            raise ValueError("t must be finite times inside the span of this trajectory.")
         lo, hi = self.ts[0], self.ts[-1]
         if np.any(t_arr < lo - 1e-12 * max(1, abs(lo))) or \
                 np.any(t_arr > hi + 1e-12 * max(1, abs(hi))):
@@ -254,6 +257,9 @@ class BatchTrajectory(Picklable):
 
     def trajectory(self, i):
         """Start i's path as a :class:`Trajectory` (evaluation counts are not split)."""
+        m = len(self)
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -m <= i < m:
+            raise IndexError(f"i must be a start index in [-{m}, {m}), got {i!r}.")
         dense = StartDense(self.dense, i) if self.dense is not None else None
         return Trajectory(self.ts, self.xs[i], self.values[i], self.grad_norms[i],
                           self.statuses[i], self.message, self.method, dense=dense)

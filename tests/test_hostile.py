@@ -464,6 +464,14 @@ BAD_CALLS = [
      "delta"),
     ("heavy ball flow mass", lambda: fs.heavy_ball_flow(HIM, [0, 0], 1.0, mass=0), "mass"),
     ("trajectory at outside", lambda: FLOW.at(5.0), "t must lie"),
+    ("trajectory at nan", lambda: FLOW.at(np.nan), "t must be finite"),
+    ("trajectory at text", lambda: FLOW.at("a"), "t must be"),
+    ("hess sparse text", lambda: HIM.hess([0.0, 0.0], sparse="yes"), "sparse"),
+    ("saddle max_steps 0", lambda: fs.saddle_escape(HIM, [0, 0], max_steps=0), "max_steps"),
+    ("armijo c text", lambda: fs.gradient_descent(HIM, [0, 0], 0.1, 5, line_search="armijo",
+                                                  c="a"), "c must"),
+    ("point as text", lambda: HIM.value("1,1"), "x must"),
+    ("point complex", lambda: HIM.grad([1j, 0]), "real"),
 ]
 
 
@@ -495,7 +503,16 @@ PLOT_CALLS = [
     ("animate fps", lambda p: p.animate(HIM, GD, "/tmp/x.gif", fps=0), "fps"),
     ("animate folder", lambda p: p.animate(HIM, GD, "/nonexistent/x.gif"), "folder"),
     ("table rows", lambda p: fs.compare(HIM, [0, 0], 0.01, 5).table(rows=-1), "rows"),
+    ("deviation of a number", lambda p: p.deviation(3), "Comparison"),
+    ("spectrum nan", lambda p: p.spectrum(HIM, [np.nan, 1.0]), "x"),
 ]
+
+
+def test_batch_start_index_is_checked():
+    batch = fs.gradient_flow(HIM, [[0.0, 0.0], [1.0, 1.0]], 0.1)
+    for bad in (5, -9, 0.5, True):
+        with pytest.raises(IndexError, match=r"start index in \[-2, 2\)"):
+            batch.trajectory(bad)
 
 
 @pytest.mark.parametrize("call,match", [(c, m) for _, c, m in PLOT_CALLS],

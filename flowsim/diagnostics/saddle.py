@@ -101,6 +101,7 @@ def saddle_escape(loss, x_saddle, delta=1e-6, radius=0.1, eta=None, *, max_steps
     """
     loss = as_loss(loss)
     info = classify(loss, x_saddle)
+    max_steps = positive_int(max_steps, "max_steps")
     delta = positive(delta, "delta")
     radius = positive(radius, "radius")
     if delta >= radius:

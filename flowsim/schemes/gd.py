@@ -5,6 +5,7 @@ import numpy as np
 
 from ..schedules import as_schedule, step_sizes
 from ..trajectory import BatchTrajectory, Status, row_norms
+from .._validate import positive
 from ._driver import StepFailed, common_arguments, escape, finish, iterate
 
 __all__ = ["gradient_descent"]
@@ -67,6 +68,7 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
         return _batch(loss, x0, etas, gtol, max_norm, maximize)
     if line_search not in (None, "armijo"):
         raise ValueError(f"line_search must be None or 'armijo', got {line_search!r}.")
+    c, shrink = positive(c, "c"), positive(shrink, "shrink")
     if not 0 < c < 1 or not 0 < shrink < 1:
         raise ValueError(f"c and shrink must lie in (0, 1), got c={c!r}, shrink={shrink!r}.")
     sign = 1.0 if maximize else -1.0
