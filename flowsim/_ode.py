@@ -16,13 +16,112 @@ import scipy.sparse
 
 from .trajectory import Status
 
-__all__ = ["METHODS", "IMPLICIT", "integrate", "Integration", "jacobian_for", "stacked"]
+__all__ = ["METHODS", "IMPLICIT", "AUTO", "integrate", "Integration", "jacobian_for",
+           "stacked", "default_max_steps", "spectral_radius"]
 
 METHODS = {"RK23": scipy.integrate.RK23, "RK45": scipy.integrate.RK45,
            "DOP853": scipy.integrate.DOP853, "Radau": scipy.integrate.Radau,
            "BDF": scipy.integrate.BDF, "LSODA": scipy.integrate.LSODA}
 IMPLICIT = ("Radau", "BDF", "LSODA")
+#: ``method="auto"``: start with this explicit method, switch to the implicit one when the
+#: problem turns out to be stiff.
+AUTO = ("DOP853", "Radau")
 MAX_STALLS = 50
+
+#: How far along the negative real axis |h lambda| each explicit method stays stable.
+STABILITY_LIMIT = {"RK23": 2.5, "RK45": 3.3, "DOP853": 6.0}
+#: The stiffness test runs every this many accepted steps, from STIFF_MIN_STEPS on.
+STIFF_CHECK_EVERY = 20
+STIFF_MIN_STEPS = 60
+#: A stiff explicit run stops only if it would need more steps than this to finish (RK45
+#: finishes the 2-D Rosenbrock flow to t = 50 in 17,000 stiff steps: let it); "auto" switches
+#: to its implicit method from AUTO_SWITCH_STEPS on.
+STIFF_STOP_STEPS = 50_000
+AUTO_SWITCH_STEPS = 2_000
+
+
+def default_max_steps(dim):
+    """The step budget of a run in ``dim`` unknowns when none is given.
+
+    100,000 steps for small systems; fewer for large ones, so that the dense output (about
+    8 numbers per unknown and step) stays under 2e8 numbers (1.6 GB).
+    """
+    return int(max(1000, min(100_000, 2e8 // (8 * dim))))
+
+
+def spectral_radius(J):
+    """max |lambda| of a Jacobian (dense: all eigenvalues up to 400 unknowns; else 30 steps
+    of power iteration, a lower estimate)."""
+    if not scipy.sparse.issparse(J) and J.shape[0] <= 400:
+        return float(np.max(np.abs(np.linalg.eigvals(J))))
+    v = np.random.default_rng(0).standard_normal(J.shape[0])
+    rho = 0.0
+    for _ in range(30):
+        w = J @ v
+        norm = np.linalg.norm(w)
+        if not norm > 0 or not np.isfinite(norm):
+            break
+        rho, v = norm / np.linalg.norm(v), w / norm
+    return float(rho)
+
+
+class _Stiffness:
+    """Decides whether an explicit solver's steps are held down by stability, not accuracy.
+
+    Stiff means: |h lambda_max| stays near the method's stability limit (at least half of it)
+    at three checks in a row, while the fastest mode has many time constants left to run
+    (lambda_max (t_end - t) > 10,000): the solution is smooth on the fast scale, yet every
+    step must resolve it. This is the test of LSODA's method switching, on the Jacobian. It
+    reports only when finishing would take more than ``steps_left`` further steps.
+    """
+
+    def __init__(self, method, jacobian, t_end, steps_left=STIFF_STOP_STEPS):
+        self.limit = STABILITY_LIMIT.get(method)
+        self.steps_left = steps_left
+        self.jacobian = jacobian if self.limit is not None else None
+        self.t_end = t_end
+        self.strikes = 0
+
+    def check(self, solver, steps):
+        if self.jacobian is None or steps < STIFF_MIN_STEPS or steps % STIFF_CHECK_EVERY:
+            return None
+        rho = spectral_radius(self.jacobian(solver.t, solver.y))
+        h = getattr(solver, "h_abs", None) or getattr(solver, "step_size", None) or 0.0
+        ratio = h * rho / self.limit
+        if ratio >= 0.5 and rho * (self.t_end - solver.t) > 1e4 and np.isfinite(rho):
+            self.strikes += 1
+        else:
+            self.strikes = 0
+        left = (self.t_end - solver.t) / max(h, 1e-300)
+        if self.strikes < 3 or left < self.steps_left:
+            return None
+        return (f"the flow is stiff: lambda_max = {rho:.3g} holds the steps to h = {h:.3g} "
+                f"(|h lambda| = {h * rho:.3g}, the stability limit), so reaching t_end would "
+                f"take about {left:.3g} more steps")
+
+
+def _blow_up(ts, ys):
+    """A (Status.DIVERGED, message) when the last states grow like a finite-time blow-up.
+
+    With |y| growing like c |y|^k (k > 1), the blow-up comes at about
+    t* = t + |y| / ((k - 1) d|y|/dt); k and d|y|/dt are fitted to the last three steps.
+    """
+    if len(ts) < 4:
+        return None
+    r = np.array([np.linalg.norm(y) for y in ys[-4:]])
+    t = np.asarray(ts[-4:])
+    if not (np.all(np.diff(r) > 0) and r[-1] > 10 * max(1.0, r[0]) and np.all(np.diff(t) > 0)):
+        first = np.linalg.norm(ys[0])
+        if not (r[-1] > 10 * max(1.0, first) and np.all(np.diff(r) > 0)):
+            return None
+    mid = (r[1:] + r[:-1]) / 2
+    rate = np.diff(r) / np.diff(t)
+    with np.errstate(all="ignore"):
+        k = np.log(rate[-1] / rate[-2]) / np.log(mid[-1] / mid[-2])
+        t_star = t[-1] + r[-1] / ((k - 1) * rate[-1]) if k > 1 else np.nan
+    when = f"; estimated blow-up time t* = {t_star:.6g}" if np.isfinite(t_star) else ""
+    return Status.DIVERGED, (f"the path blows up in finite time: |state| = {r[-1]:.3g} at "
+                             f"t = {t[-1]:.6g}, growing like |state|^{k:.2g}{when}")
 
 
 @dataclass(frozen=True)
@@ -98,7 +197,8 @@ def stacked(method, blocks):
 
 
 def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None,
-              dense_output=True, stop=None, max_steps=None, solver_class=None):
+              dense_output=True, stop=None, max_steps="default", solver_class=None,
+              jacobian=None, switch_options=None):
     """Step a scipy ``OdeSolver`` from ``t0`` to ``t_end``, stopping early when asked.
 
     Parameters
@@ -112,10 +212,19 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
         Extra keyword arguments for the solver class, e.g. from :func:`jacobian_for`.
     stop : callable or None
         ``stop(t, y, solver)`` -> ``None`` to go on, or ``(Status, message)`` to end here.
-    max_steps : int or None
-        Step budget; running out ends with ``Status.FAILED``.
+    max_steps : int, "default" or None
+        Step budget; running out ends with ``Status.FAILED`` and a message naming it.
+        ``"default"`` is :func:`default_max_steps` of the system's size; ``None`` means no
+        budget (only when asked for).
     solver_class : type, optional
         Use this ``OdeSolver`` subclass instead of ``METHODS[method]`` (see :func:`stacked`).
+    jacobian : callable, optional
+        ``jacobian(t, y)`` -> the Jacobian (dense or sparse). Explicit methods then test for
+        stiffness (:class:`_Stiffness`) and end ``failed`` with a message naming implicit
+        methods, so a stiff problem does not take millions of steps.
+    switch_options : dict, optional
+        With ``method="auto"``: the implicit method's options (its Jacobian). The run starts
+        with DOP853 and continues from the same state with Radau once it is found stiff.
 
     Returns
     -------
@@ -123,8 +232,15 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
     """
     options = dict(solver_options or {})
     ts, ys, interps = [t0], [np.array(y0, dtype=float)], []
+    if max_steps == "default":
+        max_steps = default_max_steps(ys[0].size)
     stalls = 0
     status, message = Status.REACHED_END, f"reached t_end = {t_end:g}"
+    auto, switched = method == "auto", ""
+    if auto:
+        method, options = AUTO[0], {}
+    stiffness = _Stiffness(method, jacobian, t_end,
+                           AUTO_SWITCH_STEPS if auto else STIFF_STOP_STEPS)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         cls = solver_class or METHODS[method]
@@ -132,7 +248,9 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
         while solver.status == "running":
             if max_steps is not None and len(ts) > max_steps:
                 status = Status.FAILED
-                message = f"stopped after max_steps = {max_steps} steps at t = {ts[-1]:.6g}"
+                message = (f"stopped after max_steps = {max_steps} steps at t = {ts[-1]:.6g} "
+                           "(the step budget; pass a larger max_steps, or max_steps=None for "
+                           "none)")
                 break
             try:
                 failure = solver.step()
@@ -141,6 +259,7 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
             if failure is not None or solver.status == "failed":
                 status = Status.FAILED
                 message = f"{method} gave up at t = {ts[-1]:.6g}: {failure}"
+                status, message = _blow_up(ts, ys) or (status, message)
                 break
             if not np.isfinite(solver.y.sum()):
                 status = Status.DIVERGED
@@ -154,6 +273,7 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
                     status = Status.FAILED
                     message = (f"{method} made no progress for {MAX_STALLS} steps at "
                                f"t = {ts[-1]:.6g} (the flow is singular there)")
+                    status, message = _blow_up(ts, ys) or (status, message)
                     break
                 continue
             stalls = 0
@@ -165,5 +285,19 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
             if reason is not None:
                 status, message = reason
                 break
+            stiff = stiffness.check(solver, len(ts) - 1)
+            if stiff is not None and auto:
+                method = AUTO[1]
+                solver = METHODS[method](fun, solver.t, solver.y, t_end, rtol=rtol,
+                                         atol=atol, **dict(switch_options or {}))
+                stiffness = _Stiffness(method, None, t_end)
+                switched = f" (switched from {AUTO[0]} to {method} at t = {ts[-1]:.6g}: {stiff})"
+                continue
+            if stiff is not None:
+                status = Status.FAILED
+                message = (f"{method} stopped at t = {ts[-1]:.6g}: {stiff}; use an implicit "
+                           "method: method='LSODA', 'Radau' or 'BDF' (or 'auto')")
+                break
     dense = scipy.integrate.OdeSolution(ts, interps) if dense_output and interps else None
+    message += switched
     return Integration(np.array(ts), np.array(ys), dense, status, message)

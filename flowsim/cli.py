@@ -171,7 +171,8 @@ def build_parser():
     comp.add_argument("--eta", type=float, default=1e-3, help="step size (default 1e-3)")
     comp.add_argument("--steps", type=int, default=2000, help="number of steps (default 2000)")
     comp.add_argument("--schemes", default="gd,prox", help="comma separated (default gd,prox)")
-    comp.add_argument("--flow-method", default="DOP853", help="solver of the reference flow")
+    comp.add_argument("--flow-method", default="auto",
+                      help="solver of the reference flow (auto: DOP853, Radau once stiff)")
     comp.add_argument("--rows", type=int, default=11, help="rows of the printed table")
     comp.add_argument("--plot", help="write the comparison figure to this file")
     comp.set_defaults(run=_cmd_compare)

@@ -67,8 +67,9 @@ class StepFactors(Picklable):
 def step_factors(loss, point, eta):
     """:class:`StepFactors` of ``loss`` at ``point`` for step ``eta``."""
     r = stability(loss, point, eta)
-    return StepFactors(r.point, r.eigenvalues, np.exp(-eta * r.eigenvalues), r.gd_factors,
-                       r.prox_factors, eta)
+    with np.errstate(over="ignore"):  # a growing direction far out: its factor is inf
+        flow = np.exp(-eta * r.eigenvalues)
+    return StepFactors(r.point, r.eigenvalues, flow, r.gd_factors, r.prox_factors, eta)
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def _reference_flow(name, loss, x0, t_end, steps, method, rtol, atol, options):
                      f"{', '.join(_GRADIENT_FLOW + ('heavy_ball', 'nesterov', 'newton'))}.")
 
 
-def compare(loss, x0, eta, steps, schemes=("gd", "prox"), *, flow_method="DOP853",
+def compare(loss, x0, eta, steps, schemes=("gd", "prox"), *, flow_method="auto",
             rtol=1e-10, atol=1e-12, options=None, progress=None):
     """Run schemes and their flows together and measure, per step, how far they stray.
 
@@ -196,7 +197,8 @@ def compare(loss, x0, eta, steps, schemes=("gd", "prox"), *, flow_method="DOP853
         against the gradient flow; ``heavy_ball`` and ``nesterov`` against their own ODE at
         t_k = k sqrt(eta); ``newton`` against the Newton flow).
     flow_method : str
-        Solver of the reference flows (DOP853 by default; Radau for stiff losses).
+        Solver of the reference flows: ``"auto"`` (DOP853, switching to Radau where the
+        flow turns out to be stiff) or any :func:`flowsim.gradient_flow` method.
     rtol, atol : float
         Tolerances of the reference flows.
     options : dict of str to dict, optional
@@ -220,7 +222,7 @@ def compare(loss, x0, eta, steps, schemes=("gd", "prox"), *, flow_method="DOP853
     x0 = start_points(x0, loss.n, batch=False)
     eta = positive(eta, "eta")
     steps = step_count(steps, "steps", loss.n)
-    choice(flow_method, tuple(METHODS), "flow_method")
+    choice(flow_method, tuple(METHODS) + ("auto",), "flow_method")
     positive(rtol, "rtol")
     positive(atol, "atol")
     if progress is not None and not callable(progress):

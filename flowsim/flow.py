@@ -16,10 +16,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse
 
-from ._ode import METHODS, Integration, integrate, jacobian_for, stacked
+from ._ode import AUTO, METHODS, Integration, integrate, jacobian_for, stacked
 from ._validate import as_loss, choice, positive, positive_int, real_array, start_points
 from .trajectory import (BatchDense, BatchTrajectory, PositionPart, Status, Trajectory,
-                         cut_at_nonfinite, row_norms)
+                         cut_at_nonfinite, row_norms, safe_norm)
 
 __all__ = ["gradient_flow", "newton_flow"]
 
@@ -30,10 +30,10 @@ SPARSE_FROM = 100
 def _common(loss, t_end, method, rtol, atol, max_steps):
     loss = as_loss(loss)
     t_end = positive(t_end, "t_end")
-    choice(method, tuple(METHODS), "method")
+    choice(method, tuple(METHODS) + ("auto",), "method")
     positive(rtol, "rtol")
     positive(atol, "atol")
-    if max_steps is not None:
+    if max_steps is not None and max_steps != "default":
         positive_int(max_steps, "max_steps")
     return loss, t_end
 
@@ -89,19 +89,22 @@ def _converged(gnorm, gtol):
 
 
 def _bound_stop(max_norm, n):
-    limit = max_norm ** 2
+    limit = max_norm ** 2 if max_norm < 1e150 else np.inf  # a float ** 2 raises past 1.3e154
 
     def check(y):
         x = y[:n]
-        if x @ x > limit:
-            return Status.DIVERGED, (f"|x| = {np.sqrt(x @ x):.3g} exceeded max_norm = "
-                                     f"{max_norm:g}; the path diverges")
+        if not x @ x <= limit:
+            norm = safe_norm(x)
+            if not norm <= max_norm:
+                return Status.DIVERGED, (f"|x| = {norm:.3g} exceeded max_norm = "
+                                         f"{max_norm:g}; the path diverges")
         return None
     return check
 
 
 def gradient_flow(loss, x0, t_end, method="LSODA", *, rtol=1e-8, atol=1e-10, t_eval=None,
-                  dense_output=True, gtol=None, max_norm=1e8, maximize=False, max_steps=None):
+                  dense_output=True, gtol=None, max_norm=1e8, maximize=False,
+                  max_steps="default"):
     """Integrate the gradient flow dx/dt = -grad L(x) from ``x0`` over [0, t_end].
 
     Parameters
@@ -111,9 +114,12 @@ def gradient_flow(loss, x0, t_end, method="LSODA", *, rtol=1e-8, atol=1e-10, t_e
         Start, or m starts integrated together as one stacked system (see Notes).
     t_end : float
         End time, > 0.
-    method : {"LSODA", "RK45", "DOP853", "RK23", "Radau", "BDF"}
+    method : {"LSODA", "RK45", "DOP853", "RK23", "Radau", "BDF", "auto"}
         A :func:`scipy.integrate.solve_ivp` method. Implicit methods get the analytic
         Jacobian -H(x) (sparse for n >= 100, banded for LSODA when the Hessian is banded).
+        Explicit methods watch for stiffness (|h lambda_max(H)| held at their stability
+        limit) and end ``failed`` with a message naming an implicit method rather than take
+        millions of steps; ``"auto"`` starts with DOP853 and switches to Radau there.
     rtol, atol : float
         Solver tolerances.
     t_eval : array_like, optional
@@ -126,8 +132,10 @@ def gradient_flow(loss, x0, t_end, method="LSODA", *, rtol=1e-8, atol=1e-10, t_e
         Stop with status ``diverged`` once |x| > max_norm.
     maximize : bool
         Integrate gradient ascent dx/dt = +grad L(x) instead.
-    max_steps : int, optional
-        Step budget (status ``failed`` when exhausted).
+    max_steps : int, "default" or None
+        Step budget (status ``failed``, with a message naming it, when exhausted). The
+        default is 100,000 steps, fewer for large systems so the stored dense solution stays
+        under 2e8 numbers (:func:`flowsim._ode.default_max_steps`); None means no budget.
 
     Returns
     -------
@@ -166,10 +174,17 @@ def gradient_flow(loss, x0, t_end, method="LSODA", *, rtol=1e-8, atol=1e-10, t_e
     sign = 1.0 if maximize else -1.0
     n = loss.n
     rows, cols = loss.hessian_pattern
-    options = jacobian_for(method, lambda t, x: sign * loss.hess(x, sparse=True),
-                           lambda t, x: sign * loss.hess(x), n,
-                           int(np.max(np.abs(rows - cols), initial=0)),
-                           n >= SPARSE_FROM and rows.size < 0.1 * n * n)
+    sparse = n >= SPARSE_FROM and rows.size < 0.1 * n * n
+
+    def sparse_jac(t, x):
+        return sign * loss.hess(x, sparse=True)
+
+    def dense_jac(t, x):
+        return sign * loss.hess(x)
+
+    jac_args = (sparse_jac, dense_jac, n, int(np.max(np.abs(rows - cols), initial=0)), sparse)
+    options = jacobian_for(method, *jac_args)
+    implicit = jacobian_for(AUTO[1], *jac_args)
     bound = _bound_stop(max_norm, n)
 
     grad = loss._fast("grad")
@@ -194,7 +209,9 @@ def gradient_flow(loss, x0, t_end, method="LSODA", *, rtol=1e-8, atol=1e-10, t_e
     run = integrate(fun, X, t_end, method=method, rtol=rtol,
                     atol=atol, solver_options=options,
                     dense_output=dense_output or t_eval is not None, stop=stop,
-                    max_steps=max_steps)
+                    max_steps=max_steps,
+                    jacobian=loss._watchdog(sparse_jac if sparse else dense_jac),
+                    switch_options=implicit)
     label = f"gradient {'ascent' if maximize else 'flow'} ({method})"
     return _finish(loss, run, t_eval, label, before)
 
@@ -239,12 +256,15 @@ def _batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_outpu
 
     options = jacobian_for(method, sparse_jac, lambda t, y: sparse_jac(t, y).toarray(),
                            m * n, n - 1, True)
-    solver_class, factor = stacked(method, m)  # each start keeps its own error control
+    implicit = jacobian_for(AUTO[1], sparse_jac, None, m * n, n - 1, True)
+    # each start keeps its own error control
+    solver_class, factor = stacked(AUTO[0] if method == "auto" else method, m)
     before = loss.counts
     run = integrate(fun, X.ravel(), t_end, method=method, rtol=rtol * factor,
                     atol=atol * factor, solver_class=solver_class,
                     solver_options=options, dense_output=dense_output or t_eval is not None,
-                    stop=stop, max_steps=max_steps)
+                    stop=stop, max_steps=max_steps, jacobian=loss._watchdog(sparse_jac),
+                    switch_options=implicit)
     counts = loss.counts.spent_since(before)
     ts, ys = _samples(run, t_eval)
     xs = ys.reshape(len(ts), m, n).transpose(1, 0, 2)
@@ -264,7 +284,8 @@ def _batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_outpu
 
 
 def newton_flow(loss, x0, t_end, method="RK45", *, rtol=1e-8, atol=1e-10, t_eval=None,
-                dense_output=True, gtol=None, max_norm=1e8, max_steps=None):
+                dense_output=True, gtol=None, max_norm=1e8,
+                max_steps="default"):
     """Integrate the Newton flow dx/dt = -H(x)^{-1} grad L(x), the limit of damped Newton.
 
     Parameters

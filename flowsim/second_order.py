@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse
 
-from ._ode import integrate, jacobian_for
+from ._ode import AUTO, integrate, jacobian_for
 from ._validate import nonnegative, positive, start_points
 from .flow import SPARSE_FROM, _bound_stop, _check_start, _common, _finish, _times
 
@@ -39,18 +39,21 @@ def _second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output,
         return np.vstack([top, np.hstack([-loss.hess(y[:n]) / m, -(c / m) * np.eye(n)])])
 
     options = jacobian_for(method, sparse_jac, dense_jac, 2 * n, n, n >= SPARSE_FROM)
+    implicit = jacobian_for(AUTO[1], sparse_jac, dense_jac, 2 * n, n, n >= SPARSE_FROM)
     bound = _bound_stop(max_norm, n)
     before = loss.counts
     run = integrate(fun, np.concatenate([x0, v0]), t_end, t0=t0, method=method, rtol=rtol,
                     atol=atol, solver_options=options,
                     dense_output=dense_output or t_eval is not None,
-                    stop=lambda t, y, s: bound(y), max_steps=max_steps)
+                    stop=lambda t, y, s: bound(y), max_steps=max_steps,
+                    jacobian=loss._watchdog(sparse_jac if n >= SPARSE_FROM else dense_jac),
+                    switch_options=implicit)
     return _finish(loss, run, t_eval, label, before, split=n, extras=extras)
 
 
 def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method="LSODA",
                     rtol=1e-8, atol=1e-10, t_eval=None, dense_output=True, max_norm=1e8,
-                    max_steps=None):
+                    max_steps="default"):
     """Integrate the damped heavy ball m x'' + gamma x' + grad L(x) = 0.
 
     Parameters
@@ -98,7 +101,8 @@ def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method=
 
 
 def nesterov_flow(loss, x0, t_end, *, r=3.0, t0=0.0, method="LSODA", rtol=1e-8, atol=1e-10,
-                  t_eval=None, dense_output=True, max_norm=1e8, max_steps=None):
+                  t_eval=None, dense_output=True, max_norm=1e8,
+                  max_steps="default"):
     """Integrate Nesterov's ODE (Su, Boyd and Candes) x'' + (r/t) x' + grad L(x) = 0.
 
     Parameters

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import as_loss, positive, start_points, step_count
-from ..trajectory import Status, Trajectory, cut_at_nonfinite
+from ..trajectory import Status, Trajectory, cut_at_nonfinite, safe_norm
 
 __all__ = ["StepFailed", "iterate", "finish", "common_arguments", "escape"]
 
@@ -60,7 +60,7 @@ def iterate(loss, x0, steps, step, dts, *, gtol=None, max_norm=1e8, records=()):
     xs[0] = x0
     dts = np.array(dts, dtype=float)
     rec = {name: np.full(steps + 1, np.nan) for name in records}
-    limit = max_norm ** 2
+    limit = max_norm ** 2 if max_norm < 1e150 else np.inf  # a float ** 2 raises past 1.3e154
     status, message, last = Status.REACHED_END, f"ran all {steps} steps", steps
     with np.errstate(all="ignore"):
         for k in range(steps):
@@ -80,8 +80,8 @@ def iterate(loss, x0, steps, step, dts, *, gtol=None, max_norm=1e8, records=()):
                     else:
                         rec[name][k] = value
             size = x_next @ x_next
-            if not size <= limit:
-                keep, message = escape(np.sqrt(size), max_norm, k + 1)
+            if not size <= limit and not safe_norm(x_next) <= max_norm:
+                keep, message = escape(safe_norm(x_next), max_norm, k + 1)
                 if keep:
                     xs[k + 1] = x_next
                 last, status = (k + 1 if keep else k), Status.DIVERGED

@@ -126,14 +126,20 @@ def _fallback(loss, x, eta, y0, tol, scale, inner):
         d = y - x
         return value(y) + (d @ d) / (2 * eta), grad(y) + d / eta
 
-    if n < SPARSE_FROM:
-        def hess(y):
-            return loss.hess(y) + np.eye(n) / eta
-        sol = scipy.optimize.minimize(fun, y0, jac=True, hess=hess, method="trust-exact",
-                                      options={"gtol": tol})
-    else:
-        sol = scipy.optimize.minimize(fun, y0, jac=True, method="L-BFGS-B",
-                                      options={"gtol": tol, "maxiter": 10_000})
+    try:
+        if n < SPARSE_FROM:
+            def hess(y):
+                return loss.hess(y) + np.eye(n) / eta
+            sol = scipy.optimize.minimize(fun, y0, jac=True, hess=hess, method="trust-exact",
+                                          options={"gtol": tol})
+        else:
+            sol = scipy.optimize.minimize(fun, y0, jac=True, method="L-BFGS-B",
+                                          options={"gtol": tol, "maxiter": 10_000})
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as err:
+        # the minimizer met a non-finite value (it left the loss's domain) or broke down
+        raise StepFailed(f"the implicit equation y + eta grad L(y) = x_k could not be "
+                         f"solved: the proximal objective is not finite or not solvable "
+                         f"near x_k ({err})") from None
     y = sol.x
     gy = grad(y)
     F = y + eta * gy - x
