@@ -7,7 +7,8 @@ diagnostics.
 from . import diagnostics, losses, prox, schedules, schemes
 from .diagnostics import (classify, critical_points, lipschitz_estimate, lyapunov,
                           saddle_escape, sharpness, stability)
-from .compare import Comparison, ConvergenceOrder, compare, convergence_order
+from .compare import Comparison, compare
+from .order import ConvergenceOrder, convergence_order
 from .facts import KnownPoint, LossFacts, PointKind
 from .flow import gradient_flow, newton_flow
 from .loss import Budget, EvalCounts, Loss

@@ -10,17 +10,13 @@ import numpy as np
 from . import flow as flows
 from . import second_order
 from ._ode import METHODS
-from ._validate import (as_loss, choice, int_between, mapping, positive, real_array,
-                        start_points, step_count)
+from ._validate import (as_loss, choice, int_between, mapping, positive, start_points, step_count)
 from .diagnostics.stability import stability
 from .schemes import SCHEMES
 from .schemes.others import DEFAULT_MOMENTUM
 from .trajectory import Picklable
 
 __all__ = ["compare", "Comparison", "StepFactors", "convergence_order", "ConvergenceOrder"]
-
-#: Most steps :func:`convergence_order` runs over its whole ladder of step sizes.
-MAX_LADDER_STEPS = 10_000_000
 
 #: Schemes that discretize the gradient flow with iterate k at t = k * eta.
 _GRADIENT_FLOW = ("gd", "prox", "heun", "sgd")
@@ -296,96 +292,4 @@ def _anchor(loss, by_key):
     return end
 
 
-@dataclass(frozen=True)
-class ConvergenceOrder(Picklable):
-    """Empirical order of convergence of a scheme to its flow at a fixed time.
-
-    Attributes
-    ----------
-    scheme : str
-    order : float
-        Slope of log(error) against log(eta), fitted by least squares.
-    etas, errors : ndarray, shape (k,)
-        The step ladder and |x_N - x(T)| for each.
-    t_end : float
-    """
-
-    scheme: str
-    order: float
-    etas: np.ndarray
-    errors: np.ndarray
-    t_end: float
-
-
-def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
-                      flow_method="DOP853", rtol=1e-13, atol=1e-15):
-    """Fit the order p in |x_N - x(T)| ~ C eta^p by halving the step.
-
-    Parameters
-    ----------
-    loss : Loss or str
-    x0 : array_like, shape (n,)
-    scheme : {"gd", "prox", "heun"}
-        A discretization of the gradient flow.
-    t_end : float
-        The fixed time T = N eta at which errors are measured.
-    etas : array_like, optional
-        Step sizes, each dividing T into a whole number of steps. By default ``levels``
-        halvings from eta_0 <= min(T/8, 0.2/lambda_max(H(x0))).
-    levels : int
-        Number of step sizes in the default ladder, 3 to 16.
-
-    Returns
-    -------
-    ConvergenceOrder
-        About 1 for gd and prox, about 2 for heun.
-
-    Examples
-    --------
-    >>> round(convergence_order("x**2/2 + y**4/4", [1.0, 1.0], "gd").order, 1)
-    1.0
-    """
-    loss = as_loss(loss)
-    x0 = start_points(x0, loss.n, batch=False)
-    t_end = positive(t_end, "t_end")
-    if scheme not in ("gd", "prox", "heun"):
-        raise ValueError(f"scheme must be 'gd', 'prox' or 'heun', got {scheme!r}.")
-    choice(flow_method, tuple(METHODS), "flow_method")
-    positive(rtol, "rtol")
-    positive(atol, "atol")
-    if etas is None:
-        levels = int_between(levels, "levels", 3, 16)  # a slope needs three points to mean
-        with np.errstate(all="ignore"):
-            H = loss.hess(x0)
-        if not np.all(np.isfinite(H)):
-            raise ValueError("x0: the Hessian is not finite at the start; start inside the "
-                             "loss's domain.")
-        lam = max(np.abs(np.linalg.eigvalsh(H)).max(), 1e-12)
-        n0 = math.ceil(t_end / min(t_end / 8, 0.2 / lam))
-        counts = n0 * 2 ** np.arange(levels)
-    else:
-        etas = real_array(etas, "etas")
-        if etas.ndim != 1 or etas.size < 3 or not np.all(np.isfinite(etas)) or \
-                np.any(etas <= 0):
-            raise ValueError("etas must hold at least three finite positive step sizes.")
-        counts = np.rint(t_end / etas).astype(int)
-        if np.any(np.abs(counts * etas - t_end) > 1e-9 * t_end) or np.any(counts < 1):
-            raise ValueError("each eta must divide t_end into a whole number of steps.")
-    step_count(int(counts.max()), "the finest level's steps", loss.n)
-    if counts.sum() > MAX_LADDER_STEPS:
-        raise ValueError(f"the ladder of step sizes needs {int(counts.sum()):,} steps in "
-                         f"all (more than {MAX_LADDER_STEPS:,}); give fewer levels, larger "
-                         "etas or a shorter t_end.")
-    ref = flows.gradient_flow(loss, x0, t_end, flow_method, rtol=rtol, atol=atol,
-                              dense_output=False).x_final
-    errors = []
-    for n_steps in counts:
-        traj = SCHEMES[scheme](loss, x0, t_end / n_steps, int(n_steps))
-        errors.append(np.linalg.norm(traj.x_final - ref))
-    etas = t_end / counts
-    errors = np.array(errors)
-    if np.any(errors <= 0) or not np.all(np.isfinite(errors)):
-        raise ValueError("the errors are zero or not finite (the scheme is exact here, or "
-                         "diverged); choose other etas.")
-    order = np.polyfit(np.log(etas), np.log(errors), 1)[0]
-    return ConvergenceOrder(scheme, float(order), etas, errors, t_end)
+from .order import ConvergenceOrder, convergence_order  # noqa: E402  (re-exported)
