@@ -10,7 +10,9 @@ import numpy as np
 from . import flow as flows
 from . import second_order
 from ._ode import METHODS
-from ._validate import (as_loss, choice, int_between, mapping, positive, start_points, step_count)
+from ._validate import (as_loss, choice, int_between, mapping, positive, start_points,
+                        step_count)
+from .schedules import as_schedule, step_sizes
 from .diagnostics.stability import stability
 from .schemes import SCHEMES
 from .schemes.others import DEFAULT_MOMENTUM
@@ -185,8 +187,10 @@ def compare(loss, x0, eta, steps, schemes=("gd", "prox"), *, flow_method="auto",
     ----------
     loss : Loss or str
     x0 : array_like, shape (n,)
-    eta : float
-        Fixed step of every scheme (for ``newton`` the damping, at most 1).
+    eta : float or callable
+        Step of every scheme (for ``newton`` the damping, at most 1). A schedule
+        ``k -> eta_k`` (see :mod:`flowsim.schedules`) is taken by the schemes of the
+        gradient flow (gd, prox, heun, sgd); their iterate k sits at eta_0 + ... + eta_{k-1}.
     steps : int
     schemes : sequence of str
         Names from :data:`flowsim.schemes.SCHEMES` (``gd``, ``prox``, ``heun``, ``sgd``
@@ -216,8 +220,10 @@ def compare(loss, x0, eta, steps, schemes=("gd", "prox"), *, flow_method="auto",
     """
     loss = as_loss(loss)
     x0 = start_points(x0, loss.n, batch=False)
-    eta = positive(eta, "eta")
+    schedule, fixed = as_schedule(eta)
     steps = step_count(steps, "steps", loss.n)
+    span = float(np.sum(step_sizes(schedule, steps)))  # the time the gradient-flow schemes cover
+    eta = fixed if fixed is not None else float(schedule(0))
     choice(flow_method, tuple(METHODS) + ("auto",), "flow_method")
     positive(rtol, "rtol")
     positive(atol, "atol")
@@ -236,6 +242,9 @@ def compare(loss, x0, eta, steps, schemes=("gd", "prox"), *, flow_method="auto",
         if not isinstance(name, str) or name not in SCHEMES:
             raise ValueError(f"schemes: unknown scheme {name!r}; choose from "
                              f"{', '.join(SCHEMES)}.")
+        if fixed is None and name not in _GRADIENT_FLOW:
+            raise ValueError(f"eta: {name} runs with a fixed step here; give a number, or "
+                             f"compare only {', '.join(_GRADIENT_FLOW)} with a schedule.")
     if len(set(schemes)) != len(schemes):
         raise ValueError(f"schemes names a scheme twice: {schemes}; give each once.")
     options = mapping(options, "options")
@@ -253,8 +262,9 @@ def compare(loss, x0, eta, steps, schemes=("gd", "prox"), *, flow_method="auto",
             runs[name] = SCHEMES[name](loss, x0, steps, damping=min(eta, 1.0), **opts)
             t_end = steps * min(eta, 1.0)
         else:
-            runs[name] = SCHEMES[name](loss, x0, eta, steps, **opts)
-            t_end = steps * (math.sqrt(eta) if name in ("heavy_ball", "nesterov") else eta)
+            runs[name] = SCHEMES[name](loss, x0, schedule if fixed is None else eta, steps,
+                                       **opts)
+            t_end = steps * math.sqrt(eta) if name in ("heavy_ball", "nesterov") else span
         if progress is not None:
             progress(f"{name}: {runs[name].status.value} after {len(runs[name].ts) - 1} steps")
         key = (name if name not in _GRADIENT_FLOW else "gradient flow")

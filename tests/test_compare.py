@@ -106,3 +106,29 @@ def test_compare_and_order_errors():
         fs.convergence_order("x**2", [1.0], "sgd")
     with pytest.raises(ValueError, match="divide t_end"):
         fs.convergence_order("x**2", [1.0], "gd", etas=[0.3, 0.15, 0.075])
+
+
+def test_compare_takes_schedules_for_the_gradient_flow_schemes():
+    loss = losses.quadratic(np.diag([1.0, 3.0]))
+    schedule = fs.schedules.inverse_time(0.1, 0.1)
+    c = fs.compare(loss, [1.0, 1.0], schedule, 40, schemes=("gd", "prox"))
+    etas = schedule(np.arange(40))
+    np.testing.assert_allclose(c.schemes["gd"].ts[-1], etas.sum(), rtol=1e-14)
+    # closed forms: GD multiplies by (1 - eta_k A), the flow by exp(-t A)
+    expected = np.prod(1 - np.outer(etas, [1.0, 3.0]), axis=0)
+    np.testing.assert_allclose(c.schemes["gd"].x_final, expected, rtol=1e-12)
+    flow_end = np.exp(-etas.sum() * np.array([1.0, 3.0]))
+    assert c.deviation["gd"][-1] == pytest.approx(np.linalg.norm(expected - flow_end),
+                                                  rel=1e-6)
+    with pytest.raises(ValueError, match="heavy_ball runs with a fixed step"):
+        fs.compare(loss, [1.0, 1.0], schedule, 40, schemes=("heavy_ball",))
+
+
+def test_recorded_step_sizes_and_two_over_eta_have_no_trailing_nan():
+    loss = losses.himmelblau()
+    gd = fs.gradient_descent(loss, [0.0, 0.0], fs.schedules.step_decay(0.01, (5,), 0.5), 10)
+    np.testing.assert_array_equal(gd.extras["step_sizes"], [0.01] * 5 + [0.005] * 6)
+    armijo = fs.gradient_descent(loss, [0.0, 0.0], 0.1, 10, line_search="armijo")
+    assert np.all(np.isfinite(armijo.extras["step_sizes"]))
+    two = fs.sharpness(loss, gd).two_over_eta
+    assert np.all(np.isfinite(two)) and two[-1] == pytest.approx(400.0)

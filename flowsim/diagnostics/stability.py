@@ -156,7 +156,8 @@ class Sharpness(Picklable):
     ts : ndarray, shape (n_points,)
     lambda_max : ndarray, shape (n_points,)
     two_over_eta : ndarray, shape (n_points,)
-        2 / eta_k for the step taken from x_k (nan at the last point, or for a flow).
+        2 / eta_k for the step taken from x_k (the last point repeats the last step; nan
+        throughout for a flow, which has no step).
     above : ndarray of bool, shape (n_points,)
         Where lambda_max > 2 / eta_k: GD is past the edge of stability there.
     """
@@ -184,4 +185,5 @@ def sharpness(loss, trajectory):
     two = np.full(len(lam), np.nan)
     if trajectory.dense is None and steps.size:
         two[:-1] = 2 / steps
+        two[-1] = two[-2]  # the last iterate's step: the last one taken
     return Sharpness(trajectory.ts, lam, two, np.nan_to_num(lam - two, nan=-1.0) > 0)

@@ -40,7 +40,9 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
     Returns
     -------
     Trajectory
-        Iterate k at time t_k = eta_0 + ... + eta_{k-1}; ``extras["step_sizes"]``.
+        Iterate k at time t_k = eta_0 + ... + eta_{k-1}; ``extras["step_sizes"]`` holds
+        eta_k, the step from iterate k (at the last iterate, the step the schedule or the
+        line search would try next).
         For m starts a :class:`~flowsim.BatchTrajectory`, ``xs`` of shape
         (m, steps + 1, n); a start that diverges is frozen at its last finite iterate.
 
@@ -61,7 +63,10 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
     loss, x0, steps, gtol, max_norm = common_arguments(loss, x0, steps, gtol, max_norm,
                                                        batch=True)
     schedule, _ = as_schedule(eta)
-    etas = step_sizes(schedule, steps)
+    # one step more than run: the step size recorded at the last iterate is the one the
+    # schedule would take from it, so extras["step_sizes"] has no trailing nan
+    recorded = step_sizes(schedule, steps + 1)
+    etas = recorded[:-1]
     if x0.ndim == 2:
         if line_search is not None:
             raise ValueError("line_search works on one start; pass x0 of shape (n,).")
@@ -80,7 +85,7 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
             xs, status, message = fast
             ts = np.concatenate([[0.0], np.cumsum(etas[:len(xs) - 1])])
             return finish(loss, xs, ts, status, message, label, before, maximize=maximize,
-                          extras={"step_sizes": _padded(etas, len(xs))})
+                          extras={"step_sizes": recorded[:len(xs)]})
     grad = loss._fast("grad")
     value = loss._fast("value")
 
@@ -106,15 +111,11 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
     xs, ts, status, message, rec = iterate(loss, x0, steps, step, etas, gtol=gtol,
                                            max_norm=max_norm,
                                            records=("step_sizes",) if line_search else ())
-    extras = rec if line_search else {"step_sizes": _padded(etas, len(xs))}
+    if line_search:
+        rec["step_sizes"][-1] = recorded[len(xs) - 1]  # the next first trial step
+    extras = rec if line_search else {"step_sizes": recorded[:len(xs)]}
     return finish(loss, xs, ts, status, message, label, before, extras=extras,
                   maximize=maximize)
-
-
-def _padded(etas, n_points):
-    out = np.full(n_points, np.nan)
-    out[:n_points - 1] = etas[:n_points - 1]
-    return out
 
 
 def _python_float_loop(loss, x0, etas, sign, gtol, max_norm):
