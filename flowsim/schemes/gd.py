@@ -165,6 +165,36 @@ def _python_float_loop(loss, x0, etas, sign, gtol, max_norm):
 CHECK_EVERY = 8
 
 
+def _hold_at_first_fault(xs, values, grad_norms, max_norm):
+    """Per start: cut at its first fault and hold the last good iterate to the end.
+
+    A fault is an iterate beyond ``max_norm`` (kept, it is finite), or one whose state, L or
+    |grad L| is not finite (not kept: the start left the loss's domain or overflowed). The
+    other starts are untouched; nothing after a fault is nan.
+
+    Returns
+    -------
+    xs, values, grad_norms : arrays of shapes (m, k, n), (m, k), (m, k)
+    diverged : ndarray of bool, shape (m,)
+    """
+    k = xs.shape[1]
+    with np.errstate(all="ignore"):
+        norms = row_norms(xs)
+    outside = ~(norms <= max_norm)
+    broken = ~(np.isfinite(values) & np.isfinite(grad_norms) & np.isfinite(norms))
+    broken[:, 0] = False  # the start was checked at the door
+    first_out = np.where(outside.any(axis=1), outside.argmax(axis=1), k)
+    first_broken = np.where(broken.any(axis=1), broken.argmax(axis=1), k)
+    keep = np.minimum(np.where(first_out < first_broken, first_out, first_broken - 1), k - 1)
+    diverged = np.minimum(first_out, first_broken) < k
+    for i in np.flatnonzero(diverged):
+        j = keep[i]
+        xs[i, j + 1:] = xs[i, j]
+        values[i, j + 1:] = values[i, j]
+        grad_norms[i, j + 1:] = grad_norms[i, j]
+    return xs, values, grad_norms, diverged
+
+
 def _batch(loss, X0, etas, gtol, max_norm, maximize):
     """Gradient descent on m starts at once: one batched gradient call per step."""
     sign = 1.0 if maximize else -1.0
@@ -192,20 +222,11 @@ def _batch(loss, X0, etas, gtol, max_norm, maximize):
             G *= sign * etas[k]
             np.add(path[k], G, out=path[k + 1])
     xs = path[:done + 1].transpose(1, 0, 2)
-    # a start is diverged from its first iterate beyond max_norm or non-finite: hold it there
-    with np.errstate(all="ignore"):
-        norms = row_norms(path[:done + 1]).T  # on the contiguous layout, then transpose
-    bad = ~(norms <= max_norm)
-    first_bad = np.where(bad.any(axis=1), bad.argmax(axis=1), done + 1)
-    diverged = first_bad <= done
-    for i in np.flatnonzero(diverged):
-        j = first_bad[i]
-        keep = j if np.all(np.isfinite(xs[i, j])) else j - 1
-        xs[i, keep + 1:] = xs[i, keep]
-    statuses = np.where(diverged, Status.DIVERGED, Status.REACHED_END)
     spent = loss.counts.spent_since(before)
     values, grad_norms = loss._observe(path[:done + 1])  # contiguous: then transpose
     values, grad_norms = values.T, grad_norms.T
+    xs, values, grad_norms, diverged = _hold_at_first_fault(xs, values, grad_norms, max_norm)
+    statuses = np.where(diverged, Status.DIVERGED, Status.REACHED_END)
     if gtol is not None:
         statuses = np.where(~diverged & (grad_norms[:, -1] <= gtol), Status.CONVERGED,
                             statuses)

@@ -1,0 +1,105 @@
+"""Numerical faults end runs with a status and a message, never a hang, a NaN trail or a
+warning (every test here runs with warnings turned into errors)."""
+import re
+
+import numpy as np
+import pytest
+
+import flowsim as fs
+from flowsim import Loss, Status, losses
+
+pytestmark = pytest.mark.filterwarnings("error")
+
+BLOW_UP = Loss("-(x**2 + y**2)**2")  # x' = 4 r^2 x: 1/r^2 = 1/r0^2 - 8 t, blow-up at 1/(8 r0^2)
+BLOW_UP_TIME = 1 / (8 * 1.25)        # from (1, 0.5)
+
+
+@pytest.mark.parametrize("method", ["LSODA", "RK45", "DOP853", "RK23", "BDF", "Radau", "auto"])
+def test_finite_time_blow_up_is_diverged_with_its_time(method):
+    traj = fs.gradient_flow(BLOW_UP, [1.0, 0.5], 1.0, method)
+    assert traj.status is Status.DIVERGED
+    found = re.search(r"blow-up time t\* = ([0-9.e+-]+)", traj.message)
+    assert found, traj.message
+    assert float(found.group(1)) == pytest.approx(BLOW_UP_TIME, rel=0.05)
+    assert traj.ts[-1] < BLOW_UP_TIME * 1.001 and np.all(np.isfinite(traj.values))
+
+
+@pytest.mark.parametrize("flow", [fs.heavy_ball_flow, fs.nesterov_flow])
+def test_blow_up_of_momentum_flows_is_diverged(flow):
+    traj = flow(BLOW_UP, [1.0, 0.5], 5.0)
+    assert traj.status is Status.DIVERGED and np.all(np.isfinite(traj.xs))
+
+
+@pytest.mark.parametrize("method", ["RK45", "DOP853", "RK23"])
+def test_stiff_flows_stop_explicit_methods_early_and_name_implicit_ones(method):
+    loss = losses.ill_conditioned_quadratic(1e8)  # RK45 would need about 3e7 steps
+    traj = fs.gradient_flow(loss, [1.0, 1.0], 10.0, method)
+    assert traj.status is Status.FAILED
+    assert "stiff" in traj.message and "LSODA" in traj.message and traj.n_points < 1000
+
+
+def test_auto_switches_to_an_implicit_method_and_matches_the_closed_form():
+    loss = losses.ill_conditioned_quadratic(1e8)
+    traj = fs.gradient_flow(loss, [1.0, 1.0], 10.0, "auto", rtol=1e-10, atol=1e-12)
+    assert traj.status is Status.REACHED_END and "switched from DOP853 to Radau" in traj.message
+    for t in (1e-8, 1e-3, 1.0, 10.0):
+        np.testing.assert_allclose(traj.at(t), loss.facts.flow_solution(t, [1.0, 1.0]),
+                                   rtol=1e-6, atol=1e-9)
+
+
+def test_stiff_but_finishing_explicit_runs_are_left_alone():
+    # RK45 finishes the 2-D Rosenbrock flow to t = 50 in about 17,000 stiff steps
+    traj = fs.gradient_flow(losses.rosenbrock(2), [-1.0, 1.0], 50.0, "RK45")
+    assert traj.status is Status.REACHED_END
+
+
+def test_compare_on_stiff_and_blowing_up_losses_ends_quietly():
+    stiff = fs.compare("1e8*x**2 + y**2", [1.0, 1.0], 1e-3, 200)
+    assert "Radau" in next(iter(stiff.flows.values())).message
+    blow = fs.compare(BLOW_UP, [1.0, 0.5], 1e-2, 100)
+    assert blow.schemes["gd"].status is Status.DIVERGED
+    assert next(iter(blow.flows.values())).status is Status.DIVERGED
+    assert "inf" in blow.factors.explain()
+
+
+def test_every_flow_has_a_step_budget():
+    traj = fs.gradient_flow("x**2 + y**2", [1.0, 1.0], 1e6, "RK45", rtol=1e-12, atol=1e-14,
+                            max_steps=500)
+    assert traj.status is Status.FAILED and "max_steps = 500" in traj.message
+    assert traj.n_points == 501
+    from flowsim._ode import default_max_steps
+    assert default_max_steps(2) == 100_000 and default_max_steps(10 ** 6) == 1000
+
+
+@pytest.mark.parametrize("max_norm", [1e154, 1e200, 1e300])
+def test_huge_bounds_and_starts_do_not_overflow(max_norm):
+    flow = fs.gradient_flow("x**2 + y**2", [1.0, 1.0], 1.0, max_norm=max_norm)
+    assert flow.status is Status.REACHED_END
+    gd = fs.gradient_descent("x**2 + y**2", [1e155, 1.0], 0.1, 10, max_norm=max_norm)
+    expected = Status.REACHED_END if max_norm > 1e155 else Status.DIVERGED
+    assert gd.status is expected and np.all(np.isfinite(gd.xs))
+    np.testing.assert_allclose(gd.xs[-1, 0], 1e155 * 0.8 ** 10 if expected is
+                               Status.REACHED_END else 1e155, rtol=1e-12)
+
+
+def test_a_non_finite_implicit_solve_fails_with_the_iterates_kept():
+    traj = fs.proximal_point("sqrt(x) + y**2", [1.0, 1.0], 0.1, 50)
+    assert traj.status is Status.FAILED and "could not be solved" in traj.message
+    assert traj.n_points > 1 and np.all(np.isfinite(traj.values))
+
+
+def test_one_bad_start_does_not_spoil_a_gd_batch():
+    loss = "log(x) + y**2"
+    batch = fs.gradient_descent(loss, [[0.5, 1.0], [5.0, 1.0]], 0.1, 100)
+    single = [fs.gradient_descent(loss, x0, 0.1, 100) for x0 in ([0.5, 1.0], [5.0, 1.0])]
+    assert batch.statuses == (Status.DIVERGED, Status.REACHED_END)
+    assert single[0].status is Status.DIVERGED
+    assert np.all(np.isfinite(batch.values)) and np.all(np.isfinite(batch.grad_norms))
+    np.testing.assert_array_equal(batch.xs[0, -1], single[0].x_final)  # held where it left
+    np.testing.assert_allclose(batch.xs[1], single[1].xs, rtol=1e-14)
+
+
+def test_non_smooth_flows_end_within_their_budget():
+    traj = fs.gradient_flow("abs(x)", [1.0], 5.0, max_steps=2000)
+    assert traj.status is not Status.REACHED_END or abs(traj.x_final[0]) < 1e-6
+    assert traj.n_points <= 2001
