@@ -16,7 +16,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse
 
-from ._ode import AUTO, METHODS, Integration, integrate, jacobian_for, stacked
+from ._ode import (AUTO, METHODS, STABILITY_LIMIT, Integration, default_max_steps, integrate,
+                   jacobian_for, stacked)
+from .nonsmooth import KinkModel, has_kinks, integrate_nonsmooth
 from ._validate import as_loss, choice, positive, positive_int, real_array, start_points
 from .trajectory import (BatchDense, BatchTrajectory, PositionPart, Status, Trajectory,
                          cut_at_nonfinite, row_norms, safe_norm)
@@ -146,6 +148,10 @@ def gradient_flow(loss, x0, t_end, method="LSODA", *, rtol=1e-8, atol=1e-10, t_e
     .. math:: \\dot x = -\\nabla L(x), \\qquad
               \\frac{d}{dt} L(x(t)) = -|\\nabla L(x(t))|^2 \\le 0 .
 
+    Losses with kinks (``abs``, ``max``, ``min``, ``relu``), one start: the minimal-norm
+    subgradient flow x' = -d°L(x), which slides along a kink that both sides push into
+    (:mod:`flowsim.nonsmooth`; an explicit method, DOP853 unless RK23/RK45 is named).
+
     Many starts: the m paths are one system of size m*n; each right-hand side is one batched
     gradient call, and implicit methods get the block-diagonal sparse Jacobian. ``rtol`` and
     ``atol`` hold for every start: RK23/RK45 control the largest per-start error norm, the
@@ -171,6 +177,9 @@ def gradient_flow(loss, x0, t_end, method="LSODA", *, rtol=1e-8, atol=1e-10, t_e
     if X.ndim == 2:
         return _batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output,
                                     gtol, max_norm, maximize, max_steps)
+    if not maximize and has_kinks(loss.expr) and loss.n_samples is None:
+        return _subgradient_flow(loss, X, t_end, method, rtol, atol, t_eval, gtol, max_norm,
+                                 max_steps)
     sign = 1.0 if maximize else -1.0
     n = loss.n
     rows, cols = loss.hessian_pattern
@@ -214,6 +223,33 @@ def gradient_flow(loss, x0, t_end, method="LSODA", *, rtol=1e-8, atol=1e-10, t_e
                     switch_options=implicit)
     label = f"gradient {'ascent' if maximize else 'flow'} ({method})"
     return _finish(loss, run, t_eval, label, before)
+
+
+def _subgradient_flow(loss, x0, t_end, method, rtol, atol, t_eval, gtol, max_norm,
+                      max_steps):
+    """The minimal-norm subgradient flow of a loss with kinks (see flowsim.nonsmooth)."""
+    explicit = method if method in STABILITY_LIMIT else AUTO[0]
+    bound = _bound_stop(max_norm, loss.n)
+
+    def stop(t, x):
+        reason = bound(x)
+        if reason is None and gtol is not None:
+            reason = _converged(np.linalg.norm(model.velocity(x, *mode(x))), gtol)
+        return reason
+
+    model = KinkModel(loss)
+
+    def mode(x):
+        u = model.u(x, np.ones(model.kinks))
+        return np.where(u >= 0, 1.0, -1.0), set(np.flatnonzero(np.abs(u) <= 1e-12))
+
+    before = loss.counts
+    budget = default_max_steps(loss.n) if max_steps == "default" else (max_steps or 10 ** 9)
+    ts, xs, dense, status, message = integrate_nonsmooth(
+        loss, x0, t_end, method=explicit, rtol=rtol, atol=atol, max_steps=budget, stop=stop)
+    run = Integration(ts, xs, dense, status, message)
+    return _finish(loss, run, t_eval if dense is not None else None,
+                   f"subgradient flow ({explicit})", before)
 
 
 def _batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output, gtol,
