@@ -133,6 +133,9 @@ class Integration:
     dense: object           # scipy OdeSolution or None
     status: Status
     message: str
+    #: why it ended: "end", "stop" (the caller's condition), "budget", "stiff", or a break
+    #: down of the solver: "solver" (it gave up), "stall" (no progress), "nonfinite"
+    cause: str = "end"
 
 
 def _banded(S, lower, upper):
@@ -235,7 +238,7 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
     if max_steps == "default":
         max_steps = default_max_steps(ys[0].size)
     stalls = 0
-    status, message = Status.REACHED_END, f"reached t_end = {t_end:g}"
+    status, message, cause = Status.REACHED_END, f"reached t_end = {t_end:g}", "end"
     auto, switched = method == "auto", ""
     if auto:
         method, options = AUTO[0], {}
@@ -247,7 +250,7 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
         solver = cls(fun, t0, ys[0], t_end, rtol=rtol, atol=atol, **options)
         while solver.status == "running":
             if max_steps is not None and len(ts) > max_steps:
-                status = Status.FAILED
+                status, cause = Status.FAILED, "budget"
                 message = (f"stopped after max_steps = {max_steps} steps at t = {ts[-1]:.6g} "
                            "(the step budget; pass a larger max_steps, or max_steps=None for "
                            "none)")
@@ -257,12 +260,12 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
             except (ValueError, ArithmeticError, np.linalg.LinAlgError) as err:
                 failure = str(err)
             if failure is not None or solver.status == "failed":
-                status = Status.FAILED
+                status, cause = Status.FAILED, "solver"
                 message = f"{method} gave up at t = {ts[-1]:.6g}: {failure}"
                 status, message = _blow_up(ts, ys) or (status, message)
                 break
             if not np.isfinite(solver.y.sum()):
-                status = Status.DIVERGED
+                status, cause = Status.DIVERGED, "nonfinite"
                 message = (f"the state became non-finite after t = {ts[-1]:.6g} (the loss or "
                            "its gradient is undefined or overflows there); kept the path "
                            "up to there")
@@ -270,7 +273,7 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
             if solver.t == ts[-1]:  # LSODA can return a step that makes no progress
                 stalls += 1
                 if stalls >= MAX_STALLS:
-                    status = Status.FAILED
+                    status, cause = Status.FAILED, "stall"
                     message = (f"{method} made no progress for {MAX_STALLS} steps at "
                                f"t = {ts[-1]:.6g} (the flow is singular there)")
                     status, message = _blow_up(ts, ys) or (status, message)
@@ -283,7 +286,7 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
                 interps.append(solver.dense_output())
             reason = stop(solver.t, solver.y, solver) if stop is not None else None
             if reason is not None:
-                status, message = reason
+                (status, message), cause = reason, "stop"
                 break
             stiff = stiffness.check(solver, len(ts) - 1)
             if stiff is not None and auto:
@@ -294,10 +297,10 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
                 switched = f" (switched from {AUTO[0]} to {method} at t = {ts[-1]:.6g}: {stiff})"
                 continue
             if stiff is not None:
-                status = Status.FAILED
+                status, cause = Status.FAILED, "stiff"
                 message = (f"{method} stopped at t = {ts[-1]:.6g}: {stiff}; use an implicit "
                            "method: method='LSODA', 'Radau' or 'BDF' (or 'auto')")
                 break
     dense = scipy.integrate.OdeSolution(ts, interps) if dense_output and interps else None
     message += switched
-    return Integration(np.array(ts), np.array(ys), dense, status, message)
+    return Integration(np.array(ts), np.array(ys), dense, status, message, cause)

@@ -14,14 +14,13 @@ BDF/Radau for very stiff or large sparse ones (they take the Hessian as a sparse
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse
 
 from ._ode import (AUTO, METHODS, STABILITY_LIMIT, Integration, default_max_steps, integrate,
-                   jacobian_for, stacked)
+                   jacobian_for)
 from .nonsmooth import KinkModel, has_kinks, integrate_nonsmooth
 from ._validate import as_loss, choice, positive, positive_int, real_array, start_points
-from .trajectory import (BatchDense, BatchTrajectory, PositionPart, Status, Trajectory,
-                         cut_at_nonfinite, row_norms, safe_norm)
+from .trajectory import (PositionPart, Status, Trajectory,
+                         cut_at_nonfinite, safe_norm)
 
 __all__ = ["gradient_flow", "newton_flow"]
 
@@ -152,8 +151,10 @@ def gradient_flow(loss, x0, t_end, method="LSODA", *, rtol=1e-8, atol=1e-10, t_e
     subgradient flow x' = -d°L(x), which slides along a kink that both sides push into
     (:mod:`flowsim.nonsmooth`; an explicit method, DOP853 unless RK23/RK45 is named).
 
-    Many starts: the m paths are one system of size m*n; each right-hand side is one batched
-    gradient call, and implicit methods get the block-diagonal sparse Jacobian. ``rtol`` and
+    Many starts (:mod:`flowsim.batch_flow`): the m paths are one system of size m*n; each
+    right-hand side is one batched gradient call, and implicit methods get the
+    block-diagonal sparse Jacobian. A start that breaks the shared solver is frozen and
+    marked ``failed`` alone; the others go on to their own end. ``rtol`` and
     ``atol`` hold for every start: RK23/RK45 control the largest per-start error norm, the
     other methods run at tolerances divided by sqrt(m) (their error norm is the RMS over
     the whole stacked state, see :func:`flowsim._ode.stacked`). A start that
@@ -175,8 +176,9 @@ def gradient_flow(loss, x0, t_end, method="LSODA", *, rtol=1e-8, atol=1e-10, t_e
     t_eval = _times(t_eval, t_end)
     _check_start(loss, X)
     if X.ndim == 2:
-        return _batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output,
-                                    gtol, max_norm, maximize, max_steps)
+        from .batch_flow import batch_gradient_flow
+        return batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output,
+                                   gtol, max_norm, maximize, max_steps)
     if not maximize and has_kinks(loss.expr) and loss.n_samples is None:
         return _subgradient_flow(loss, X, t_end, method, rtol, atol, t_eval, gtol, max_norm,
                                  max_steps)
@@ -250,73 +252,6 @@ def _subgradient_flow(loss, x0, t_end, method, rtol, atol, t_eval, gtol, max_nor
     run = Integration(ts, xs, dense, status, message)
     return _finish(loss, run, t_eval if dense is not None else None,
                    f"subgradient flow ({explicit})", before)
-
-
-def _batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output, gtol,
-                         max_norm, maximize, max_steps):
-    m, n = X.shape
-    sign = 1.0 if maximize else -1.0
-
-    grad = loss._fast("grad")
-    quick_bound = max_norm / np.sqrt(n)  # every |x_i| <= max_norm if all entries are below
-
-    def frozen(x):
-        return row_norms(x) > max_norm
-
-    def fun(t, y):
-        x = y.reshape(m, n)
-        g = grad(x)
-        # two cheap global checks first; the per-start mask only when one of them fails
-        if not np.isfinite(g.sum()) or np.abs(y).max() > quick_bound:
-            dead = frozen(x) | ~np.isfinite(g).all(axis=1)
-            g[dead] = 0.0  # left the bound, or a non-finite gradient: frozen where it is
-        g *= sign
-        return g.ravel()
-
-    def sparse_jac(t, y):
-        x = y.reshape(m, n)
-        J = loss.hess(x, sparse=True)
-        dead = frozen(x) if np.abs(y).max() > quick_bound else np.zeros(m, bool)
-        if dead.any():
-            J = scipy.sparse.diags((~dead).repeat(n).astype(float)) @ J
-        return sign * J
-
-    def stop(t, y, solver):
-        if gtol is None:
-            return None
-        x = y.reshape(m, n)
-        live = ~frozen(x)
-        if np.all(row_norms(grad(x[live])) <= gtol):
-            return Status.CONVERGED, f"every start reached |grad L| <= gtol = {gtol:g}"
-        return None
-
-    options = jacobian_for(method, sparse_jac, lambda t, y: sparse_jac(t, y).toarray(),
-                           m * n, n - 1, True)
-    implicit = jacobian_for(AUTO[1], sparse_jac, None, m * n, n - 1, True)
-    # each start keeps its own error control
-    solver_class, factor = stacked(AUTO[0] if method == "auto" else method, m)
-    before = loss.counts
-    run = integrate(fun, X.ravel(), t_end, method=method, rtol=rtol * factor,
-                    atol=atol * factor, solver_class=solver_class,
-                    solver_options=options, dense_output=dense_output or t_eval is not None,
-                    stop=stop, max_steps=max_steps, jacobian=loss._watchdog(sparse_jac),
-                    switch_options=implicit)
-    counts = loss.counts.spent_since(before)
-    ts, ys = _samples(run, t_eval)
-    xs = ys.reshape(len(ts), m, n).transpose(1, 0, 2)
-    values, grad_norms = loss._observe(xs)
-    final = xs[:, -1]
-    last = grad_norms[:, -1]
-    ended = Status.FAILED if run.status in (Status.FAILED, Status.DIVERGED) else \
-        Status.REACHED_END
-    statuses = np.select(
-        [~(row_norms(final) <= max_norm) | ~np.isfinite(last),
-         np.full(m, gtol is not None) & (last <= (gtol or 0.0))],
-        [Status.DIVERGED, Status.CONVERGED], ended)
-    dense = BatchDense(run.dense, m, n) if run.dense is not None else None
-    return BatchTrajectory(ts, xs, values, grad_norms, statuses, run.message,
-                           f"gradient {'ascent' if maximize else 'flow'} ({method}), m={m}",
-                           dense=dense, **counts)
 
 
 def newton_flow(loss, x0, t_end, method="RK45", *, rtol=1e-8, atol=1e-10, t_eval=None,

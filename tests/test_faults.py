@@ -103,3 +103,28 @@ def test_non_smooth_flows_end_within_their_budget():
     traj = fs.gradient_flow("abs(x)", [1.0], 5.0, max_steps=2000)
     assert traj.status is not Status.REACHED_END or abs(traj.x_final[0]) < 1e-6
     assert traj.n_points <= 2001
+
+
+def test_one_singular_start_does_not_spoil_a_flow_batch():
+    # x' = -1/x reaches the singularity x = 0 at t = x0^2 / 2 = 0.125 for x0 = 0.5
+    loss = "log(x) + y**2"
+    batch = fs.gradient_flow(loss, [[0.5, 1.0], [5.0, 1.0], [3.0, -2.0]], 10.0)
+    assert batch.statuses == (Status.FAILED, Status.REACHED_END, Status.REACHED_END)
+    assert "start(s) [0] stopped at t = 0.125" in batch.message
+    assert batch.ts[-1] == 10.0 and np.all(np.isfinite(batch.values))
+    for i, x0 in ((1, [5.0, 1.0]), (2, [3.0, -2.0])):
+        alone = fs.gradient_flow(loss, x0, 10.0)
+        np.testing.assert_allclose(batch.xs[i, -1], alone.x_final, rtol=1e-6, atol=1e-8)
+        # closed form: x^2 = x0^2 - 2t, y = y0 e^{-2t}
+        np.testing.assert_allclose(batch.dense(2.0)[i], [np.sqrt(x0[0] ** 2 - 4.0),
+                                                         x0[1] * np.exp(-4.0)], rtol=1e-6)
+    # the stopped start is held where it stopped, in the samples and the dense solution
+    np.testing.assert_array_equal(batch.dense(9.0)[0], batch.xs[0, -1])
+    assert batch.xs[0, -1, 0] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_a_batch_without_dense_output_is_stitched_from_its_steps():
+    batch = fs.gradient_flow("log(x) + y**2", [[0.5, 1.0], [5.0, 1.0]], 1.0,
+                             dense_output=False)
+    assert batch.dense is None and batch.statuses[1] is Status.REACHED_END
+    assert np.all(np.isfinite(batch.xs)) and np.all(np.diff(batch.ts) > 0)
