@@ -287,6 +287,9 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
             reason = stop(solver.t, solver.y, solver) if stop is not None else None
             if reason is not None:
                 (status, message), cause = reason, "stop"
+                blow_up = _blow_up(ts, ys) if status is Status.DIVERGED else None
+                if blow_up is not None and "blow-up time" in blow_up[1]:
+                    message += "; " + blow_up[1]
                 break
             stiff = stiffness.check(solver, len(ts) - 1)
             if stiff is not None and auto:

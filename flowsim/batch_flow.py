@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse
 
 from ._ode import AUTO, integrate, jacobian_for, stacked
+from .nonsmooth import has_kinks
 from .trajectory import BatchTrajectory, Status, row_norms
 
 __all__ = ["batch_gradient_flow", "SegmentedDense"]
@@ -104,10 +105,44 @@ def _culprits(loss, x):
     return wild if wild.size else np.array([int(np.argmax(score))])
 
 
+def _one_by_one(loss, X, t_end, method, rtol, atol, t_eval, dense_output, gtol, max_norm,
+                max_steps):
+    """Subgradient flows of a loss with kinks, start by start (each has its own kink events),
+    on the common grid t_eval or the union of their steps; a start that ended early is held."""
+    from .flow import gradient_flow
+    before = loss.counts
+    runs = [gradient_flow(loss, x0, t_end, method, rtol=rtol, atol=atol, gtol=gtol,
+                          max_norm=max_norm, max_steps=max_steps) for x0 in X]
+    counts = loss.counts.spent_since(before)
+    ts = np.unique(np.concatenate([r.ts for r in runs])) if t_eval is None else t_eval
+    xs = np.stack([r.at(np.minimum(ts, r.ts[-1])) for r in runs])
+    values, grad_norms = loss._observe(xs)
+    spans = [(r.ts[0], r.ts[-1], _Transposed(r.dense), np.array([i]))
+             for i, r in enumerate(runs)]
+    dense = SegmentedDense(spans, np.stack([r.x_final for r in runs]), len(runs), loss.n)
+    return BatchTrajectory(ts, xs, values, grad_norms, tuple(r.status for r in runs),
+                           f"{len(runs)} subgradient flows, one per start",
+                           f"subgradient flow, m={len(runs)}",
+                           dense=dense if dense_output else None, **counts)
+
+
+class _Transposed:
+    """A one-start dense solution as the (n, len(t)) columns SegmentedDense expects."""
+
+    def __init__(self, dense):
+        self.dense = dense
+
+    def __call__(self, t):
+        return np.asarray(self.dense(t))
+
+
 def batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output, gtol,
                         max_norm, maximize, max_steps):
     """:func:`flowsim.gradient_flow` for starts ``X`` of shape (m, n) (checked there)."""
     m, n = X.shape
+    if not maximize and has_kinks(loss.expr) and loss.n_samples is None:
+        return _one_by_one(loss, X, t_end, method, rtol, atol, t_eval, dense_output, gtol,
+                           max_norm, max_steps)
     sign = 1.0 if maximize else -1.0
     solver_method = AUTO[0] if method == "auto" else method
     alive, t_now, x_now = np.arange(m), 0.0, X.copy()

@@ -25,9 +25,11 @@ def test_finite_time_blow_up_is_diverged_with_its_time(method):
 
 
 @pytest.mark.parametrize("flow", [fs.heavy_ball_flow, fs.nesterov_flow])
-def test_blow_up_of_momentum_flows_is_diverged(flow):
+def test_blow_up_of_momentum_flows_is_diverged_with_its_time(flow):
     traj = flow(BLOW_UP, [1.0, 0.5], 5.0)
     assert traj.status is Status.DIVERGED and np.all(np.isfinite(traj.xs))
+    found = re.search(r"blow-up time t\* = ([0-9.e+-]+)", traj.message)
+    assert found and abs(float(found.group(1)) - traj.ts[-1]) < 1e-3
 
 
 @pytest.mark.parametrize("method", ["RK45", "DOP853", "RK23"])

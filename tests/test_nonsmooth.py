@@ -65,3 +65,13 @@ def test_compare_on_a_non_smooth_loss_ends_quickly():
     ref = next(iter(c.flows.values()))
     assert ref.status is Status.REACHED_END and ref.method.startswith("subgradient")
     assert np.nanmax(c.deviation["gd"]) < 0.02
+
+
+def test_batches_of_non_smooth_starts_are_subgradient_flows_too():
+    starts = [[0.5, 0.5], [1.0, -2.0]]
+    batch = fs.gradient_flow("x**2/2 + abs(y)", starts, 3.0, rtol=1e-10, atol=1e-12)
+    assert batch.method.startswith("subgradient flow")
+    for i, (x0, y0) in enumerate(starts):
+        t = np.array([0.3, 1.0, 2.5, 3.0])
+        expected = np.stack([x0 * np.exp(-t), np.sign(y0) * np.maximum(abs(y0) - t, 0)], 1)
+        np.testing.assert_allclose(batch.dense(t)[i].T, expected, atol=1e-9)
