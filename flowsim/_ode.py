@@ -81,19 +81,27 @@ class _Stiffness:
         self.jacobian = jacobian if self.limit is not None else None
         self.t_end = t_end
         self.strikes = 0
+        self.every, self.next = STIFF_CHECK_EVERY, STIFF_MIN_STEPS
 
     def check(self, solver, steps):
-        if self.jacobian is None or steps < STIFF_MIN_STEPS or steps % STIFF_CHECK_EVERY:
+        if self.jacobian is None or steps < self.next:
+            return None
+        h = getattr(solver, "h_abs", None) or getattr(solver, "step_size", None) or 0.0
+        left = (self.t_end - solver.t) / max(h, 1e-300)
+        if left < self.steps_left:  # it would finish soon anyway: no Jacobian needed
+            self.next = steps + self.every
             return None
         rho = spectral_radius(self.jacobian(solver.t, solver.y))
-        h = getattr(solver, "h_abs", None) or getattr(solver, "step_size", None) or 0.0
         ratio = h * rho / self.limit
         if ratio >= 0.5 and rho * (self.t_end - solver.t) > 1e4 and np.isfinite(rho):
             self.strikes += 1
         else:
             self.strikes = 0
-        left = (self.t_end - solver.t) / max(h, 1e-300)
-        if self.strikes < 3 or left < self.steps_left:
+        # far from the limit the test backs off (the Jacobian of a large batch is costly);
+        # near it, it checks every STIFF_CHECK_EVERY steps again
+        self.every = STIFF_CHECK_EVERY if ratio >= 0.25 else min(2 * self.every, 320)
+        self.next = steps + self.every
+        if self.strikes < 3:
             return None
         return (f"the flow is stiff: lambda_max = {rho:.3g} holds the steps to h = {h:.3g} "
                 f"(|h lambda| = {h * rho:.3g}, the stability limit), so reaching t_end would "

@@ -183,12 +183,15 @@ def batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output
     spans = [(r.ts[0], r.ts[-1], r.dense if r.dense is not None else _AtSteps(r.ts, r.ys),
               idx) for r, idx in segments]
     dense = SegmentedDense(spans, held.copy(), m, n)
-    if t_eval is None:
+    if t_eval is None and len(segments) == 1:  # the usual case: the accepted steps as they are
+        ts, xs = run.ts, run.ys.reshape(len(run.ts), m, n).transpose(1, 0, 2)
+    elif t_eval is None:
         ts = np.concatenate([segments[0][0].ts] + [r.ts[1:] for r, _ in segments[1:]])
+        xs = dense(ts).transpose(0, 2, 1)
     else:
         ts = t_eval[t_eval <= run.ts[-1] * (1 + 1e-12)]
         ts = ts if ts.size else run.ts[:1]
-    xs = dense(ts).transpose(0, 2, 1)
+        xs = dense(ts).transpose(0, 2, 1)
     values, grad_norms = loss._observe(xs)
     final, last_g = xs[:, -1], grad_norms[:, -1]
     outside = ~(row_norms(final) <= max_norm) | ~np.isfinite(last_g)

@@ -37,7 +37,7 @@ def test_stiff_flows_stop_explicit_methods_early_and_name_implicit_ones(method):
     loss = losses.ill_conditioned_quadratic(1e8)  # RK45 would need about 3e7 steps
     traj = fs.gradient_flow(loss, [1.0, 1.0], 10.0, method)
     assert traj.status is Status.FAILED
-    assert "stiff" in traj.message and "LSODA" in traj.message and traj.n_points < 1000
+    assert "stiff" in traj.message and "LSODA" in traj.message and traj.n_points < 3000
 
 
 def test_auto_switches_to_an_implicit_method_and_matches_the_closed_form():
