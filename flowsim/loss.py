@@ -2,96 +2,20 @@
 from __future__ import annotations
 
 import collections
-import numbers
 import types
-from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
 
-from ._compile import compile_kernels
+from ._budget import Budget, as_budget
+from ._construction import (as_symbol_names, build_compiled, check_backend, check_params,
+                            real_column, rebuild_loss, sample_index, to_expr)
 from ._evaluation import Counter, EvalCounts, Evaluation
-from ._gate import Budget, as_budget, check_expression, check_name
-from ._parse import natural_key, parse_formula, real_symbol
+from ._gate import check_name
+from ._parse import natural_key
 from .facts import LossFacts
 
 __all__ = ["Loss", "EvalCounts", "Budget"]  # EvalCounts is re-exported from ._evaluation
-
-
-@dataclass(frozen=True)
-class _Compiled:
-    """Everything derived from the expression once; shared by ``with_params`` copies."""
-
-    expr: sp.Expr
-    variables: tuple
-    param_symbols: tuple
-    data_symbols: tuple
-    kernels: object
-    full_rows: np.ndarray      # symmetric Hessian pattern, shape (nnz_full,)
-    full_cols: np.ndarray
-    full_take: np.ndarray      # index into the upper-triangle values for each full entry
-    csr_indices: np.ndarray    # the same pattern in CSR order: column indices,
-    csr_indptr: np.ndarray     # row pointers,
-    csr_take: np.ndarray       # and the upper-triangle value feeding each stored entry
-
-
-def _as_symbol_names(items, what):
-    if isinstance(items, str):
-        items = [p.strip() for p in items.replace(",", " ").split()]
-    elif isinstance(items, sp.Symbol) or not isinstance(items, collections.abc.Iterable):
-        raise TypeError(f"{what} must be a sequence of names or sympy Symbols, got "
-                        f"{type(items).__name__}.")
-    names = []
-    for item in items:
-        name = item.name if isinstance(item, sp.Symbol) else item
-        names.append(check_name(name, what))
-    if len(set(names)) != len(names):
-        raise ValueError(f"{what} lists a name twice: {names}; give each name once.")
-    return names
-
-
-def _to_expr(formula, budget):
-    """Any accepted input as a sympy expression in real symbols, checked at the gate."""
-    if isinstance(formula, str):
-        expr = parse_formula(formula, budget)[0]
-    elif isinstance(formula, numbers.Real) and not isinstance(formula, (bool, sp.Basic)):
-        raise TypeError("formula must be a str or a sympy expression in the variables, got "
-                        f"the number {formula!r}; a constant loss has no variables.")
-    elif isinstance(formula, sp.Basic):
-        if not isinstance(formula, sp.Expr) or isinstance(formula, sp.MatrixBase):
-            raise TypeError("formula must be a scalar sympy expression, got "
-                            f"{type(formula).__name__}.")
-        expr = formula
-    else:
-        raise TypeError("formula must be a str or a sympy expression, got "
-                        f"{type(formula).__name__}.")
-    check_expression(expr, budget)  # the one gate, for text and sympy alike
-    real = {s: real_symbol(s.name) for s in expr.free_symbols if s != real_symbol(s.name)}
-    if real:
-        expr = expr.xreplace(real)
-    wide = {f: sp.Float(float(f)) for f in expr.atoms(sp.Float) if f._prec > 53}
-    return expr.xreplace(wide) if wide else expr  # the kernels compute in float64
-
-
-def _check_params(params, where):
-    if params is None:
-        return {}
-    if not isinstance(params, collections.abc.Mapping):
-        raise TypeError(f"{where} must be a dict of name -> number, got "
-                        f"{type(params).__name__}.")
-    out = {}
-    for name, value in params.items():
-        check_name(name, where)
-        if isinstance(value, (bool, complex, np.complexfloating)) or \
-                not isinstance(value, (numbers.Real, np.number)) and not \
-                (isinstance(value, sp.Basic) and value.is_Number):
-            raise TypeError(f"{where}: the value of {name!r} must be a real number, "
-                            f"got {value!r}.")
-        value = float(value)
-        if not np.isfinite(value):
-            raise ValueError(f"{where}: the value of {name!r} is {value}; give a finite number.")
-        out[name] = value
-    return out
 
 
 class Loss(Evaluation):
@@ -147,11 +71,11 @@ class Loss(Evaluation):
     def __init__(self, formula, variables=None, params=None, *, backend="auto", facts=None,
                  budget=None):
         budget = as_budget(budget)
-        _check_backend(backend)
+        check_backend(backend)
         if facts is not None and not isinstance(facts, LossFacts):
             raise TypeError("facts must be a flowsim.LossFacts or None.")
-        expr = _to_expr(formula, budget)
-        params = _check_params(params, "params")
+        expr = to_expr(formula, budget)
+        params = check_params(params, "params")
         names = {s.name for s in expr.free_symbols}
         for p in params:
             if p not in names:
@@ -160,7 +84,7 @@ class Loss(Evaluation):
         if variables is None:
             var_names = sorted(names - set(params), key=natural_key)
         else:
-            var_names = _as_symbol_names(variables, "variables")
+            var_names = as_symbol_names(variables, "variables")
             clash = set(var_names) & set(params)
             if clash:
                 raise ValueError(f"variables and params both name {sorted(clash)}; a symbol is "
@@ -172,7 +96,7 @@ class Loss(Evaluation):
         if not var_names:
             raise ValueError("the loss has no variables; write it in terms of at least one "
                              "symbol, or name the variables with variables=(...).")
-        self._init(_build_compiled(expr, var_names, list(params), [], backend, budget),
+        self._init(build_compiled(expr, var_names, list(params), [], backend, budget),
                    params, None, facts)
 
     # -- construction helpers ----------------------------------------------------------------
@@ -204,10 +128,10 @@ class Loss(Evaluation):
                  tuple(p.name for p in c.param_symbols), tuple(d.name for d in c.data_symbols),
                  dict(self._params), self._data, self._facts, c.kernels.backend,
                  (self._counter.value, self._counter.grad, self._counter.hess))
-        return _rebuild_loss, state
+        return rebuild_loss, state
 
     def __deepcopy__(self, memo):
-        return _rebuild_loss(*self.__reduce__()[1])
+        return rebuild_loss(*self.__reduce__()[1])
 
     @classmethod
     def from_samples(cls, per_sample, data, variables, params=None, *, backend="auto",
@@ -242,10 +166,10 @@ class Loss(Evaluation):
         array([0., 0.])
         """
         budget = as_budget(budget)
-        _check_backend(backend)
-        expr = _to_expr(per_sample, budget)
-        params = _check_params(params, "params")
-        var_names = _as_symbol_names(variables, "variables")
+        check_backend(backend)
+        expr = to_expr(per_sample, budget)
+        params = check_params(params, "params")
+        var_names = as_symbol_names(variables, "variables")
         if not var_names:
             raise ValueError("variables must name at least one model parameter.")
         if not isinstance(data, collections.abc.Mapping) or not data:
@@ -254,7 +178,7 @@ class Loss(Evaluation):
         columns, n_samples = [], None
         for name, values in data.items():
             check_name(name, "data")
-            col = _real_column(values, name)
+            col = real_column(values, name)
             if col.ndim != 1 or col.size == 0:
                 raise ValueError(f"data[{name!r}] must be a non-empty 1-D array (one value per "
                                  f"sample), got shape {col.shape}.")
@@ -275,7 +199,7 @@ class Loss(Evaluation):
         if missing:
             raise ValueError(f"symbol {missing[0]!r} is not among variables, params or data; "
                              "add it to one of them.")
-        compiled = _build_compiled(expr, var_names, list(params), data_names, backend, budget)
+        compiled = build_compiled(expr, var_names, list(params), data_names, backend, budget)
         return cls._from_parts(compiled, params, np.stack(columns, axis=-1), None)
 
     def subset(self, indices):
@@ -294,7 +218,7 @@ class Loss(Evaluation):
         """
         if self._data is None:
             raise ValueError("subset() needs a loss built by Loss.from_samples.")
-        rows = self._data[_sample_index(indices, self._data.shape[0])]
+        rows = self._data[sample_index(indices, self._data.shape[0])]
         part = Loss._from_parts(self._c, self._params, rows, None)
         object.__setattr__(part, "_counter", self._counter)  # one place counts the work
         return part
@@ -312,7 +236,7 @@ class Loss(Evaluation):
             raise ValueError(f"with_params: {unknown[0]!r} is not a parameter of this loss; "
                              f"its parameters are {sorted(self._params)}.")
         params = dict(self._params)
-        params.update(_check_params(values, "with_params"))
+        params.update(check_params(values, "with_params"))
         return Loss._from_parts(self._c, params, self._data, self._facts)
 
     def with_facts(self, facts):
@@ -411,95 +335,3 @@ class Loss(Evaluation):
         return rf"$\displaystyle L({args}) = {body}$"
 
 
-def _check_backend(backend):
-    if backend not in ("auto", "symengine", "sympy"):
-        raise ValueError(f"backend must be 'auto', 'symengine' or 'sympy', got {backend!r}.")
-
-
-def _real_column(values, name):
-    """One data column as a finite float array of shape (N,)."""
-    try:
-        col = np.asarray(values)
-    except (TypeError, ValueError):
-        col = None
-    if col is None or col.dtype.kind not in "biuf" or col.dtype == bool:
-        raise TypeError(f"data[{name!r}] must be an array of real numbers, one per sample.")
-    col = col.astype(float)
-    if col.ndim != 1 or col.size == 0:
-        raise ValueError(f"data[{name!r}] must be a non-empty 1-D array (one value per "
-                         f"sample), got shape {col.shape}.")
-    return col
-
-
-def _sample_index(indices, n_samples):
-    """``indices`` checked as sample indices or a boolean mask over ``n_samples`` samples."""
-    try:
-        idx = np.asarray(indices)
-    except (TypeError, ValueError):
-        idx = None
-    if idx is None or idx.ndim != 1 or idx.size == 0:
-        raise ValueError("indices must be a non-empty 1-D array of sample indices or a "
-                         f"boolean mask of length {n_samples}.")
-    if idx.dtype == bool:
-        if idx.size != n_samples:
-            raise ValueError(f"indices: a boolean mask must have length {n_samples} (one "
-                             f"entry per sample), got {idx.size}.")
-        if not idx.any():
-            raise ValueError("indices: the mask selects no sample; select at least one.")
-        return idx
-    if idx.dtype.kind not in "iu":
-        raise ValueError(f"indices must be integers (or a boolean mask), got dtype "
-                         f"{idx.dtype}; round them explicitly if that is meant.")
-    if idx.min() < -n_samples or idx.max() >= n_samples:
-        raise ValueError(f"indices must lie in [-{n_samples}, {n_samples}), the loss has "
-                         f"{n_samples} samples.")
-    return idx
-
-
-#: Compiled kernels by (expression, names, backend): a Loss that arrives by pickle, or is
-#: built again from the same formula, is compiled once per process.
-_COMPILED = collections.OrderedDict()
-_CACHE_SIZE = 64
-
-
-def _rebuild_loss(expr, var_names, param_names, data_names, params, data, facts, backend,
-                  counts):
-    """Unpickle a Loss: the expression passes the gate again, kernels come from the cache."""
-    check_expression(expr)
-    compiled = _build_compiled(expr, list(var_names), list(param_names), list(data_names),
-                               backend, Budget())
-    loss = Loss._from_parts(compiled, params, data, facts)
-    loss._counter.value, loss._counter.grad, loss._counter.hess = counts
-    return loss
-
-
-def _build_compiled(expr, var_names, param_names, data_names, backend, budget):
-    # sympy expressions hash structurally (and cache their hash): the expression is the key
-    key = (expr, tuple(var_names), tuple(param_names), tuple(data_names), backend)
-    cached = _COMPILED.get(key)
-    if cached is not None:
-        _COMPILED.move_to_end(key)
-        return cached
-    compiled = _compile_parts(expr, var_names, param_names, data_names, backend, budget)
-    _COMPILED[key] = _COMPILED[key[:-1] + (compiled.kernels.backend,)] = compiled
-    while len(_COMPILED) > _CACHE_SIZE:
-        _COMPILED.popitem(last=False)
-    return compiled
-
-
-def _compile_parts(expr, var_names, param_names, data_names, backend, budget):
-    variables = tuple(real_symbol(v) for v in var_names)
-    param_symbols = tuple(real_symbol(p) for p in param_names)
-    data_symbols = tuple(real_symbol(d) for d in data_names)
-    kernels = compile_kernels(expr, variables, variables + param_symbols + data_symbols,
-                              backend, budget)
-    rows, cols = kernels.hess_rows, kernels.hess_cols
-    off = np.flatnonzero(rows != cols)
-    full_rows = np.concatenate([rows, cols[off]])
-    full_cols = np.concatenate([cols, rows[off]])
-    full_take = np.concatenate([np.arange(rows.size), off])
-    order = np.lexsort((full_cols, full_rows))
-    indptr = np.searchsorted(full_rows[order], np.arange(len(variables) + 1))
-    return _Compiled(expr, variables, param_symbols, data_symbols, kernels,
-                     full_rows, full_cols, full_take,
-                     full_cols[order], indptr, full_take[order])

@@ -228,7 +228,7 @@ def test_printer_helper_names_are_plain_variables():
 
 
 def test_generated_code_holds_only_whitelisted_names():
-    from flowsim._compile import PRINTER_NAMES, audit_source
+    from flowsim._audit import PRINTER_NAMES, audit_source
     import ast
     import inspect
     exprs = ["exp(x)*log(y) + sqrt(x) + sin(x)*cos(y) + tan(x) + asin(x/9) + acos(y/9)",
@@ -256,7 +256,7 @@ def test_generated_code_holds_only_whitelisted_names():
 
 
 def test_audit_refuses_code_outside_the_whitelist():
-    from flowsim._compile import audit_source
+    from flowsim._audit import audit_source
     namespace = {}
     exec("def sneaky(a):\n    return os.system(a)\n", namespace)  # noqa: S102 - test input
     import linecache
