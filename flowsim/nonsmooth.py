@@ -187,7 +187,7 @@ def integrate_nonsmooth(loss, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e-
                 x = np.asarray(dense(t_hit))
                 ts.append(t_hit)
                 xs.append(x.copy())
-                interps.append(_clipped(dense, solver.t_old, t_hit))
+                interps.append(dense)  # OdeSolution uses it only up to t_hit
                 t = t_hit
                 events += 1
                 if events > max_events:
@@ -231,10 +231,9 @@ def _leaving(model, x, s, sliding):
     out = set()
     for j in sliding:
         plus, minus = _side_velocities(model, x, s, j)
-        if plus > 0:
-            s[j], _ = 1.0, out.add(j)
-        elif minus < 0:
-            s[j], _ = -1.0, out.add(j)
+        if plus > 0 or minus < 0:  # the + side (or the - side) now pulls away from the kink
+            s[j] = 1.0 if plus > 0 else -1.0
+            out.add(j)
     return out
 
 
@@ -251,16 +250,6 @@ def _first_crossing(model, dense, t0, t1, s, crossed):
         if root < best[0]:
             best = (root, j)
     return best
-
-
-class _clipped:
-    """A dense output used only up to an event time (the solver's step went past it)."""
-
-    def __init__(self, dense, t_old, t):
-        self.dense, self.t_old, self.t = dense, t_old, t
-
-    def __call__(self, t):
-        return self.dense(t)
 
 
 def _out(ts, xs, interps, status, message):
