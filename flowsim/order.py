@@ -155,6 +155,10 @@ def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
                          "etas or a shorter t_end.")
     grid = np.linspace(0.0, t_end, counts[0] + 1)
     reference = _reference(scheme, loss, x0, t_end, friction, flow_method, rtol, atol)
+    if reference.ts[-1] < t_end * (1 - 1e-12):
+        raise ValueError(f"t_end: the reference ODE ended at t = {reference.ts[-1]:.6g} "
+                         f"({reference.status.value}: {reference.message}); measure the order "
+                         "over a shorter t_end.")
     x_ref = reference.at(grid)
     hs = t_end / counts
     errors = []

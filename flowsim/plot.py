@@ -259,6 +259,9 @@ def basins(loss, ax=None, *, bounds=None, resolution=60, t_end=20.0, minima=None
     minima = real_array(minima, "minima").reshape(-1, 2) if len(minima) else np.empty((0, 2))
     if not np.all(np.isfinite(minima)):
         raise ValueError("minima must be finite points of shape (k, 2).")
+    if not len(minima):
+        raise ValueError("basins: no minimum was found in the box; widen bounds= or give the "
+                         "minima with minima=[(x, y), ...].")
     gx = np.linspace(box[0, 0], box[0, 1], resolution)
     gy = np.linspace(box[1, 0], box[1, 1], resolution)
     X0 = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)

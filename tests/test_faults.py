@@ -136,3 +136,29 @@ def test_a_batch_without_dense_output_is_stitched_from_its_steps():
                              dense_output=False)
     assert batch.dense is None and batch.statuses[1] is Status.REACHED_END
     assert np.all(np.isfinite(batch.xs)) and np.all(np.diff(batch.ts) > 0)
+
+
+def test_critical_points_skip_starts_outside_the_domain():
+    # sqrt(x^2 + y^2 - 1) is undefined inside the unit disc: those Newton starts are drawn
+    # again instead of breaking the SVD; the loss x^2 + (y - 2)^2 + sqrt(...) keeps its minimum
+    points = fs.critical_points("sqrt(x**2 + y**2 - 1) + x", (-2, 2))
+    assert isinstance(points, tuple)
+    found = fs.critical_points("log(x) + (x - 2)**2 + y**2", (-1, 3))
+    x_star = (2 + np.sqrt(2)) / 2  # 1/x + 2(x - 2) = 0
+    assert any(np.allclose(p.point, [x_star, 0.0], atol=1e-8) for p in found)
+
+
+def test_pictures_of_losses_with_undefined_regions():
+    import matplotlib.pyplot as plt
+    from flowsim import plot
+    ax = plot.contour(Loss("sqrt(x) + y**2"), bounds=(-1, 1))
+    assert ax.get_xlim() == (-1.0, 1.0)
+    with pytest.raises(ValueError, match="no minimum was found"):
+        plot.basins(Loss("log(x**2 + y**2) + (x**2 + y**2 - 2)**2"), bounds=(-2, 2),
+                    resolution=10, t_end=1.0)
+    plt.close("all")
+
+
+def test_order_needs_a_reference_that_reaches_t_end():
+    with pytest.raises(ValueError, match="reference ODE ended at t = 0.1"):
+        fs.convergence_order(BLOW_UP, [1.0, 0.5], "gd", t_end=0.2)

@@ -174,7 +174,14 @@ def _newton_candidates(loss, B, n_starts, seed, iterations=60):
     with np.errstate(all="ignore"):
         for _ in range(iterations):
             G = loss.grad(X)
-            step = np.einsum("mij,mj->mi", np.linalg.pinv(loss.hess(X)), G)
+            H = loss.hess(X)
+            # a start outside the loss's domain (non-finite G or H) is drawn again instead of
+            # reaching the SVD of pinv, which fails on non-finite input
+            bad = ~(np.isfinite(G).all(axis=1) & np.isfinite(H).all(axis=(1, 2)))
+            if bad.any():
+                X[bad] = lo + (hi - lo) * rng.random((int(bad.sum()), loss.n))
+                G[bad], H[bad] = 0.0, np.eye(loss.n)
+            step = np.einsum("mij,mj->mi", np.linalg.pinv(H), G)
             size = np.linalg.norm(step, axis=1, keepdims=True)
             step *= np.minimum(1.0, 0.25 * width / np.maximum(size, 1e-300))  # damped far out
             X = X - step
