@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 from . import losses
-from ._validate import int_between, writable_path
+from ._validate import int_between, positive, step_count, writable_path
 from .compare import compare
 from .loss import Loss
 from .schemes import SCHEMES
@@ -96,6 +96,8 @@ def _cmd_compare(args):
     plot = _figure_path(args.plot) if args.plot else None
     loss = resolve_loss(args.loss)
     x0 = _start(args, loss)
+    positive(args.eta, "--eta")
+    step_count(args.steps, "--steps", loss.n)
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
     unknown = [s for s in schemes if s not in SCHEMES]
     if unknown:

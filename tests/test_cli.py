@@ -53,3 +53,12 @@ def test_critical_and_plot(capsys, tmp_path):
     picture = tmp_path / "cmp.png"
     assert main(["compare", "rosenbrock", "--steps", "100", "--plot", str(picture)]) == 0
     assert picture.stat().st_size > 10_000
+
+
+def test_bad_numbers_are_refused_before_anything_is_printed(capsys):
+    from flowsim.cli import main
+    for argv in (["compare", "rosenbrock", "--eta", "-0.1"], ["compare", "rosenbrock",
+                                                              "--steps", "0"]):
+        assert main(argv) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and "error:" in err
