@@ -46,6 +46,10 @@ def as_symbol_names(items, what):
     elif isinstance(items, sp.Symbol) or not isinstance(items, collections.abc.Iterable):
         raise TypeError(f"{what} must be a sequence of names or sympy Symbols, got "
                         f"{type(items).__name__}.")
+    elif isinstance(items, (set, frozenset, dict)):
+        raise TypeError(f"{what} must be an ordered sequence (a list or tuple): a "
+                        f"{type(items).__name__} has no order, and the order is the order of "
+                        "the components of x.")
     names = []
     for item in items:
         name = item.name if isinstance(item, sp.Symbol) else item
@@ -92,7 +96,11 @@ def check_params(params, where):
                 (isinstance(value, sp.Basic) and value.is_Number):
             raise TypeError(f"{where}: the value of {name!r} must be a real number, "
                             f"got {value!r}.")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ValueError(f"{where}: the value of {name!r} is too large for float64.") \
+                from None
         if not np.isfinite(value):
             raise ValueError(f"{where}: the value of {name!r} is {value}; give a finite number.")
         out[name] = value

@@ -74,6 +74,8 @@ class Evaluation:
             names = ", ".join(v.name for v in self._c.variables[:6])
             raise ValueError(f"x must have last dimension n = {self.n} (one entry per variable "
                              f"{names}{', ...' if self.n > 6 else ''}), got shape {X.shape}.")
+        if X.size == 0:
+            raise ValueError(f"x holds no points (shape {X.shape}); pass at least one point.")
         return X
 
     def _eval(self, kernel, X, point_kernel=None):

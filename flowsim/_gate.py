@@ -167,6 +167,9 @@ class _Walk:
                         "use plain sympy.Symbol objects for variables.")
             check_name(e.name, "symbol name")
             return
+        if e in (sp.zoo, sp.nan, sp.oo, sp.S.NegativeInfinity):
+            _refuse(f"the constant {e} is not finite (a division by zero or an infinity)",
+                    "give finite numbers.")
         if e.is_Number:
             self.check_number(e)
             return

@@ -167,6 +167,8 @@ SYMPY = [
     ("euler gamma", lambda: x * sp.EulerGamma),
     ("deep nesting", lambda: _nested(sp.exp, 300)),
     ("exponential tree", lambda: _doubling(80)),
+    ("unevaluated division by zero", lambda: x + sp.Pow(0, -1, evaluate=False)),
+    ("constant that overflows", lambda: x + sp.exp(sp.exp(sp.exp(100)), evaluate=False)),
 ]
 
 
@@ -432,6 +434,9 @@ BAD_CALLS = [
     ("with_params nan", lambda: Loss("a*x", params={"a": 1.0}).with_params(a=np.nan), "a"),
     ("variables int", lambda: Loss("x", variables=5), "variables"),
     ("variables missing", lambda: Loss("x + y", variables=("x",)), "variables"),
+    ("variables as a set", lambda: Loss("x + y", variables={"x", "y"}), "ordered"),
+    ("params too large", lambda: Loss("a*x", params={"a": 10 ** 400}), "too large"),
+    ("empty batch of points", lambda: HIM.hess(np.empty((0, 2))), "no points"),
     ("backend unknown", lambda: Loss("x", backend="numba"), "backend"),
     ("facts wrong type", lambda: Loss("x", facts=3), "facts"),
     ("Box wrong length", lambda: fs.proximal_gradient("x**2 + y**2", [1, 1], 0.1, 5,
