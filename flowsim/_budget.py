@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 
 __all__ = ["Budget", "BudgetError", "as_budget", "derivative_bound", "postorder",
-           "digits_of"]
+           "digits_of", "same"]
 
 
 class BudgetError(ValueError):
@@ -89,10 +89,12 @@ def digits_of(n):
     return int(abs(int(n)).bit_length() * 0.30103) + 1
 
 
-def postorder(root, seen=(), key=id):
+def postorder(root, seen=(), key=id, enter=None):
     """Each node of ``root``'s DAG once, children before parents, without recursion.
 
-    Nodes whose ``key`` is in ``seen`` are skipped with their subtrees. ``key=id`` suits
+    Nodes whose ``key`` is in ``seen`` are skipped with their subtrees. ``enter(e)``, if
+    given, is called on each node when it is first reached, before its children (so a check
+    can name a parent before its parts are looked at). ``key=id`` suits
     sympy (whose ``args`` are stored objects; the caller keeps ``root`` alive, so ids stay
     unique); symengine builds new wrappers on every ``args`` access and needs a structural
     key (the object itself).
@@ -108,6 +110,8 @@ def postorder(root, seen=(), key=id):
         if k in visited or k in seen:
             continue
         visited.add(k)
+        if enter is not None:
+            enter(e)
         stack.append((e, True))
         stack.extend((a, False) for a in e.args)
 
@@ -133,7 +137,7 @@ def derivative_bound(expr, memo=None):
         The bound; 0 for a constant.
     """
     sizes = {} if memo is None else memo
-    for e in postorder(expr, sizes, key=_same):
+    for e in postorder(expr, sizes, key=same):
         args = e.args
         size = 1 + sum(sizes[a][0] for a in args)
         if not args:
@@ -152,5 +156,6 @@ def derivative_bound(expr, memo=None):
     return sizes[expr][1]
 
 
-def _same(e):
+def same(e):
+    """The node itself, as the structural key of :func:`postorder` (symengine)."""
     return e

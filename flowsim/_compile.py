@@ -24,7 +24,7 @@ import scipy.special
 import sympy as sp
 
 from ._audit import lambdify_audited
-from ._budget import Budget, BudgetError, derivative_bound, postorder
+from ._budget import Budget, BudgetError, derivative_bound, postorder, same
 
 try:  # symengine is a declared dependency, but sympy alone must keep working
     import symengine as se
@@ -52,7 +52,7 @@ class _Meter:
     What the compilers pay for is unique structure (both run common-subexpression
     elimination) and outputs, so each new node counts its arguments once, however many
     derivatives share it, and each derivative counts one more. Before a derivative is
-    taken, :func:`flowsim._gate.derivative_bound` predicts its (tree) size; a prediction over
+    taken, :func:`flowsim._budget.derivative_bound` predicts its (tree) size; a prediction over
     what is left refuses the loss before the work is done (one product of 200 factors would
     otherwise take minutes).
 
@@ -142,10 +142,6 @@ NODE_COST = 3
 #: this many of symengine's (measured: the Hessian of a 30-factor product takes 8.8 s in
 #: sympy.diff, against 0.01 s in symengine; LLVM compiles 100,000 operations in about 2 s).
 SYMPY_COST = 25
-
-
-def _same(e):
-    return e
 
 
 @dataclass(frozen=True)
@@ -239,7 +235,7 @@ def _compile_symengine(expr, variables, args, budget):
     s_vars = [se.Symbol(v.name) for v in variables]
     s_args = [se.Symbol(a.name) for a in args]
     zero = se.Integer(0)
-    meter = _Meter(budget, _same)
+    meter = _Meter(budget, same)
     gradient = _termwise_diff(s_expr, s_vars, se.Add, zero, meter)
     rows, cols, hessian = _hessian_entries(gradient, s_vars, se.Add, zero, meter)
     if meter.unevaluated:

@@ -22,12 +22,12 @@ import cmath
 import keyword
 import math
 import re
+
 import sympy as sp
 
-from ._budget import Budget, BudgetError, as_budget, derivative_bound, digits_of, postorder
+from ._budget import Budget, digits_of, postorder
 
-__all__ = ["Budget", "BudgetError", "as_budget", "check_expression", "check_name", "RESERVED_NAMES",
-           "ALLOWED_FUNCTIONS", "derivative_bound", "postorder", "digits_of"]
+__all__ = ["check_expression", "check_name", "RESERVED_NAMES", "ALLOWED_FUNCTIONS"]
 
 #: sympy function classes a loss may contain (the images of the formula whitelist).
 ALLOWED_FUNCTIONS = frozenset({sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.asin, sp.acos,
@@ -134,30 +134,18 @@ def _refuse(what, fix):
 class _Walk:
     """One pass over the DAG: sizes, depth, whitelist and constants."""
 
-    def __init__(self, budget, where):
+    def __init__(self, budget):
         self.budget = budget
-        self.where = where
         self.size = {}      # id -> tree size
         self.symbols = {}   # id -> has free symbols
         self.values = {}    # constants already evaluated
         self.height = {}    # id -> longest path to a leaf
-        self.seen = set()
 
     def run(self, root):
-        # iterative: parents are checked before their children (so an Integral is named as
-        # such, not by its parts), sizes and heights are summed on the way back up
-        stack = [(root, False)]
-        while stack:
-            e, done = stack.pop()
-            if done:
-                self.finish(e)
-                continue
-            if id(e) in self.seen:
-                continue
-            self.seen.add(id(e))
-            self.check_node(e)
-            stack.append((e, True))
-            stack.extend((a, False) for a in e.args)
+        # parents are checked when first reached (so an Integral is named as such, not by
+        # its parts); sizes and heights are summed on the way back up
+        for e in postorder(root, enter=self.check_node):
+            self.finish(e)
         return self.size[id(root)]
 
     def check_node(self, e):
@@ -291,7 +279,7 @@ def check_expression(expr, budget=None, where="loss"):
     if not isinstance(expr, sp.Expr):
         raise TypeError(f"{where} must be a scalar sympy expression, got "
                         f"{type(expr).__name__}.")
-    walk = _Walk(budget, where)
+    walk = _Walk(budget)
     size = walk.run(expr)
     walk.check_constants(expr)
     return size

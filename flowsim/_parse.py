@@ -13,7 +13,8 @@ import re
 
 import sympy as sp
 
-from ._gate import RESERVED_NAMES, as_budget, digits_of
+from ._budget import as_budget, digits_of
+from ._gate import RESERVED_NAMES
 
 __all__ = ["parse_formula", "FUNCTIONS", "CONSTANTS", "natural_key", "real_symbol"]
 
