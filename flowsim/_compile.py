@@ -31,7 +31,7 @@ try:  # symengine is a declared dependency, but sympy alone must keep working
 except ImportError:  # pragma: no cover - exercised only where symengine is missing
     se = None
 
-__all__ = ["Kernels", "compile_kernels", "NONSMOOTH", "symengine_available"]
+__all__ = ["Kernels", "compile_kernels", "compile_vector", "NONSMOOTH", "symengine_available"]
 
 #: sympy classes whose derivative has kinks; their presence selects the sympy backend.
 NONSMOOTH = (sp.Abs, sp.Max, sp.Min, sp.sign, sp.Heaviside)
@@ -322,6 +322,17 @@ def _point_kernels(n_vars, args, value, gradient, hessian):
     return {"point_value": _point_kernel(args, [value]),
             "point_grad": _point_kernel(args, gradient),
             "point_hess_values": _point_kernel(args, hessian) if hessian else None}
+
+
+def compile_vector(exprs, args):
+    """One kernel for several smooth expressions: inputs (..., len(args)) -> (..., k).
+
+    symengine's LLVM where available, else sympy's audited lambdify (no derivatives taken).
+    """
+    if se is not None:
+        return _symengine_lambdify([se.Symbol(a.name) for a in args],
+                                   [se.sympify(e) for e in exprs])
+    return _sympy_lambdify(args, exprs)
 
 
 def _empty_kernel():

@@ -117,23 +117,13 @@ def _one_by_one(loss, X, t_end, method, rtol, atol, t_eval, dense_output, gtol, 
     ts = np.unique(np.concatenate([r.ts for r in runs])) if t_eval is None else t_eval
     xs = np.stack([r.at(np.minimum(ts, r.ts[-1])) for r in runs])
     values, grad_norms = loss._observe(xs)
-    spans = [(r.ts[0], r.ts[-1], _Transposed(r.dense), np.array([i]))
+    spans = [(r.ts[0], r.ts[-1], r.dense, np.array([i]))
              for i, r in enumerate(runs)]
     dense = SegmentedDense(spans, np.stack([r.x_final for r in runs]), len(runs), loss.n)
     return BatchTrajectory(ts, xs, values, grad_norms, tuple(r.status for r in runs),
                            f"{len(runs)} subgradient flows, one per start",
                            f"subgradient flow, m={len(runs)}",
                            dense=dense if dense_output else None, **counts)
-
-
-class _Transposed:
-    """A one-start dense solution as the (n, len(t)) columns SegmentedDense expects."""
-
-    def __init__(self, dense):
-        self.dense = dense
-
-    def __call__(self, t):
-        return np.asarray(self.dense(t))
 
 
 def batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output, gtol,

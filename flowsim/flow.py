@@ -17,7 +17,7 @@ import numpy as np
 
 from ._ode import (AUTO, METHODS, STABILITY_LIMIT, Integration, default_max_steps, integrate,
                    jacobian_for)
-from .nonsmooth import KinkModel, has_kinks, integrate_nonsmooth
+from .nonsmooth import has_kinks, integrate_nonsmooth
 from ._validate import as_loss, choice, positive, positive_int, real_array, start_points
 from .trajectory import (PositionPart, Status, Trajectory,
                          cut_at_nonfinite, safe_norm)
@@ -233,17 +233,11 @@ def _subgradient_flow(loss, x0, t_end, method, rtol, atol, t_eval, gtol, max_nor
     explicit = method if method in STABILITY_LIMIT else AUTO[0]
     bound = _bound_stop(max_norm, loss.n)
 
-    def stop(t, x):
+    def stop(t, x, velocity):  # |x'| = |d°L(x)|, the stationarity measure of the flow
         reason = bound(x)
         if reason is None and gtol is not None:
-            reason = _converged(np.linalg.norm(model.velocity(x, *mode(x))), gtol)
+            reason = _converged(np.linalg.norm(velocity()), gtol)
         return reason
-
-    model = KinkModel(loss)
-
-    def mode(x):
-        u = model.u(x, np.ones(model.kinks))
-        return np.where(u >= 0, 1.0, -1.0), set(np.flatnonzero(np.abs(u) <= 1e-12))
 
     before = loss.counts
     budget = default_max_steps(loss.n) if max_steps == "default" else (max_steps or 10 ** 9)

@@ -29,11 +29,11 @@ import scipy.integrate
 import scipy.optimize
 import sympy as sp
 
-from ._compile import compile_kernels
+from ._compile import compile_kernels, compile_vector
 from ._ode import METHODS
 from .trajectory import Status
 
-__all__ = ["KinkModel", "has_kinks", "integrate_nonsmooth"]
+__all__ = ["KinkModel", "kink_model", "has_kinks", "integrate_nonsmooth"]
 
 _KINKS = (sp.Abs, sp.Max, sp.Min)
 
@@ -86,16 +86,21 @@ class KinkModel:
         self.n, self.kinks = loss.n, len(abs_terms)
         xs = list(loss.variables)
         self._grad = compile_kernels(replaced, xs, xs + self.s).grad
-        self._u_funcs = [compile_kernels(a, xs, xs + self.s) for a in args]
+        # all kink functions in one kernel, and their x-gradients (row j) in another
+        self._u = compile_vector(args, xs + self.s) if args else None
+        self._du = compile_vector([sp.diff(a, v) for a in args for v in xs], xs + self.s) \
+            if args else None
 
     def u(self, x, s):
         """Kink function values u_j(x; s), shape (kinks,)."""
-        z = np.concatenate([x, s])
-        return np.array([k.value(z)[0] for k in self._u_funcs])
+        if self._u is None:
+            return np.zeros(0)
+        return np.asarray(self._u(np.concatenate([x, s])), dtype=float).reshape(-1)
 
     def u_grad(self, x, s, j):
         """grad_x u_j(x; s), shape (n,)."""
-        return self._u_funcs[j].grad(np.concatenate([x, s]))
+        rows = np.asarray(self._du(np.concatenate([x, s])), dtype=float)
+        return rows.reshape(self.kinks, self.n)[j]
 
     def grad(self, x, s):
         """grad_x L(x; s), shape (n,)."""
@@ -130,6 +135,14 @@ class KinkModel:
         return v
 
 
+def kink_model(loss):
+    """The :class:`KinkModel` of ``loss``, compiled once and kept with it."""
+    model = loss._cache.get("kink_model")
+    if model is None:
+        model = loss._cache["kink_model"] = KinkModel(loss)
+    return model
+
+
 def _side_velocities(model, x, s, j):
     n = model.u_grad(x, s, j)
     plus, minus = s.copy(), s.copy()
@@ -141,6 +154,12 @@ def integrate_nonsmooth(loss, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e-
                         max_steps=100_000, max_events=10_000, stop=None):
     """The minimal-norm subgradient flow of ``loss`` from ``x0`` over [0, t_end].
 
+    Parameters
+    ----------
+    stop : callable, optional
+        ``stop(t, x, velocity)`` -> None or ``(Status, message)``, called at each accepted
+        state; ``velocity()`` computes the flow's velocity -d°L(x) there when asked.
+
     Returns
     -------
     ts : ndarray, shape (k,)
@@ -149,7 +168,7 @@ def integrate_nonsmooth(loss, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e-
     status : Status
     message : str
     """
-    model = KinkModel(loss)
+    model = kink_model(loss)
     x = np.array(x0, dtype=float)
     s = np.zeros(model.kinks)
     tol = 1e3 * np.finfo(float).eps * (1 + np.abs(x).max())
@@ -201,7 +220,8 @@ def integrate_nonsmooth(loss, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e-
             ts.append(t)
             xs.append(x.copy())
             interps.append(dense)
-            reason = stop(t, x) if stop is not None else None
+            reason = None if stop is None else \
+                stop(t, x, lambda: model.velocity(x, s, sliding))
             if reason is not None:
                 return _out(ts, xs, interps, *reason)
             left = _leaving(model, x, s, sliding)
