@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse
 
+from ._validate import real_array
 from .trajectory import row_norms
 
 __all__ = ["EvalCounts", "Counter", "Evaluation"]
@@ -68,7 +69,6 @@ class Evaluation:
         if isinstance(x, np.ndarray) and x.dtype == np.float64:
             X = _as_input(x)
         else:  # lists, ints, text, complex: one sentence instead of numpy's wording
-            from ._validate import real_array
             X = real_array(x, "x")
         if X.ndim == 0 or X.shape[-1] != self.n:
             names = ", ".join(v.name for v in self._c.variables[:6])

@@ -18,7 +18,7 @@ from .schemes import SCHEMES
 from .schemes.others import DEFAULT_MOMENTUM
 from .trajectory import Picklable
 
-__all__ = ["compare", "Comparison", "StepFactors", "convergence_order", "ConvergenceOrder"]
+__all__ = ["compare", "Comparison", "StepFactors"]
 
 #: Schemes that discretize the gradient flow with iterate k at t = k * eta.
 _GRADIENT_FLOW = ("gd", "prox", "heun", "sgd")
@@ -300,6 +300,3 @@ def _anchor(loss, by_key):
         mins = facts.minimizers
         return mins[np.argmin(np.linalg.norm(mins - end, axis=1))]
     return end
-
-
-from .order import ConvergenceOrder, convergence_order  # noqa: E402  (re-exported)
