@@ -14,11 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import flow as flows
-from . import second_order
 from ._ode import METHODS
 from ._validate import (as_loss, choice, int_between, positive, real_array, start_points,
                         step_count)
+from .compare import _reference_flow
 from .schemes import SCHEMES
 from .trajectory import Picklable
 
@@ -154,7 +153,10 @@ def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
                          f"all (more than {MAX_LADDER_STEPS:,}); give fewer levels, larger "
                          "etas or a shorter t_end.")
     grid = np.linspace(0.0, t_end, counts[0] + 1)
-    reference = _reference(scheme, loss, x0, t_end, friction, flow_method, rtol, atol)
+    # the scheme's own ODE, built where compare builds it; at the coarsest step h_0 the
+    # momentum 1 - gamma h_0 gives back the friction gamma = (1 - beta) / h_0
+    _, reference = _reference_flow(scheme, loss, x0, t_end, int(counts[0]), flow_method,
+                                   rtol, atol, {"momentum": 1 - friction * t_end / counts[0]})
     if reference.ts[-1] < t_end * (1 - 1e-12):
         raise ValueError(f"t_end: the reference ODE ended at t = {reference.ts[-1]:.6g} "
                          f"({reference.status.value}: {reference.message}); measure the order "
@@ -189,13 +191,3 @@ def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
     return ConvergenceOrder(scheme, order, hs ** 2 if root else hs, hs, errors, used,
                             float(floor), t_end, warning)
 
-
-def _reference(scheme, loss, x0, t_end, friction, method, rtol, atol):
-    """The ODE the scheme discretizes, solved densely over [0, t_end]."""
-    if scheme == "heavy_ball":
-        return second_order.heavy_ball_flow(loss, x0, t_end, friction=friction,
-                                            method=method, rtol=rtol, atol=atol)
-    if scheme == "nesterov":
-        return second_order.nesterov_flow(loss, x0, t_end, method=method, rtol=rtol,
-                                          atol=atol)
-    return flows.gradient_flow(loss, x0, t_end, method, rtol=rtol, atol=atol)
