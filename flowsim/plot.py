@@ -63,10 +63,6 @@ def _comparison(obj):
                         f"{type(obj).__name__}.")
 
 
-def _count(value, name, low, high):
-    return int_between(value, name, low, high)
-
-
 def _box(loss, bounds, trajectories, pad=0.15):
     if bounds is not None:
         return check_bounds(bounds, 2)
@@ -118,8 +114,8 @@ def contour(loss, trajectories=None, ax=None, *, bounds=None, critical=True, lev
     if loss.n != 2:
         raise ValueError(f"contour needs a loss in two variables, got n = {loss.n}.")
     trajs = _as_list(trajectories, 2)
-    levels = _count(levels, "levels", 2, 500)
-    resolution = _count(resolution, "resolution", 2, 4000)
+    levels = int_between(levels, "levels", 2, 500)
+    resolution = int_between(resolution, "resolution", 2, 4000)
     box = _box(loss, bounds, trajs)
     ax = _axes(ax)
     X, Y, Z = _grid(loss, box, resolution)
@@ -202,7 +198,7 @@ def stability_picture(loss, x, ax=None, *, eta_max=None, n=400):
     """
     loss, x, H = hessian_at(loss, x)
     eta_max = optional(positive, eta_max, "eta_max")
-    n = _count(n, "n", 2, 100_000)
+    n = int_between(n, "n", 2, 100_000)
     lam = np.linalg.eigvalsh(H)
     top = lam.max()
     if not top > 0:
@@ -251,7 +247,7 @@ def basins(loss, ax=None, *, bounds=None, resolution=60, t_end=20.0, minima=None
     loss = as_loss(loss)
     if loss.n != 2:
         raise ValueError(f"basins needs a loss in two variables, got n = {loss.n}.")
-    resolution = _count(resolution, "resolution", 2, 2000)
+    resolution = int_between(resolution, "resolution", 2, 2000)
     t_end = positive(t_end, "t_end")
     box = _box(loss, bounds, [])
     if minima is None:
@@ -288,7 +284,7 @@ def surface(loss, trajectory=None, ax=None, *, bounds=None, resolution=60):
     if loss.n != 2:
         raise ValueError(f"surface needs a loss in two variables, got n = {loss.n}.")
     trajs = _as_list(trajectory, 2)
-    resolution = _count(resolution, "resolution", 2, 2000)
+    resolution = int_between(resolution, "resolution", 2, 2000)
     box = _box(loss, bounds, trajs)
     ax = _axes(ax, projection="3d")
     X, Y, Z = _grid(loss, box, resolution)
@@ -347,8 +343,8 @@ def animate(loss, trajectories, path, *, bounds=None, frames=100, fps=20):
     trajs = _as_list(trajectories, loss.n)
     if not trajs:
         raise ValueError("trajectories must hold at least one Trajectory to animate.")
-    frames = _count(frames, "frames", 1, 10_000)
-    fps = _count(fps, "fps", 1, 1000)
+    frames = int_between(frames, "frames", 1, 10_000)
+    fps = int_between(fps, "fps", 1, 1000)
     writable_path(path, "path")
     ax = contour(loss, None, bounds=_box(as_loss(loss), bounds, trajs), critical=False)
     fig = ax.figure
