@@ -8,7 +8,8 @@ import numpy as np
 
 __all__ = ["as_loss", "start_points", "positive", "nonnegative", "choice", "positive_int",
            "finite", "optional", "seed_value", "step_count", "int_between", "mapping",
-           "real_array", "one_trajectory", "writable_path", "MAX_RECORDED"]
+           "real_array", "one_trajectory", "writable_path", "check_bounds", "hessian_at",
+           "MAX_RECORDED"]
 
 #: Most numbers a run may record (states, values, gradient norms): 4 GB of float64.
 MAX_RECORDED = 500_000_000
@@ -58,7 +59,7 @@ def start_points(x0, n, *, batch=True, name="x0"):
 
 def one_trajectory(trajectory, loss, name="trajectory"):
     """A single :class:`~flowsim.Trajectory` whose states live in ``loss``'s n variables."""
-    from .trajectory import BatchTrajectory, Trajectory
+    from .results import BatchTrajectory, Trajectory
     if isinstance(trajectory, BatchTrajectory) or not isinstance(trajectory, Trajectory):
         raise TypeError(f"{name} must be one flowsim.Trajectory (take .trajectory(i) of a "
                         f"batch), got {type(trajectory).__name__}.")
@@ -164,3 +165,39 @@ def choice(value, options, name):
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; "
                          f"got {value!r}.")
     return value
+
+
+def check_bounds(bounds, n):
+    """``bounds`` as an array of shape (n, 2) with lower < upper, finite."""
+    try:
+        B = real_array(bounds, "bounds")
+    except TypeError:
+        raise ValueError("bounds must be numbers: (low, high) or one pair per variable.") \
+            from None
+    if B.shape == (2,):
+        B = np.tile(B, (n, 1))
+    if B.shape != (n, 2):
+        raise ValueError(f"bounds must be one (low, high) pair or {n} pairs, got shape "
+                         f"{B.shape}.")
+    if not np.all(np.isfinite(B)) or np.any(B[:, 0] >= B[:, 1]):
+        raise ValueError("bounds must be finite with low < high for every variable (the box "
+                         "is empty or inverted).")
+    return B
+
+
+def hessian_at(loss, x):
+    """``(loss, x, H)`` for a diagnostic at one point: checked arguments and a finite Hessian.
+
+    Raises
+    ------
+    ValueError
+        For a point of the wrong dimension, or a Hessian that is not finite there.
+    """
+    loss = as_loss(loss)
+    x = start_points(x, loss.n, batch=False, name="x")
+    with np.errstate(all="ignore"):
+        H = loss.hess(x)
+    if not np.all(np.isfinite(H)):
+        raise ValueError(f"x: the Hessian is not finite at {np.round(x, 6).tolist()}; "
+                         "choose a point inside the loss's domain.")
+    return loss, x, H

@@ -3,7 +3,8 @@
 Examples
 --------
 ``flowsim compare rosenbrock --eta 1e-3 --steps 2000``
-``flowsim compare "x**2 + 10*y**2" --x0 1,1 --eta 0.15 --steps 30 --schemes gd,prox,heun``
+``flowsim compare "x**2 + 10*y**2" --x0 1,1 --eta 0.15 --steps 30 --schemes gd,pp,heun``
+``flowsim methods``
 ``flowsim critical himmelblau``
 ``flowsim info himmelblau``
 """
@@ -17,11 +18,10 @@ import sys
 
 import numpy as np
 
-from . import losses
+from . import losses, methods
 from ._validate import int_between, positive, step_count, writable_path
 from .compare import compare
 from .loss import Loss
-from .schemes import SCHEMES
 
 __all__ = ["main", "resolve_loss"]
 
@@ -99,20 +99,33 @@ def _cmd_compare(args):
     positive(args.eta, "--eta")
     step_count(args.steps, "--steps", loss.n)
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
-    unknown = [s for s in schemes if s not in SCHEMES]
-    if unknown:
-        raise UsageError(f"--schemes: unknown scheme {unknown[0]!r}; choose from "
-                         f"{', '.join(SCHEMES)}.")
+    for name in schemes:
+        try:
+            methods.get(name, "scheme").reference_flow({}, 1.0)
+        except ValueError as err:
+            raise UsageError(f"--schemes: {err}") from None
     print(f"comparing the flow of L = {loss.expr} from x0 = {x0.tolist()} with "
           f"{', '.join(schemes)} (eta = {args.eta:g}, {args.steps} steps)", flush=True)
     result = compare(loss, x0, args.eta, args.steps, schemes=schemes,
                      flow_method=args.flow_method,
                      progress=lambda text: print(f"  ... {text}", file=sys.stderr, flush=True))
-    print(result.table(rows=args.rows))
+    print(result.summary(rows=args.rows))
     if plot:
         from .plot import comparison_figure
         comparison_figure(result, loss).savefig(plot, dpi=110)
         print(f"wrote {plot}")
+    return 0
+
+
+def _cmd_methods(args):
+    print(f"{'name':<19s} {'short':<7s} {'kind':<7s} {'order':>5s}  {'discretizes':<16s} "
+          f"{'time/step':<10s} accepts")
+    for m in methods.REGISTRY.values():
+        order = "" if m.order is None else f"{m.order:g}"
+        print(f"{m.name:<19s} {m.short or '':<7s} {m.kind:<7s} {order:>5s}  "
+              f"{(m.flow or '') if m.kind == 'scheme' else '':<16s} "
+              f"{m.step_time if m.kind == 'scheme' else '':<10s} "
+              f"{', '.join(sorted(m.accepts))}")
     return 0
 
 
@@ -148,8 +161,8 @@ def _cmd_critical(args):
                              f"{2 * loss.n} (low,high per variable), got {values.size}.")
         bounds = values.reshape(-1, 2)
         bounds = bounds[0] if len(bounds) == 1 else bounds
-    elif loss.facts is not None and loss.facts.box is not None:
-        bounds = loss.facts.box
+    elif loss.facts is not None and loss.facts.bounds is not None:
+        bounds = loss.facts.bounds
     else:
         raise UsageError("give the search box with --bounds low,high (or low,high per "
                          "variable).")
@@ -172,7 +185,9 @@ def build_parser():
     comp.add_argument("--x0", help="start, comma separated (named losses have a default)")
     comp.add_argument("--eta", type=float, default=1e-3, help="step size (default 1e-3)")
     comp.add_argument("--steps", type=int, default=2000, help="number of steps (default 2000)")
-    comp.add_argument("--schemes", default="gd,prox", help="comma separated (default gd,prox)")
+    comp.add_argument("--schemes", default="gd,pp",
+                      help="comma separated names or short names (default gd,pp: gradient "
+                           "descent and proximal point; 'flowsim methods' lists them)")
     comp.add_argument("--flow-method", default="auto",
                       help="solver of the reference flow (auto: DOP853, Radau once stiff)")
     comp.add_argument("--rows", type=int, default=11, help="rows of the printed table")
@@ -182,6 +197,8 @@ def build_parser():
     crit.add_argument("loss")
     crit.add_argument("--bounds", help="low,high for every variable, or low,high per variable")
     crit.set_defaults(run=_cmd_critical)
+    meth = sub.add_parser("methods", help="the registered flows and schemes")
+    meth.set_defaults(run=_cmd_methods)
     info = sub.add_parser("info", help="variables, gradient, Hessian, known critical points")
     info.add_argument("loss")
     info.set_defaults(run=_cmd_info)

@@ -9,9 +9,14 @@ import enum
 from dataclasses import dataclass, field
 
 import numpy as np
-from .trajectory import Picklable
+from .results import Picklable
 
-__all__ = ["PointKind", "KnownPoint", "LossFacts"]
+__all__ = ["PointKind", "KnownPoint", "LossFacts", "kind_of_spectrum", "ZERO_EIGENVALUE"]
+
+#: Relative size below which a Hessian eigenvalue counts as zero: |lambda| <= ZERO_EIGENVALUE
+#: * max(1, max |lambda|). Above the rounding of an eigensolver on a Hessian accurate to a
+#: few ulps (about 1e-13 relative), below any curvature a loss of interest has.
+ZERO_EIGENVALUE = 1e-8
 
 
 class PointKind(str, enum.Enum):
@@ -24,6 +29,35 @@ class PointKind(str, enum.Enum):
 
     def __str__(self):
         return self.value
+
+
+def kind_of_spectrum(eigenvalues, tol=ZERO_EIGENVALUE):
+    """The kind of a critical point from its Hessian eigenvalues: the one rule flowsim uses.
+
+    Parameters
+    ----------
+    eigenvalues : array_like, shape (n,)
+    tol : float
+        An eigenvalue with |lambda| <= tol * max(1, max |lambda|) counts as zero.
+
+    Returns
+    -------
+    PointKind
+        ``DEGENERATE`` if any eigenvalue counts as zero, else ``MINIMUM`` (all positive),
+        ``MAXIMUM`` (all negative) or ``SADDLE``.
+
+    Examples
+    --------
+    >>> kind_of_spectrum([2.0, -1.0]).value, kind_of_spectrum([1.0, 1e-12]).value
+    ('saddle', 'degenerate')
+    """
+    lam = np.asarray(eigenvalues, dtype=float)
+    scale = max(1.0, float(np.max(np.abs(lam))))
+    if np.any(np.abs(lam) <= tol * scale):
+        return PointKind.DEGENERATE
+    if np.all(lam > 0):
+        return PointKind.MINIMUM
+    return PointKind.MAXIMUM if np.all(lam < 0) else PointKind.SADDLE
 
 
 @dataclass(frozen=True)
@@ -59,10 +93,10 @@ class LossFacts(Picklable):
         Critical points from the literature or the closed form.
     complete : bool
         Whether ``critical_points`` lists every critical point (of the whole space, or of
-        ``box`` where one is given).
+        ``bounds`` where they are given).
     min_value : float or None
         The global minimum value L*, where known.
-    box : tuple of (float, float), or None
+    bounds : tuple of (float, float), or None
         The usual search box per variable, where the list is complete only inside it.
     flow_solution : callable or None
         ``flow_solution(t, x0)`` -> the exact gradient-flow state, shape ``(n,)``, where a
@@ -73,7 +107,7 @@ class LossFacts(Picklable):
     critical_points: tuple = ()
     complete: bool = False
     min_value: float | None = None
-    box: tuple | None = None
+    bounds: tuple | None = None
     flow_solution: object = field(default=None, repr=False, compare=False)
 
     @property

@@ -1,7 +1,7 @@
 """Named test losses, each a :class:`~flowsim.Loss` carrying what is known about it.
 
 Every loss's ``facts`` (:class:`~flowsim.facts.LossFacts`) lists critical points with their
-kind, the minimum value where known, the usual search box, and a closed-form gradient flow
+kind, the minimum value where known, the usual search bounds, and a closed-form gradient flow
 where one exists. Critical points quoted in the literature to a few digits are polished to
 machine precision with :func:`scipy.optimize.root` on the compiled gradient.
 """
@@ -14,11 +14,11 @@ import scipy.linalg
 import scipy.optimize
 import sympy as sp
 
-from ._parse import real_symbol
+from .loss._parse import real_symbol
 from ._validate import finite, int_between, nonnegative, positive, real_array
-from .facts import KnownPoint, LossFacts, PointKind
+from .facts import KnownPoint, LossFacts, PointKind, kind_of_spectrum
 from .loss import Loss
-from .prox import L1
+from .prox import L1, Composite
 
 __all__ = ["quadratic", "ill_conditioned_quadratic", "rosenbrock", "himmelblau",
            "six_hump_camel", "beale", "monkey_saddle", "saddle", "double_well",
@@ -41,11 +41,11 @@ def _polish(loss, point):
     return sol.x
 
 
-def _with_facts(loss, name, points, *, complete, min_value=None, box=None, flow=None,
+def _with_facts(loss, name, points, *, complete, min_value=None, bounds=None, flow=None,
                 polish=True):
     known = tuple(KnownPoint(_polish(loss, p) if polish else p, kind, is_global)
                   for p, kind, is_global in points)
-    return loss.with_facts(LossFacts(name, known, complete, min_value, box, flow))
+    return loss.with_facts(LossFacts(name, known, complete, min_value, bounds, flow))
 
 
 def _symbols(n, prefix="x"):
@@ -98,15 +98,6 @@ class QuadraticFlow:
             (np.asarray(x0, float) - self.x_star)
 
 
-def _kind_of_spectrum(eigs, tol=1e-12):
-    scale = max(1.0, np.max(np.abs(eigs)))
-    if np.any(np.abs(eigs) <= tol * scale):
-        return DEGEN
-    if np.all(eigs > 0):
-        return MIN
-    return MAX if np.all(eigs < 0) else SADDLE
-
-
 def quadratic(A, x_star=None):
     """L(x) = 1/2 (x - x*)^T A (x - x*), with its closed-form gradient flow.
 
@@ -139,7 +130,7 @@ def quadratic(A, x_star=None):
                     for i in range(n) for j in range(i, n) if A[i, j]])
     loss = Loss(expr, variables=[x.name for x in xs])
     eigs = np.linalg.eigvalsh(A)
-    kind = _kind_of_spectrum(eigs)
+    kind = kind_of_spectrum(eigs)
 
     min_value = 0.0 if np.all(eigs >= 0) else None
     return _with_facts(loss, f"quadratic(n={n})", [(x_star, kind, kind is MIN)],
@@ -201,7 +192,7 @@ def himmelblau():
               ((0.086677504555, 2.884254701175), SADDLE, False),
               ((3.385154183607, 0.073851879838), SADDLE, False)]
     return _with_facts(loss, "himmelblau", points, complete=True, min_value=0.0,
-                       box=((-5.0, 5.0), (-5.0, 5.0)))
+                       bounds=((-5.0, 5.0), (-5.0, 5.0)))
 
 
 def six_hump_camel():
@@ -220,7 +211,7 @@ def six_hump_camel():
             ((1.638067984190, 0.228674069044), SADDLE, False)]
     points = half + [((-p[0], -p[1]), k, g) for p, k, g in half] + [((0.0, 0.0), SADDLE, False)]
     return _with_facts(loss, "six_hump_camel", points, complete=True,
-                       min_value=-1.031628453489877, box=((-3.0, 3.0), (-2.0, 2.0)))
+                       min_value=-1.031628453489877, bounds=((-3.0, 3.0), (-2.0, 2.0)))
 
 
 def beale():
@@ -230,7 +221,7 @@ def beale():
     points = [((3.0, 0.5), MIN, True), ((0.0, 1.0), SADDLE, False),
               ((0.100537937324, -2.644513585023), SADDLE, False)]
     return _with_facts(loss, "beale", points, complete=False, min_value=0.0,
-                       box=((-4.5, 4.5), (-4.5, 4.5)))
+                       bounds=((-4.5, 4.5), (-4.5, 4.5)))
 
 
 def monkey_saddle():
@@ -289,7 +280,7 @@ def least_squares(X, y):
     loss = Loss(_quadratic_expr(A, b, y @ y / (2 * N), ws), variables=[w.name for w in ws])
     w_star = np.linalg.lstsq(X, y, rcond=None)[0]
     min_value = float(np.sum((X @ w_star - y) ** 2) / (2 * N))
-    kind = _kind_of_spectrum(np.linalg.eigvalsh(A))
+    kind = kind_of_spectrum(np.linalg.eigvalsh(A))
 
     return _with_facts(loss, f"least_squares(N={N}, d={d})", [(w_star, kind, True)],
                        complete=kind is MIN, min_value=min_value,
@@ -331,29 +322,6 @@ def logistic_regression(X, y, lam=0.0):
     data["t"] = y
     loss = Loss.from_samples(per_sample, data, variables=[w.name for w in ws])
     return loss.with_facts(LossFacts(f"logistic_regression(N={X.shape[0]}, d={d})"))
-
-
-@dataclass(frozen=True)
-class Composite:
-    """A loss L = f + g with f smooth and g given by its proximal operator.
-
-    Attributes
-    ----------
-    smooth : Loss
-        f, with value, gradient and Hessian.
-    penalty : object
-        g, with ``value(x)`` and ``prox(v, eta)`` (see :mod:`flowsim.prox`).
-    full : Loss
-        f + g compiled as one (non-smooth) loss, for values and subgradients.
-    """
-
-    smooth: Loss
-    penalty: object
-    full: Loss
-
-    def value(self, x):
-        """L(x) = f(x) + g(x), shape ``(...)`` for ``x`` of shape ``(..., n)``."""
-        return self.smooth.value(x) + self.penalty.value(x)
 
 
 def lasso(X, y, lam):

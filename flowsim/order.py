@@ -1,10 +1,10 @@
 """Empirical order of convergence of a scheme to the flow it discretizes.
 
 Halving the step h of a scheme of order p divides its global error, the largest distance
-max_k |x_k - x(t_k)| over a fixed time span, by 2^p. GD, proximal point and SGD-free schemes
-step the gradient flow with h = eta; heavy ball and Nesterov step their own second-order
-ODEs with h = sqrt(eta) (heavy ball at a fixed friction gamma, so its momentum
-beta = 1 - gamma h follows h). Levels whose error sits at the rounding floor say nothing about
+max_k |x_k - x(t_k)| over a fixed time span, by 2^p. Which ODE a scheme follows and its ODE
+step h (eta, or sqrt(eta) for heavy ball and Nesterov) come from :mod:`flowsim.methods`;
+the heavy ball is held at a fixed friction gamma, so its momentum beta = 1 - gamma h
+follows h. Levels whose error sits at the rounding floor say nothing about
 the order and are left out of the fit, and the report says which.
 """
 from __future__ import annotations
@@ -14,29 +14,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._ode import METHODS
+from . import methods
 from ._validate import (as_loss, choice, int_between, positive, real_array, start_points,
                         step_count)
-from .compare import _reference_flow
-from .schemes import SCHEMES
-from .trajectory import Picklable
+from .compare import reference_flow
+from .flows._solver import METHODS as SOLVERS
+from .results import Report
 
 __all__ = ["ConvergenceOrder", "convergence_order", "MAX_LADDER_STEPS"]
 
 #: Most steps :func:`convergence_order` runs over its whole ladder of step sizes.
 MAX_LADDER_STEPS = 10_000_000
-#: Schemes with a reference ODE, and how the ODE's step h relates to eta.
-_STEP_OF_ETA = {"gd": "eta", "prox": "eta", "heun": "eta", "heavy_ball": "sqrt",
-                "nesterov": "sqrt"}
 
 
 @dataclass(frozen=True)
-class ConvergenceOrder(Picklable):
+class ConvergenceOrder(Report):
     """Empirical order of convergence of a scheme to its ODE over [0, T].
 
     Attributes
     ----------
     scheme : str
+        The scheme's registry name.
     order : float
         Slope of log(global error) against log(h), least squares over the levels kept.
     etas : ndarray, shape (k,)
@@ -65,6 +63,8 @@ class ConvergenceOrder(Picklable):
     t_end: float
     warning: str | None = None
 
+    _series = ("etas", "steps", "errors", "used")
+
     def summary(self):
         """One line: the order, the levels used and any warning."""
         dropped = int((~self.used).sum())
@@ -76,16 +76,17 @@ class ConvergenceOrder(Picklable):
 
 def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
                       friction=1.0, flow_method="DOP853", rtol=1e-13, atol=1e-15):
-    """Empirical order of a scheme against the ODE it discretizes, from the global error.
+    r"""Empirical order of a scheme against the ODE it discretizes, from the global error.
 
     Parameters
     ----------
     loss : Loss or str
     x0 : array_like, shape (n,)
-    scheme : {"gd", "prox", "heun", "heavy_ball", "nesterov"}
-        GD, proximal point and Heun against the gradient flow; heavy ball against
-        x'' + gamma x' + grad L = 0 and Nesterov (r = 3) against x'' + (3/t) x' + grad L = 0,
-        both with ODE step h = sqrt(eta).
+    scheme : str
+        A registered scheme with a flow (:mod:`flowsim.methods`, registry or short name):
+        GD, proximal point, Heun and Newton against their first-order flows; heavy ball
+        against x'' + gamma x' + grad L = 0 and Nesterov (r = 3) against
+        x'' + (3/t) x' + grad L = 0, both with ODE step h = sqrt(eta).
     t_end : float
         The time span T = N h.
     etas : array_like, optional
@@ -102,12 +103,12 @@ def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
     Returns
     -------
     ConvergenceOrder
-        About 1 for gd, prox, heavy_ball and nesterov, about 2 for heun.
+        Near the record's ``order``: about 1 for gd, pp, newton, hb and nag, 2 for heun.
 
     Notes
     -----
-    .. math:: e(h) = \\max_j |x^{(h)}(t_j) - x(t_j)| \\approx C h^p, \\qquad
-              p = \\frac{d \\log e}{d \\log h}
+    .. math:: e(h) = \max_j |x^{(h)}(t_j) - x(t_j)| \approx C h^p, \qquad
+              p = \frac{d \log e}{d \log h}
 
     Examples
     --------
@@ -117,14 +118,16 @@ def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
     loss = as_loss(loss)
     x0 = start_points(x0, loss.n, batch=False)
     t_end = positive(t_end, "t_end")
-    if scheme not in _STEP_OF_ETA:
-        raise ValueError(f"scheme must be one of {', '.join(map(repr, _STEP_OF_ETA))} (a "
-                         f"scheme with a reference ODE), got {scheme!r}.")
+    record = methods.get(scheme, "scheme")
+    record.reference_flow({}, 1.0)  # refuses a scheme with no flow
+    if record.order is None:
+        raise ValueError(f"scheme: {record.name} has no deterministic order (it is "
+                         "stochastic); choose a deterministic scheme.")
     friction = positive(friction, "friction")
-    choice(flow_method, tuple(METHODS) + ("auto",), "flow_method")
+    choice(flow_method, tuple(SOLVERS) + ("auto",), "flow_method")
     positive(rtol, "rtol")
     positive(atol, "atol")
-    root = _STEP_OF_ETA[scheme] == "sqrt"
+    root = record.step_time == "sqrt(eta)"
     if etas is None:
         levels = int_between(levels, "levels", 3, 16)  # a slope needs three points to mean
         with np.errstate(all="ignore"):
@@ -134,8 +137,10 @@ def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
                              "loss's domain.")
         lam = max(np.abs(np.linalg.eigvalsh(H)).max(), 1e-12)
         h0 = min(t_end / 8, (0.2 / math.sqrt(lam)) if root else 0.2 / lam)
-        if scheme == "heavy_ball":
+        if record.fixed_ode is not None:
             h0 = min(h0, 0.5 / friction)  # momentum 1 - gamma h must stay positive
+        if record.max_eta is not None:
+            h0 = min(h0, record.max_eta)
         counts = math.ceil(t_end / h0) * 2 ** np.arange(levels)
     else:
         etas = real_array(etas, "etas")
@@ -153,10 +158,14 @@ def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
                          f"all (more than {MAX_LADDER_STEPS:,}); give fewer levels, larger "
                          "etas or a shorter t_end.")
     grid = np.linspace(0.0, t_end, counts[0] + 1)
-    # the scheme's own ODE, built where compare builds it; at the coarsest step h_0 the
-    # momentum 1 - gamma h_0 gives back the friction gamma = (1 - beta) / h_0
-    _, reference = _reference_flow(scheme, loss, x0, t_end, int(counts[0]), flow_method,
-                                   rtol, atol, {"momentum": 1 - friction * t_end / counts[0]})
+    # the scheme's own ODE, built where compare builds it; a scheme that holds its ODE
+    # fixed (the heavy ball: momentum 1 - gamma h gives back the friction gamma at every h)
+    def options_at(h):
+        return record.fixed_ode(h, friction) if record.fixed_ode is not None else {}
+
+    h0 = t_end / counts[0]
+    _, _, reference = reference_flow(record, loss, x0, t_end, h0, options_at(h0), flow_method,
+                                     rtol, atol)
     if reference.ts[-1] < t_end * (1 - 1e-12):
         raise ValueError(f"t_end: the reference ODE ended at t = {reference.ts[-1]:.6g} "
                          f"({reference.status.value}: {reference.message}); measure the order "
@@ -165,9 +174,7 @@ def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
     hs = t_end / counts
     errors = []
     for n_steps, h in zip(counts, hs):
-        eta = h * h if root else h
-        options = {"momentum": 1 - friction * h} if scheme == "heavy_ball" else {}
-        traj = SCHEMES[scheme](loss, x0, eta, int(n_steps), **options)
+        traj = record.function(loss, x0, record.eta_of(h), int(n_steps), **options_at(h))
         stride = int(n_steps // counts[0])
         xs = traj.xs[::stride]
         errors.append(np.max(np.linalg.norm(xs - x_ref[:len(xs)], axis=1))
@@ -188,6 +195,6 @@ def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
     else:
         warning = ("fewer than two levels lie above the rounding floor (or the scheme "
                    "diverged); use larger steps or a longer t_end")
-    return ConvergenceOrder(scheme, order, hs ** 2 if root else hs, hs, errors, used,
+    return ConvergenceOrder(record.name, order, record.eta_of(hs), hs, errors, used,
                             float(floor), t_end, warning)
 

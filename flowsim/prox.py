@@ -20,7 +20,7 @@ import numpy as np
 from ._validate import nonnegative, real_array
 
 __all__ = ["L1", "L2Squared", "ElasticNet", "Box", "NonNegative", "GroupL1",
-           "MoreauEnvelope"]
+           "MoreauEnvelope", "Composite"]
 
 
 def _check_weight(value, name):
@@ -296,3 +296,26 @@ class MoreauEnvelope:
         """grad M(x), same shape as ``x``."""
         x = _array(x)
         return (x - self.penalty.prox(x, self.eta)) / self.eta
+
+
+@dataclass(frozen=True)
+class Composite:
+    """A loss L = f + g with f smooth and g given by its proximal operator.
+
+    Attributes
+    ----------
+    smooth : Loss
+        f, with value, gradient and Hessian.
+    penalty : object
+        g, with ``value(x)`` and ``prox(v, eta)`` (see :mod:`flowsim.prox`).
+    full : Loss
+        f + g compiled as one (non-smooth) loss, for values and subgradients.
+    """
+
+    smooth: object
+    penalty: object
+    full: object
+
+    def value(self, x):
+        """L(x) = f(x) + g(x), shape ``(...)`` for ``x`` of shape ``(..., n)``."""
+        return self.smooth.value(x) + self.penalty.value(x)

@@ -69,7 +69,7 @@ def test_every_flow_has_a_step_budget():
                             max_steps=500)
     assert traj.status is Status.FAILED and "max_steps = 500" in traj.message
     assert traj.n_points == 501
-    from flowsim._ode import default_max_steps
+    from flowsim.flows._solver import default_max_steps
     assert default_max_steps(2) == 100_000 and default_max_steps(10 ** 6) == 1000
 
 

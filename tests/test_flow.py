@@ -211,7 +211,7 @@ def test_batch_keeps_error_control_per_start(method):
 
 
 def test_stacked_error_norm_is_the_worst_start():
-    from flowsim._ode import stacked
+    from flowsim.flows._solver import stacked
     cls, factor = stacked("RK45", 3)
     assert factor == 1.0
     solver = cls(lambda t, y: -y, 0.0, np.ones(6), 1.0)

@@ -230,7 +230,7 @@ def test_printer_helper_names_are_plain_variables():
 
 
 def test_generated_code_holds_only_whitelisted_names():
-    from flowsim._audit import PRINTER_NAMES, audit_source
+    from flowsim.loss._audit import PRINTER_NAMES, audit_source
     import ast
     import inspect
     exprs = ["exp(x)*log(y) + sqrt(x) + sin(x)*cos(y) + tan(x) + asin(x/9) + acos(y/9)",
@@ -258,7 +258,7 @@ def test_generated_code_holds_only_whitelisted_names():
 
 
 def test_audit_refuses_code_outside_the_whitelist():
-    from flowsim._audit import audit_source
+    from flowsim.loss._audit import audit_source
     namespace = {}
     exec("def sneaky(a):\n    return os.system(a)\n", namespace)  # noqa: S102 - test input
     import linecache
@@ -561,7 +561,7 @@ FORMULAS = st.recursive(_LEAVES, _extend, max_leaves=8)
 @settings(max_examples=60, deadline=None)
 @given(FORMULAS, st.lists(st.floats(-2, 2), min_size=3, max_size=3))
 def test_random_formulas_round_trip_and_agree_with_sympy(text, point):
-    from flowsim._parse import parse_formula
+    from flowsim.loss._parse import parse_formula
     expr, _ = parse_formula(text)
     if not expr.free_symbols:
         with pytest.raises(ValueError):

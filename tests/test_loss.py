@@ -6,7 +6,7 @@ import scipy.sparse
 import sympy as sp
 from scipy.optimize import rosen, rosen_der, rosen_hess
 
-import flowsim._compile
+import flowsim.loss._compile
 from flowsim import Loss, losses
 
 from .conftest import central_difference
@@ -131,7 +131,7 @@ def test_variables_order_and_params():
 def test_with_params_does_not_differentiate_again(monkeypatch):
     loss = Loss("a*(x - b)**2", params={"a": 1.0, "b": 0.0})
     calls = []
-    monkeypatch.setattr(flowsim._compile, "_termwise_diff",
+    monkeypatch.setattr(flowsim.loss._compile, "_termwise_diff",
                         lambda *a, **k: calls.append(1))
     moved = loss.with_params(b=3.0)
     assert calls == []

@@ -5,7 +5,7 @@ import pytest
 import sympy as sp
 
 from flowsim import Loss
-from flowsim._parse import natural_key, parse_formula
+from flowsim.loss._parse import natural_key, parse_formula
 
 x, y = sp.symbols("x y", real=True)
 

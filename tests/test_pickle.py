@@ -95,7 +95,7 @@ def test_unpickled_loss_passes_the_gate_again():
     # a pickle names the rebuilding function and its arguments; a forged expression in them
     # meets the same gate as any input
     import sympy as sp
-    from flowsim._construction import rebuild_loss
+    from flowsim.loss._construction import rebuild_loss
     x = sp.Symbol("x", real=True)
     func, state = Loss("x**2").__reduce__()
     assert func is rebuild_loss and func(*state).value([2.0]) == 4.0

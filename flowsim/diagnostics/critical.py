@@ -7,16 +7,15 @@ import numpy as np
 import scipy.optimize
 import sympy as sp
 
-from .._validate import (as_loss, int_between, positive, real_array,
-                         seed_value, start_points)
-from ..facts import PointKind
-from ..trajectory import Picklable
+from .._validate import (as_loss, check_bounds, hessian_at, int_between, positive, seed_value)
+from ..facts import ZERO_EIGENVALUE, PointKind, kind_of_spectrum
+from ..results import Report
 
-__all__ = ["CriticalPoint", "classify", "critical_points", "check_bounds", "hessian_at"]
+__all__ = ["CriticalPoint", "classify", "critical_points"]
 
 
 @dataclass(frozen=True)
-class CriticalPoint(Picklable):
+class CriticalPoint(Report):
     """A point classified by its Hessian.
 
     Attributes
@@ -24,7 +23,7 @@ class CriticalPoint(Picklable):
     point : ndarray, shape (n,)
     value : float
         L(point).
-    gradient_norm : float
+    grad_norm : float
         |grad L(point)| (near machine precision for a found critical point).
     eigenvalues : ndarray, shape (n,)
         Hessian eigenvalues, ascending.
@@ -41,37 +40,25 @@ class CriticalPoint(Picklable):
 
     point: np.ndarray
     value: float
-    gradient_norm: float
+    grad_norm: float
     eigenvalues: np.ndarray
     eigenvectors: np.ndarray
     kind: PointKind
     morse_index: int
     tol: float
 
+    def summary(self):
+        """One line: kind, point, L, |grad L| and the eigenvalues."""
+        return (f"{self.kind.value} at {np.round(self.point, 8).tolist()}: L = {self.value:.10g}, "
+                f"|grad L| = {self.grad_norm:.2g}, eigenvalues "
+                f"{np.round(self.eigenvalues, 6).tolist()} (Morse index {self.morse_index})")
+
     def __repr__(self):
         return (f"CriticalPoint({self.kind.value}, point={np.round(self.point, 8).tolist()}, "
                 f"value={self.value:.8g}, eigenvalues={np.round(self.eigenvalues, 6).tolist()})")
 
 
-def hessian_at(loss, x):
-    """``(loss, x, H)`` for a diagnostic at one point: checked arguments and a finite Hessian.
-
-    Raises
-    ------
-    ValueError
-        For a point of the wrong dimension, or a Hessian that is not finite there.
-    """
-    loss = as_loss(loss)
-    x = start_points(x, loss.n, batch=False, name="x")
-    with np.errstate(all="ignore"):
-        H = loss.hess(x)
-    if not np.all(np.isfinite(H)):
-        raise ValueError(f"x: the Hessian is not finite at {np.round(x, 6).tolist()}; "
-                         "choose a point inside the loss's domain.")
-    return loss, x, H
-
-
-def classify(loss, x, tol=1e-8):
+def classify(loss, x, tol=ZERO_EIGENVALUE):
     """Classify ``x`` by the eigenvalues of the Hessian there.
 
     Parameters
@@ -85,7 +72,7 @@ def classify(loss, x, tol=1e-8):
     Returns
     -------
     CriticalPoint
-        ``gradient_norm`` says whether x is actually critical.
+        ``grad_norm`` says whether x is actually critical.
 
     Raises
     ------
@@ -102,35 +89,10 @@ def classify(loss, x, tol=1e-8):
     with np.errstate(all="ignore"):
         g = loss.grad(x)
     lam, vecs = np.linalg.eigh(H)
+    kind = kind_of_spectrum(lam, tol)
     scale = max(1.0, np.abs(lam).max())
-    if np.any(np.abs(lam) <= tol * scale):
-        kind = PointKind.DEGENERATE
-    elif lam[0] > 0:
-        kind = PointKind.MINIMUM
-    elif lam[-1] < 0:
-        kind = PointKind.MAXIMUM
-    else:
-        kind = PointKind.SADDLE
     return CriticalPoint(x, float(loss.value(x)), float(np.linalg.norm(g)), lam, vecs, kind,
                          int(np.sum(lam < -tol * scale)), tol)
-
-
-def check_bounds(bounds, n):
-    """``bounds`` as an array of shape (n, 2) with lower < upper, finite."""
-    try:
-        B = real_array(bounds, "bounds")
-    except TypeError:
-        raise ValueError("bounds must be numbers: (low, high) or one pair per variable.") \
-            from None
-    if B.shape == (2,):
-        B = np.tile(B, (n, 1))
-    if B.shape != (n, 2):
-        raise ValueError(f"bounds must be one (low, high) pair or {n} pairs, got shape "
-                         f"{B.shape}.")
-    if not np.all(np.isfinite(B)) or np.any(B[:, 0] >= B[:, 1]):
-        raise ValueError("bounds must be finite with low < high for every variable (the box "
-                         "is empty or inverted).")
-    return B
 
 
 def _symbolic_candidates(loss, max_degree=40):
@@ -189,7 +151,7 @@ def _newton_candidates(loss, B, n_starts, seed, iterations=60):
     return X
 
 
-def critical_points(loss, bounds, *, method="auto", n_starts=400, seed=0, tol=1e-8,
+def critical_points(loss, bounds, *, method="auto", n_starts=400, seed=0, tol=ZERO_EIGENVALUE,
                     margin=1e-9):
     """Find the critical points of ``loss`` in a box, classified.
 

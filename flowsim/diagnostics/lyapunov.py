@@ -13,19 +13,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validate import as_loss, finite, one_trajectory, positive
-from ..trajectory import Picklable
+from ..results import Report
 
 __all__ = ["LyapunovReport", "lyapunov"]
 
 
 @dataclass(frozen=True)
-class LyapunovReport(Picklable):
+class LyapunovReport(Report):
     """V = L - L* along a trajectory, with the checks the theory asks for.
 
     Attributes
     ----------
-    l_star : float
-    l_star_source : str
+    min_value : float
+    min_value_source : str
         ``"given"``, ``"known minimum"`` (the loss's facts) or ``"lowest value found"``.
     ts, V : ndarray, shape (n_points,)
     monotone : bool
@@ -59,8 +59,8 @@ class LyapunovReport(Picklable):
     set_distance_decreasing : bool or None
     """
 
-    l_star: float
-    l_star_source: str
+    min_value: float
+    min_value_source: str
     ts: np.ndarray
     V: np.ndarray
     monotone: bool
@@ -77,9 +77,11 @@ class LyapunovReport(Picklable):
     nesterov_energy: np.ndarray | None = None
     nesterov_energy_decreasing: bool | None = None
 
+    _series = ("ts", "V", "set_distance", "nesterov_energy")
+
     def summary(self):
         """A few lines of text."""
-        lines = [f"V = L - L* with L* = {self.l_star:.10g} ({self.l_star_source}); V from "
+        lines = [f"V = L - L* with L* = {self.min_value:.10g} ({self.min_value_source}); V from "
                  f"{self.V[0]:.6g} to {self.V[-1]:.6g}; "
                  + ("monotone" if self.monotone else
                     f"rose at {len(self.rises)} steps (largest {self.rise_sizes.max():.3g})")]
@@ -105,15 +107,15 @@ def _rounding(values):
     return 64 * np.finfo(float).eps * (1 + np.abs(values))
 
 
-def lyapunov(trajectory, loss, l_star=None, *, lipschitz=None, friction=None, distance=None):
+def lyapunov(loss, trajectory, min_value=None, *, lipschitz=None, friction=None, distance=None):
     """Check V(x) = L(x) - L* as a Lyapunov function along ``trajectory``.
 
     Parameters
     ----------
+    loss : Loss
     trajectory : Trajectory
         A flow (with its dense solution) or a discrete run.
-    loss : Loss
-    l_star : float, optional
+    min_value : float, optional
         L*; by default the loss's known minimum value, else the lowest value on the path.
     lipschitz : float, optional
         A bound lambda on the Hessian's spectral norm, to check the descent lemma of a
@@ -132,7 +134,7 @@ def lyapunov(trajectory, loss, l_star=None, *, lipschitz=None, friction=None, di
     --------
     >>> from flowsim import losses, gradient_flow
     >>> L = losses.himmelblau()
-    >>> r = lyapunov(gradient_flow(L, [0.0, 0.0], 2.0), L)
+    >>> r = lyapunov(L, gradient_flow(L, [0.0, 0.0], 2.0))
     >>> r.monotone and r.max_relative_mismatch < 1e-3
     True
     """
@@ -147,21 +149,21 @@ def lyapunov(trajectory, loss, l_star=None, *, lipschitz=None, friction=None, di
                         "None.")
     if lipschitz is not None:
         lipschitz = positive(lipschitz, "lipschitz")
-    if l_star is not None:
-        l_star, source = finite(l_star, "l_star"), "given"
+    if min_value is not None:
+        min_value, source = finite(min_value, "min_value"), "given"
     elif facts is not None and facts.min_value is not None:
-        l_star, source = float(facts.min_value), "known minimum"
+        min_value, source = float(facts.min_value), "known minimum"
     else:
-        l_star, source = float(np.min(values)), "lowest value found"
+        min_value, source = float(np.min(values)), "lowest value found"
     energy = trajectory.extras.get("energy")
-    V = (values if energy is None else np.asarray(energy)) - l_star
+    V = (values if energy is None else np.asarray(energy)) - min_value
     dV = np.diff(V)
     rises = np.flatnonzero(dV > _rounding(V[:-1]))
-    report = dict(l_star=l_star, l_star_source=source, ts=trajectory.ts, V=V,
+    report = dict(min_value=min_value, min_value_source=source, ts=trajectory.ts, V=V,
                   monotone=not rises.size, rises=rises, rise_sizes=dV[rises])
     if trajectory.dense is not None and len(trajectory.ts) > 1:
         report.update(_flow_rates(trajectory, loss, friction, V))
-        report.update(_nesterov_energy(trajectory, loss, l_star))
+        report.update(_nesterov_energy(trajectory, loss, min_value))
     elif lipschitz is not None and len(trajectory.ts) > 1:
         lam = positive(lipschitz, "lipschitz")
         eta = np.diff(trajectory.ts)
@@ -221,17 +223,17 @@ def _flow_rates(trajectory, loss, friction, V):
             "max_relative_mismatch": float(np.abs(measured - predicted).max() / scale)}
 
 
-def _nesterov_energy(trajectory, loss, l_star):
+def _nesterov_energy(trajectory, loss, min_value):
     """Su-Boyd-Candes energy along a Nesterov ODE path, where a unique minimizer is known."""
-    match = re.match(r"Nesterov ODE \(r=([-+0-9.eE]+)", trajectory.method)
+    match = re.match(r"Nesterov ODE \(r=([-+0-9.eE]+)", trajectory.label)
     facts = loss.facts
-    if match is None or "velocities" not in trajectory.extras or facts is None or \
-            len(facts.global_minimizers) != 1:
+    if trajectory.method != "nesterov_flow" or match is None or facts is None or \
+            "velocities" not in trajectory.extras or len(facts.global_minimizers) != 1:
         return {}
     r = float(match.group(1))
     x_star = facts.global_minimizers[0]
     t, x, v = trajectory.ts, trajectory.xs, trajectory.extras["velocities"]
-    gap = trajectory.values - l_star
+    gap = trajectory.values - min_value
     w = x + t[:, None] * v / (r - 1) - x_star
     energy = 2 * t ** 2 * gap / (r - 1) + (r - 1) * np.sum(w * w, axis=1)
     return {"nesterov_energy": energy,

@@ -7,16 +7,16 @@ import numpy as np
 import scipy.optimize
 
 from .._validate import as_loss, positive, positive_int
-from ..flow import gradient_flow
+from ..flows.gradient import gradient_flow
 from ..schemes import gradient_descent
 from .critical import classify
-from ..trajectory import Picklable
+from ..results import Report
 
 __all__ = ["SaddleEscape", "saddle_escape"]
 
 
 @dataclass(frozen=True)
-class SaddleEscape(Picklable):
+class SaddleEscape(Report):
     """How fast the flow and gradient descent leave a saddle.
 
     Attributes
@@ -115,7 +115,7 @@ def saddle_escape(loss, x_saddle, delta=1e-6, radius=0.1, eta=None, *, max_steps
     rate = float(-lam[0])
     x0 = info.point + delta * vecs[:, 0]
     predicted = float(np.log(radius / delta) / rate)
-    traj = gradient_flow(loss, x0, 4 * predicted, "DOP853", rtol=rtol, atol=atol)
+    traj = gradient_flow(loss, x0, 4 * predicted, method="DOP853", rtol=rtol, atol=atol)
 
     def gap(t):
         return np.linalg.norm(traj.at(t) - info.point) - radius

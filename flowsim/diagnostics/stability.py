@@ -5,16 +5,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import as_loss, int_between, one_trajectory, positive, seed_value
-from ..trajectory import Picklable
-from .critical import check_bounds, hessian_at
+from .._validate import (as_loss, check_bounds, hessian_at, int_between, one_trajectory,
+                         positive, seed_value)
+from ..results import Report
 
 __all__ = ["StabilityReport", "stability", "LipschitzEstimate", "lipschitz_estimate",
            "Sharpness", "sharpness"]
 
 
 @dataclass(frozen=True)
-class StabilityReport(Picklable):
+class StabilityReport(Report):
     """Step-size theory at a point (exact for a quadratic, local otherwise).
 
     Attributes
@@ -33,8 +33,10 @@ class StabilityReport(Picklable):
     flow_rate : float
         lambda_min: the flow contracts like e^{-lambda_min t}.
     eta : float or None
-    gd_factors, prox_factors : ndarray, shape (n,), or None
-        |1 - eta lambda_i| and 1 / (1 + eta lambda_i) for the given eta.
+    flow_factors, gd_factors, prox_factors : ndarray, shape (n,), or None
+        For the given eta, each eigendirection's factor per step: e^{-eta lambda_i} (the
+        exact flow over time eta), |1 - eta lambda_i| (gradient descent) and
+        1 / (1 + eta lambda_i) (proximal point).
     gd_stable : bool or None
         Whether every |1 - eta lambda_i| < 1.
     """
@@ -47,9 +49,12 @@ class StabilityReport(Picklable):
     best_rate: float
     flow_rate: float
     eta: float | None = None
+    flow_factors: np.ndarray | None = None
     gd_factors: np.ndarray | None = None
     prox_factors: np.ndarray | None = None
     gd_stable: bool | None = None
+
+    _series = ("eigenvalues", "flow_factors", "gd_factors", "prox_factors")
 
     def summary(self):
         """A few lines of text."""
@@ -59,10 +64,15 @@ class StabilityReport(Picklable):
                  f"step 2/(lambda_min+lambda_max) = {self.best_step:.6g} with rate "
                  f"{self.best_rate:.6g}; the flow contracts like exp(-{self.flow_rate:.6g} t)"]
         if self.eta is not None:
-            lines.append(f"at eta = {self.eta:g}: GD factors "
-                         f"{np.round(self.gd_factors, 6).tolist()} ("
-                         f"{'stable' if self.gd_stable else 'UNSTABLE'}), proximal point "
-                         f"factors {np.round(self.prox_factors, 6).tolist()}")
+            lines.append(f"per-step factors at x = {np.round(self.point, 6).tolist()}, eta = "
+                         f"{self.eta:g} (GD {'stable' if self.gd_stable else 'UNSTABLE'}):")
+            lines.append(f"  {'lambda':>12s} {'flow e^-eta.l':>14s} {'GD |1-eta.l|':>13s} "
+                         f"{'prox 1/(1+eta.l)':>17s}")
+            for lam, f, g, p in zip(self.eigenvalues, self.flow_factors, self.gd_factors,
+                                    self.prox_factors):
+                note = "  <- GD unstable" if g > 1 else \
+                    ("  <- GD oscillates" if 1 - self.eta * lam < 0 else "")
+                lines.append(f"  {lam:12.5g} {f:14.5g} {g:13.5g} {p:17.5g}{note}")
         return "\n".join(lines)
 
 
@@ -103,13 +113,15 @@ def stability(loss, x, eta=None):
     if eta is not None:
         eta = positive(eta, "eta")
         gd = np.abs(1 - eta * lam)
-        report.update(eta=eta, gd_factors=gd, prox_factors=1 / (1 + eta * lam),
-                      gd_stable=bool(np.all(gd < 1)))
+        with np.errstate(over="ignore"):  # a growing direction far out: its factor is inf
+            flow = np.exp(-eta * lam)
+        report.update(eta=eta, flow_factors=flow, gd_factors=gd,
+                      prox_factors=1 / (1 + eta * lam), gd_stable=bool(np.all(gd < 1)))
     return StabilityReport(**report)
 
 
 @dataclass(frozen=True)
-class LipschitzEstimate(Picklable):
+class LipschitzEstimate(Report):
     """An estimate (from samples, not a bound) of the gradient's Lipschitz constant in a box.
 
     Attributes
@@ -127,6 +139,11 @@ class LipschitzEstimate(Picklable):
     step: float
     at: np.ndarray
     n_samples: int
+
+    def summary(self):
+        """One line: the estimate, its step and where it was seen."""
+        return (f"Lipschitz(grad L) >= {self.value:.6g} (largest |H(x)|_2 over {self.n_samples} "
+                f"samples, at {np.round(self.at, 6).tolist()}); step 1/L = {self.step:.6g}")
 
 
 def lipschitz_estimate(loss, bounds, n_samples=4096, seed=0):
@@ -148,7 +165,7 @@ def lipschitz_estimate(loss, bounds, n_samples=4096, seed=0):
 
 
 @dataclass(frozen=True)
-class Sharpness(Picklable):
+class Sharpness(Report):
     """lambda_max(H(x_k)) along a path, next to 2/eta_k.
 
     Attributes
@@ -167,6 +184,16 @@ class Sharpness(Picklable):
     two_over_eta: np.ndarray
     above: np.ndarray
 
+    _series = ("ts", "lambda_max", "two_over_eta", "above")
+
+    def summary(self):
+        """One line: the range of the sharpness and where it crossed 2/eta."""
+        crossed = np.flatnonzero(self.above)
+        where = (f"above 2/eta at {crossed.size} of {len(self.ts)} points, first at "
+                 f"t = {self.ts[crossed[0]]:.6g}" if crossed.size else "never above 2/eta")
+        return (f"sharpness lambda_max from {np.nanmin(self.lambda_max):.6g} to "
+                f"{np.nanmax(self.lambda_max):.6g}; {where}")
+
 
 def sharpness(loss, trajectory):
     """The sharpness lambda_max(H(x_k)) at every iterate, against 2/eta (edge of stability).
@@ -175,15 +202,34 @@ def sharpness(loss, trajectory):
     ----------
     loss : Loss
     trajectory : Trajectory
-        Iterate k sits at ``ts[k]``; the step from it is ``ts[k+1] - ts[k]``.
+        A discrete run: the step eta_k from iterate k is ``extras["step_sizes"]`` where the
+        scheme records it, else the registry's inverse of its time per step (``ts[k+1] -
+        ts[k]`` for gradient descent, its square for heavy ball and Nesterov). A flow has no
+        step: ``two_over_eta`` is nan.
+
+    Returns
+    -------
+    Sharpness
+
+    Examples
+    --------
+    >>> from flowsim import gradient_descent
+    >>> s = sharpness("x**2 + y**4", gradient_descent("x**2 + y**4", [0.5, 1.0], 0.9, 3))
+    >>> s.lambda_max[0], s.two_over_eta[0], bool(s.above[0])
+    (12.0, 2.2222222222222223, True)
     """
     loss = as_loss(loss)
     one_trajectory(trajectory, loss)
     with np.errstate(all="ignore"):
         lam = np.linalg.eigvalsh(loss.hess(trajectory.xs))[:, -1]
-    steps = np.diff(trajectory.ts)
     two = np.full(len(lam), np.nan)
-    if trajectory.dense is None and steps.size:
-        two[:-1] = 2 / steps
-        two[-1] = two[-2]  # the last iterate's step: the last one taken
+    if trajectory.dense is None and len(lam) > 1:
+        etas = trajectory.extras.get("step_sizes")
+        if etas is None:
+            from ..methods import REGISTRY
+            record = REGISTRY.get(trajectory.method)
+            steps = np.diff(trajectory.ts)
+            etas = record.eta_of(steps) if record is not None else steps
+            etas = np.append(etas, etas[-1])  # the last iterate's step: the last one taken
+        two = 2 / np.asarray(etas, dtype=float)
     return Sharpness(trajectory.ts, lam, two, np.nan_to_num(lam - two, nan=-1.0) > 0)

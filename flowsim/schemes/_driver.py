@@ -4,9 +4,12 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import as_loss, positive, start_points, step_count
-from ..trajectory import Status, Trajectory, cut_at_nonfinite, safe_norm
+from ..schedules import as_schedule, step_sizes
+from .._numeric import safe_norm
+from ..results import Status, Trajectory, cut_at_nonfinite
 
-__all__ = ["StepFailed", "iterate", "finish", "common_arguments", "escape"]
+__all__ = ["StepFailed", "iterate", "finish", "common_arguments", "escape", "schedule_steps",
+           "converged_message"]
 
 
 class StepFailed(Exception):
@@ -20,6 +23,26 @@ def common_arguments(loss, x0, steps, gtol, max_norm, batch=False):
     steps = step_count(steps, "steps", loss.n, x0.shape[0] if x0.ndim == 2 else 1)
     gtol = None if gtol is None else positive(gtol, "gtol")
     return loss, x0, steps, gtol, positive(max_norm, "max_norm")
+
+
+def schedule_steps(eta, steps, name="eta", upper=None, extra=0):
+    """The steps eta_0 .. eta_{steps + extra - 1} of a number or a schedule ``k -> eta_k``.
+
+    Every scheme takes either; ``upper`` bounds each step (Newton's damping is at most 1).
+    ``extra`` steps more than run are returned where a scheme records the step it would
+    take next from its last iterate.
+    """
+    etas = step_sizes(as_schedule(eta)[0], steps + extra)
+    if upper is not None and np.any(etas > upper):
+        k = int(np.flatnonzero(etas > upper)[0])
+        raise ValueError(f"{name} must be at most {upper:g} at every step; step {k} is "
+                         f"{etas[k]:g}.")
+    return etas
+
+
+def converged_message(gnorm, gtol, k):
+    """The message of a run stopped at step ``k`` by |grad L| = ``gnorm`` <= ``gtol``."""
+    return f"|grad L| = {gnorm:.3g} <= gtol = {gtol:g} after {k} steps"
 
 
 def escape(norm, max_norm, k):
@@ -71,7 +94,7 @@ def iterate(loss, x0, steps, step, dts, *, gtol=None, max_norm=1e8, records=()):
                 break
             if gtol is not None and g is not None and np.sqrt(g @ g) <= gtol:
                 status, last = Status.CONVERGED, k
-                message = f"|grad L| = {np.sqrt(g @ g):.3g} <= gtol = {gtol:g} after {k} steps"
+                message = converged_message(np.sqrt(g @ g), gtol, k)
                 break
             if info:
                 for name, value in info.items():
@@ -91,8 +114,8 @@ def iterate(loss, x0, steps, step, dts, *, gtol=None, max_norm=1e8, records=()):
     return xs[:last + 1], ts, status, message, {k: v[:last + 1] for k, v in rec.items()}
 
 
-def finish(loss, xs, ts, status, message, label, before, *, extras=None, values=None,
-           maximize=False, grad_norms=None):
+def finish(loss, xs, ts, status, message, method, label, before, *, extras=None,
+           values=None, maximize=False, grad_norms=None):
     """The Trajectory of a scheme, with the growth test for divergence.
 
     A run that reached its step budget but ended with a worse loss *and* a larger gradient
@@ -115,5 +138,5 @@ def finish(loss, xs, ts, status, message, label, before, *, extras=None, values=
             message = (f"ran all {len(xs) - 1} steps but L went from {values[0]:.6g} to "
                        f"{values[-1]:.6g} and |grad L| grew: the iterates move away "
                        "(is the step above the stability limit?)")
-    return Trajectory(ts, xs, values, grad_norms, status, message, label, extras=extras,
-                      **spent)
+    return Trajectory(ts, xs, values, grad_norms, status, message, method, label,
+                      extras=extras, **spent)

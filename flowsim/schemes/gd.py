@@ -1,19 +1,22 @@
 """Gradient descent: the forward Euler discretization of the gradient flow."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from ..schedules import as_schedule, step_sizes
-from ..trajectory import BatchTrajectory, Status, row_norms
+from .._numeric import row_norms
 from .._validate import positive
-from ._driver import StepFailed, common_arguments, escape, finish, iterate
+from ..results import BatchTrajectory, Status
+from ._driver import (StepFailed, common_arguments, converged_message, escape, finish,
+                      iterate, schedule_steps)
 
 __all__ = ["gradient_descent"]
 
 
 def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0.5,
                      maximize=False, gtol=None, max_norm=1e8):
-    """Gradient descent x_{k+1} = x_k - eta_k grad L(x_k): forward Euler on the flow.
+    r"""Gradient descent x_{k+1} = x_k - eta_k grad L(x_k): forward Euler on the flow.
 
     Parameters
     ----------
@@ -48,7 +51,7 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
 
     Notes
     -----
-    .. math:: x_{k+1} = x_k - \\eta_k \\nabla L(x_k)
+    .. math:: x_{k+1} = x_k - \eta_k \nabla L(x_k)
 
     On L = 1/2 (x - x*)^T A (x - x*) with a fixed step, x_k - x* = (I - eta A)^k (x_0 - x*):
     each eigendirection shrinks by |1 - eta lambda_i| per step against the flow's
@@ -62,29 +65,30 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
     """
     loss, x0, steps, gtol, max_norm = common_arguments(loss, x0, steps, gtol, max_norm,
                                                        batch=True)
-    schedule, _ = as_schedule(eta)
     # one step more than run: the step size recorded at the last iterate is the one the
     # schedule would take from it, so extras["step_sizes"] has no trailing nan
-    recorded = step_sizes(schedule, steps + 1)
+    recorded = schedule_steps(eta, steps, extra=1)
     etas = recorded[:-1]
     if x0.ndim == 2:
         if line_search is not None:
             raise ValueError("line_search works on one start; pass x0 of shape (n,).")
-        return _batch(loss, x0, etas, gtol, max_norm, maximize)
+        return _batch(loss, x0, recorded, gtol, max_norm, maximize)
     if line_search not in (None, "armijo"):
         raise ValueError(f"line_search must be None or 'armijo', got {line_search!r}.")
     c, shrink = positive(c, "c"), positive(shrink, "shrink")
     if not 0 < c < 1 or not 0 < shrink < 1:
         raise ValueError(f"c and shrink must lie in (0, 1), got c={c!r}, shrink={shrink!r}.")
     sign = 1.0 if maximize else -1.0
-    label = ("gradient ascent" if maximize else "gd") + (" + armijo" if line_search else "")
+    label = ("gradient ascent" if maximize else "gradient descent") + \
+        (" + Armijo" if line_search else "")
     before = loss.counts
     if line_search is None:
         fast = _python_float_loop(loss, x0, etas, sign, gtol, max_norm)
         if fast is not None:
             xs, status, message = fast
             ts = np.concatenate([[0.0], np.cumsum(etas[:len(xs) - 1])])
-            return finish(loss, xs, ts, status, message, label, before, maximize=maximize,
+            return finish(loss, xs, ts, status, message, "gradient_descent", label, before,
+                          maximize=maximize,
                           extras={"step_sizes": recorded[:len(xs)]})
     grad = loss._fast("grad")
     value = loss._fast("value")
@@ -114,42 +118,39 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
     if line_search:
         rec["step_sizes"][-1] = recorded[len(xs) - 1]  # the next first trial step
     extras = rec if line_search else {"step_sizes": recorded[:len(xs)]}
-    return finish(loss, xs, ts, status, message, label, before, extras=extras,
-                  maximize=maximize)
+    return finish(loss, xs, ts, status, message, "gradient_descent", label, before,
+                  extras=extras, maximize=maximize)
 
 
 def _python_float_loop(loss, x0, etas, sign, gtol, max_norm):
-    """GD on plain Python floats with the one-point kernel, for losses in few variables.
+    """GD on plain Python floats with the loss's counted float gradient, for few variables.
 
     A numpy update on a 2-vector costs about a microsecond per operation; on floats the
     whole step costs less than the numpy gradient call alone. Returns None (the caller then
-    runs the numpy loop) where no one-point kernel exists or it meets a domain error.
+    runs the array loop) where the loss has no float gradient or it meets a domain error
+    (the gradients spent before that stay counted: they were evaluated).
+    Stops and messages are the driver's, as in :func:`~flowsim.schemes._driver.iterate`.
     """
-    point = loss._c.kernels.point_grad
-    extra = loss._point_extra
-    if point is None or extra is None:
+    grad = loss._float_grad()
+    if grad is None:
         return None
-    raw = point.raw
     xl = x0.tolist()
     out = [xl]
-    steps = [sign * e for e in etas.tolist()]
-    status, message = Status.REACHED_END, f"ran all {len(steps)} steps"
+    status, message = Status.REACHED_END, f"ran all {len(etas)} steps"
     try:
-        for k, e in enumerate(steps):
-            g = raw(*xl, *extra)
+        for k, e in enumerate((sign * etas).tolist()):
+            g = grad(*xl)
             if gtol is not None and sum(b * b for b in g) <= gtol * gtol:
                 status = Status.CONVERGED
-                message = f"|grad L| <= gtol = {gtol:g} after {k} steps"
+                message = converged_message(math.sqrt(sum(b * b for b in g)), gtol, k)
                 break
             xl = [a + e * b for a, b in zip(xl, g)]
+            out.append(xl)
             probe = sum(xl)
             if probe - probe != 0 or max(map(abs, xl)) > max_norm:
-                out.append(xl)
                 break
-            out.append(xl)
     except (ValueError, OverflowError, ZeroDivisionError, TypeError):
         return None
-    loss._counter.grad += len(out) - 1 + (status is Status.CONVERGED)
     xs = np.array(out, dtype=float)
     with np.errstate(all="ignore"):
         norms = row_norms(xs)
@@ -195,10 +196,11 @@ def _hold_at_first_fault(xs, values, grad_norms, max_norm):
     return xs, values, grad_norms, diverged
 
 
-def _batch(loss, X0, etas, gtol, max_norm, maximize):
+def _batch(loss, X0, etas_recorded, gtol, max_norm, maximize):
     """Gradient descent on m starts at once: one batched gradient call per step."""
     sign = 1.0 if maximize else -1.0
     m, n = X0.shape
+    etas = etas_recorded[:-1]
     steps = len(etas)
     grad = loss._fast("grad")
     before = loss.counts
@@ -227,10 +229,16 @@ def _batch(loss, X0, etas, gtol, max_norm, maximize):
     values, grad_norms = values.T, grad_norms.T
     xs, values, grad_norms, diverged = _hold_at_first_fault(xs, values, grad_norms, max_norm)
     statuses = np.where(diverged, Status.DIVERGED, Status.REACHED_END)
+    messages = np.full(m, f"ran all {done} steps", dtype=object)
+    messages[diverged] = (f"left |x| <= max_norm = {max_norm:g} or met a non-finite value; "
+                          "held at its last good iterate")
     if gtol is not None:
-        statuses = np.where(~diverged & (grad_norms[:, -1] <= gtol), Status.CONVERGED,
-                            statuses)
+        small = ~diverged & (grad_norms[:, -1] <= gtol)
+        statuses = np.where(small, Status.CONVERGED, statuses)
+        messages[small] = [converged_message(g, gtol, done) for g in grad_norms[small, -1]]
     ts = np.concatenate([[0.0], np.cumsum(etas[:done])])
-    return BatchTrajectory(ts, xs, values, grad_norms, statuses,
-                           f"ran {done} steps on {m} starts", "gradient ascent" if maximize
-                           else "gd", **spent)
+    name = "gradient ascent" if maximize else "gradient descent"
+    return BatchTrajectory(ts, xs, values, grad_norms, tuple(statuses), tuple(messages),
+                           "gradient_descent", f"{name}, m={m}",
+                           extras={"step_sizes": np.broadcast_to(etas_recorded[:done + 1],
+                                                                 (m, done + 1))}, **spent)

@@ -8,13 +8,11 @@ import scipy.optimize
 import scipy.sparse
 import scipy.sparse.linalg
 
-from ..schedules import as_schedule, step_sizes
 from .._validate import positive, positive_int
-from ._driver import StepFailed, common_arguments, finish, iterate
+from ..loss import SPARSE_FROM
+from ._driver import StepFailed, common_arguments, finish, iterate, schedule_steps
 
 __all__ = ["proximal_point", "proximal_step"]
-#: Dimension from which the Newton systems are solved with the sparse Hessian.
-SPARSE_FROM = 100
 
 
 def proximal_step(loss, x, eta, *, tol=1e-12, max_inner=50, c=1e-4):
@@ -153,7 +151,7 @@ def _fallback(loss, x, eta, y0, tol, scale, inner):
 
 def proximal_point(loss, x0, eta, steps, *, tol=1e-12, max_inner=50, gtol=None,
                    max_norm=1e8):
-    """Proximal point x_{k+1} = x_k - eta grad L(x_{k+1}): backward Euler on the flow.
+    r"""Proximal point x_{k+1} = x_k - eta grad L(x_{k+1}): backward Euler on the flow.
 
     Parameters
     ----------
@@ -175,8 +173,8 @@ def proximal_point(loss, x0, eta, steps, *, tol=1e-12, max_inner=50, gtol=None,
 
     Notes
     -----
-    .. math:: x_{k+1} = \\arg\\min_y \\; L(y) + \\frac{|y - x_k|^2}{2\\eta}
-              \\iff x_{k+1} = x_k - \\eta \\nabla L(x_{k+1})
+    .. math:: x_{k+1} = \arg\min_y \; L(y) + \frac{|y - x_k|^2}{2\eta}
+              \iff x_{k+1} = x_k - \eta \nabla L(x_{k+1})
 
     On a quadratic, x_k - x* = (I + eta A)^{-k} (x_0 - x*): every direction contracts by
     1/(1 + eta lambda_i) for any eta > 0, so it is stable where GD blows up, and on a
@@ -189,8 +187,7 @@ def proximal_point(loss, x0, eta, steps, *, tol=1e-12, max_inner=50, gtol=None,
     [1.0, 0.5, 0.25]
     """
     loss, x0, steps, gtol, max_norm = common_arguments(loss, x0, steps, gtol, max_norm)
-    schedule, _ = as_schedule(eta)
-    etas = step_sizes(schedule, steps)
+    etas = schedule_steps(eta, steps)
     tol = positive(tol, "tol")
     max_inner = positive_int(max_inner, "max_inner")
     grad = loss._fast("grad") if gtol is not None else None
@@ -204,4 +201,5 @@ def proximal_point(loss, x0, eta, steps, *, tol=1e-12, max_inner=50, gtol=None,
     xs, ts, status, message, rec = iterate(loss, x0, steps, step, etas, gtol=gtol,
                                            max_norm=max_norm,
                                            records=("inner_iterations", "residuals"))
-    return finish(loss, xs, ts, status, message, "prox", before, extras=rec)
+    return finish(loss, xs, ts, status, message, "proximal_point", "proximal point",
+                  before, extras=rec)

@@ -13,7 +13,7 @@ from ._construction import (as_symbol_names, build_compiled, check_backend, chec
 from ._evaluation import Counter, EvalCounts, Evaluation
 from ._gate import check_name
 from ._parse import natural_key
-from .facts import LossFacts
+from ..facts import LossFacts
 
 __all__ = ["Loss", "EvalCounts", "Budget"]  # EvalCounts is re-exported from ._evaluation
 
@@ -25,7 +25,7 @@ class Loss(Evaluation):
     ----------
     formula : str or sympy.Expr
         The loss, e.g. ``"(1-x)**2 + 100*(y-x**2)**2"``. Strings are parsed by a safe
-        whitelist parser (see :func:`flowsim._parse.parse_formula`), never evaluated.
+        whitelist parser (see :func:`flowsim.loss._parse.parse_formula`), never evaluated.
     variables : sequence of str or sympy.Symbol, optional
         The variables, in the order of the components of ``x``. By default every free symbol
         that is not a parameter, in natural order (``x2`` before ``x10``).
@@ -33,7 +33,7 @@ class Loss(Evaluation):
         Named constants, bound now and changeable with :meth:`with_params` without
         differentiating again.
     backend : {"auto", "symengine", "sympy"}
-        Compiler backend (see :mod:`flowsim._compile`); ``"auto"`` picks symengine for smooth
+        Compiler backend (see :mod:`flowsim.loss._compile`); ``"auto"`` picks symengine for smooth
         losses and sympy for non-smooth ones.
     facts : LossFacts, optional
         Known critical points, minimum value, closed-form flow (named losses set this).
@@ -51,7 +51,7 @@ class Loss(Evaluation):
     Shapes: a point ``(n,)`` gives a float, ``(n,)`` and ``(n, n)``; a batch ``(..., n)``
     gives ``(...)``, ``(..., n)`` and ``(..., n, n)``.
 
-    Every input, text or sympy, passes one gate (:func:`flowsim._gate.check_expression`):
+    Every input, text or sympy, passes one gate (:func:`flowsim.loss._gate.check_expression`):
     whitelisted functions only, real finite constants, no undefined functions, no names
     that collide with functions, and a size budget. A Loss pickles by its expression and is
     compiled again on arrival (once per process: compiled kernels are cached by expression).

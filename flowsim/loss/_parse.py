@@ -293,7 +293,7 @@ def parse_formula(text, budget=None):
     -------
     expr : sympy.Expr
         The expression, with every name a real :class:`sympy.Symbol`. It has not yet passed
-        :func:`flowsim._gate.check_expression` (the Loss constructor runs that on every
+        :func:`flowsim.loss._gate.check_expression` (the Loss constructor runs that on every
         input, text or sympy).
     names : set of str
         The names of the symbols that occur (constants excluded).

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.integrate
 import scipy.sparse
 
-from .trajectory import Status
+from ..results import Status
 
 __all__ = ["METHODS", "IMPLICIT", "AUTO", "integrate", "Integration", "jacobian_for",
            "stacked", "default_max_steps", "spectral_radius"]

@@ -11,10 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse
 
-from ._validate import real_array
-from .trajectory import row_norms
+from .._validate import real_array
+from .._numeric import row_norms
 
-__all__ = ["EvalCounts", "Counter", "Evaluation"]
+__all__ = ["EvalCounts", "Counter", "Evaluation", "SPARSE_FROM"]
+
+#: Dimension from which solvers take the Hessian as a sparse matrix (implicit flows, the
+#: Newton systems of proximal point).
+SPARSE_FROM = 100
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,25 @@ class Evaluation:
             counter.value += X.size // n
             return fast(X)[..., 0]
         return value
+
+    def _float_grad(self):
+        """A counted gradient on Python floats for one point, or None where none exists.
+
+        For loops on losses in a few variables, where a numpy update of a 2-vector costs more
+        than the gradient itself: ``grad(*floats)`` -> a sequence of n floats. It raises
+        ValueError, OverflowError or ZeroDivisionError where the loss is undefined; callers
+        then go back to the array path.
+        """
+        point = self._c.kernels.point_grad
+        extra = self._point_extra
+        if point is None or extra is None:
+            return None
+        raw, counter = point.raw, self._counter
+
+        def grad(*xs):
+            counter.grad += 1
+            return raw(*xs, *extra)
+        return grad
 
     def _fast_hess(self):
         """Counted dense Hessian of one point, shape (n, n), without argument checks."""

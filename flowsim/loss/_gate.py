@@ -1,6 +1,6 @@
 """The one gate every symbolic input passes: whitelisted nodes, real finite constants, a budget.
 
-A loss reaches the compilers either as text (parsed by :mod:`flowsim._parse`) or as a sympy
+A loss reaches the compilers either as text (parsed by :mod:`flowsim.loss._parse`) or as a sympy
 expression built by the user. Both are checked here, in one walk over the expression's DAG
 (shared sub-expressions are visited once, so an exponentially large tree costs linear work):
 
@@ -14,7 +14,7 @@ expression built by the user. Both are checked here, in one walk over the expres
   constant raised to a variable power is refused.
 * **Budget.** The tree size, nesting depth, integer digits and exponents are bounded by a
   :class:`Budget` before any differentiation; the derivative sizes are bounded by the same
-  budget while they are built (:mod:`flowsim._compile`).
+  budget while they are built (:mod:`flowsim.loss._compile`).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Every way into a Loss (a formula, a sympy expression, ``from_samples``, a pickle) passes
 here: names and parameters are checked, the expression goes through the gate
-(:mod:`flowsim._gate`), and compiled kernels are shared by a per-process cache keyed by the
+(:mod:`flowsim.loss._gate`), and compiled kernels are shared by a per-process cache keyed by the
 expression, so a loss that arrives in a worker process is compiled once there.
 """
 from __future__ import annotations
@@ -164,7 +164,7 @@ def rebuild_loss(expr, var_names, param_names, data_names, params, data, facts, 
     check_expression(expr)
     compiled = build_compiled(expr, list(var_names), list(param_names), list(data_names),
                                backend, Budget())
-    from .loss import Loss
+    from .core import Loss
     loss = Loss._from_parts(compiled, params, data, facts)
     loss._counter.value, loss._counter.grad, loss._counter.hess = counts
     return loss

@@ -29,9 +29,9 @@ import scipy.integrate
 import scipy.optimize
 import sympy as sp
 
-from ._compile import compile_kernels, compile_vector
-from ._ode import METHODS
-from .trajectory import Status
+from ..loss._compile import compile_kernels, compile_vector
+from ._solver import METHODS
+from ..results import Status
 
 __all__ = ["KinkModel", "kink_model", "has_kinks", "integrate_nonsmooth"]
 

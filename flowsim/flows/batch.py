@@ -2,7 +2,7 @@
 
 The m paths are one stacked system of size m*n: each right-hand side is one batched gradient
 call, implicit methods get the block-diagonal sparse Jacobian, and each start keeps its own
-error control (:func:`flowsim._ode.stacked`). A start that leaves ``max_norm`` or meets a
+error control (:func:`flowsim.flows._solver.stacked`). A start that leaves ``max_norm`` or meets a
 non-finite gradient is frozen inside the system. A start that breaks the shared solver (its
 path is singular, so the common step collapses) is found at the state where the solver gave
 up, frozen there and marked alone; the others continue from that time in a new stacked
@@ -13,9 +13,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse
 
-from ._ode import AUTO, integrate, jacobian_for, stacked
+from ._solver import AUTO, integrate, jacobian_for, stacked
 from .nonsmooth import has_kinks
-from .trajectory import BatchTrajectory, Status, row_norms
+from .._numeric import row_norms
+from ..results import BatchTrajectory, Status
 
 __all__ = ["batch_gradient_flow", "SegmentedDense"]
 
@@ -109,9 +110,9 @@ def _one_by_one(loss, X, t_end, method, rtol, atol, t_eval, dense_output, gtol, 
                 max_steps):
     """Subgradient flows of a loss with kinks, start by start (each has its own kink events),
     on the common grid t_eval or the union of their steps; a start that ended early is held."""
-    from .flow import gradient_flow
+    from .gradient import gradient_flow
     before = loss.counts
-    runs = [gradient_flow(loss, x0, t_end, method, rtol=rtol, atol=atol, gtol=gtol,
+    runs = [gradient_flow(loss, x0, t_end, method=method, rtol=rtol, atol=atol, gtol=gtol,
                           max_norm=max_norm, max_steps=max_steps) for x0 in X]
     counts = loss.counts.spent_since(before)
     ts = np.unique(np.concatenate([r.ts for r in runs])) if t_eval is None else t_eval
@@ -121,8 +122,8 @@ def _one_by_one(loss, X, t_end, method, rtol, atol, t_eval, dense_output, gtol, 
              for i, r in enumerate(runs)]
     dense = SegmentedDense(spans, np.stack([r.x_final for r in runs]), len(runs), loss.n)
     return BatchTrajectory(ts, xs, values, grad_norms, tuple(r.status for r in runs),
-                           f"{len(runs)} subgradient flows, one per start",
-                           f"subgradient flow, m={len(runs)}",
+                           tuple(r.message for r in runs), "gradient_flow",
+                           f"{runs[0].label}, m={len(runs)}",
                            dense=dense if dense_output else None, **counts)
 
 
@@ -136,8 +137,9 @@ def batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output
     sign = 1.0 if maximize else -1.0
     solver_method = AUTO[0] if method == "auto" else method
     alive, t_now, x_now = np.arange(m), 0.0, X.copy()
-    held, notes = X.copy(), []
+    held = X.copy()
     statuses = np.full(m, Status.REACHED_END, dtype=object)
+    messages = np.full(m, "", dtype=object)
     segments = []
     before = loss.counts
     while True:
@@ -162,8 +164,8 @@ def batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output
         if bad.size == k:
             break
         statuses[alive[bad]] = Status.FAILED
-        notes.append(f"start(s) {alive[bad].tolist()} stopped at t = {run.ts[-1]:.6g}: "
-                     f"{run.message}")
+        messages[alive[bad]] = (f"stopped at t = {run.ts[-1]:.6g}, where it broke the shared "
+                                f"solver ({run.message}); the other starts went on")
         x_now[alive] = last
         alive, t_now = np.delete(alive, bad), run.ts[-1]
     counts = loss.counts.spent_since(before)
@@ -185,10 +187,16 @@ def batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output
     values, grad_norms = loss._observe(xs)
     final, last_g = xs[:, -1], grad_norms[:, -1]
     outside = ~(row_norms(final) <= max_norm) | ~np.isfinite(last_g)
+    messages[alive] = run.message
+    for i in np.flatnonzero(outside):
+        messages[i] = (f"|x| = {row_norms(final[i]):.3g} exceeded max_norm = {max_norm:g} "
+                       f"(or |grad L| is not finite there); frozen where it left")
     statuses = np.where(outside, Status.DIVERGED, statuses)
     if gtol is not None:
-        statuses = np.where(~outside & (last_g <= gtol), Status.CONVERGED, statuses)
-    message = "; ".join(notes + [run.message])
-    return BatchTrajectory(ts, xs, values, grad_norms, tuple(statuses), message,
+        done = ~outside & (last_g <= gtol)
+        statuses = np.where(done, Status.CONVERGED, statuses)
+        messages[done] = [f"|grad L| = {g:.3g} <= gtol = {gtol:g}" for g in last_g[done]]
+    return BatchTrajectory(ts, xs, values, grad_norms, tuple(statuses), tuple(messages),
+                           "gradient_flow",
                            f"gradient {'ascent' if maximize else 'flow'} ({method}), m={m}",
                            dense=dense if dense_output else None, **counts)

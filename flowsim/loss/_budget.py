@@ -1,7 +1,7 @@
 """The size budget of a loss: limits checked before and during symbolic work.
 
-:class:`Budget` bounds what the gate (:mod:`flowsim._gate`) measures on the input and what
-the compiler (:mod:`flowsim._compile`) measures while it differentiates; with the defaults no
+:class:`Budget` bounds what the gate (:mod:`flowsim.loss._gate`) measures on the input and what
+the compiler (:mod:`flowsim.loss._compile`) measures while it differentiates; with the defaults no
 formula under 10,000 characters takes more than a few seconds to compile or to be refused.
 :func:`derivative_bound` predicts the size of a derivative before it is taken.
 """

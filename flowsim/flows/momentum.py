@@ -4,15 +4,17 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse
 
-from ._ode import AUTO, integrate, jacobian_for
-from ._validate import nonnegative, positive, start_points
-from .flow import SPARSE_FROM, _bound_stop, _check_start, _common, _finish, _times
+from ._solver import AUTO, integrate, jacobian_for
+from .._validate import nonnegative, positive, start_points
+from ..loss import SPARSE_FROM
+from ._common import (bound_stop, check_flow_arguments, check_start, finish_flow,
+                      output_times)
 
 __all__ = ["heavy_ball_flow", "nesterov_flow"]
 
 
 def _second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output, max_norm,
-                  max_steps, coefficients, label, t0=0.0, extras=None):
+                  max_steps, coefficients, name, label, t0=0.0, extras=None):
     """Integrate m(t) x'' + c(t) x' + grad L(x) = 0 as a first-order system in (x, v).
 
     ``coefficients(t)`` -> (c, m) gives the friction and the mass at time t.
@@ -20,7 +22,7 @@ def _second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output,
     n = loss.n
     x0 = start_points(x0, n, batch=False)
     v0 = np.zeros(n) if v0 is None else start_points(v0, n, batch=False, name="v0")
-    _check_start(loss, x0)
+    check_start(loss, x0)
 
     def fun(t, y):
         c, m = coefficients(t)
@@ -40,7 +42,7 @@ def _second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output,
 
     options = jacobian_for(method, sparse_jac, dense_jac, 2 * n, n, n >= SPARSE_FROM)
     implicit = jacobian_for(AUTO[1], sparse_jac, dense_jac, 2 * n, n, n >= SPARSE_FROM)
-    bound = _bound_stop(max_norm, n)
+    bound = bound_stop(max_norm, n)
     before = loss.counts
     run = integrate(fun, np.concatenate([x0, v0]), t_end, t0=t0, method=method, rtol=rtol,
                     atol=atol, solver_options=options,
@@ -48,7 +50,7 @@ def _second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output,
                     stop=lambda t, y, s: bound(y), max_steps=max_steps,
                     jacobian=loss._watchdog(sparse_jac if n >= SPARSE_FROM else dense_jac),
                     switch_options=implicit)
-    return _finish(loss, run, t_eval, label, before, split=n, extras=extras)
+    return finish_flow(loss, run, t_eval, name, label, before, split=n, extras=extras)
 
 
 def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method="LSODA",
@@ -84,7 +86,7 @@ def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method=
     >>> bool(np.all(np.diff(traj.extras["energy"]) <= 1e-9))
     True
     """
-    loss, t_end = _common(loss, t_end, method, rtol, atol, max_steps)
+    loss, t_end = check_flow_arguments(loss, t_end, method, rtol, atol, max_steps)
     mass = positive(mass, "mass")
     gamma = nonnegative(friction, "friction")
     n = loss.n
@@ -94,10 +96,11 @@ def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method=
         return {"velocities": v, "energy": mass * np.sum(v ** 2, axis=1) / 2
                 + loss.value(ys[:, :n])}
 
-    return _second_order(loss, x0, v0, t_end, method, rtol, atol, _times(t_eval, t_end),
+    return _second_order(loss, x0, v0, t_end, method, rtol, atol, output_times(t_eval, t_end),
                          dense_output, positive(max_norm, "max_norm"), max_steps,
                          lambda t: (gamma, mass),
-                         f"heavy ball (m={mass:g}, gamma={gamma:g}, {method})", extras=extras)
+                         "heavy_ball_flow", f"heavy ball ODE (m={mass:g}, gamma={gamma:g}, {method})",
+                         extras=extras)
 
 
 def nesterov_flow(loss, x0, t_end, *, r=3.0, t0=0.0, method="LSODA", rtol=1e-8, atol=1e-10,
@@ -135,7 +138,7 @@ def nesterov_flow(loss, x0, t_end, *, r=3.0, t0=0.0, method="LSODA", rtol=1e-8, 
     >>> bool(traj.values[-1] < 0.5 * 9 / 10 ** 2)
     True
     """
-    loss, t_end = _common(loss, t_end, method, rtol, atol, max_steps)
+    loss, t_end = check_flow_arguments(loss, t_end, method, rtol, atol, max_steps)
     r = nonnegative(r, "r")
     t0 = nonnegative(t0, "t0")
     if t0 >= t_end:
@@ -144,7 +147,7 @@ def nesterov_flow(loss, x0, t_end, *, r=3.0, t0=0.0, method="LSODA", rtol=1e-8, 
     def coefficients(t):
         return (r / t, 1.0) if t > 0 else (0.0, 1.0 + r)
 
-    return _second_order(loss, x0, None, t_end, method, rtol, atol, _times(t_eval, t_end),
+    return _second_order(loss, x0, None, t_end, method, rtol, atol, output_times(t_eval, t_end),
                          dense_output, positive(max_norm, "max_norm"), max_steps, coefficients,
-                         f"Nesterov ODE (r={r:g}, {method})", t0=t0,
+                         "nesterov_flow", f"Nesterov ODE (r={r:g}, {method})", t0=t0,
                          extras=lambda ys: {"velocities": ys[:, loss.n:]})

@@ -1,6 +1,6 @@
 """The audit of the Python code sympy generates for a loss, before it is ever called.
 
-The gate (:mod:`flowsim._gate`) decides what may reach a code printer; this module checks
+The gate (:mod:`flowsim.loss._gate`) decides what may reach a code printer; this module checks
 what came out: the source of every function ``sympy.lambdify`` writes is parsed, and only
 arguments, common sub-expressions, the printer's own names and plain arithmetic may occur.
 """

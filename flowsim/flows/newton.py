@@ -1,0 +1,86 @@
+"""The Newton flow dx/dt = -H(x)^{-1} grad L(x), the continuous limit of damped Newton."""
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import positive, start_points
+from ..results import Status
+from ._common import (bound_stop, check_flow_arguments, check_start, converged, finish_flow,
+                      output_times)
+from ._solver import Integration, integrate
+
+__all__ = ["newton_flow"]
+
+
+def newton_flow(loss, x0, t_end, *, method="RK45", rtol=1e-8, atol=1e-10, t_eval=None,
+                dense_output=True, gtol=None, max_norm=1e8,
+                max_steps="default"):
+    """Integrate the Newton flow dx/dt = -H(x)^{-1} grad L(x), the limit of damped Newton.
+
+    Parameters
+    ----------
+    loss : Loss or str
+    x0 : array_like, shape (n,)
+    t_end : float
+    method : str
+        RK45 by default: near a non-degenerate minimum the Newton flow's linearization is -I,
+        so it is not stiff (implicit methods approximate its Jacobian by finite differences).
+    gtol, max_norm, max_steps
+        As in :func:`gradient_flow`.
+
+    Returns
+    -------
+    Trajectory
+        Status ``failed`` with a message where H(x) stops being positive definite (the flow
+        is then no longer a descent flow, or H is singular); the path up to there is kept.
+
+    Notes
+    -----
+    .. math:: \\dot x = -H(x)^{-1} \\nabla L(x), \\qquad
+              \\nabla L(x(t)) = e^{-t} \\nabla L(x_0) .
+
+    Examples
+    --------
+    >>> traj = newton_flow("x**4/4 + y**2", [1.0, 1.0], t_end=5.0)
+    >>> bool(abs(traj.grad_norms[-1] - np.exp(-5.0) * np.sqrt(5.0)) < 1e-6)
+    True
+    """
+    loss, t_end = check_flow_arguments(loss, t_end, method, rtol, atol, max_steps)
+    x0 = start_points(x0, loss.n, batch=False)
+    if gtol is not None:
+        gtol = positive(gtol, "gtol")
+    bound = bound_stop(positive(max_norm, "max_norm"), loss.n)
+    t_eval = output_times(t_eval, t_end)
+    check_start(loss, x0)
+
+    def not_positive_definite(x):
+        eigs = np.linalg.eigvalsh(loss.hess(x))
+        if not np.all(np.isfinite(eigs)) or eigs[0] <= 1e-12 * max(1.0, abs(eigs[-1])):
+            return Status.FAILED, (f"the Hessian is not positive definite at x = "
+                                   f"{np.round(x, 6).tolist()} (smallest eigenvalue "
+                                   f"{eigs[0]:.3g}); the Newton flow is not a descent flow there")
+        return None
+
+    def fun(t, x):
+        with np.errstate(all="ignore"):
+            try:
+                return -np.linalg.solve(loss.hess(x), loss.grad(x))
+            except np.linalg.LinAlgError:
+                return np.full_like(x, np.nan)
+
+    def stop(t, x, solver):
+        reason = bound(x) or not_positive_definite(x)
+        if reason is None and gtol is not None:
+            reason = converged(np.linalg.norm(loss.grad(x)), gtol)
+        return reason
+
+    before = loss.counts
+    start_problem = not_positive_definite(x0)
+    if start_problem is not None:
+        run = Integration(np.array([0.0]), x0[None, :], None, *start_problem)
+    else:
+        run = integrate(fun, x0, t_end, method=method, rtol=rtol, atol=atol,
+                        dense_output=dense_output or t_eval is not None, stop=stop,
+                        max_steps=max_steps)
+    return finish_flow(loss, run, t_eval if run.dense is not None else None, "newton_flow",
+                   f"Newton flow ({method})", before)

@@ -1,0 +1,253 @@
+"""The method registry: one record per flow and per scheme, read by everything that iterates
+over methods (:func:`flowsim.compare`, :func:`flowsim.convergence_order`, the command line,
+the pictures and the table-driven tests).
+
+A record says what a method is (its callable, kind and accuracy order), which ODE a scheme
+discretizes and how much of that ODE's time one step covers, what it accepts, and how it is
+drawn. Adding a method is one file (the function) plus one :func:`register` call.
+
+======================  =========  =====  ==================  ==============  =============
+name                    short      order  discretizes         time per step   accepts
+======================  =========  =====  ==================  ==============  =============
+gradient_descent        gd         1      gradient_flow       eta             batch, schedule
+proximal_point          pp         1      gradient_flow       eta             schedule
+heun                    heun       2      gradient_flow       eta             schedule
+sgd                     sgd        --     gradient_flow       eta             schedule, samples
+newton                  newton     1      newton_flow         eta (damping)   schedule
+heavy_ball              hb         1      heavy_ball_flow     sqrt(eta)       schedule
+nesterov                nag        1      nesterov_flow       sqrt(eta)       schedule
+proximal_gradient       pg         1      --                  eta             schedule, prox
+======================  =========  =====  ==================  ==============  =============
+
+Examples
+--------
+>>> from flowsim import methods
+>>> methods.get("gd").name, methods.get("gd").flow
+('gradient_descent', 'gradient_flow')
+>>> [m.name for m in methods.schemes() if m.order == 2]
+['heun']
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .flows import gradient_flow, heavy_ball_flow, nesterov_flow, newton_flow
+from .schemes import (gradient_descent, heavy_ball, heun, nesterov, newton, proximal_gradient,
+                      proximal_point, sgd)
+from .schemes.heavy_ball import DEFAULT_MOMENTUM
+
+__all__ = ["Method", "REGISTRY", "register", "get", "schemes", "flows", "style"]
+
+KINDS = ("flow", "scheme")
+STEP_TIMES = ("eta", "sqrt(eta)")
+FEATURES = frozenset({"batch", "schedule", "prox", "samples", "line_search", "maximize",
+                      "momentum"})
+
+
+@dataclass(frozen=True)
+class Method:
+    """One flow or scheme, as the rest of flowsim sees it.
+
+    Attributes
+    ----------
+    name : str
+        The machine name, the function's name (``"gradient_descent"``); results carry it in
+        ``Trajectory.method``.
+    label : str
+        The human name for tables and legends (``"gradient descent"``).
+    kind : {"flow", "scheme"}
+    function : callable
+        Schemes ``(loss, x0, eta, steps, *, ...)``; flows ``(loss, x0, t_end, *, method=...)``.
+    short : str or None
+        A short name accepted wherever a name is (``"gd"``).
+    order : float or None
+        Accuracy order p of a scheme as a discretization of ``flow``: its global error over
+        a fixed time falls like h^p. None where no deterministic order exists (SGD).
+    flow : str or None
+        The name of the flow record the scheme discretizes (None: none is registered).
+    step_time : {"eta", "sqrt(eta)"}
+        The ODE time h covered by one step of size eta: iterate k sits at h_0 + ... + h_{k-1}.
+    accepts : frozenset of str
+        Features: ``batch`` (x0 of shape (m, n)), ``schedule`` (eta as k -> eta_k),
+        ``prox`` (a penalty), ``samples`` (needs a finite-sum loss), ``line_search``,
+        ``maximize``, ``momentum``.
+    color, marker : str
+        How every picture draws it (matplotlib colour and marker).
+    reference : callable or None
+        ``reference(options, h)`` -> ``(flow name, keyword arguments)``: the ODE that the
+        scheme with these options and ODE step h discretizes, when it is not ``flow`` with
+        no arguments (the heavy ball's friction is (1 - beta)/h).
+    fixed_ode : callable or None
+        ``fixed_ode(h, friction)`` -> scheme options that keep one ODE fixed as h shrinks
+        (for :func:`flowsim.convergence_order`; the heavy ball's beta = 1 - friction h).
+    max_eta : float or None
+        The largest step the scheme takes (Newton's damping is at most 1).
+    """
+
+    name: str
+    label: str
+    kind: str
+    function: object = field(repr=False)
+    short: str | None = None
+    order: float | None = None
+    flow: str | None = None
+    step_time: str = "eta"
+    accepts: frozenset = frozenset()
+    color: str = "tab:gray"
+    marker: str = "o"
+    reference: object = field(default=None, repr=False)
+    fixed_ode: object = field(default=None, repr=False)
+    max_eta: float | None = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}.")
+        if self.step_time not in STEP_TIMES:
+            raise ValueError(f"step_time must be one of {STEP_TIMES}, got {self.step_time!r}.")
+        if not callable(self.function):
+            raise TypeError(f"function must be callable, got {type(self.function).__name__}.")
+        unknown = set(self.accepts) - FEATURES
+        if unknown:
+            raise ValueError(f"accepts: unknown features {sorted(unknown)}; use "
+                             f"{sorted(FEATURES)}.")
+        object.__setattr__(self, "accepts", frozenset(self.accepts))
+
+    def step_of(self, eta):
+        """The ODE time h of one step of size ``eta`` (array or float)."""
+        return np.sqrt(eta) if self.step_time == "sqrt(eta)" else eta
+
+    def eta_of(self, h):
+        """The step size eta whose ODE time is ``h``: the inverse of :meth:`step_of`."""
+        return h * h if self.step_time == "sqrt(eta)" else h
+
+    def reference_flow(self, options, h):
+        """``(flow record, keyword arguments)`` of the ODE this scheme follows.
+
+        Raises
+        ------
+        ValueError
+            For a scheme with no registered flow.
+        """
+        if self.kind != "scheme" or (self.flow is None and self.reference is None):
+            raise ValueError(f"{self.name} has no flow to compare with; choose from "
+                             f"{', '.join(m.name for m in schemes() if m.flow)}.")
+        name, kwargs = self.reference(options, h) if self.reference else (self.flow, {})
+        return get(name), kwargs
+
+
+#: The registry, in the order methods are listed, drawn and tabulated.
+REGISTRY = {}
+
+
+def register(method):
+    """Add ``method`` (a :class:`Method`) to the registry; its names must be new."""
+    if not isinstance(method, Method):
+        raise TypeError(f"method must be a flowsim.methods.Method, got {type(method).__name__}.")
+    taken = {m.name for m in REGISTRY.values()} | {m.short for m in REGISTRY.values()}
+    for name in (method.name, method.short):
+        if name is not None and name in taken:
+            raise ValueError(f"a method named {name!r} is already registered; pick a new name.")
+    REGISTRY[method.name] = method
+    return method
+
+
+def get(name, kind=None):
+    """The record of ``name`` (a machine name or a short name), optionally of one kind.
+
+    Raises
+    ------
+    ValueError
+        Naming the registered methods (and the closest ones) when ``name`` is unknown.
+    """
+    if isinstance(name, Method):
+        return name
+    record = REGISTRY.get(name) if isinstance(name, str) else None
+    if record is None and isinstance(name, str):
+        record = next((m for m in REGISTRY.values() if m.short == name), None)
+    if record is None or (kind is not None and record.kind != kind):
+        pool = [m for m in REGISTRY.values() if kind is None or m.kind == kind]
+        names = [m.name for m in pool] + [m.short for m in pool if m.short]
+        near = difflib.get_close_matches(str(name), names, n=2, cutoff=0.5)
+        hint = f" (did you mean {' or '.join(map(repr, near))}?)" if near else ""
+        raise ValueError(f"unknown {kind or 'method'} {name!r}{hint}; choose from "
+                         f"{', '.join(_listing(pool))}.")
+    return record
+
+
+def _listing(pool):
+    return [m.name + (f" ({m.short})" if m.short and m.short != m.name else "") for m in pool]
+
+
+def schemes():
+    """The scheme records, in registry order."""
+    return tuple(m for m in REGISTRY.values() if m.kind == "scheme")
+
+
+def flows():
+    """The flow records, in registry order."""
+    return tuple(m for m in REGISTRY.values() if m.kind == "flow")
+
+
+def style(name, index=0):
+    """``(color, marker, is_flow)`` of a registered method; a cycle colour for others."""
+    record = REGISTRY.get(name)
+    if record is None:
+        return f"C{index % 10}", "o", False
+    return record.color, record.marker, record.kind == "flow"
+
+
+def _gradient_flow_of(options, h):
+    return "gradient_flow", {"maximize": True} if options.get("maximize") else {}
+
+
+def _heavy_ball_ode(options, h):
+    beta = options.get("momentum", DEFAULT_MOMENTUM)
+    return "heavy_ball_flow", {"mass": 1.0, "friction": (1 - beta) / h}
+
+
+def _heavy_ball_ladder(h, friction):
+    return {"momentum": 1 - friction * h}
+
+
+def _nesterov_ode(options, h):
+    if options.get("momentum") is not None:  # constant momentum: the heavy ball's ODE
+        return _heavy_ball_ode(options, h)
+    return "nesterov_flow", {"r": options.get("r", 3.0)}
+
+
+for _record in (
+        Method("gradient_flow", "gradient flow", "flow", gradient_flow,
+               accepts={"batch", "maximize"}, color="black", marker=""),
+        Method("newton_flow", "Newton flow", "flow", newton_flow, color="dimgray", marker=""),
+        Method("heavy_ball_flow", "heavy ball ODE", "flow", heavy_ball_flow, color="darkred",
+               marker=""),
+        Method("nesterov_flow", "Nesterov ODE", "flow", nesterov_flow, color="indigo",
+               marker=""),
+        Method("gradient_descent", "gradient descent", "scheme", gradient_descent, short="gd",
+               order=1, flow="gradient_flow", reference=_gradient_flow_of,
+               accepts={"batch", "schedule", "line_search", "maximize"}, color="tab:blue",
+               marker="o"),
+        Method("proximal_point", "proximal point", "scheme", proximal_point, short="pp",
+               order=1, flow="gradient_flow", accepts={"schedule"}, color="tab:orange",
+               marker="s"),
+        Method("heun", "Heun", "scheme", heun, order=2, flow="gradient_flow",
+               accepts={"schedule"}, color="tab:green", marker="^"),
+        Method("sgd", "SGD", "scheme", sgd, order=None, flow="gradient_flow",
+               accepts={"schedule", "samples"}, color="tab:olive", marker="."),
+        Method("newton", "Newton", "scheme", newton, order=1, flow="newton_flow",
+               accepts={"schedule"}, color="tab:brown", marker="P", max_eta=1.0),
+        Method("heavy_ball", "heavy ball", "scheme", heavy_ball, short="hb", order=1,
+               flow="heavy_ball_flow", step_time="sqrt(eta)", reference=_heavy_ball_ode,
+               fixed_ode=_heavy_ball_ladder, accepts={"schedule", "momentum"},
+               color="tab:red", marker="D"),
+        Method("nesterov", "Nesterov", "scheme", nesterov, short="nag", order=1,
+               flow="nesterov_flow", step_time="sqrt(eta)", reference=_nesterov_ode,
+               accepts={"schedule", "momentum"}, color="tab:purple", marker="v"),
+        Method("proximal_gradient", "proximal gradient", "scheme", proximal_gradient,
+               short="pg", order=1, accepts={"schedule", "prox"}, color="tab:cyan",
+               marker="x")):
+    register(_record)
+del _record

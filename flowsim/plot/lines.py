@@ -1,0 +1,111 @@
+"""Pictures over time and over the spectrum: L - L*, the distance to the flow, the Hessian's
+eigenvalues, step-size factors, and the three-panel comparison figure."""
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import as_loss, finite, hessian_at, int_between, optional, positive
+from .maps import contour
+from .style import axes_for, check_comparison, comparison_paths, draw_path
+
+__all__ = ["values", "deviation", "spectrum", "stability_picture", "comparison_figure"]
+
+
+def values(trajectories, ax=None, *, min_value=0.0):
+    """V = L - L* against time, on a log scale, for flows and schemes.
+
+    Parameters
+    ----------
+    trajectories : Comparison, Trajectory, or sequence/dict of Trajectory
+    min_value : float
+        L* to subtract (the known minimum value, 0 by default).
+    """
+    min_value = finite(min_value, "min_value")
+    ax = axes_for(ax)
+    trajs = comparison_paths(trajectories)
+    for i, traj in enumerate(trajs):
+        V = np.maximum(traj.values - min_value, 1e-300)
+        draw_path(ax, traj.ts, V.T, traj, i, label=traj.label, log=True)
+    ax.set(xlabel="t", ylabel="L - L*")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def deviation(comparison, ax=None):
+    """Per-step deviation |x_k - x(t_k)| of each scheme from its flow (log scale)."""
+    check_comparison(comparison)
+    ax = axes_for(ax)
+    for i, (name, dev) in enumerate(comparison.deviation.items()):
+        traj = comparison.schemes[name]
+        draw_path(ax, np.arange(len(dev))[1:], np.maximum(dev[1:], 1e-300), traj, i,
+                  label=traj.label, log=True)
+    ax.set(xlabel="step k", ylabel="|x_k - x(t_k)|")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def stability_picture(loss, x, ax=None, *, eta_max=None, n=400):
+    """Per-direction factors against eta at ``x``: |1 - eta lambda_i| (GD, solid) and
+    1/(1 + eta lambda_i) (proximal point, dashed), with 2/lambda_max marked.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        Lines: one GD and one proximal-point curve per eigenvalue, the level 1, the
+        2/lambda_max marker.
+    """
+    loss, x, H = hessian_at(loss, x)
+    eta_max = optional(positive, eta_max, "eta_max")
+    n = int_between(n, "n", 2, 100_000)
+    lam = np.linalg.eigvalsh(H)
+    top = lam.max()
+    if not top > 0:
+        raise ValueError("x: the Hessian has no positive eigenvalue, so no step limit exists.")
+    eta = np.linspace(0, eta_max or 3 / top, n)
+    ax = axes_for(ax)
+    for i, l in enumerate(lam):
+        ax.plot(eta, np.abs(1 - eta * l), "-", color=f"C{i}", label=f"GD, lambda={l:.3g}")
+        ax.plot(eta, 1 / (1 + eta * l), "--", color=f"C{i}", label=f"prox, lambda={l:.3g}")
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.axvline(2 / top, color="tab:red", lw=1.2, ls=":", label=f"2/lambda_max = {2 / top:.3g}")
+    ax.set(xlabel="eta", ylabel="factor per step", ylim=(0, 2))
+    ax.legend(fontsize=7)
+    return ax
+
+
+def spectrum(loss, x, ax=None):
+    """The Hessian spectrum at ``x`` as a stem plot, with zero marked.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The stems hold the eigenvalues (ascending) against their index.
+    """
+    loss, x, H = hessian_at(loss, x)
+    lam = np.linalg.eigvalsh(H)
+    ax = axes_for(ax)
+    ax.stem(np.arange(1, lam.size + 1), lam)
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set(xlabel="i", ylabel="lambda_i", title="Hessian spectrum")
+    return ax
+
+
+def comparison_figure(comparison, loss):
+    """Three panels for a :class:`~flowsim.Comparison`: the paths on the contour map (2-D
+    losses), the loss gap over time, and the per-step deviation. Returns the Figure."""
+    import matplotlib.pyplot as plt
+    check_comparison(comparison)
+    loss = as_loss(loss)
+    panels = 3 if loss.n == 2 else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.4))
+    if loss.n == 2:
+        contour(loss, comparison_paths(comparison), ax=axes[0], critical=True)
+        axes[0].set_title("paths")
+    min_value = loss.facts.min_value if loss.facts and loss.facts.min_value is not None else \
+        min(float(np.min(t.values)) for t in comparison_paths(comparison))
+    values(comparison, ax=axes[-2], min_value=min_value)
+    axes[-2].set_title("L - L* along the way")
+    deviation(comparison, ax=axes[-1])
+    axes[-1].set_title(f"distance to the flow (eta = {comparison.eta:g})")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,81 @@
+"""How pictures look: each method's colour and marker from the registry, one axes helper,
+and the checks every plotting function makes of its trajectories."""
+from __future__ import annotations
+
+
+from .. import methods
+from ..facts import PointKind
+from ..results import BatchTrajectory, Trajectory
+
+__all__ = ["KIND_STYLE", "MAX_MARKERS", "draw_path", "axes_for", "as_list", "comparison_paths",
+           "check_comparison"]
+
+#: Marker and colour per critical-point kind.
+KIND_STYLE = {PointKind.MINIMUM: ("o", "tab:green"), PointKind.MAXIMUM: ("^", "tab:red"),
+              PointKind.SADDLE: ("X", "tab:orange"), PointKind.DEGENERATE: ("D", "tab:purple")}
+#: Most markers drawn along one discrete path: more would hide the flow beneath.
+MAX_MARKERS = 40
+
+
+def path_style(traj, index=0):
+    """Matplotlib keywords for ``traj``: its registry colour; flows a thick line on top,
+    schemes a thin line with at most :data:`MAX_MARKERS` markers."""
+    color, marker, is_flow = methods.style(traj.method, index)
+    if is_flow or traj.dense is not None:
+        return dict(color=color, lw=2.0, ls="-", zorder=3)
+    n = traj.xs.shape[-2] if traj.xs.ndim > 1 else len(traj.ts)
+    return dict(color=color, lw=0.8, ls="-", marker=marker or "o", ms=3.5,
+                markevery=max(1, -(-n // MAX_MARKERS)), zorder=2, alpha=0.9)
+
+
+def draw_path(ax, x, y, traj, index=0, label=None, log=False):
+    """Draw one path (or one series over time) of ``traj`` in its style; returns the Line2D."""
+    plot = ax.semilogy if log else ax.plot
+    return plot(x, y, label=label, **path_style(traj, index))[0]
+
+
+def axes_for(ax, projection=None):
+    if ax is not None:
+        if not hasattr(ax, "plot") or not hasattr(ax, "figure"):
+            raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}.")
+        return ax
+    import matplotlib.pyplot as plt
+    fig = plt.figure(figsize=(6, 5))
+    return fig.add_subplot(projection=projection)
+
+
+def as_list(trajectories, n=None):
+    """Trajectories as a list, each checked to be a result with states in ``n`` variables."""
+    if trajectories is None:
+        return []
+    if isinstance(trajectories, (Trajectory, BatchTrajectory)):
+        trajs = [trajectories]
+    elif isinstance(trajectories, dict):
+        trajs = list(trajectories.values())
+    else:
+        try:
+            trajs = list(trajectories)
+        except TypeError:
+            trajs = [trajectories]
+    for traj in trajs:
+        if not isinstance(traj, (Trajectory, BatchTrajectory)):
+            raise TypeError("trajectories must be flowsim Trajectory or BatchTrajectory "
+                            f"objects (one, a list or a dict), got {type(traj).__name__}.")
+        if n is not None and traj.xs.shape[-1] != n:
+            raise ValueError(f"a trajectory ({traj.method}) has states in "
+                             f"{traj.xs.shape[-1]} variables, but the loss has {n}; draw "
+                             "paths of this loss only.")
+    return trajs
+
+
+def check_comparison(obj):
+    from ..compare import Comparison
+    if not isinstance(obj, Comparison):
+        raise TypeError(f"comparison must be a flowsim.Comparison (from flowsim.compare), got "
+                        f"{type(obj).__name__}.")
+
+
+def comparison_paths(obj):
+    if hasattr(obj, "schemes") and hasattr(obj, "flows"):
+        return list(obj.flows.values()) + list(obj.schemes.values())
+    return as_list(obj)

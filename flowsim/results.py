@@ -1,0 +1,390 @@
+"""The result family: ``Trajectory`` (one start) and ``BatchTrajectory`` (m starts), ``Status``.
+
+Both have the same fields and methods; a batch adds a leading start axis.
+"""
+from __future__ import annotations
+
+import enum
+import types
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+
+__all__ = ["Status", "Trajectory", "BatchTrajectory", "cut_at_nonfinite", "Picklable", "Report",
+           "PositionPart", "StartDense"]
+
+
+class Status(str, enum.Enum):
+    """How a run ended."""
+
+    CONVERGED = "converged"      #: |grad L| fell below the tolerance
+    REACHED_END = "reached_end"  #: ran to t_end or the step budget
+    DIVERGED = "diverged"        #: left the bound on |x|, or the loss/gradient became non-finite
+    FAILED = "failed"            #: a solver gave up (message says why)
+
+    def __str__(self):
+        return self.value
+
+
+def cut_at_nonfinite(values, status, message, ts):
+    """Where L first turns non-finite (after the start): ``(k, status, message)``.
+
+    A path that leaves the loss's domain (log of a negative number) or overflows is cut
+    before that state and reported diverged; ``k`` is the number of states to keep
+    (``len(values)`` when nothing is cut).
+    """
+    outside = np.flatnonzero(~np.isfinite(values))
+    if not outside.size or outside[0] == 0:
+        return len(values), status, message
+    k = outside[0]
+    return k, Status.DIVERGED, (f"L(x) is not finite at t = {ts[k]:.6g} (the path left the "
+                                f"loss's domain or overflowed); kept the path up to "
+                                f"t = {ts[k - 1]:.6g}")
+
+
+def _plain(value):
+    if isinstance(value, types.MappingProxyType):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _rebuild(cls, values):
+    return cls(**values)
+
+
+class Picklable:
+    """Mixin for frozen result dataclasses: pickle and deep-copy through the constructor.
+
+    Read-only mappings (``types.MappingProxyType``, which pickle refuses) travel as dicts and
+    read-only arrays are frozen again by ``__post_init__`` on arrival, so a round trip gives
+    an equal object: arrays bitwise, statuses, messages and counts.
+    """
+
+    __slots__ = ()
+
+    def __reduce__(self):
+        return _rebuild, (type(self), {f.name: _plain(getattr(self, f.name))
+                                       for f in fields(self)})
+
+    def __deepcopy__(self, memo):
+        import copy
+        cls, (kind, values) = self.__reduce__()
+        return cls(kind, copy.deepcopy(values, memo))
+
+
+class Report(Picklable):
+    """Mixin of every diagnostic report: ``summary()`` (text) and ``to_frame()`` (a table).
+
+    A report lists in ``_series`` the fields that hold one entry per row (per point, per
+    eigendirection, per level); ``to_frame`` makes them the columns and keeps the scalar
+    fields in ``DataFrame.attrs``. A report without series gives one row of its scalars.
+    """
+
+    __slots__ = ()
+    _series = ()
+
+    def summary(self):  # pragma: no cover - every report overrides it
+        raise NotImplementedError
+
+    def _scalars(self):
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, enum.Enum):
+                value = value.value
+            if isinstance(value, (bool, int, float, str, np.bool_, np.integer, np.floating)) \
+                    or value is None:
+                out[f.name] = value.item() if isinstance(value, np.generic) else value
+        return out
+
+    def to_frame(self):
+        """The report as a ``pandas.DataFrame``: its series as columns (scalars in
+        ``.attrs``), or one row of its scalar fields."""
+        scalars = self._scalars()
+        series = {name: getattr(self, name) for name in self._series
+                  if getattr(self, name) is not None}
+        if not series:
+            return _table({k: [v] for k, v in scalars.items()})
+        length = max(len(v) for v in series.values())
+        columns = {}
+        for name, value in series.items():
+            value = np.asarray(value)
+            if value.ndim == 2:  # one column per component
+                columns.update({f"{name}_{i + 1}": value[:, i] for i in range(value.shape[1])})
+            elif len(value) == length:
+                columns[name] = value
+        frame = _table(columns)
+        frame.attrs.update(scalars)
+        return frame
+
+
+class PositionPart:
+    """The x part of a dense solution in (x, v): ``dense(t)[:n]`` (picklable)."""
+
+    def __init__(self, dense, n):
+        self.dense, self.n = dense, n
+
+    def __call__(self, t):
+        return np.asarray(self.dense(t))[:self.n]
+
+
+class StartDense:
+    """Start i's part of a batch's dense solution."""
+
+    def __init__(self, dense, i):
+        self.dense, self.i = dense, i
+
+    def __call__(self, t):
+        return np.asarray(self.dense(t))[self.i]
+
+
+def _frozen(a):
+    a = np.asarray(a)
+    a.setflags(write=False)
+    return a
+
+
+def _check_times(ts, t):
+    """``t`` as an array of times inside [ts[0], ts[-1]] (one sentence otherwise)."""
+    from ._validate import real_array
+    t_arr = real_array(t, "t")
+    if not np.all(np.isfinite(t_arr)):
+        raise ValueError("t must be finite times inside the span of this trajectory.")
+    lo, hi = ts[0], ts[-1]
+    if np.any(t_arr < lo - 1e-12 * max(1, abs(lo))) or \
+            np.any(t_arr > hi + 1e-12 * max(1, abs(hi))):
+        raise ValueError(f"t must lie in [{lo:g}, {hi:g}], the span of this trajectory.")
+    return t_arr
+
+
+def _own_times(ts, t_arr):
+    """Indices of ``t_arr`` among the recorded times ``ts`` (a discrete run has no others)."""
+    idx = np.clip(np.searchsorted(ts, t_arr), 0, len(ts) - 1)
+    if not np.allclose(ts[idx], t_arr, rtol=1e-12, atol=1e-12):
+        raise ValueError("this discrete trajectory has no dense solution; ask for states "
+                         "at its own times ts.")
+    return idx
+
+
+def _table(columns):
+    import pandas
+    return pandas.DataFrame(columns)
+
+
+class _Result:
+    """What :class:`Trajectory` and :class:`BatchTrajectory` share."""
+
+    __slots__ = ()
+
+    def __post_init__(self):
+        for name in ("ts", "xs", "values", "grad_norms"):
+            object.__setattr__(self, name, _frozen(getattr(self, name)))
+        object.__setattr__(self, "extras", types.MappingProxyType(
+            {k: _frozen(v) for k, v in dict(self.extras).items()}))
+        if not self.label:
+            object.__setattr__(self, "label", self.method)
+
+    @property
+    def n_points(self):
+        """Number of recorded times."""
+        return len(self.ts)
+
+    @property
+    def counts(self):
+        """Evaluations spent by the run, as ``{"nfev": ..., "ngev": ..., "nhev": ...}``."""
+        return {"nfev": self.nfev, "ngev": self.ngev, "nhev": self.nhev}
+
+
+@dataclass(frozen=True)
+class Trajectory(_Result, Picklable):
+    """A path x(t) of a flow, or the iterates x_k of a scheme placed at times t_k.
+
+    Attributes
+    ----------
+    ts : ndarray, shape (n_points,)
+        Times. A discrete scheme's iterate k sits at ``k * eta`` (the sum of its steps).
+    xs : ndarray, shape (n_points, n)
+        States.
+    values : ndarray, shape (n_points,)
+        L(x) at each state.
+    grad_norms : ndarray, shape (n_points,)
+        |grad L(x)| at each state.
+    status : Status
+    message : str
+        A human sentence on how the run ended.
+    method : str
+        The registry name of the flow or scheme, e.g. ``"gradient_flow"`` or
+        ``"gradient_descent"`` (see :mod:`flowsim.methods`).
+    label : str
+        A human label with the settings, e.g. ``"gradient flow (LSODA)"`` or
+        ``"heavy ball (beta=0.9)"``; ``method`` when not given.
+    nfev, ngev, nhev : int
+        Evaluations of L, grad L and the Hessian spent by the run itself (in points).
+    extras : mapping of str to ndarray
+        Method-specific series, e.g. ``"velocities"`` and ``"energy"`` for the heavy ball,
+        ``"inner_iterations"`` for proximal point. Each has ``n_points`` rows.
+    dense : callable or None
+        For flows: the continuous solution, ``dense(t)`` of shape (n,) for any t in range.
+    """
+
+    ts: np.ndarray
+    xs: np.ndarray
+    values: np.ndarray
+    grad_norms: np.ndarray
+    status: Status
+    message: str
+    method: str
+    label: str = ""
+    nfev: int = 0
+    ngev: int = 0
+    nhev: int = 0
+    extras: types.MappingProxyType = field(default_factory=dict)
+    dense: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        super().__post_init__()
+        object.__setattr__(self, "status", Status(self.status))
+
+    @property
+    def x_final(self):
+        """The last state, shape (n,)."""
+        return self.xs[-1]
+
+    def at(self, t):
+        """The state at time(s) ``t``: shape (n,) for a scalar, (len(t), n) for an array.
+
+        Flows use their dense solution; a discrete scheme is only defined at its own times,
+        so ``t`` must be one of ``ts`` there.
+        """
+        t_arr = _check_times(self.ts, t)
+        if self.dense is not None:
+            out = np.asarray(self.dense(t_arr))
+            return out.T if t_arr.ndim else out
+        return self.xs[_own_times(self.ts, t_arr)]
+
+    def summary(self):
+        """One line: label, status, final L and |grad L|, the message."""
+        return (f"{self.label}: {self.status.value} at t = {self.ts[-1]:.6g} after "
+                f"{self.n_points - 1} steps, L = {self.values[-1]:.6g}, |grad L| = "
+                f"{self.grad_norms[-1]:.3g}; {self.message}")
+
+    def to_frame(self):
+        """The path as a ``pandas.DataFrame``: ``t``, ``x1`` .. ``xn``, ``L``, ``grad_norm``,
+        and every one-column extra series."""
+        columns = {"t": self.ts}
+        columns.update({f"x{i + 1}": self.xs[:, i] for i in range(self.xs.shape[1])})
+        columns.update(L=self.values, grad_norm=self.grad_norms)
+        columns.update({k: v for k, v in self.extras.items() if v.ndim == 1})
+        return _table(columns)
+
+    def __repr__(self):
+        return (f"Trajectory(method={self.method!r}, label={self.label!r}, "
+                f"status={self.status.value}, n_points={self.n_points}, "
+                f"t_end={self.ts[-1]:g}, L_final={self.values[-1]:.6g}, "
+                f"message={self.message!r})")
+
+
+@dataclass(frozen=True)
+class BatchTrajectory(_Result, Picklable):
+    """Paths of m starting points run together, on common times: :class:`Trajectory`'s
+    fields with a leading start axis.
+
+    Attributes
+    ----------
+    ts : ndarray, shape (n_points,)
+    xs : ndarray, shape (m, n_points, n)
+        ``xs[i]`` is start i's path.
+    values, grad_norms : ndarray, shape (m, n_points)
+    status : tuple of Status, length m
+        Each start's final status.
+    message : tuple of str, length m
+        Each start's sentence on how it ended (one string is given to every start).
+    method, label : str
+        As in :class:`Trajectory`.
+    nfev, ngev, nhev : int
+        Evaluations in points, over all starts.
+    extras : mapping of str to ndarray
+        Series of shape (m, n_points, ...).
+    dense : callable or None
+        For flows, the continuous solution of all starts (see :meth:`at`).
+    """
+
+    ts: np.ndarray
+    xs: np.ndarray
+    values: np.ndarray
+    grad_norms: np.ndarray
+    status: tuple
+    message: tuple
+    method: str
+    label: str = ""
+    nfev: int = 0
+    ngev: int = 0
+    nhev: int = 0
+    extras: types.MappingProxyType = field(default_factory=dict)
+    dense: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        super().__post_init__()
+        m = self.xs.shape[0]
+        object.__setattr__(self, "status", tuple(Status(s) for s in self.status))
+        message = self.message
+        object.__setattr__(self, "message", (message,) * m if isinstance(message, str)
+                           else tuple(str(text) for text in message))
+        if len(self.status) != m or len(self.message) != m:
+            raise ValueError(f"status and message need one entry per start (m = {m}).")
+
+    def __len__(self):
+        return self.xs.shape[0]
+
+    @property
+    def x_final(self):
+        """Final states, shape (m, n)."""
+        return self.xs[:, -1]
+
+    def at(self, t):
+        """States at time(s) ``t``: shape (m, n) for a scalar, (m, len(t), n) for an array
+        (start i's rows are ``trajectory(i).at(t)``)."""
+        t_arr = _check_times(self.ts, t)
+        if self.dense is not None:
+            out = np.asarray(self.dense(t_arr))  # (m, n) or (m, n, len(t))
+            return out if t_arr.ndim == 0 else out.transpose(0, 2, 1)
+        return self.xs[:, _own_times(self.ts, t_arr)]
+
+    def trajectory(self, i):
+        """Start i's path as a :class:`Trajectory`, with its share of the counts (the batch's
+        counts over m: every start is evaluated at every batched call)."""
+        m = len(self)
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -m <= i < m:
+            raise IndexError(f"i must be a start index in [-{m}, {m}), got {i!r}.")
+        dense = StartDense(self.dense, i) if self.dense is not None else None
+        share = {name: count // m for name, count in self.counts.items()}
+        return Trajectory(self.ts, self.xs[i], self.values[i], self.grad_norms[i],
+                          self.status[i], self.message[i], self.method, self.label,
+                          extras={k: v[i] for k, v in self.extras.items()}, dense=dense,
+                          **share)
+
+    def summary(self):
+        """One line: label, m, how many starts ended how, the spread of the final L."""
+        final = self.values[:, -1]
+        return (f"{self.label}: {len(self)} starts to t = {self.ts[-1]:.6g}; "
+                f"{self._tally()}; final L from {np.nanmin(final):.6g} to "
+                f"{np.nanmax(final):.6g}")
+
+    def _tally(self):
+        return ", ".join(f"{self.status.count(s)} {s.value}" for s in Status
+                         if s in self.status)
+
+    def to_frame(self):
+        """One row per start: ``start``, ``status``, ``t_end``, ``L``, ``grad_norm``,
+        ``x1`` .. ``xn`` (final state) and ``message``."""
+        columns = {"start": np.arange(len(self)), "status": [s.value for s in self.status],
+                   "t_end": np.full(len(self), self.ts[-1]), "L": self.values[:, -1],
+                   "grad_norm": self.grad_norms[:, -1]}
+        columns.update({f"x{i + 1}": self.x_final[:, i] for i in range(self.xs.shape[2])})
+        columns["message"] = list(self.message)
+        return _table(columns).set_index("start")
+
+    def __repr__(self):
+        return (f"BatchTrajectory(method={self.method!r}, label={self.label!r}, m={len(self)}, "
+                f"n_points={self.n_points}, t_end={self.ts[-1]:g}, status=({self._tally()}))")

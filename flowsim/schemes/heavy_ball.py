@@ -1,0 +1,77 @@
+"""Polyak's heavy ball: a discretization of the damped oscillator x'' + gamma x' + grad L = 0."""
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import nonnegative
+from ._driver import common_arguments, finish, iterate, schedule_steps
+
+__all__ = ["heavy_ball", "DEFAULT_MOMENTUM", "check_momentum"]
+
+#: Default momentum beta of :func:`heavy_ball`.
+DEFAULT_MOMENTUM = 0.9
+
+
+def check_momentum(beta, name="momentum"):
+    """``beta`` checked to lie in [0, 1)."""
+    beta = nonnegative(beta, name)
+    if beta >= 1:
+        raise ValueError(f"{name} must lie in [0, 1), got {beta}.")
+    return beta
+
+
+def heavy_ball(loss, x0, eta, steps, *, momentum=DEFAULT_MOMENTUM, gtol=None, max_norm=1e8):
+    r"""Polyak's heavy ball x_{k+1} = x_k - eta_k grad L(x_k) + beta (x_k - x_{k-1}).
+
+    Parameters
+    ----------
+    loss : Loss or str
+    x0 : array_like, shape (n,)
+    eta : float or callable
+        Step, or a schedule ``k -> eta_k``.
+    steps : int
+    momentum : float
+        beta in [0, 1).
+    gtol : float, optional
+        Stop (converged) at the first iterate with |grad L| <= gtol.
+    max_norm : float
+        Stop (diverged) once |x_k| > max_norm.
+
+    Returns
+    -------
+    Trajectory
+        Iterate k at time sqrt(eta_0) + ... + sqrt(eta_{k-1}): with a fixed step the scheme
+        follows :func:`flowsim.heavy_ball_flow` with mass 1 and friction
+        (1 - beta)/sqrt(eta).
+
+    Notes
+    -----
+    .. math:: x_{k+1} = x_k - \eta_k \nabla L(x_k) + \beta (x_k - x_{k-1}), \quad
+              x_{-1} = x_0
+
+    On L = lambda x^2 / 2 the iterates solve the linear recurrence
+    x_{k+1} = (1 + beta - eta lambda) x_k - beta x_{k-1}.
+
+    Examples
+    --------
+    >>> traj = heavy_ball("x**2 / 2", [1.0], eta=0.5, steps=2, momentum=0.5)
+    >>> traj.xs[:, 0].tolist()
+    [1.0, 0.5, 0.0]
+    """
+    loss, x0, steps, gtol, max_norm = common_arguments(loss, x0, steps, gtol, max_norm)
+    etas = schedule_steps(eta, steps)
+    beta = check_momentum(momentum)
+    grad = loss._fast("grad")
+    prev = [x0]
+
+    def step(k, x):
+        g = grad(x)
+        x_next = x - etas[k] * g + beta * (x - prev[0])
+        prev[0] = x
+        return x_next, g, None
+
+    before = loss.counts
+    xs, ts, status, message, _ = iterate(loss, x0, steps, step, np.sqrt(etas), gtol=gtol,
+                                         max_norm=max_norm)
+    return finish(loss, xs, ts, status, message, "heavy_ball", f"heavy ball (beta={beta:g})",
+                  before)

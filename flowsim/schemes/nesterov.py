@@ -1,0 +1,70 @@
+"""Nesterov's accelerated gradient: a discretization of x'' + (r/t) x' + grad L = 0."""
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import positive
+from ._driver import common_arguments, finish, iterate, schedule_steps
+from .heavy_ball import check_momentum
+
+__all__ = ["nesterov"]
+
+
+def nesterov(loss, x0, eta, steps, *, r=3.0, momentum=None, gtol=None, max_norm=1e8):
+    r"""Nesterov's accelerated gradient y_k = x_k + beta_k (x_k - x_{k-1}),
+    x_{k+1} = y_k - eta_k grad L(y_k).
+
+    Parameters
+    ----------
+    loss : Loss or str
+    x0 : array_like, shape (n,)
+    eta : float or callable
+        Step, or a schedule ``k -> eta_k``.
+    steps : int
+    r : float
+        beta_k = (k - 1)/(k + r - 1); r = 3 is Nesterov's choice (k - 1)/(k + 2).
+    momentum : float, optional
+        A constant beta in [0, 1) instead (for strongly convex losses).
+    gtol : float, optional
+        Stop (converged) where |grad L(y_k)| <= gtol at a step with beta_k = 0.
+    max_norm : float
+        Stop (diverged) once |x_k| > max_norm.
+
+    Returns
+    -------
+    Trajectory
+        Iterate k at time sqrt(eta_0) + ... + sqrt(eta_{k-1}): with a fixed step and
+        beta_k = (k-1)/(k+r-1) the scheme follows :func:`flowsim.nesterov_flow` with the
+        same r (Su, Boyd and Candes).
+
+    Notes
+    -----
+    .. math:: y_k = x_k + \beta_k (x_k - x_{k-1}), \quad
+              x_{k+1} = y_k - \eta_k \nabla L(y_k), \quad
+              \beta_k = \frac{k - 1}{k + r - 1}, \ x_{-1} = x_0
+
+    Examples
+    --------
+    >>> traj = nesterov("x**2 / 2", [1.0], eta=0.5, steps=2)
+    >>> traj.xs[:, 0].tolist()
+    [1.0, 0.5, 0.25]
+    """
+    loss, x0, steps, gtol, max_norm = common_arguments(loss, x0, steps, gtol, max_norm)
+    etas = schedule_steps(eta, steps)
+    r = positive(r, "r")
+    beta_const = None if momentum is None else check_momentum(momentum)
+    grad = loss._fast("grad")
+    prev = [x0]
+
+    def step(k, x):
+        beta = beta_const if beta_const is not None else (k - 1) / (k + r - 1) if k else 0.0
+        y = x + beta * (x - prev[0])
+        g = grad(y)
+        prev[0] = x
+        return y - etas[k] * g, g if beta == 0 else None, None
+
+    before = loss.counts
+    xs, ts, status, message, _ = iterate(loss, x0, steps, step, np.sqrt(etas), gtol=gtol,
+                                         max_norm=max_norm)
+    label = f"Nesterov (r={r:g})" if beta_const is None else f"Nesterov (beta={beta_const:g})"
+    return finish(loss, xs, ts, status, message, "nesterov", label, before)

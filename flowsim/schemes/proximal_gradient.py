@@ -1,0 +1,75 @@
+"""Proximal gradient (forward-backward splitting) for a smooth loss plus a penalty."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..prox import Composite, check_dimension
+from ._driver import common_arguments, finish, iterate, schedule_steps
+
+__all__ = ["proximal_gradient"]
+
+
+def proximal_gradient(loss, x0, eta, steps, *, prox=None, gtol=None, max_norm=1e8):
+    r"""Forward-backward splitting x_{k+1} = prox_{eta_k g}(x_k - eta_k grad f(x_k)).
+
+    Parameters
+    ----------
+    loss : Loss, str or flowsim.prox.Composite
+        The smooth part f; a :class:`~flowsim.prox.Composite` brings its own penalty.
+    x0 : array_like, shape (n,)
+    eta : float or callable
+        Step, or a schedule ``k -> eta_k``; converges for eta <= 1/Lipschitz(grad f).
+    steps : int
+    prox : penalty from :mod:`flowsim.prox`
+        g, with ``value`` and ``prox``; required unless ``loss`` is a Composite.
+    gtol : float, optional
+        Stop when the gradient mapping |x - prox(x - eta grad f(x))| / eta <= gtol.
+    max_norm : float
+        Stop (diverged) once |x_k| > max_norm.
+
+    Returns
+    -------
+    Trajectory
+        ``values`` are f + g; ``grad_norms`` are the gradient-mapping norms, the
+        stationarity measure of composite problems (0 exactly at minimizers of f + g).
+
+    Notes
+    -----
+    .. math:: x_{k+1} = \operatorname{prox}_{\eta_k g}\bigl(x_k - \eta_k \nabla f(x_k)\bigr)
+
+    It discretizes the subgradient flow of f + g with iterate k at t_k = eta_0 + ... +
+    eta_{k-1}, explicit in f and implicit in g.
+
+    Examples
+    --------
+    >>> from flowsim.prox import L1
+    >>> traj = proximal_gradient("(x - 3)**2 / 2", [0.0], 1.0, 2, prox=L1(1.0))
+    >>> traj.xs[:, 0].tolist()
+    [0.0, 2.0, 2.0]
+    """
+    if isinstance(loss, Composite):
+        prox = loss.penalty if prox is None else prox
+        loss = loss.smooth
+    if prox is None or not hasattr(prox, "prox") or not hasattr(prox, "value"):
+        raise ValueError("prox must be a penalty from flowsim.prox (with value and prox), "
+                         "e.g. flowsim.prox.L1(0.1).")
+    f, x0, steps, gtol, max_norm = common_arguments(loss, x0, steps, gtol, max_norm)
+    check_dimension(prox, f.n)
+    etas = schedule_steps(eta, steps)
+    grad = f._fast("grad")
+
+    def step(k, x):
+        x_next = prox.prox(x - etas[k] * grad(x), etas[k])
+        mapping = (x - x_next) / etas[k]
+        return x_next, mapping, None
+
+    before = f.counts
+    xs, ts, status, message, _ = iterate(f, x0, steps, step, etas, gtol=gtol,
+                                         max_norm=max_norm)
+    smooth, grads = f._observe(xs, full=True)
+    e = etas[np.minimum(np.arange(len(xs)), steps - 1)][:, None]  # the step used from x_k
+    mapping = np.linalg.norm(xs - prox.prox(xs - e * grads, e), axis=1) / e[:, 0]
+    values = smooth + prox.value(xs)
+    return finish(f, xs, ts, status, message, "proximal_gradient",
+                  f"proximal gradient ({type(prox).__name__})", before, values=values,
+                  grad_norms=mapping)
