@@ -14,8 +14,8 @@ from flowsim import losses, plot
 args, out = setup(__doc__, "01_narrow_valley")
 loss = losses.quadratic(np.diag([1.0, 25.0]))
 eta, steps = 0.075, 15 if args.quick else 40
-c = fs.compare(loss, [4.0, 1.0], eta, steps, schemes=("gd", "prox"))
-print(c.table(rows=8))
+c = fs.compare(loss, [4.0, 1.0], eta, steps, schemes=("gd", "pp"))
+print(c.summary(rows=8))
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
 plot.contour(loss, [*c.flows.values(), *c.schemes.values()], ax=axes[0],
              bounds=[(-4.5, 4.5), (-1.5, 1.5)])

@@ -26,7 +26,7 @@ axes[0].set(xlabel="t", ylabel="x2", title="heavy ball -> gradient flow as m -> 
 axes[0].legend(fontsize=8)
 s = 1e-2 if args.quick else 2.5e-3
 c = fs.compare(loss, x0, s, int(8 / np.sqrt(s)), schemes=("nesterov",))
-ode = c.flows["Nesterov ODE (r=3)"]
+ode = c.flows["nesterov_flow"]
 nag = c.schemes["nesterov"]
 print(f"NAG (s = {s}) against Nesterov's ODE: max deviation {np.nanmax(c.deviation['nesterov']):.4g}")
 axes[1].semilogy(ode.ts, ode.values, "k-", label="Nesterov ODE")

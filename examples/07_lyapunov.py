@@ -14,7 +14,7 @@ args, out = setup(__doc__, "07_lyapunov")
 loss = losses.himmelblau()
 x0 = [0.0, 0.0]
 flow = fs.gradient_flow(loss, x0, 1.0)
-report = fs.lyapunov(flow, loss)
+report = fs.lyapunov(loss, flow)
 print(report.summary())
 lam = fs.lipschitz_estimate(loss, (-5, 5), n_samples=512 if args.quick else 4096).value
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -26,7 +26,7 @@ axes[0].legend(fontsize=8)
 steps = 40 if args.quick else 120
 for eta in (0.005, 0.02, 0.03):
     gd = fs.gradient_descent(loss, x0, eta, steps)
-    r = fs.lyapunov(gd, loss, lipschitz=lam)
+    r = fs.lyapunov(loss, gd, lipschitz=lam)
     print(f"GD eta = {eta}: V rose at {len(r.rises)} of {len(r.V) - 1} steps; "
           f"status {gd.status.value}")
     axes[1].semilogy(np.arange(len(r.V)), np.maximum(r.V, 1e-16), ".-", ms=3,

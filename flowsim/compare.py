@@ -143,8 +143,10 @@ def _scheme_names(schemes, fixed, etas):
                              "'gd' or 'proximal_point'.")
         record = methods.get(name, "scheme")
         record.reference_flow({}, 1.0)  # refuses a scheme with no flow, before any work
-        if fixed is None and "schedule" not in record.accepts:
-            raise ValueError(f"eta: {record.name} takes a fixed step; give a number.")
+        if fixed is None and ("schedule" not in record.accepts or
+                              record.step_time != "eta"):
+            raise ValueError(f"eta: {record.name} is compared with its ODE at a fixed step (the "
+                             "ODE's time scale follows the step); give a number.")
         if record.max_eta is not None and np.any(etas > record.max_eta):
             raise ValueError(f"eta: {record.name} takes steps of at most {record.max_eta:g} "
                              f"(got {float(np.max(etas)):g}); compare it with a smaller eta.")

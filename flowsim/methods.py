@@ -170,7 +170,9 @@ def get(name, kind=None):
     if record is None or (kind is not None and record.kind != kind):
         pool = [m for m in REGISTRY.values() if kind is None or m.kind == kind]
         names = [m.name for m in pool] + [m.short for m in pool if m.short]
-        near = difflib.get_close_matches(str(name), names, n=2, cutoff=0.5)
+        near = [m.name for m in pool if isinstance(name, str) and name and
+                m.name.startswith(name)] or difflib.get_close_matches(str(name), names, n=2,
+                                                                        cutoff=0.5)
         hint = f" (did you mean {' or '.join(map(repr, near))}?)" if near else ""
         raise ValueError(f"unknown {kind or 'method'} {name!r}{hint}; choose from "
                          f"{', '.join(_listing(pool))}.")

@@ -11,14 +11,28 @@ def test_compare_prints_the_table(capsys):
     assert main(["compare", "rosenbrock", "--eta", "1e-3", "--steps", "200"]) == 0
     captured = capsys.readouterr()
     out = captured.out
-    assert "gd |x-x(t)|" in out and "prox |x-x(t)|" in out and "GD stable iff" in out
-    assert "... gd: reached_end after 200 steps" in captured.err  # progress, on stderr
+    assert "gd |x-x(t)|" in out and "pp |x-x(t)|" in out and "GD stable for eta <" in out
+    assert "... gradient_descent: reached_end after 200 steps" in captured.err  # on stderr
+
+
+def _ending(out, label):
+    """``(status, L)`` from the line of ``label`` in the summary's endings."""
+    line = next(text for text in out.splitlines() if text.strip().startswith(label + ":"))
+    status = line.split(":", 1)[1].split()[0]
+    return status, float(line.split("L = ")[1].split(",")[0].split()[0])
 
 
 def test_compare_formula_and_schemes(capsys):
+    # L = x^2 + 10 y^2, eta = 0.15: per step GD multiplies (x, y) by (0.7, -2), Heun by
+    # (0.745, 2.5) (both unstable along y), proximal point by (1/1.3, 1/4)
     assert main(["compare", "x**2 + 10*y**2", "--x0", "1,1", "--eta", "0.15", "--steps", "20",
-                 "--schemes", "gd,prox,heun"]) == 0
-    assert "heun" in capsys.readouterr().out
+                 "--schemes", "gd,pp,heun"]) == 0
+    out = capsys.readouterr().out
+    assert _ending(out, "gradient descent")[0] == "diverged"
+    assert _ending(out, "Heun")[0] == "diverged"
+    status, value = _ending(out, "proximal point")
+    assert status == "reached_end"
+    assert value == pytest.approx(1.3 ** -40 + 10 * 4.0 ** -40, rel=1e-5)
 
 
 @pytest.mark.parametrize("argv, match", [
@@ -26,6 +40,8 @@ def test_compare_formula_and_schemes(capsys):
     (["compare", "x**2", "--x0", "a,b"], "--x0 must be comma-separated numbers"),
     (["compare", "x**2", "--x0", "1,2"], "--x0 needs 1 numbers"),
     (["compare", "rosenbrock", "--schemes", "gd,adam"], "unknown scheme 'adam'"),
+    (["compare", "rosenbrock", "--schemes", "gd,prox"], "did you mean"),
+    (["compare", "rosenbrock", "--schemes", "pg"], "no flow to compare with"),
     (["compare", "rosenbrock", "--eta", "-1"], "eta must be a finite number > 0"),
     (["compare", "__import__('os')", "--x0", "1"], "loss formula"),
     (["info", "sinn(x)"], "unknown function 'sinn'"),

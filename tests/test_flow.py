@@ -143,7 +143,7 @@ def test_batch_matches_one_by_one():
 def test_batch_marks_diverging_starts_without_stalling_others():
     traj = fs.gradient_flow("x**2", [[1.0], [1e-3]], 3.0, maximize=True, max_norm=10.0,
                             method="RK45", rtol=1e-10, atol=1e-12)
-    assert traj.statuses == (Status.DIVERGED, Status.REACHED_END)
+    assert traj.status == (Status.DIVERGED, Status.REACHED_END)
     np.testing.assert_allclose(traj.x_final[1], 1e-3 * np.exp(6.0), rtol=1e-8)
 
 
@@ -226,6 +226,6 @@ def test_stacked_error_norm_is_the_worst_start():
 
 def test_batch_statuses_converged():
     conv = fs.gradient_flow("x**2", [[1.0], [2.0]], 100.0, gtol=1e-6)
-    assert conv.statuses == (Status.CONVERGED, Status.CONVERGED)
+    assert conv.status == (Status.CONVERGED, Status.CONVERGED)
     gd = fs.gradient_descent("x**2", [[1.0], [2.0]], 0.1, 1000, gtol=1e-8)
-    assert gd.statuses == (Status.CONVERGED, Status.CONVERGED) and gd.xs.shape[1] < 1001
+    assert gd.status == (Status.CONVERGED, Status.CONVERGED) and gd.xs.shape[1] < 1001

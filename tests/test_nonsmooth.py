@@ -10,7 +10,7 @@ pytestmark = pytest.mark.filterwarnings("error")
 
 def test_abs_reaches_zero_at_t_one_and_stays():
     traj = fs.gradient_flow("abs(x)", [1.0], 5.0)
-    assert traj.status is Status.REACHED_END and traj.method.startswith("subgradient flow")
+    assert traj.status is Status.REACHED_END and traj.label.startswith("subgradient flow")
     t = np.array([0.0, 0.25, 0.5, 0.999, 1.0, 2.0, 5.0])
     np.testing.assert_allclose(traj.at(t)[:, 0], np.maximum(1 - t, 0.0), atol=1e-12)
 
@@ -63,14 +63,14 @@ def test_lasso_flow_against_proximal_gradient_shows_order_one():
 def test_compare_on_a_non_smooth_loss_ends_quickly():
     c = fs.compare(fs.Loss("abs(x) + y**2"), [1.0, 1.0], 0.01, 200)
     ref = next(iter(c.flows.values()))
-    assert ref.status is Status.REACHED_END and ref.method.startswith("subgradient")
-    assert np.nanmax(c.deviation["gd"]) < 0.02
+    assert ref.status is Status.REACHED_END and ref.label.startswith("subgradient")
+    assert np.nanmax(c.deviation["gradient_descent"]) < 0.02
 
 
 def test_batches_of_non_smooth_starts_are_subgradient_flows_too():
     starts = [[0.5, 0.5], [1.0, -2.0]]
     batch = fs.gradient_flow("x**2/2 + abs(y)", starts, 3.0, rtol=1e-10, atol=1e-12)
-    assert batch.method.startswith("subgradient flow")
+    assert batch.label.startswith("subgradient flow")
     for i, (x0, y0) in enumerate(starts):
         t = np.array([0.3, 1.0, 2.5, 3.0])
         expected = np.stack([x0 * np.exp(-t), np.sign(y0) * np.maximum(abs(y0) - t, 0)], 1)

@@ -38,7 +38,7 @@ def _results():
         "flow": flow, "gd": gd, "batch": batch, "heavy_ball_flow": hb,
         "prox": fs.proximal_point(him, [0.0, 0.0], 0.1, 5),
         "comparison": fs.compare(him, [0.0, 0.0], 1e-2, 20),
-        "lyapunov": fs.lyapunov(flow, him),
+        "lyapunov": fs.lyapunov(him, flow),
         "classify": fs.classify(him, [3.0, 2.0]),
         "stability": fs.stability(him, [3.0, 2.0], 0.01),
         "sharpness": fs.sharpness(him, gd),

@@ -38,9 +38,9 @@ def test_values_deviation_and_comparison_figure(tmp_path):
     c = fs.compare(loss, [-1.2, 1.0], 1e-3, 100)
     ax = plot.values(c)
     assert ax.get_yscale() == "log" and len(ax.lines) == 3
-    assert np.allclose(ax.lines[1].get_ydata(), c.schemes["gd"].values)
+    assert np.allclose(ax.lines[1].get_ydata(), c.schemes["gradient_descent"].values)
     ax = plot.deviation(c)
-    assert np.allclose(ax.lines[0].get_ydata(), c.deviation["gd"][1:])
+    assert np.allclose(ax.lines[0].get_ydata(), c.deviation["gradient_descent"][1:])
     fig = plot.comparison_figure(c, loss)
     assert len(fig.axes) == 3
     fig.savefig(tmp_path / "c.png")

@@ -215,7 +215,7 @@ def sharpness(loss, trajectory):
     --------
     >>> from flowsim import gradient_descent
     >>> s = sharpness("x**2 + y**4", gradient_descent("x**2 + y**4", [0.5, 1.0], 0.9, 3))
-    >>> s.lambda_max[0], s.two_over_eta[0], bool(s.above[0])
+    >>> float(s.lambda_max[0]), float(s.two_over_eta[0]), bool(s.above[0])
     (12.0, 2.2222222222222223, True)
     """
     loss = as_loss(loss)

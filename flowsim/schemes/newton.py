@@ -44,7 +44,7 @@ def newton(loss, x0, eta=1.0, steps=20, *, gtol=None, max_norm=1e8):
     [1.0, -2.0]
     """
     loss, x0, steps, gtol, max_norm = common_arguments(loss, x0, steps, gtol, max_norm)
-    etas = schedule_steps(eta, steps, upper=1.0)
+    etas = schedule_steps(eta, steps, "eta (the damping of the Newton step)", upper=1.0)
     grad, hess = loss._fast("grad"), loss._fast("hess")
 
     def step(k, x):
