@@ -1,5 +1,6 @@
 """Every example script runs (small sizes, Agg backend), exits 0 and writes its figure."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,5 +22,14 @@ def test_example_runs(script, tmp_path):
     assert "wrote" in done.stdout
 
 
-def test_there_are_eight_examples():
-    assert len(EXAMPLES) == 8
+def test_every_example_is_listed_in_the_readme_with_a_picture_that_exists():
+    root = Path(__file__).parent.parent
+    readme = (root / "README.md").read_text()
+    for script in EXAMPLES:
+        assert f"examples/{script.name}" in readme, f"{script.name} is not in the README"
+    images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", readme)
+    images += re.findall(r"<img[^>]*src=\"([^\"]+)\"", readme)
+    assert images, "the README shows no picture"
+    missing = [path for path in images if not path.startswith("http")
+               and not (root / path).is_file()]
+    assert not missing, f"README pictures missing from the repository: {missing}"

@@ -65,9 +65,21 @@ def test_implicit_methods_get_the_analytic_jacobian():
     assert lsoda.ngev * 10 < rk45.ngev  # the stiff-aware default is far cheaper
 
 
-def test_large_sparse_flow_uses_sparse_jacobian():
+def test_large_sparse_flow_uses_sparse_jacobian(monkeypatch):
     loss = losses.rosenbrock(200)
     x0 = np.full(200, 0.5)
+    asked = []
+    original = fs.Loss.hess
+
+    def spy(self, x, sparse=False):
+        asked.append(sparse)
+        return original(self, x, sparse=sparse)
+
+    monkeypatch.setattr(fs.Loss, "hess", spy)
+    traj = fs.gradient_flow(loss, x0, 1.0, method="BDF", rtol=1e-6, atol=1e-8)
+    assert asked and all(asked)  # every Jacobian the implicit solver took was sparse
+    assert traj.nhev > 0
+    monkeypatch.undo()
     for method in ("BDF", "LSODA"):
         traj = fs.gradient_flow(loss, x0, 5.0, method=method, rtol=1e-6, atol=1e-8)
         assert traj.status is Status.REACHED_END
@@ -93,7 +105,11 @@ def test_budget_and_no_warning_flood():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         traj = fs.gradient_flow("log(x)", [0.5], 10.0, method="RK45")
-    assert traj.status is not Status.REACHED_END and traj.ts[-1] <= 0.125 + 1e-6
+    # x' = -1/x from 0.5: x(t)^2 = 0.25 - 2t reaches the singularity x = 0 at t = 1/8
+    assert traj.status in (Status.FAILED, Status.DIVERGED)
+    assert abs(traj.ts[-1] - 0.125) < 1e-6
+    early = traj.ts < 0.12
+    np.testing.assert_allclose(traj.xs[early, 0], np.sqrt(0.25 - 2 * traj.ts[early]), rtol=1e-4)
     assert np.all(np.isfinite(traj.values))
     short = fs.gradient_flow(losses.rosenbrock(2), [-1.0, 1.0], 50.0, method="RK45",
                              max_steps=10)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import scipy.optimize
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import flowsim as fs
@@ -85,8 +85,16 @@ def test_gd_schedules_armijo_and_ascent():
     assert fs.gradient_descent(loss, [-1.2, 1.0], steps, 100).ts[-1] == pytest.approx(
         50e-3 + 50 * 0.5e-3)
     armijo = fs.gradient_descent(loss, [-1.2, 1.0], 1.0, 200, line_search="armijo")
-    assert np.all(np.diff(armijo.values) < 0)
-    assert np.all(armijo.extras["step_sizes"][:-1] <= 1.0)
+    a = armijo.extras["step_sizes"][:-1]
+    # the sufficient-decrease inequality at every step, and the step is the first trial
+    # 1, 1/2, 1/4, ... that passes it (so twice the step would have failed)
+    f, g = armijo.values, armijo.grad_norms
+    assert np.all(f[1:] <= f[:-1] - 1e-4 * a * g[:-1] ** 2)
+    np.testing.assert_array_equal(np.log2(a), np.round(np.log2(a)))
+    np.testing.assert_allclose(np.diff(armijo.ts), a)
+    doubled = armijo.xs[:-1] - 2 * a[:, None] * loss.grad(armijo.xs[:-1])
+    first_trial = a == 1.0
+    assert np.all((loss.value(doubled) > f[:-1] - 1e-4 * 2 * a * g[:-1] ** 2)[~first_trial])
     assert armijo.values[-1] < fs.gradient_descent(loss, [-1.2, 1.0], 1e-3, 200).values[-1]
     up = fs.gradient_descent("-(x - 2)**2", [0.0], 0.25, 20, maximize=True)
     assert up.x_final[0] == pytest.approx(2.0)
@@ -145,8 +153,7 @@ def test_gd_on_random_spd_diverges_exactly_above_two_over_lambda_max(seed, facto
     A = (Q * lam) @ Q.T
     A = (A + A.T) / 2
     eta = factor * 2 / lam[-1]
-    if abs(factor - 1) < 0.02:
-        return  # at the boundary growth is too slow to call in 400 steps
+    assume(abs(factor - 1) >= 0.02)  # at the boundary growth is too slow to call in 400 steps
     x0 = Q[:, -1] + 0.1 * Q[:, 0]
     traj = fs.gradient_descent(losses.quadratic(A), x0, eta, 400)
     assert (traj.status is Status.DIVERGED) == (factor > 1)
@@ -172,18 +179,69 @@ def test_proximal_gradient_lasso_matches_optimality_conditions(rng):
         fs.proximal_gradient(comp.smooth, np.zeros(6), 0.1, 10)
 
 
-def test_momentum_newton_sgd_heun():
-    q = losses.quadratic(np.diag([1.0, 10.0]))
-    hb = fs.heavy_ball(q, [1.0, 1.0], 0.01, 500, momentum=0.9)
-    assert hb.values[-1] < 1e-8 and hb.ts[1] == pytest.approx(0.1)
-    nag = fs.nesterov(q, [1.0, 1.0], 0.01, 500)
-    assert nag.values[-1] < fs.gradient_descent(q, [1.0, 1.0], 0.01, 500).values[-1]
+def _two_term_recurrence(a, b, x0, x1, k):
+    """Closed form of x_{j+1} = a x_j - b x_{j-1}: c1 r1^j + c2 r2^j with the roots of
+    r^2 - a r + b = 0 (complex when the iteration oscillates)."""
+    r1, r2 = np.roots([1.0, -a, b]).astype(complex)
+    c2 = (x1 - r1 * x0) / (r2 - r1)
+    c1 = x0 - c2
+    return (c1 * r1 ** k + c2 * r2 ** k).real
+
+
+@pytest.mark.parametrize("eta, beta", [(0.01, 0.9), (0.05, 0.5), (0.15, 0.3)])
+def test_heavy_ball_on_a_quadratic_is_its_two_term_recurrence(eta, beta):
+    lam = np.array([1.0, 10.0])
+    hb = fs.heavy_ball(losses.quadratic(np.diag(lam)), [1.0, 1.0], eta, 200, momentum=beta)
+    k = np.arange(201)
+    for i, l in enumerate(lam):  # x_{k+1} = (1 + beta - eta l) x_k - beta x_{k-1}, x_1 = (1 - eta l)
+        expected = _two_term_recurrence(1 + beta - eta * l, beta, 1.0, 1 - eta * l, k)
+        np.testing.assert_allclose(hb.xs[:, i], expected, rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(hb.ts, np.sqrt(eta) * k, rtol=1e-13)
+
+
+def test_nesterov_with_constant_momentum_is_its_two_term_recurrence():
+    lam, eta, beta = np.array([1.0, 10.0]), 0.05, 0.6
+    nag = fs.nesterov(losses.quadratic(np.diag(lam)), [1.0, 1.0], eta, 150, momentum=beta)
+    k = np.arange(151)
+    for i, l in enumerate(lam):  # x_{k+1} = (1 - eta l)((1 + beta) x_k - beta x_{k-1})
+        q = 1 - eta * l
+        expected = _two_term_recurrence(q * (1 + beta), q * beta, 1.0, q, k)
+        np.testing.assert_allclose(nag.xs[:, i], expected, rtol=1e-9, atol=1e-13)
+
+
+def test_nesterov_converges_to_the_bessel_solution_of_its_ode():
+    # on L = x^2/2, x'' + (3/t) x' + x = 0 with x(0) = 1, x'(0) = 0 has the solution
+    # x(t) = 2 J_1(t) / t (Su, Boyd and Candes); NAG with step s sits at t_k = k sqrt(s)
+    import scipy.special
+    errors = []
+    for s in (1e-2, 2.5e-3, 6.25e-4):
+        steps = int(round(6.0 / np.sqrt(s)))
+        nag = fs.nesterov("x**2/2", [1.0], s, steps)
+        t = nag.ts[1:]
+        errors.append(np.max(np.abs(nag.xs[1:, 0] - 2 * scipy.special.j1(t) / t)))
+    rates = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    np.testing.assert_allclose(rates, 1.0, atol=0.15)  # first order in h = sqrt(s)
+    assert errors[-1] < 0.02
+
+
+def test_newton_full_damped_and_singular():
+    q = losses.quadratic(np.array([[2.0, 1.0], [1.0, 3.0]]), [1.0, -2.0])
+    one = fs.newton(q, [5.0, 5.0], 1.0, 1)
+    np.testing.assert_allclose(one.x_final, [1.0, -2.0], rtol=1e-14)  # one step on a quadratic
+    damped = fs.newton(q, [5.0, 5.0], 0.3, 12)  # the Newton flow's grad L(x_k) = 0.7^k grad L(x_0)
+    np.testing.assert_allclose(damped.grad_norms, damped.grad_norms[0] * 0.7 ** np.arange(13),
+                               rtol=1e-12)
+    np.testing.assert_allclose(damped.ts, 0.3 * np.arange(13), rtol=1e-14)
     newton = fs.newton(losses.rosenbrock(2), [-1.2, 1.0], 1.0, 10)
     np.testing.assert_allclose(newton.x_final, [1.0, 1.0], atol=1e-12)
     with pytest.raises(ValueError, match="damping of the Newton step"):
         fs.newton(q, [1.0, 1.0], 2.0, 3)
     singular = fs.newton("x**4 + y**2", [0.0, 1.0], 1.0, 3)
     assert singular.status is Status.FAILED and "singular" in singular.message
+
+
+def test_sgd_and_heun():
+    q = losses.quadratic(np.diag([1.0, 10.0]))
     mse = Loss.from_samples("(a*x + b - y)**2", {"x": [1.0, 2, 3, 4], "y": [2.0, 4, 5, 4]},
                             variables=("a", "b"))
     a = fs.sgd(mse, [0.0, 0.0], 0.01, 200, batch_size=1, seed=3)

@@ -1,0 +1,171 @@
+"""Every registered scheme through the same checks: a closed form on a quadratic, its
+empirical order against the record's, schedules, batches, and the registry's own rules."""
+import inspect
+
+import numpy as np
+import pytest
+
+import flowsim as fs
+from flowsim import methods
+from flowsim.methods import Method
+
+LAM = np.array([0.5, 4.0])  # L = (0.5 x^2 + 4 y^2) / 2
+QUADRATIC = "(0.5*x**2 + 4*y**2)/2"
+X0 = np.array([1.0, -0.5])
+
+
+def _recurrence(a, b, x0, x1, k):
+    """x_{j+1} = a x_j - b x_{j-1} in closed form (roots of r^2 - a r + b)."""
+    r1, r2 = np.roots([1.0, -a, b]).astype(complex)
+    c2 = (x1 - r1 * x0) / (r2 - r1)
+    return ((x0 - c2) * r1 ** k + c2 * r2 ** k).real
+
+
+def _per_direction(factor):
+    """Iterates of a scheme that multiplies eigendirection i by factor(lambda_i) per step."""
+    def closed_form(eta, steps):
+        k = np.arange(steps + 1)[:, None]
+        return X0 * np.array([factor(eta, lam) for lam in LAM]) ** k
+    return closed_form
+
+
+def _two_step(a_of, b_of, first_of):
+    def closed_form(eta, steps):
+        k = np.arange(steps + 1)
+        return np.stack([_recurrence(a_of(eta, lam), b_of(eta, lam), x0,
+                                     first_of(eta, lam) * x0, k)
+                         for lam, x0 in zip(LAM, X0)], axis=1)
+    return closed_form
+
+
+BETA = 0.6  # heavy ball and Nesterov run with this constant momentum here
+
+#: name -> (options, closed form of the iterates on QUADRATIC from X0).
+ORACLES = {
+    "gradient_descent": ({}, _per_direction(lambda e, lam: 1 - e * lam)),
+    "proximal_point": ({}, _per_direction(lambda e, lam: 1 / (1 + e * lam))),
+    "heun": ({}, _per_direction(lambda e, lam: 1 - e * lam + (e * lam) ** 2 / 2)),
+    "newton": ({}, _per_direction(lambda e, lam: 1 - e)),
+    "sgd": ({"batch_size": 2}, _per_direction(lambda e, lam: 1 - e * lam)),
+    "heavy_ball": ({"momentum": BETA},
+                   _two_step(lambda e, lam: 1 + BETA - e * lam, lambda e, lam: BETA,
+                             lambda e, lam: 1 - e * lam)),
+    "nesterov": ({"momentum": BETA},
+                 _two_step(lambda e, lam: (1 - e * lam) * (1 + BETA),
+                           lambda e, lam: (1 - e * lam) * BETA, lambda e, lam: 1 - e * lam)),
+    "proximal_gradient": ({"prox": fs.prox.L2Squared(0.0)},
+                          _per_direction(lambda e, lam: 1 - e * lam)),
+}
+
+
+def _loss_for(record):
+    if "samples" in record.accepts:  # the mean over two samples is QUADRATIC plus a constant
+        return fs.Loss.from_samples("(0.5*(x - s)**2 + 4*(y - s)**2)/2", {"s": [-1.0, 1.0]},
+                                    variables=("x", "y"))
+    return fs.Loss(QUADRATIC)
+
+
+SCHEMES = [m.name for m in methods.schemes()]
+
+
+def test_every_registered_scheme_has_an_oracle_here():
+    assert set(SCHEMES) == set(ORACLES), "give a new scheme a closed form in ORACLES"
+
+
+@pytest.mark.parametrize("name", SCHEMES)
+def test_scheme_matches_its_closed_form_on_a_quadratic(name):
+    record = methods.get(name)
+    options, closed_form = ORACLES[name]
+    eta, steps = 0.1, 25
+    traj = record.function(_loss_for(record), X0, eta, steps, **options)
+    np.testing.assert_allclose(traj.xs, closed_form(eta, steps), rtol=1e-9, atol=1e-12)
+    assert traj.method == name and traj.label
+    # iterate k sits at k times the record's ODE time per step
+    np.testing.assert_allclose(traj.ts, record.step_of(eta) * np.arange(steps + 1),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", SCHEMES)
+def test_scheme_signature_and_schedules(name):
+    record = methods.get(name)
+    params = list(inspect.signature(record.function).parameters.values())
+    assert [p.name for p in params[:4]] == ["loss", "x0", "eta", "steps"]
+    assert all(p.kind is p.KEYWORD_ONLY for p in params[4:])
+    assert record.function.__doc__ and "Returns" in record.function.__doc__
+    options, _ = ORACLES[name]
+    loss = _loss_for(record)
+    fixed = record.function(loss, X0, 0.1, 12, **options)
+    scheduled = record.function(loss, X0, fs.schedules.constant(0.1), 12, **options)
+    np.testing.assert_array_equal(scheduled.xs, fixed.xs)
+    varying = record.function(loss, X0, lambda k: 0.1 / (1 + k), 12, **options)
+    np.testing.assert_allclose(np.diff(varying.ts), record.step_of(0.1 / (1 + np.arange(12))),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", SCHEMES)
+def test_batches_are_taken_or_refused_in_one_sentence(name):
+    record = methods.get(name)
+    options, _ = ORACLES[name]
+    starts = np.array([X0, -X0, 2 * X0])
+    if "batch" in record.accepts:
+        batch = record.function(_loss_for(record), starts, 0.1, 10, **options)
+        for i in range(3):
+            single = record.function(_loss_for(record), starts[i], 0.1, 10, **options)
+            np.testing.assert_allclose(batch.xs[i], single.xs, rtol=1e-12)
+    else:
+        with pytest.raises(ValueError, match=r"x0 must have shape \(2,\)"):
+            record.function(_loss_for(record), starts, 0.1, 10, **options)
+
+
+ORDER_LOSS = "x**2/2 + y**4/4 + x*y/4 + cos(x)/10"
+DETERMINISTIC = [m.name for m in methods.schemes() if m.order is not None and m.flow]
+
+
+@pytest.mark.parametrize("name", DETERMINISTIC)
+def test_empirical_order_is_the_records_order(name):
+    record = methods.get(name)
+    result = fs.convergence_order(ORDER_LOSS, [1.0, 0.8], name, t_end=1.0, levels=5)
+    assert result.warning is None, result.summary()
+    assert result.order == pytest.approx(record.order, abs=0.1), result.summary()
+
+
+def test_records_are_consistent():
+    colors = [m.color for m in methods.REGISTRY.values()]
+    assert len(set(colors)) == len(colors)  # one colour per method, in every picture
+    for record in methods.schemes():
+        if record.flow is not None:
+            assert methods.get(record.flow).kind == "flow"
+        assert record.eta_of(record.step_of(0.04)) == pytest.approx(0.04)
+    assert methods.get("gd") is methods.get("gradient_descent")
+    with pytest.raises(ValueError, match="unknown scheme 'gradient_flow'"):
+        methods.get("gradient_flow", "scheme")
+    with pytest.raises(ValueError, match="did you mean 'proximal_point'"):
+        methods.get("proximal")
+    with pytest.raises(ValueError, match="already registered"):
+        methods.register(Method("gd", "again", "scheme", fs.gradient_descent))
+    with pytest.raises(ValueError, match="step_time must be one of"):
+        Method("x", "x", "scheme", fs.gradient_descent, step_time="eta**2")
+
+
+def test_a_registered_method_is_compared_and_drawn(monkeypatch):
+    def halved(loss, x0, eta, steps, *, gtol=None, max_norm=1e8):
+        """Gradient descent at half the step (a test scheme).
+
+        Returns
+        -------
+        Trajectory
+        """
+        traj = fs.gradient_descent(loss, x0, eta / 2, steps, gtol=gtol, max_norm=max_norm)
+        return type(traj)(traj.ts * 2, traj.xs, traj.values, traj.grad_norms, traj.status,
+                          traj.message, "halved", "halved GD")
+
+    monkeypatch.setitem(methods.REGISTRY, "halved",
+                        Method("halved", "halved GD", "scheme", halved, order=1,
+                               flow="gradient_flow", color="tab:pink", marker="*"))
+    c = fs.compare(QUADRATIC, X0, 0.1, 10, schemes=("halved", "gd"))
+    # iterate k of the halved scheme is (1 - 0.05 lam)^k at t = 0.1 k on the same flow
+    expected = X0 * (1 - 0.05 * LAM) ** np.arange(11)[:, None]
+    np.testing.assert_allclose(c.schemes["halved"].xs, expected, rtol=1e-12)
+    assert c.references["halved"] == c.references["gradient_descent"] == "gradient_flow"
+    from flowsim.plot.style import path_style
+    assert path_style(c.schemes["halved"])["color"] == "tab:pink"
