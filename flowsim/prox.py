@@ -1,9 +1,9 @@
-"""Proximal operators of non-smooth penalties g, for proximal gradient methods.
+r"""Proximal operators of non-smooth penalties g, for proximal gradient methods.
 
 Each penalty is a frozen dataclass with ``value(x)``, ``prox(v, eta)`` and, where the convex
 conjugate g* has a closed-form prox of its own, ``conjugate_prox(v, s)``:
 
-.. math:: \\operatorname{prox}_{\\eta g}(v) = \\arg\\min_y \\; g(y) + \\frac{1}{2\\eta}|y - v|^2 .
+.. math:: \operatorname{prox}_{\eta g}(v) = \arg\min_y \; g(y) + \frac{1}{2\eta}|y - v|^2 .
 
 All act on the last axis, so batches ``(..., n)`` work, and ``eta`` may be an array that
 broadcasts against ``v`` (a step per point). :class:`MoreauEnvelope` gives the smooth
@@ -47,12 +47,12 @@ def _array(v):
 
 @dataclass(frozen=True)
 class L1:
-    """g(x) = lam * sum_i |x_i|; its prox is soft thresholding.
+    r"""g(x) = lam * sum_i |x_i|; its prox is soft thresholding.
 
     Notes
     -----
-    .. math:: \\operatorname{prox}_{\\eta g}(v)_i = \\operatorname{sign}(v_i)
-              \\max(|v_i| - \\eta\\,\\lambda, 0)
+    .. math:: \operatorname{prox}_{\eta g}(v)_i = \operatorname{sign}(v_i)
+              \max(|v_i| - \eta\,\lambda, 0)
 
     g* is the indicator of the box [-lam, lam]^n, whose prox is clipping.
 
@@ -261,10 +261,10 @@ class GroupL1:
 
 @dataclass(frozen=True)
 class MoreauEnvelope:
-    """The Moreau envelope of a penalty: a smooth lower approximation of g.
+    r"""The Moreau envelope of a penalty: a smooth lower approximation of g.
 
-    .. math:: M_{\\eta g}(x) = \\min_y \\; g(y) + \\frac{1}{2\\eta}|x - y|^2, \\qquad
-              \\nabla M_{\\eta g}(x) = \\frac{x - \\operatorname{prox}_{\\eta g}(x)}{\\eta}
+    .. math:: M_{\eta g}(x) = \min_y \; g(y) + \frac{1}{2\eta}|x - y|^2, \qquad
+              \nabla M_{\eta g}(x) = \frac{x - \operatorname{prox}_{\eta g}(x)}{\eta}
 
     Its gradient is (1/eta)-Lipschitz; for g = lam |x| it is the Huber function.
 

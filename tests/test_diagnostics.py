@@ -130,15 +130,27 @@ def test_stability_textbook_values():
     assert est.value == pytest.approx(7.0) and est.step == pytest.approx(1 / 7)
 
 
-def test_sharpness_edge_of_stability():
-    loss = fs.Loss("(x*y - 1)**2")  # sharpness grows along the valley toward x = y
-    traj = fs.gradient_descent(loss, [0.05, 6.0], 0.05, 300)
-    s = fs.sharpness(loss, traj)
-    np.testing.assert_allclose(s.lambda_max, np.linalg.eigvalsh(loss.hess(traj.xs))[:, -1])
-    np.testing.assert_allclose(s.two_over_eta[:-1], 40.0)
-    assert s.above[0] == (s.lambda_max[0] > 40.0)
+def test_sharpness_crosses_two_over_eta_where_the_closed_form_says():
+    # L = x^4/4 - x^2/2 has L'' = 3x^2 - 1: from x = 0.1 GD climbs toward the minimum at 1,
+    # where L'' = 2 > 2/eta for eta = 1.1, so the sharpness crosses 2/eta = 1.818 on the way
+    eta = 1.1
+    traj = fs.gradient_descent("x**4/4 - x**2/2", [0.1], eta, 40)
+    s = fs.sharpness("x**4/4 - x**2/2", traj)
+    curvature = 3 * traj.xs[:, 0] ** 2 - 1
+    np.testing.assert_allclose(s.lambda_max, curvature, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(s.two_over_eta, 2 / eta)
+    np.testing.assert_array_equal(s.above, curvature > 2 / eta)
+    first = int(np.argmax(s.above))
+    assert 0 < first and not s.above[:first].any()  # below the edge first, then above it
+    assert "first at t" in s.summary()
+    assert list(s.to_frame().columns) == ["ts", "lambda_max", "two_over_eta", "above"]
+    # heavy ball iterates sit sqrt(eta) apart, but its step is eta: 2/eta = 50, not 10
+    hb = fs.heavy_ball("x**2", [1.0], 0.04, 5, momentum=0.5)
+    np.testing.assert_allclose(fs.sharpness("x**2", hb).two_over_eta, 50.0)
+    flow = fs.sharpness("x**2", fs.gradient_flow("x**2", [1.0], 1.0))
+    assert np.all(np.isnan(flow.two_over_eta)) and not flow.above.any()
     with pytest.raises(TypeError, match="one flowsim.Trajectory"):
-        fs.sharpness(loss, fs.gradient_descent(loss, [[0.1, 1.0]], 0.01, 3))
+        fs.sharpness("x**2 + y**2", fs.gradient_descent("x**2 + y**2", [[0.1, 1.0]], 0.01, 3))
 
 
 def test_lyapunov_integral_form_follows_the_solver_tolerance():

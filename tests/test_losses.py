@@ -4,6 +4,7 @@ import collections
 import numpy as np
 import pytest
 
+import flowsim as fs
 from flowsim import PointKind, losses
 
 from .conftest import central_difference
@@ -16,12 +17,22 @@ ALL = [losses.rosenbrock, lambda: losses.rosenbrock(3), lambda: losses.rosenbroc
 
 
 def _kind_from_hessian(H):
-    eigs = np.linalg.eigvalsh(H)
-    if np.any(np.abs(eigs) < 1e-9 * max(1.0, np.abs(eigs).max())):
-        return PointKind.DEGENERATE
-    if np.all(eigs > 0):
-        return PointKind.MINIMUM
-    return PointKind.MAXIMUM if np.all(eigs < 0) else PointKind.SADDLE
+    return fs.kind_of_spectrum(np.linalg.eigvalsh(H))
+
+
+@pytest.mark.parametrize("eigs, kind", [
+    ([1.0, 2.0], PointKind.MINIMUM), ([-1.0, -2.0], PointKind.MAXIMUM),
+    ([-1.0, 2.0], PointKind.SADDLE), ([0.0, 2.0], PointKind.DEGENERATE),
+    ([1e-9, 1.0], PointKind.DEGENERATE), ([1e-7, 1.0], PointKind.MINIMUM),
+    ([-1e5, 1e-4], PointKind.DEGENERATE),  # relative to the largest magnitude
+    ([-1e5, 1e-2], PointKind.SADDLE), ([1e-9], PointKind.DEGENERATE),  # scale at least 1
+])
+def test_one_rule_for_a_points_kind(eigs, kind):
+    assert fs.kind_of_spectrum(eigs) is kind
+    if 0.0 in eigs:  # a zero coefficient drops the variable from the formula
+        return
+    assert fs.classify(f"{eigs[0]}*x**2/2" + (f" + {eigs[1]}*y**2/2" if len(eigs) > 1 else ""),
+                       [0.0] * len(eigs)).kind is kind
 
 
 @pytest.mark.parametrize("make", ALL)

@@ -149,8 +149,26 @@ class LipschitzEstimate(Report):
 def lipschitz_estimate(loss, bounds, n_samples=4096, seed=0):
     """Estimate Lipschitz(grad L) over a box as the largest sampled |H(x)|_2.
 
-    It is a lower estimate of the true constant (a maximum over samples); its inverse is the
-    step of the majorization-minimization view of gradient descent.
+    Parameters
+    ----------
+    loss : Loss or str
+    bounds : (low, high) or n pairs
+        The box to sample uniformly.
+    n_samples : int
+        Points sampled (one batched Hessian call).
+    seed : int
+        Seed of :func:`numpy.random.default_rng`.
+
+    Returns
+    -------
+    LipschitzEstimate
+        A lower estimate of the true constant (a maximum over samples); its inverse is the
+        step of the majorization-minimization view of gradient descent.
+
+    Examples
+    --------
+    >>> round(lipschitz_estimate("x**2 + 3*y**2", (-1, 1)).value, 12)
+    6.0
     """
     loss = as_loss(loss)
     B = check_bounds(bounds, loss.n)

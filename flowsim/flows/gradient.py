@@ -31,7 +31,7 @@ __all__ = ["gradient_flow"]
 def gradient_flow(loss, x0, t_end, *, method="LSODA", rtol=1e-8, atol=1e-10, t_eval=None,
                   dense_output=True, gtol=None, max_norm=1e8, maximize=False,
                   max_steps="default"):
-    """Integrate the gradient flow dx/dt = -grad L(x) from ``x0`` over [0, t_end].
+    r"""Integrate the gradient flow dx/dt = -grad L(x) from ``x0`` over [0, t_end].
 
     Parameters
     ----------
@@ -69,8 +69,8 @@ def gradient_flow(loss, x0, t_end, *, method="LSODA", rtol=1e-8, atol=1e-10, t_e
 
     Notes
     -----
-    .. math:: \\dot x = -\\nabla L(x), \\qquad
-              \\frac{d}{dt} L(x(t)) = -|\\nabla L(x(t))|^2 \\le 0 .
+    .. math:: \dot x = -\nabla L(x), \qquad
+              \frac{d}{dt} L(x(t)) = -|\nabla L(x(t))|^2 \le 0 .
 
     Losses with kinks (``abs``, ``max``, ``min``, ``relu``), one start: the minimal-norm
     subgradient flow x' = -d°L(x), which slides along a kink that both sides push into

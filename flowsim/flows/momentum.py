@@ -56,7 +56,7 @@ def _second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output,
 def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method="LSODA",
                     rtol=1e-8, atol=1e-10, t_eval=None, dense_output=True, max_norm=1e8,
                     max_steps="default"):
-    """Integrate the damped heavy ball m x'' + gamma x' + grad L(x) = 0.
+    r"""Integrate the damped heavy ball m x'' + gamma x' + grad L(x) = 0.
 
     Parameters
     ----------
@@ -78,7 +78,7 @@ def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method=
 
     Notes
     -----
-    .. math:: m \\ddot x + \\gamma \\dot x + \\nabla L(x) = 0
+    .. math:: m \ddot x + \gamma \dot x + \nabla L(x) = 0
 
     Examples
     --------
@@ -106,7 +106,7 @@ def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method=
 def nesterov_flow(loss, x0, t_end, *, r=3.0, t0=0.0, method="LSODA", rtol=1e-8, atol=1e-10,
                   t_eval=None, dense_output=True, max_norm=1e8,
                   max_steps="default"):
-    """Integrate Nesterov's ODE (Su, Boyd and Candes) x'' + (r/t) x' + grad L(x) = 0.
+    r"""Integrate Nesterov's ODE (Su, Boyd and Candes) x'' + (r/t) x' + grad L(x) = 0.
 
     Parameters
     ----------
@@ -126,8 +126,8 @@ def nesterov_flow(loss, x0, t_end, *, r=3.0, t0=0.0, method="LSODA", rtol=1e-8, 
 
     Notes
     -----
-    .. math:: \\ddot x + \\frac{r}{t} \\dot x + \\nabla L(x) = 0, \\quad
-              x(t_0) = x_0,\\ \\dot x(t_0) = 0 .
+    .. math:: \ddot x + \frac{r}{t} \dot x + \nabla L(x) = 0, \quad
+              x(t_0) = x_0,\ \dot x(t_0) = 0 .
 
     Nesterov's accelerated gradient with step s follows it at the time scale
     t_k = k sqrt(s).

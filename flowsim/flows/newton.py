@@ -15,7 +15,7 @@ __all__ = ["newton_flow"]
 def newton_flow(loss, x0, t_end, *, method="RK45", rtol=1e-8, atol=1e-10, t_eval=None,
                 dense_output=True, gtol=None, max_norm=1e8,
                 max_steps="default"):
-    """Integrate the Newton flow dx/dt = -H(x)^{-1} grad L(x), the limit of damped Newton.
+    r"""Integrate the Newton flow dx/dt = -H(x)^{-1} grad L(x), the limit of damped Newton.
 
     Parameters
     ----------
@@ -36,8 +36,8 @@ def newton_flow(loss, x0, t_end, *, method="RK45", rtol=1e-8, atol=1e-10, t_eval
 
     Notes
     -----
-    .. math:: \\dot x = -H(x)^{-1} \\nabla L(x), \\qquad
-              \\nabla L(x(t)) = e^{-t} \\nabla L(x_0) .
+    .. math:: \dot x = -H(x)^{-1} \nabla L(x), \qquad
+              \nabla L(x(t)) = e^{-t} \nabla L(x_0) .
 
     Examples
     --------

@@ -19,6 +19,12 @@ def values(trajectories, ax=None, *, min_value=0.0):
     trajectories : Comparison, Trajectory, or sequence/dict of Trajectory
     min_value : float
         L* to subtract (the known minimum value, 0 by default).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One line per trajectory (for a batch, one per start), in the method's colour.
     """
     min_value = finite(min_value, "min_value")
     ax = axes_for(ax)
@@ -32,7 +38,18 @@ def values(trajectories, ax=None, *, min_value=0.0):
 
 
 def deviation(comparison, ax=None):
-    """Per-step deviation |x_k - x(t_k)| of each scheme from its flow (log scale)."""
+    """Per-step deviation |x_k - x(t_k)| of each scheme from its flow (log scale).
+
+    Parameters
+    ----------
+    comparison : Comparison
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One line per scheme, from step 1, in the scheme's colour and marker.
+    """
     check_comparison(comparison)
     ax = axes_for(ax)
     for i, (name, dev) in enumerate(comparison.deviation.items()):
@@ -47,6 +64,17 @@ def deviation(comparison, ax=None):
 def stability_picture(loss, x, ax=None, *, eta_max=None, n=400):
     """Per-direction factors against eta at ``x``: |1 - eta lambda_i| (GD, solid) and
     1/(1 + eta lambda_i) (proximal point, dashed), with 2/lambda_max marked.
+
+    Parameters
+    ----------
+    loss : Loss or str
+    x : array_like, shape (n,)
+        Where the Hessian is taken (usually a minimizer).
+    ax : matplotlib Axes, optional
+    eta_max : float, optional
+        Right end of the eta axis (3/lambda_max by default).
+    n : int
+        Points on the eta axis.
 
     Returns
     -------
@@ -76,6 +104,12 @@ def stability_picture(loss, x, ax=None, *, eta_max=None, n=400):
 def spectrum(loss, x, ax=None):
     """The Hessian spectrum at ``x`` as a stem plot, with zero marked.
 
+    Parameters
+    ----------
+    loss : Loss or str
+    x : array_like, shape (n,)
+    ax : matplotlib Axes, optional
+
     Returns
     -------
     matplotlib.axes.Axes
@@ -92,7 +126,18 @@ def spectrum(loss, x, ax=None):
 
 def comparison_figure(comparison, loss):
     """Three panels for a :class:`~flowsim.Comparison`: the paths on the contour map (2-D
-    losses), the loss gap over time, and the per-step deviation. Returns the Figure."""
+    losses), L - L* over time, and the per-step deviation; each method in its one colour.
+
+    Parameters
+    ----------
+    comparison : Comparison
+    loss : Loss or str
+        The loss the comparison ran on (for the map and L*).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     import matplotlib.pyplot as plt
     check_comparison(comparison)
     loss = as_loss(loss)

@@ -96,6 +96,20 @@ def contour(loss, trajectories=None, ax=None, *, bounds=None, critical=True, lev
 def basins(loss, ax=None, *, bounds=None, resolution=60, t_end=20.0, minima=None):
     """Basins of attraction: which minimum the gradient flow from each grid point reaches.
 
+    Parameters
+    ----------
+    loss : Loss or str
+        A loss in two variables.
+    ax : matplotlib Axes, optional
+    bounds : (low, high) or two pairs, optional
+        The window; by default the loss's usual bounds.
+    resolution : int
+        Grid points per side.
+    t_end : float
+        How long each start flows.
+    minima : array_like, shape (k, 2), optional
+        The minima to sort ends by (found in the window by default).
+
     Uses one batched flow over all grid points (RK45). Points that end near no minimum
     are grey.
 
@@ -140,7 +154,22 @@ def basins(loss, ax=None, *, bounds=None, resolution=60, t_end=20.0, minima=None
 
 
 def surface(loss, trajectory=None, ax=None, *, bounds=None, resolution=60):
-    """3-D surface of a 2-D loss with a path drawn on it (a new 3-D Axes when ax is None)."""
+    """3-D surface of a 2-D loss with paths drawn on it.
+
+    Parameters
+    ----------
+    loss : Loss or str
+        A loss in two variables.
+    trajectory : Trajectory or sequence of Trajectory, optional
+    ax : 3-D matplotlib Axes, optional
+        A new 3-D Axes when None.
+    bounds : (low, high) or two pairs, optional
+    resolution : int
+
+    Returns
+    -------
+    mpl_toolkits.mplot3d.Axes3D
+    """
     loss = as_loss(loss)
     if loss.n != 2:
         raise ValueError(f"surface needs a loss in two variables, got n = {loss.n}.")

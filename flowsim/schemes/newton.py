@@ -8,7 +8,7 @@ from ._driver import StepFailed, common_arguments, finish, iterate, schedule_ste
 __all__ = ["newton"]
 
 
-def newton(loss, x0, eta=1.0, steps=20, *, gtol=None, max_norm=1e8):
+def newton(loss, x0, eta, steps, *, gtol=None, max_norm=1e8):
     r"""Newton's method x_{k+1} = x_k - eta_k H(x_k)^{-1} grad L(x_k), full or damped.
 
     Parameters
