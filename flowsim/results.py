@@ -172,10 +172,24 @@ def _table(columns):
     return pandas.DataFrame(columns)
 
 
-class _Result:
-    """What :class:`Trajectory` and :class:`BatchTrajectory` share."""
+@dataclass(frozen=True)
+class _Result(Picklable):
+    """The fields and methods :class:`Trajectory` and :class:`BatchTrajectory` share (a batch
+    holds ``status`` and ``message`` per start)."""
 
-    __slots__ = ()
+    ts: np.ndarray
+    xs: np.ndarray
+    values: np.ndarray
+    grad_norms: np.ndarray
+    status: Status
+    message: str
+    method: str
+    label: str = ""
+    nfev: int = 0
+    ngev: int = 0
+    nhev: int = 0
+    extras: types.MappingProxyType = field(default_factory=dict)
+    dense: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         for name in ("ts", "xs", "values", "grad_norms"):
@@ -196,8 +210,8 @@ class _Result:
         return {"nfev": self.nfev, "ngev": self.ngev, "nhev": self.nhev}
 
 
-@dataclass(frozen=True)
-class Trajectory(_Result, Picklable):
+@dataclass(frozen=True, repr=False)
+class Trajectory(_Result):
     """A path x(t) of a flow, or the iterates x_k of a scheme placed at times t_k.
 
     Attributes
@@ -227,20 +241,6 @@ class Trajectory(_Result, Picklable):
     dense : callable or None
         For flows: the continuous solution, ``dense(t)`` of shape (n,) for any t in range.
     """
-
-    ts: np.ndarray
-    xs: np.ndarray
-    values: np.ndarray
-    grad_norms: np.ndarray
-    status: Status
-    message: str
-    method: str
-    label: str = ""
-    nfev: int = 0
-    ngev: int = 0
-    nhev: int = 0
-    extras: types.MappingProxyType = field(default_factory=dict)
-    dense: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         super().__post_init__()
@@ -285,8 +285,8 @@ class Trajectory(_Result, Picklable):
                 f"message={self.message!r})")
 
 
-@dataclass(frozen=True)
-class BatchTrajectory(_Result, Picklable):
+@dataclass(frozen=True, repr=False)
+class BatchTrajectory(_Result):
     """Paths of m starting points run together, on common times: :class:`Trajectory`'s
     fields with a leading start axis.
 
@@ -309,20 +309,6 @@ class BatchTrajectory(_Result, Picklable):
     dense : callable or None
         For flows, the continuous solution of all starts (see :meth:`at`).
     """
-
-    ts: np.ndarray
-    xs: np.ndarray
-    values: np.ndarray
-    grad_norms: np.ndarray
-    status: tuple
-    message: tuple
-    method: str
-    label: str = ""
-    nfev: int = 0
-    ngev: int = 0
-    nhev: int = 0
-    extras: types.MappingProxyType = field(default_factory=dict)
-    dense: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         super().__post_init__()

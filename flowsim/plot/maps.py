@@ -14,6 +14,14 @@ from .style import KIND_STYLE, as_list, axes_for, draw_path, path_style
 __all__ = ["contour", "basins", "surface", "animate", "plot_box"]
 
 
+def _plane_loss(loss, what):
+    """``loss`` checked to have two variables, for a picture of the plane."""
+    loss = as_loss(loss)
+    if loss.n != 2:
+        raise ValueError(f"{what} needs a loss in two variables, got n = {loss.n}.")
+    return loss
+
+
 def plot_box(loss, bounds, trajectories, pad=0.15):
     if bounds is not None:
         return check_bounds(bounds, 2)
@@ -61,9 +69,7 @@ def contour(loss, trajectories=None, ax=None, *, bounds=None, critical=True, lev
     -------
     matplotlib.axes.Axes
     """
-    loss = as_loss(loss)
-    if loss.n != 2:
-        raise ValueError(f"contour needs a loss in two variables, got n = {loss.n}.")
+    loss = _plane_loss(loss, "contour")
     trajs = as_list(trajectories, 2)
     levels = int_between(levels, "levels", 2, 500)
     resolution = int_between(resolution, "resolution", 2, 4000)
@@ -119,9 +125,7 @@ def basins(loss, ax=None, *, bounds=None, resolution=60, t_end=20.0, minima=None
         ``ax.images[0]`` holds the basin labels (-1 for none).
     """
     from ..flows.gradient import gradient_flow
-    loss = as_loss(loss)
-    if loss.n != 2:
-        raise ValueError(f"basins needs a loss in two variables, got n = {loss.n}.")
+    loss = _plane_loss(loss, "basins")
     resolution = int_between(resolution, "resolution", 2, 2000)
     t_end = positive(t_end, "t_end")
     box = plot_box(loss, bounds, [])
@@ -170,9 +174,7 @@ def surface(loss, trajectory=None, ax=None, *, bounds=None, resolution=60):
     -------
     mpl_toolkits.mplot3d.Axes3D
     """
-    loss = as_loss(loss)
-    if loss.n != 2:
-        raise ValueError(f"surface needs a loss in two variables, got n = {loss.n}.")
+    loss = _plane_loss(loss, "surface")
     trajs = as_list(trajectory, 2)
     resolution = int_between(resolution, "resolution", 2, 2000)
     box = plot_box(loss, bounds, trajs)
