@@ -193,7 +193,8 @@ class _Result(Picklable):
 
     def __post_init__(self):
         for name in ("ts", "xs", "values", "grad_norms"):
-            object.__setattr__(self, name, _frozen(getattr(self, name)))
+            if getattr(self, name) is not None:  # a batch may leave L and |grad L| unkept
+                object.__setattr__(self, name, _frozen(getattr(self, name)))
         object.__setattr__(self, "extras", types.MappingProxyType(
             {k: _frozen(v) for k, v in dict(self.extras).items()}))
         if not self.label:
@@ -295,7 +296,8 @@ class BatchTrajectory(_Result):
     ts : ndarray, shape (n_points,)
     xs : ndarray, shape (m, n_points, n)
         ``xs[i]`` is start i's path.
-    values, grad_norms : ndarray, shape (m, n_points)
+    values, grad_norms : ndarray, shape (m, n_points), or None
+        None where the run was asked not to keep them (``record=("x",)``).
     status : tuple of Status, length m
         Each start's final status.
     message : tuple of str, length m
@@ -345,17 +347,21 @@ class BatchTrajectory(_Result):
             raise IndexError(f"i must be a start index in [-{m}, {m}), got {i!r}.")
         dense = StartDense(self.dense, i) if self.dense is not None else None
         share = {name: count // m for name, count in self.counts.items()}
-        return Trajectory(self.ts, self.xs[i], self.values[i], self.grad_norms[i],
+        values = self.values[i] if self.values is not None else np.full(self.n_points, np.nan)
+        norms = self.grad_norms[i] if self.grad_norms is not None else \
+            np.full(self.n_points, np.nan)
+        return Trajectory(self.ts, self.xs[i], values, norms,
                           self.status[i], self.message[i], self.method, self.label,
                           extras={k: v[i] for k, v in self.extras.items()}, dense=dense,
                           **share)
 
     def summary(self):
         """One line: label, m, how many starts ended how, the spread of the final L."""
+        text = f"{self.label}: {len(self)} starts to t = {self.ts[-1]:.6g}; {self._tally()}"
+        if self.values is None:
+            return text
         final = self.values[:, -1]
-        return (f"{self.label}: {len(self)} starts to t = {self.ts[-1]:.6g}; "
-                f"{self._tally()}; final L from {np.nanmin(final):.6g} to "
-                f"{np.nanmax(final):.6g}")
+        return f"{text}; final L from {np.nanmin(final):.6g} to {np.nanmax(final):.6g}"
 
     def _tally(self):
         return ", ".join(f"{self.status.count(s)} {s.value}" for s in Status
@@ -365,8 +371,11 @@ class BatchTrajectory(_Result):
         """One row per start: ``start``, ``status``, ``t_end``, ``L``, ``grad_norm``,
         ``x1`` .. ``xn`` (final state) and ``message``."""
         columns = {"start": np.arange(len(self)), "status": [s.value for s in self.status],
-                   "t_end": np.full(len(self), self.ts[-1]), "L": self.values[:, -1],
-                   "grad_norm": self.grad_norms[:, -1]}
+                   "t_end": np.full(len(self), self.ts[-1])}
+        if self.values is not None:
+            columns["L"] = self.values[:, -1]
+        if self.grad_norms is not None:
+            columns["grad_norm"] = self.grad_norms[:, -1]
         columns.update({f"x{i + 1}": self.x_final[:, i] for i in range(self.xs.shape[2])})
         columns["message"] = list(self.message)
         return _table(columns).set_index("start")

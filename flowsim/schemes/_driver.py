@@ -1,28 +1,64 @@
-"""The loop every discrete scheme shares: iterate, watch for trouble, build the Trajectory."""
+"""The loop every discrete scheme shares, for one start or m starts at once: iterate, watch
+each start for trouble, record what was asked, build the Trajectory or BatchTrajectory.
+
+A scheme supplies one step function on a stack of active starts; the loop keeps each start's
+own status (converged at gtol, diverged past max_norm or into non-finite values, failed where
+its step could not be taken) and holds a stopped start at its last good iterate while the
+others go on. One start is a batch of one, so single runs and batches are the same
+arithmetic.
+"""
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
+from .._numeric import row_norms, safe_norm
 from .._validate import as_loss, positive, start_points, step_count
+from ..results import BatchTrajectory, Status, Trajectory
 from ..schedules import as_schedule, step_sizes
-from .._numeric import safe_norm
-from ..results import Status, Trajectory, cut_at_nonfinite
+from ._record import Record, Recorder, as_record
 
 __all__ = ["StepFailed", "iterate", "finish", "common_arguments", "escape", "schedule_steps",
-           "converged_message"]
+           "converged_message", "as_record", "Run"]
+
+
+class Run(NamedTuple):
+    """What :func:`iterate` returns: the kept iterates of m starts and how each ended."""
+
+    xs: np.ndarray       #: (m, K, n) kept iterates; a stopped start holds its last state
+    ts: np.ndarray       #: (K,) their times
+    ks: np.ndarray       #: (K,) their iterate numbers
+    status: np.ndarray   #: (m,) Status per start
+    message: np.ndarray  #: (m,) str per start
+    records: dict        #: name -> (m, K) per-step records (nan at the last iterate)
 
 
 class StepFailed(Exception):
-    """Raised by a step function that cannot produce the next iterate (message says why)."""
+    """Raised by a step function that cannot produce the next iterate (message says why).
+
+    ``rows`` marks which of the active starts failed (all of them when None); the loop
+    stops those and calls the step again for the others.
+    """
+
+    def __init__(self, message, rows=None):
+        super().__init__(message)
+        self.rows = rows
 
 
-def common_arguments(loss, x0, steps, gtol, max_norm, batch=False):
-    """Validate the arguments every scheme takes; returns (loss, x0, steps, gtol, max_norm)."""
+def common_arguments(loss, x0, steps, gtol, max_norm):
+    """Validate the arguments every scheme takes.
+
+    Returns ``(loss, X0, steps, gtol, max_norm, single)``: ``X0`` of shape (m, n) and
+    ``single`` True where ``x0`` was one start of shape (n,).
+    """
     loss = as_loss(loss)
-    x0 = start_points(x0, loss.n, batch=batch)
-    steps = step_count(steps, "steps", loss.n, x0.shape[0] if x0.ndim == 2 else 1)
+    x0 = start_points(x0, loss.n, batch=True)
+    single = x0.ndim == 1
+    X0 = np.atleast_2d(x0)
+    steps = step_count(steps, "steps", loss.n, X0.shape[0])
     gtol = None if gtol is None else positive(gtol, "gtol")
-    return loss, x0, steps, gtol, positive(max_norm, "max_norm")
+    return loss, X0, steps, gtol, positive(max_norm, "max_norm"), single
 
 
 def schedule_steps(eta, steps, name="eta", upper=None, extra=0):
@@ -56,87 +92,124 @@ def escape(norm, max_norm, k):
                    "undefined there); kept the iterates before it")
 
 
-def iterate(loss, x0, steps, step, dts, *, gtol=None, max_norm=1e8, records=()):
-    """Run ``x_{k+1} = step(k, x_k)`` for up to ``steps`` steps.
+def iterate(loss, X0, steps, step, dts, *, gtol=None, max_norm=1e8, records=(),
+            record=None):
+    r"""Run :math:`X_{k+1} = \mathrm{step}(k, X_k)` for up to ``steps`` steps on m starts.
 
     Parameters
     ----------
+    X0 : ndarray, shape (m, n)
     step : callable
-        ``step(k, x)`` -> ``(x_next, g, info)``: the next iterate, the gradient at ``x`` if
-        the step computed it (for the ``gtol`` test) or None, and a dict of per-step records
-        (names from ``records``; ``"dt"`` overrides the step's duration) or None. Raises
-        :class:`StepFailed` when it cannot continue.
+        ``step(k, X, rows)`` -> ``(X_next, G, info)`` for the active starts ``rows`` (indices
+        into the m starts) with states ``X`` of shape (a, n): their next iterates, their
+        gradients at ``X`` if the step computed them (for the ``gtol`` test) or None, and a
+        dict of per-step records of shape (a,) (names from ``records``; ``"dt"`` overrides
+        the step's duration, one start only) or None. Raises :class:`StepFailed`.
     dts : ndarray, shape (steps,)
         Duration of each step in the flow's time.
+    record : Record, optional
+        Which iterates to keep (every one by default, see :func:`as_record`).
 
     Returns
     -------
-    xs : ndarray, shape (k + 1, n)
-    ts : ndarray, shape (k + 1,)
-    status : Status
-    message : str
-    recorded : dict of str to ndarray, each shape (k + 1,)
-        Record of step k in row k; the last row is nan.
+    Run
     """
-    n = x0.size
-    xs = np.empty((steps + 1, n))
-    xs[0] = x0
+    m, n = X0.shape
     dts = np.array(dts, dtype=float)
-    rec = {name: np.full(steps + 1, np.nan) for name in records}
+    keeper = Recorder(steps, m, n, records, record)
+    status = np.array([Status.REACHED_END] * m, dtype=object)  # np.full makes them str
+    message = np.full(m, f"ran all {steps} steps", dtype=object)
+    rows = np.arange(m)
+    X = X0.copy()
+    keeper.keep(0, rows, X)
     limit = max_norm ** 2 if max_norm < 1e150 else np.inf  # a float ** 2 raises past 1.3e154
-    status, message, last = Status.REACHED_END, f"ran all {steps} steps", steps
+    k = 0
     with np.errstate(all="ignore"):
-        for k in range(steps):
+        while k < steps and rows.size:
             try:
-                x_next, g, info = step(k, xs[k])
+                X_next, G, info = step(k, X, rows)
             except StepFailed as err:
-                status, message, last = Status.FAILED, f"step {k} failed: {err}", k
-                break
-            if gtol is not None and g is not None and np.sqrt(g @ g) <= gtol:
-                status, last = Status.CONVERGED, k
-                message = converged_message(np.sqrt(g @ g), gtol, k)
-                break
+                bad = np.ones(rows.size, bool) if err.rows is None else np.asarray(err.rows)
+                status[rows[bad]] = Status.FAILED
+                message[rows[bad]] = f"step {k} failed: {err}"
+                keeper.stop(rows[bad], k)
+                rows, X = rows[~bad], X[~bad]
+                continue
+            stop = np.zeros(rows.size, bool)
+            if gtol is not None and G is not None:
+                gnorm = row_norms(G)
+                done = gnorm <= gtol
+                if done.any():
+                    status[rows[done]] = Status.CONVERGED
+                    message[rows[done]] = [converged_message(g, gtol, k) for g in gnorm[done]]
+                    keeper.stop(rows[done], k)
+                    stop |= done
             if info:
-                for name, value in info.items():
-                    if name == "dt":
-                        dts[k] = value
-                    else:
-                        rec[name][k] = value
-            size = x_next @ x_next
-            if not size <= limit and not safe_norm(x_next) <= max_norm:
-                keep, message = escape(safe_norm(x_next), max_norm, k + 1)
-                if keep:
-                    xs[k + 1] = x_next
-                last, status = (k + 1 if keep else k), Status.DIVERGED
-                break
-            xs[k + 1] = x_next
-    ts = np.concatenate([[0.0], np.cumsum(dts[:last])])
-    return xs[:last + 1], ts, status, message, {k: v[:last + 1] for k, v in rec.items()}
+                keeper.note(k, rows, info, dts)
+            size = np.einsum("ij,ij->i", X_next, X_next) if n > 1 else X_next[:, 0] ** 2
+            out = ~(size <= limit) & ~stop
+            if out.any():
+                for i in np.flatnonzero(out):
+                    norm = safe_norm(X_next[i])
+                    if norm <= max_norm:
+                        out[i] = False
+                        continue
+                    keep, message[rows[i]] = escape(norm, max_norm, k + 1)
+                    status[rows[i]] = Status.DIVERGED
+                    if keep:
+                        keeper.keep(k + 1, rows[i:i + 1], X_next[i:i + 1])
+                    keeper.stop(rows[i:i + 1], k + 1 if keep else k)
+                stop |= out
+            if stop.any():
+                rows, X, X_next = rows[~stop], X[~stop], X_next[~stop]
+            X = X_next
+            k += 1
+            keeper.keep(k, rows, X)
+    keeper.stop(rows, k)
+    xs, ts, ks, records = keeper.result(dts)
+    return Run(xs, ts, ks, status, message, records)
 
 
-def finish(loss, xs, ts, status, message, method, label, before, *, extras=None,
-           values=None, maximize=False, grad_norms=None):
-    """The Trajectory of a scheme, with the growth test for divergence.
+def finish(loss, run, method, label, before, *, single, extras=None, values=None,
+           maximize=False, grad_norms=None, record=None):
+    """The Trajectory (``single``) or BatchTrajectory of a scheme, with each start's growth
+    test for divergence.
 
-    A run that reached its step budget but ended with a worse loss *and* a larger gradient
+    A start that reached its step budget but ended with a worse loss *and* a larger gradient
     than it started with is moving away from where it began: it is reported ``diverged``
-    (for example gradient descent with eta > 2/lambda_max on a quadratic).
+    (for example gradient descent with eta > 2/lambda_max on a quadratic). A start whose L
+    turns non-finite is cut there (held at its last finite state) and reported diverged.
+    ``values`` and ``grad_norms`` (shape (m, k)) replace L and |grad L| where given;
+    a batch keeps them only if ``record`` asks for them.
     """
     spent = loss.counts.spent_since(before)
-    if grad_norms is None:
-        observed_values, grad_norms = loss._observe(xs)
+    xs, ts, status, message = run.xs, run.ts, run.status, run.message
+    fields = (record or Record()).fields
+    if values is None or grad_norms is None:
+        observed_values, observed_norms = loss._observe(xs)
         values = observed_values if values is None else values
-    elif values is None:
-        values = loss._values(xs)
-    k, status, message = cut_at_nonfinite(values, status, message, ts)
-    xs, ts, values, grad_norms = xs[:k], ts[:k], values[:k], grad_norms[:k]
-    extras = {name: series[:k] for name, series in (extras or {}).items()}
-    if status is Status.REACHED_END and len(xs) > 1:
-        worse = values[-1] < values[0] if maximize else values[-1] > values[0]
-        if worse and grad_norms[-1] > grad_norms[0]:
-            status = Status.DIVERGED
-            message = (f"ran all {len(xs) - 1} steps but L went from {values[0]:.6g} to "
-                       f"{values[-1]:.6g} and |grad L| grew: the iterates move away "
-                       "(is the step above the stability limit?)")
-    return Trajectory(ts, xs, values, grad_norms, status, message, method, label,
-                      extras=extras, **spent)
+        grad_norms = observed_norms if grad_norms is None else grad_norms
+    status, message = np.array(status, dtype=object), np.array(message, dtype=object)
+    extras = dict(extras or {})
+    for i in range(xs.shape[0]):
+        bad = np.flatnonzero(~np.isfinite(values[i]))
+        if bad.size and bad[0] > 0:
+            j = bad[0]
+            for series in [xs[i], values[i], grad_norms[i]] + [e[i] for e in extras.values()]:
+                series[j:] = series[j - 1]
+            status[i] = Status.DIVERGED
+            message[i] = (f"L(x) is not finite at t = {ts[j]:.6g} (the path left the loss's "
+                          f"domain or overflowed); kept the path up to t = {ts[j - 1]:.6g}")
+        elif status[i] is Status.REACHED_END and len(ts) > 1:
+            worse = values[i, -1] < values[i, 0] if maximize else values[i, -1] > values[i, 0]
+            if worse and grad_norms[i, -1] > grad_norms[i, 0]:
+                status[i] = Status.DIVERGED
+                message[i] = (f"ran all {len(ts) - 1} steps but L went from {values[i, 0]:.6g} "
+                              f"to {values[i, -1]:.6g} and |grad L| grew: the iterates move away "
+                              "(is the step above the stability limit?)")
+    if single:
+        return Trajectory(ts, xs[0], values[0], grad_norms[0], status[0], message[0], method,
+                          label, extras={name: e[0] for name, e in extras.items()}, **spent)
+    return BatchTrajectory(ts, xs, values if "loss" in fields else None,
+                           grad_norms if "grad_norm" in fields else None, tuple(status),
+                           tuple(message), method, label, extras=extras, **spent)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import nonnegative
-from ._driver import common_arguments, finish, iterate, schedule_steps
+from ._driver import as_record, common_arguments, finish, iterate, schedule_steps
 
 __all__ = ["heavy_ball", "DEFAULT_MOMENTUM", "check_momentum"]
 
@@ -20,13 +20,15 @@ def check_momentum(beta, name="momentum"):
     return beta
 
 
-def heavy_ball(loss, x0, eta, steps, *, momentum=DEFAULT_MOMENTUM, gtol=None, max_norm=1e8):
+def heavy_ball(loss, x0, eta, steps, *, momentum=DEFAULT_MOMENTUM, gtol=None, max_norm=1e8,
+               record="all", record_every=1):
     r"""Polyak's heavy ball x_{k+1} = x_k - eta_k grad L(x_k) + beta (x_k - x_{k-1}).
 
     Parameters
     ----------
     loss : Loss or str
-    x0 : array_like, shape (n,)
+    x0 : array_like, shape (n,) or (m, n)
+        One start, or m starts run together (a BatchTrajectory equal to m single runs).
     eta : float or callable
         Step, or a schedule ``k -> eta_k``.
     steps : int
@@ -36,6 +38,8 @@ def heavy_ball(loss, x0, eta, steps, *, momentum=DEFAULT_MOMENTUM, gtol=None, ma
         Stop (converged) at the first iterate with |grad L| <= gtol.
     max_norm : float
         Stop (diverged) once |x_k| > max_norm.
+    record, record_every
+        What a run keeps (see :func:`~flowsim.schemes.gradient_descent`).
 
     Returns
     -------
@@ -58,20 +62,21 @@ def heavy_ball(loss, x0, eta, steps, *, momentum=DEFAULT_MOMENTUM, gtol=None, ma
     >>> traj.xs[:, 0].tolist()
     [1.0, 0.5, 0.0]
     """
-    loss, x0, steps, gtol, max_norm = common_arguments(loss, x0, steps, gtol, max_norm)
+    loss, X0, steps, gtol, max_norm, single = common_arguments(loss, x0, steps, gtol, max_norm)
     etas = schedule_steps(eta, steps)
     beta = check_momentum(momentum)
+    spec = as_record(record, record_every)
     grad = loss._fast("grad")
-    prev = [x0]
+    prev = X0.copy()
 
-    def step(k, x):
-        g = grad(x)
-        x_next = x - etas[k] * g + beta * (x - prev[0])
-        prev[0] = x
-        return x_next, g, None
+    def step(k, X, rows):
+        G = grad(X)
+        X_next = X - etas[k] * G + beta * (X - prev[rows])
+        prev[rows] = X
+        return X_next, G, None
 
     before = loss.counts
-    xs, ts, status, message, _ = iterate(loss, x0, steps, step, np.sqrt(etas), gtol=gtol,
-                                         max_norm=max_norm)
-    return finish(loss, xs, ts, status, message, "heavy_ball", f"heavy ball (beta={beta:g})",
-                  before)
+    run = iterate(loss, X0, steps, step, np.sqrt(etas), gtol=gtol, max_norm=max_norm,
+                  record=spec)
+    return finish(loss, run, "heavy_ball", f"heavy ball (beta={beta:g})", before,
+                  single=single, record=spec)

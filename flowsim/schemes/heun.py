@@ -1,18 +1,19 @@
 """Heun's method: the explicit trapezoid rule, a second-order discretization of the flow."""
 from __future__ import annotations
 
-from ._driver import common_arguments, finish, iterate, schedule_steps
+from ._driver import as_record, common_arguments, finish, iterate, schedule_steps
 
 __all__ = ["heun"]
 
 
-def heun(loss, x0, eta, steps, *, gtol=None, max_norm=1e8):
+def heun(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", record_every=1):
     r"""Heun's method (explicit trapezoid) on the gradient flow.
 
     Parameters
     ----------
     loss : Loss or str
-    x0 : array_like, shape (n,)
+    x0 : array_like, shape (n,) or (m, n)
+        One start, or m starts run together (a BatchTrajectory equal to m single runs).
     eta : float or callable
         Step, or a schedule ``k -> eta_k``.
     steps : int
@@ -20,6 +21,8 @@ def heun(loss, x0, eta, steps, *, gtol=None, max_norm=1e8):
         Stop (converged) at the first iterate with |grad L| <= gtol.
     max_norm : float
         Stop (diverged) once |x_k| > max_norm.
+    record, record_every
+        What a run keeps (see :func:`~flowsim.schemes.gradient_descent`).
 
     Returns
     -------
@@ -42,15 +45,15 @@ def heun(loss, x0, eta, steps, *, gtol=None, max_norm=1e8):
     >>> traj.xs[:, 0].tolist()
     [1.0, 0.625]
     """
-    loss, x0, steps, gtol, max_norm = common_arguments(loss, x0, steps, gtol, max_norm)
+    loss, X0, steps, gtol, max_norm, single = common_arguments(loss, x0, steps, gtol, max_norm)
     etas = schedule_steps(eta, steps)
+    spec = as_record(record, record_every)
     grad = loss._fast("grad")
 
-    def step(k, x):
-        g = grad(x)
-        return x - etas[k] / 2 * (g + grad(x - etas[k] * g)), g, None
+    def step(k, X, rows):
+        G = grad(X)
+        return X - etas[k] / 2 * (G + grad(X - etas[k] * G)), G, None
 
     before = loss.counts
-    xs, ts, status, message, _ = iterate(loss, x0, steps, step, etas, gtol=gtol,
-                                         max_norm=max_norm)
-    return finish(loss, xs, ts, status, message, "heun", "Heun", before)
+    run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)
+    return finish(loss, run, "heun", "Heun", before, single=single, record=spec)

@@ -4,20 +4,22 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import positive
-from ._driver import common_arguments, finish, iterate, schedule_steps
+from ._driver import as_record, common_arguments, finish, iterate, schedule_steps
 from .heavy_ball import check_momentum
 
 __all__ = ["nesterov"]
 
 
-def nesterov(loss, x0, eta, steps, *, r=3.0, momentum=None, gtol=None, max_norm=1e8):
+def nesterov(loss, x0, eta, steps, *, r=3.0, momentum=None, gtol=None, max_norm=1e8,
+             record="all", record_every=1):
     r"""Nesterov's accelerated gradient y_k = x_k + beta_k (x_k - x_{k-1}),
     x_{k+1} = y_k - eta_k grad L(y_k).
 
     Parameters
     ----------
     loss : Loss or str
-    x0 : array_like, shape (n,)
+    x0 : array_like, shape (n,) or (m, n)
+        One start, or m starts run together (a BatchTrajectory equal to m single runs).
     eta : float or callable
         Step, or a schedule ``k -> eta_k``.
     steps : int
@@ -29,6 +31,8 @@ def nesterov(loss, x0, eta, steps, *, r=3.0, momentum=None, gtol=None, max_norm=
         Stop (converged) where |grad L(y_k)| <= gtol at a step with beta_k = 0.
     max_norm : float
         Stop (diverged) once |x_k| > max_norm.
+    record, record_every
+        What a run keeps (see :func:`~flowsim.schemes.gradient_descent`).
 
     Returns
     -------
@@ -49,22 +53,23 @@ def nesterov(loss, x0, eta, steps, *, r=3.0, momentum=None, gtol=None, max_norm=
     >>> traj.xs[:, 0].tolist()
     [1.0, 0.5, 0.25]
     """
-    loss, x0, steps, gtol, max_norm = common_arguments(loss, x0, steps, gtol, max_norm)
+    loss, X0, steps, gtol, max_norm, single = common_arguments(loss, x0, steps, gtol, max_norm)
     etas = schedule_steps(eta, steps)
     r = positive(r, "r")
     beta_const = None if momentum is None else check_momentum(momentum)
+    spec = as_record(record, record_every)
     grad = loss._fast("grad")
-    prev = [x0]
+    prev = X0.copy()
 
-    def step(k, x):
+    def step(k, X, rows):
         beta = beta_const if beta_const is not None else (k - 1) / (k + r - 1) if k else 0.0
-        y = x + beta * (x - prev[0])
-        g = grad(y)
-        prev[0] = x
-        return y - etas[k] * g, g if beta == 0 else None, None
+        Y = X + beta * (X - prev[rows])
+        G = grad(Y)
+        prev[rows] = X
+        return Y - etas[k] * G, G if beta == 0 else None, None
 
     before = loss.counts
-    xs, ts, status, message, _ = iterate(loss, x0, steps, step, np.sqrt(etas), gtol=gtol,
-                                         max_norm=max_norm)
+    run = iterate(loss, X0, steps, step, np.sqrt(etas), gtol=gtol, max_norm=max_norm,
+                  record=spec)
     label = f"Nesterov (r={r:g})" if beta_const is None else f"Nesterov (beta={beta_const:g})"
-    return finish(loss, xs, ts, status, message, "nesterov", label, before)
+    return finish(loss, run, "nesterov", label, before, single=single, record=spec)

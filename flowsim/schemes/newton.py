@@ -3,18 +3,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._driver import StepFailed, common_arguments, finish, iterate, schedule_steps
+from ._driver import (StepFailed, as_record, common_arguments, finish, iterate,
+                      schedule_steps)
 
 __all__ = ["newton"]
 
 
-def newton(loss, x0, eta, steps, *, gtol=None, max_norm=1e8):
+def newton(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", record_every=1):
     r"""Newton's method x_{k+1} = x_k - eta_k H(x_k)^{-1} grad L(x_k), full or damped.
 
     Parameters
     ----------
     loss : Loss or str
-    x0 : array_like, shape (n,)
+    x0 : array_like, shape (n,) or (m, n)
+        One start, or m starts run together (a BatchTrajectory equal to m single runs).
     eta : float or callable
         The damping eta_k in (0, 1] (1: the full Newton step), or a schedule of them.
         Iterate k sits at time eta_0 + ... + eta_{k-1} on the Newton flow
@@ -24,6 +26,8 @@ def newton(loss, x0, eta, steps, *, gtol=None, max_norm=1e8):
         Stop (converged) at the first iterate with |grad L| <= gtol.
     max_norm : float
         Stop (diverged) once |x_k| > max_norm.
+    record, record_every
+        What a run keeps (see :func:`~flowsim.schemes.gradient_descent`).
 
     Returns
     -------
@@ -43,21 +47,23 @@ def newton(loss, x0, eta, steps, *, gtol=None, max_norm=1e8):
     >>> traj.x_final.tolist()
     [1.0, -2.0]
     """
-    loss, x0, steps, gtol, max_norm = common_arguments(loss, x0, steps, gtol, max_norm)
+    loss, X0, steps, gtol, max_norm, single = common_arguments(loss, x0, steps, gtol, max_norm)
     etas = schedule_steps(eta, steps, "eta (the damping of the Newton step)", upper=1.0)
-    grad, hess = loss._fast("grad"), loss._fast("hess")
+    spec = as_record(record, record_every)
+    grad = loss._fast("grad")
 
-    def step(k, x):
-        g = grad(x)
+    def step(k, X, rows):
+        G = grad(X)
+        H = loss.hess(X)
         try:
-            d = np.linalg.solve(hess(x), g)
+            D = np.linalg.solve(H, G[..., None])[..., 0]
         except np.linalg.LinAlgError:
-            raise StepFailed(f"the Hessian is singular at x_{k}") from None
-        return x - etas[k] * d, g, None
+            singular = np.array([np.linalg.matrix_rank(h) < len(h) for h in H])
+            raise StepFailed(f"the Hessian is singular at x_{k}", rows=singular) from None
+        return X - etas[k] * D, G, None
 
     before = loss.counts
-    xs, ts, status, message, _ = iterate(loss, x0, steps, step, etas, gtol=gtol,
-                                         max_norm=max_norm)
+    run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)
     full = bool(np.all(etas == 1.0))
-    return finish(loss, xs, ts, status, message, "newton",
-                  "Newton" if full else "damped Newton", before)
+    return finish(loss, run, "newton", "Newton" if full else "damped Newton", before,
+                  single=single, record=spec)

@@ -4,19 +4,21 @@ from __future__ import annotations
 import numpy as np
 
 from ..prox import Composite, check_dimension
-from ._driver import common_arguments, finish, iterate, schedule_steps
+from ._driver import as_record, common_arguments, finish, iterate, schedule_steps
 
 __all__ = ["proximal_gradient"]
 
 
-def proximal_gradient(loss, x0, eta, steps, *, prox=None, gtol=None, max_norm=1e8):
+def proximal_gradient(loss, x0, eta, steps, *, prox=None, gtol=None, max_norm=1e8,
+                      record="all", record_every=1):
     r"""Forward-backward splitting x_{k+1} = prox_{eta_k g}(x_k - eta_k grad f(x_k)).
 
     Parameters
     ----------
     loss : Loss, str or flowsim.prox.Composite
         The smooth part f; a :class:`~flowsim.prox.Composite` brings its own penalty.
-    x0 : array_like, shape (n,)
+    x0 : array_like, shape (n,) or (m, n)
+        One start, or m starts run together (a BatchTrajectory equal to m single runs).
     eta : float or callable
         Step, or a schedule ``k -> eta_k``; converges for eta <= 1/Lipschitz(grad f).
     steps : int
@@ -26,6 +28,8 @@ def proximal_gradient(loss, x0, eta, steps, *, prox=None, gtol=None, max_norm=1e
         Stop when the gradient mapping |x - prox(x - eta grad f(x))| / eta <= gtol.
     max_norm : float
         Stop (diverged) once |x_k| > max_norm.
+    record, record_every
+        What a run keeps (see :func:`~flowsim.schemes.gradient_descent`).
 
     Returns
     -------
@@ -53,23 +57,21 @@ def proximal_gradient(loss, x0, eta, steps, *, prox=None, gtol=None, max_norm=1e
     if prox is None or not hasattr(prox, "prox") or not hasattr(prox, "value"):
         raise ValueError("prox must be a penalty from flowsim.prox (with value and prox), "
                          "e.g. flowsim.prox.L1(0.1).")
-    f, x0, steps, gtol, max_norm = common_arguments(loss, x0, steps, gtol, max_norm)
+    f, X0, steps, gtol, max_norm, single = common_arguments(loss, x0, steps, gtol, max_norm)
     check_dimension(prox, f.n)
     etas = schedule_steps(eta, steps)
+    spec = as_record(record, record_every)
     grad = f._fast("grad")
 
-    def step(k, x):
-        x_next = prox.prox(x - etas[k] * grad(x), etas[k])
-        mapping = (x - x_next) / etas[k]
-        return x_next, mapping, None
+    def step(k, X, rows):
+        X_next = prox.prox(X - etas[k] * grad(X), etas[k])
+        return X_next, (X - X_next) / etas[k], None
 
     before = f.counts
-    xs, ts, status, message, _ = iterate(f, x0, steps, step, etas, gtol=gtol,
-                                         max_norm=max_norm)
-    smooth, grads = f._observe(xs, full=True)
-    e = etas[np.minimum(np.arange(len(xs)), steps - 1)][:, None]  # the step used from x_k
-    mapping = np.linalg.norm(xs - prox.prox(xs - e * grads, e), axis=1) / e[:, 0]
-    values = smooth + prox.value(xs)
-    return finish(f, xs, ts, status, message, "proximal_gradient",
-                  f"proximal gradient ({type(prox).__name__})", before, values=values,
-                  grad_norms=mapping)
+    run = iterate(f, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)
+    smooth, grads = f._observe(run.xs, full=True)
+    e = etas[np.minimum(run.ks, steps - 1)][:, None]  # the step used from each kept x_k
+    mapping = np.linalg.norm(run.xs - prox.prox(run.xs - e * grads, e), axis=-1) / e[:, 0]
+    values = smooth + prox.value(run.xs)
+    return finish(f, run, "proximal_gradient", f"proximal gradient ({type(prox).__name__})",
+                  before, single=single, values=values, grad_norms=mapping, record=spec)

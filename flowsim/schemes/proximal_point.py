@@ -10,7 +10,8 @@ import scipy.sparse.linalg
 
 from .._validate import positive, positive_int
 from ..loss import SPARSE_FROM
-from ._driver import StepFailed, common_arguments, finish, iterate, schedule_steps
+from ._driver import (StepFailed, as_record, common_arguments, finish, iterate,
+                      schedule_steps)
 
 __all__ = ["proximal_point", "proximal_step"]
 
@@ -150,26 +151,28 @@ def _fallback(loss, x, eta, y0, tol, scale, inner):
 
 
 def proximal_point(loss, x0, eta, steps, *, tol=1e-12, max_inner=50, gtol=None,
-                   max_norm=1e8):
+                   max_norm=1e8, record="all", record_every=1):
     r"""Proximal point x_{k+1} = x_k - eta grad L(x_{k+1}): backward Euler on the flow.
 
     Parameters
     ----------
     loss : Loss or str
-    x0 : array_like, shape (n,)
+    x0 : array_like, shape (n,) or (m, n)
+        One start, or m starts run together (a BatchTrajectory equal to m single runs).
     eta : float or callable
         Step, or a schedule ``k -> eta_k``.
     steps : int
     tol, max_inner
         Inner Newton tolerance and iteration budget (see :func:`proximal_step`).
-    gtol, max_norm
+    gtol, max_norm, record, record_every
         As in :func:`~flowsim.schemes.gradient_descent`.
 
     Returns
     -------
     Trajectory
         ``extras["inner_iterations"]`` and ``extras["residuals"]`` per step. A step that
-        cannot be solved ends the run with status ``failed``.
+        cannot be solved ends the run (that start's, in a batch) with status ``failed``.
+        Each start of a batch solves its own implicit equations.
 
     Notes
     -----
@@ -186,20 +189,29 @@ def proximal_point(loss, x0, eta, steps, *, tol=1e-12, max_inner=50, gtol=None,
     >>> np.round(traj.xs[:, 0], 12).tolist()
     [1.0, 0.5, 0.25]
     """
-    loss, x0, steps, gtol, max_norm = common_arguments(loss, x0, steps, gtol, max_norm)
+    loss, X0, steps, gtol, max_norm, single = common_arguments(loss, x0, steps, gtol, max_norm)
     etas = schedule_steps(eta, steps)
     tol = positive(tol, "tol")
     max_inner = positive_int(max_inner, "max_inner")
+    spec = as_record(record, record_every)
     grad = loss._fast("grad") if gtol is not None else None
 
-    def step(k, x):
-        y, inner, res = proximal_step(loss, x, etas[k], tol=tol, max_inner=max_inner)
-        return y, (grad(x) if grad is not None else None), \
+    def step(k, X, rows):
+        Y, inner, res = np.empty_like(X), np.empty(len(X)), np.empty(len(X))
+        failed, why = np.zeros(len(X), bool), ""
+        for i, x in enumerate(X):
+            try:
+                Y[i], inner[i], res[i] = proximal_step(loss, x, etas[k], tol=tol,
+                                                       max_inner=max_inner)
+            except StepFailed as err:
+                failed[i], why = True, str(err)
+        if failed.any():
+            raise StepFailed(why, rows=failed)
+        return Y, (grad(X) if grad is not None else None), \
             {"inner_iterations": inner, "residuals": res}
 
     before = loss.counts
-    xs, ts, status, message, rec = iterate(loss, x0, steps, step, etas, gtol=gtol,
-                                           max_norm=max_norm,
-                                           records=("inner_iterations", "residuals"))
-    return finish(loss, xs, ts, status, message, "proximal_point", "proximal point",
-                  before, extras=rec)
+    run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm,
+                  records=("inner_iterations", "residuals"), record=spec)
+    return finish(loss, run, "proximal_point", "proximal point", before, single=single,
+                  extras=run.records, record=spec)

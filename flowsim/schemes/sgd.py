@@ -4,12 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import positive_int, seed_value
-from ._driver import common_arguments, finish, iterate, schedule_steps
+from ._driver import as_record, common_arguments, finish, iterate, schedule_steps
 
 __all__ = ["sgd"]
 
 
-def sgd(loss, x0, eta, steps, *, batch_size=1, seed=0, gtol=None, max_norm=1e8):
+def sgd(loss, x0, eta, steps, *, batch_size=1, seed=0, gtol=None, max_norm=1e8,
+        record="all", record_every=1):
     r"""Stochastic gradient descent x_{k+1} = x_k - eta_k grad L_{B_k}(x_k).
 
     Each step draws ``batch_size`` samples without replacement from a reshuffled epoch
@@ -19,7 +20,8 @@ def sgd(loss, x0, eta, steps, *, batch_size=1, seed=0, gtol=None, max_norm=1e8):
     ----------
     loss : Loss
         A finite-sum loss built by :meth:`Loss.from_samples`.
-    x0 : array_like, shape (n,)
+    x0 : array_like, shape (n,) or (m, n)
+        One start, or m starts run together (a BatchTrajectory equal to m single runs).
     eta : float or callable
         Step, or a schedule ``k -> eta_k``.
     steps : int
@@ -30,6 +32,8 @@ def sgd(loss, x0, eta, steps, *, batch_size=1, seed=0, gtol=None, max_norm=1e8):
     gtol, max_norm : float
         As in :func:`~flowsim.schemes.gradient_descent` (gtol is not tested on the noisy
         mini-batch gradient: give None).
+    record, record_every
+        What a run keeps (see :func:`~flowsim.schemes.gradient_descent`).
 
     Returns
     -------
@@ -51,7 +55,7 @@ def sgd(loss, x0, eta, steps, *, batch_size=1, seed=0, gtol=None, max_norm=1e8):
     >>> traj.xs[:, 0].tolist()
     [0.0, 1.0, 1.5]
     """
-    loss, x0, steps, gtol, max_norm = common_arguments(loss, x0, steps, gtol, max_norm)
+    loss, X0, steps, gtol, max_norm, single = common_arguments(loss, x0, steps, gtol, max_norm)
     if loss.n_samples is None:
         raise ValueError("loss: sgd needs a finite-sum loss; build it with Loss.from_samples.")
     batch_size = positive_int(batch_size, "batch_size")
@@ -59,18 +63,19 @@ def sgd(loss, x0, eta, steps, *, batch_size=1, seed=0, gtol=None, max_norm=1e8):
         raise ValueError(f"batch_size must be at most the {loss.n_samples} samples, got "
                          f"{batch_size}.")
     etas = schedule_steps(eta, steps)
+    spec = as_record(record, record_every)
     rng = np.random.default_rng(seed_value(seed))
     per_epoch = loss.n_samples // batch_size
     order = []
 
-    def step(k, x):
+    def step(k, X, rows):  # every start sees the same mini-batches: m runs with one seed
         if k % per_epoch == 0:
             order[:] = [rng.permutation(loss.n_samples)]
         j = k % per_epoch
         batch = loss.subset(order[0][j * batch_size:(j + 1) * batch_size])
-        return x - etas[k] * batch._fast("grad")(x), None, None
+        return X - etas[k] * batch._fast("grad")(X), None, None
 
     before = loss.counts
-    xs, ts, status, message, _ = iterate(loss, x0, steps, step, etas, gtol=gtol,
-                                         max_norm=max_norm)
-    return finish(loss, xs, ts, status, message, "sgd", f"SGD (batch {batch_size})", before)
+    run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)
+    return finish(loss, run, "sgd", f"SGD (batch {batch_size})", before, single=single,
+                  record=spec)

@@ -1,0 +1,107 @@
+"""What a run keeps: every iterate, every k-th, or the start and the end, with or without L
+and |grad L| (a 100,000-start run need not store 100,000 paths)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._validate import positive_int
+
+__all__ = ["Record", "as_record", "Recorder", "FIELDS"]
+
+#: Series a run can keep: the states, L and |grad L| at the kept iterates.
+FIELDS = ("x", "loss", "grad_norm")
+
+
+@dataclass(frozen=True)
+class Record:
+    """Which iterates and series a run keeps.
+
+    Attributes
+    ----------
+    fields : tuple of str
+        From :data:`FIELDS`; the states ``"x"`` are always kept.
+    every : int or None
+        Keep iterate k when k is a multiple of ``every`` (and always the last); None keeps
+        only the start and the end.
+    """
+
+    fields: tuple = FIELDS
+    every: int | None = 1
+
+
+def as_record(record="all", record_every=1):
+    """``record`` (``"all"``, ``"final"`` or a tuple of :data:`FIELDS`) and ``record_every``
+    checked, as a :class:`Record`."""
+    every = positive_int(record_every, "record_every")
+    if isinstance(record, Record):
+        return record
+    if isinstance(record, str):
+        if record == "all":
+            return Record(FIELDS, every)
+        if record == "final":
+            return Record(FIELDS, None)
+        record = (record,)
+    try:
+        fields = tuple(record)
+    except TypeError:
+        raise TypeError(f"record must be 'all', 'final' or a tuple of {FIELDS}, got "
+                        f"{record!r}.") from None
+    unknown = [f for f in fields if f not in FIELDS]
+    if unknown or not fields:
+        raise ValueError(f"record: unknown series {unknown or fields!r}; choose from {FIELDS} "
+                         "(or 'all' or 'final').")
+    return Record(tuple(f for f in FIELDS if f in fields or f == "x"), every)
+
+
+class Recorder:
+    """Keeps the asked-for iterates of m starts while :func:`~._driver.iterate` runs.
+
+    A start that stops holds its last state in every later kept row.
+    """
+
+    def __init__(self, steps, m, n, records=(), record=None):
+        self.record = record if record is not None else Record()
+        every = self.record.every
+        self.every = every if every is not None else steps + 1
+        self.slots = np.zeros((steps // self.every + 2, m, n))
+        self.final = np.zeros((m, n))
+        self.last = np.full(m, -1)
+        self.steps = steps
+        self.rec = {name: np.full((m, steps + 1), np.nan) for name in records}
+
+    def keep(self, k, rows, X):
+        """Iterate k of the starts ``rows`` is ``X``."""
+        if k % self.every == 0:
+            self.slots[k // self.every, rows] = X
+        self.final[rows] = X
+
+    def note(self, k, rows, info, dts):
+        """Per-step records of step k (``"dt"`` sets the step's duration)."""
+        for name, value in info.items():
+            if name == "dt":
+                dts[k] = np.asarray(value).reshape(-1)[0]
+            else:
+                self.rec[name][rows, k] = value
+
+    def stop(self, rows, k):
+        """The starts ``rows`` ended at iterate k (their last kept state is the last given)."""
+        self.last[rows] = k
+
+    def result(self, dts):
+        """``(xs (m, K, n), ts (K,), ks (K,), records (m, K))`` on the kept iterates ks."""
+        end = int(self.last.max())
+        ks = list(range(0, end + 1, self.every))
+        if ks[-1] != end:
+            ks.append(end)
+        ks = np.array(ks)
+        xs = np.empty((self.final.shape[0], ks.size, self.final.shape[1]))
+        for j, k in enumerate(ks):
+            xs[:, j] = self.slots[k // self.every] if k % self.every == 0 else self.final
+            held = self.last < k
+            if held.any():
+                xs[held, j] = self.final[held]
+        times = np.concatenate([[0.0], np.cumsum(dts[:end])])
+        records = {name: series[:, ks] for name, series in self.rec.items()}
+        return xs, times[ks], ks, records
