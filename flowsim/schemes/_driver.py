@@ -120,54 +120,57 @@ def iterate(loss, X0, steps, step, dts, *, gtol=None, max_norm=1e8, records=(),
     status = np.array([Status.REACHED_END] * m, dtype=object)  # np.full makes them str
     message = np.full(m, f"ran all {steps} steps", dtype=object)
     rows = np.arange(m)
+    sel = slice(None)  # the active starts: all of them (a view) until one stops
     X = X0.copy()
-    keeper.keep(0, rows, X)
-    limit = max_norm ** 2 if max_norm < 1e150 else np.inf  # a float ** 2 raises past 1.3e154
+    keeper.keep(0, sel, X)
+    quick = max_norm / np.sqrt(n)  # max |x_i| <= quick means |x| <= max_norm for every start
     k = 0
     with np.errstate(all="ignore"):
         while k < steps and rows.size:
             try:
-                X_next, G, info = step(k, X, rows)
+                X_next, G, info = step(k, X, sel)
             except StepFailed as err:
                 bad = np.ones(rows.size, bool) if err.rows is None else np.asarray(err.rows)
                 status[rows[bad]] = Status.FAILED
                 message[rows[bad]] = f"step {k} failed: {err}"
-                keeper.stop(rows[bad], k)
+                keeper.stop(rows[bad], k, X[bad])
                 rows, X = rows[~bad], X[~bad]
+                sel = rows
                 continue
-            stop = np.zeros(rows.size, bool)
+            stop = None
             if gtol is not None and G is not None:
                 gnorm = row_norms(G)
                 done = gnorm <= gtol
                 if done.any():
                     status[rows[done]] = Status.CONVERGED
                     message[rows[done]] = [converged_message(g, gtol, k) for g in gnorm[done]]
-                    keeper.stop(rows[done], k)
-                    stop |= done
+                    keeper.stop(rows[done], k, X[done])
+                    stop = done
             if info:
-                keeper.note(k, rows, info, dts)
-            size = np.einsum("ij,ij->i", X_next, X_next) if n > 1 else X_next[:, 0] ** 2
-            out = ~(size <= limit) & ~stop
-            if out.any():
+                keeper.note(k, sel, info, dts)
+            if not np.abs(X_next).max() <= quick:  # some start may be out (or non-finite)
+                out = _escaped(X_next, max_norm, stop)
                 for i in np.flatnonzero(out):
-                    norm = safe_norm(X_next[i])
-                    if norm <= max_norm:
-                        out[i] = False
-                        continue
-                    keep, message[rows[i]] = escape(norm, max_norm, k + 1)
+                    keep, message[rows[i]] = escape(safe_norm(X_next[i]), max_norm, k + 1)
                     status[rows[i]] = Status.DIVERGED
-                    if keep:
-                        keeper.keep(k + 1, rows[i:i + 1], X_next[i:i + 1])
-                    keeper.stop(rows[i:i + 1], k + 1 if keep else k)
-                stop |= out
-            if stop.any():
-                rows, X, X_next = rows[~stop], X[~stop], X_next[~stop]
+                    keeper.stop(rows[i:i + 1], k + 1 if keep else k,
+                                (X_next if keep else X)[i:i + 1])
+                stop = out if stop is None else stop | out
+            if stop is not None and stop.any():
+                rows, X_next = rows[~stop], X_next[~stop]
+                sel = rows
             X = X_next
             k += 1
-            keeper.keep(k, rows, X)
-    keeper.stop(rows, k)
+            keeper.keep(k, sel, X)
+    keeper.stop(rows, k, X)
     xs, ts, ks, records = keeper.result(dts)
     return Run(xs, ts, ks, status, message, records)
+
+
+def _escaped(X, max_norm, stopped):
+    """Starts whose |x| exceeds ``max_norm`` or is not finite (not those already stopped)."""
+    out = ~(row_norms(X) <= max_norm)
+    return out if stopped is None else out & ~stopped
 
 
 def finish(loss, run, method, label, before, *, single, extras=None, values=None,

@@ -72,10 +72,9 @@ class Recorder:
         self.rec = {name: np.full((m, steps + 1), np.nan) for name in records}
 
     def keep(self, k, rows, X):
-        """Iterate k of the starts ``rows`` is ``X``."""
+        """Iterate k of the starts ``rows`` (indices, or a slice) is ``X``."""
         if k % self.every == 0:
             self.slots[k // self.every, rows] = X
-        self.final[rows] = X
 
     def note(self, k, rows, info, dts):
         """Per-step records of step k (``"dt"`` sets the step's duration)."""
@@ -85,9 +84,10 @@ class Recorder:
             else:
                 self.rec[name][rows, k] = value
 
-    def stop(self, rows, k):
-        """The starts ``rows`` ended at iterate k (their last kept state is the last given)."""
+    def stop(self, rows, k, X):
+        """The starts ``rows`` ended at iterate k in the states ``X``."""
         self.last[rows] = k
+        self.final[rows] = X
 
     def result(self, dts):
         """``(xs (m, K, n), ts (K,), ks (K,), records (m, K))`` on the kept iterates ks."""
@@ -96,12 +96,12 @@ class Recorder:
         if ks[-1] != end:
             ks.append(end)
         ks = np.array(ks)
+        regular = ks[ks % self.every == 0] // self.every
         xs = np.empty((self.final.shape[0], ks.size, self.final.shape[1]))
-        for j, k in enumerate(ks):
-            xs[:, j] = self.slots[k // self.every] if k % self.every == 0 else self.final
-            held = self.last < k
-            if held.any():
-                xs[held, j] = self.final[held]
+        xs[:, :regular.size] = self.slots[regular].transpose(1, 0, 2)
+        xs[:, regular.size:] = self.final[:, None]  # the last iterate, off the regular grid
+        for i in np.flatnonzero(self.last < end):  # held at its own last state from then on
+            xs[i, ks > self.last[i]] = self.final[i]
         times = np.concatenate([[0.0], np.cumsum(dts[:end])])
         records = {name: series[:, ks] for name, series in self.rec.items()}
         return xs, times[ks], ks, records
