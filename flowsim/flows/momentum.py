@@ -6,7 +6,9 @@ import scipy.sparse
 
 from ._solver import AUTO, integrate, jacobian_for
 from .._validate import nonnegative, positive, start_points
+from ..ensemble.run import batch_run
 from ..loss import SPARSE_FROM
+from .batch import second_order_system
 from ._common import (bound_stop, check_flow_arguments, check_start, finish_flow,
                       output_times)
 
@@ -14,15 +16,27 @@ __all__ = ["heavy_ball_flow", "nesterov_flow"]
 
 
 def _second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output, max_norm,
-                  max_steps, coefficients, name, label, t0=0.0, extras=None):
+                  max_steps, coefficients, name, label, t0=0.0, extras=None,
+                  batch_extras=None, friction_rate=None):
     """Integrate m(t) x'' + c(t) x' + grad L(x) = 0 as a first-order system in (x, v).
 
-    ``coefficients(t)`` -> (c, m) gives the friction and the mass at time t.
+    ``coefficients(t, batch=False)`` -> (c, m) gives the friction and the mass at time t
+    (arrays for an array of times when ``batch``); ``friction_rate(t)`` their rates of
+    change for a batch's stiff engine. A batch of starts runs on :mod:`flowsim.ensemble`.
     """
     n = loss.n
-    x0 = start_points(x0, n, batch=False)
-    v0 = np.zeros(n) if v0 is None else start_points(v0, n, batch=False, name="v0")
+    x0 = start_points(x0, n)
+    v0 = np.zeros(n) if v0 is None else start_points(v0, n, name="v0")
     check_start(loss, x0)
+    if x0.ndim == 2 or v0.ndim == 2:
+        X0, V0 = np.broadcast_arrays(np.atleast_2d(x0), np.atleast_2d(v0))
+        if X0.shape[0] != np.atleast_2d(x0).shape[0]:
+            raise ValueError(f"v0 must have shape ({n},) or the shape of x0, got {v0.shape}.")
+        system = second_order_system(loss, lambda t: coefficients(t, batch=True),
+                                     friction_rate)
+        return batch_run(loss, system, np.concatenate([X0, V0], axis=1), t_end, method, rtol,
+                         atol, t_eval, dense_output, None, max_norm, max_steps, name, label,
+                         t0=t0, extras=batch_extras)
 
     def fun(t, y):
         c, m = coefficients(t)
@@ -61,13 +75,14 @@ def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method=
     Parameters
     ----------
     loss : Loss or str
-    x0 : array_like, shape (n,)
+    x0 : array_like, shape (n,) or (m, n)
+        One start, or m starts run together on :mod:`flowsim.ensemble` (a BatchTrajectory).
     t_end : float
     mass : float
         m > 0. As m -> 0 with gamma = 1 the path approaches the gradient flow.
     friction : float
         gamma >= 0.
-    v0 : array_like, shape (n,), optional
+    v0 : array_like, shape (n,) or (m, n), optional
         Initial velocity (zero by default).
 
     Returns
@@ -96,11 +111,19 @@ def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method=
         return {"velocities": v, "energy": mass * np.sum(v ** 2, axis=1) / 2
                 + loss.value(ys[:, :n])}
 
+    def batch_extras(ys, values):
+        v = ys[..., n:]
+        return {"velocities": v, "energy": mass * np.sum(v ** 2, axis=-1) / 2 + values}
+
+    def coefficients(t, batch=False):
+        return (np.full(np.shape(t), gamma), np.full(np.shape(t), mass)) if batch else \
+            (gamma, mass)
+
     return _second_order(loss, x0, v0, t_end, method, rtol, atol, output_times(t_eval, t_end),
                          dense_output, positive(max_norm, "max_norm"), max_steps,
-                         lambda t: (gamma, mass),
-                         "heavy_ball_flow", f"heavy ball ODE (m={mass:g}, gamma={gamma:g}, {method})",
-                         extras=extras)
+                         coefficients, "heavy_ball_flow",
+                         f"heavy ball ODE (m={mass:g}, gamma={gamma:g}, {method})",
+                         extras=extras, batch_extras=batch_extras)
 
 
 def nesterov_flow(loss, x0, t_end, *, r=3.0, t0=0.0, method="LSODA", rtol=1e-8, atol=1e-10,
@@ -111,8 +134,8 @@ def nesterov_flow(loss, x0, t_end, *, r=3.0, t0=0.0, method="LSODA", rtol=1e-8, 
     Parameters
     ----------
     loss : Loss or str
-    x0 : array_like, shape (n,)
-        x(t0), with x'(t0) = 0.
+    x0 : array_like, shape (n,) or (m, n)
+        x(t0), with x'(t0) = 0; m starts run together on :mod:`flowsim.ensemble`.
     r : float
         Friction constant, 3 for Nesterov's method; >= 0.
     t0 : float
@@ -144,10 +167,20 @@ def nesterov_flow(loss, x0, t_end, *, r=3.0, t0=0.0, method="LSODA", rtol=1e-8, 
     if t0 >= t_end:
         raise ValueError(f"t0 = {t0:g} must be below t_end = {t_end:g}.")
 
-    def coefficients(t):
-        return (r / t, 1.0) if t > 0 else (0.0, 1.0 + r)
+    def coefficients(t, batch=False):
+        if not batch:
+            return (r / t, 1.0) if t > 0 else (0.0, 1.0 + r)
+        positive_t = t > 0
+        safe = np.where(positive_t, t, 1.0)
+        return np.where(positive_t, r / safe, 0.0), np.where(positive_t, 1.0, 1.0 + r)
+
+    def friction_rate(t):  # d(r/t)/dt = -r/t^2; the mass is constant for t > 0
+        safe = np.where(t > 0, t, 1.0)
+        return np.where(t > 0, -r / safe ** 2, 0.0), np.zeros(np.shape(t))
 
     return _second_order(loss, x0, None, t_end, method, rtol, atol, output_times(t_eval, t_end),
                          dense_output, positive(max_norm, "max_norm"), max_steps, coefficients,
                          "nesterov_flow", f"Nesterov ODE (r={r:g}, {method})", t0=t0,
-                         extras=lambda ys: {"velocities": ys[:, loss.n:]})
+                         extras=lambda ys: {"velocities": ys[:, loss.n:]},
+                         batch_extras=lambda ys, values: {"velocities": ys[..., loss.n:]},
+                         friction_rate=friction_rate)

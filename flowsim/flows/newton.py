@@ -8,8 +8,39 @@ from ..results import Status
 from ._common import (bound_stop, check_flow_arguments, check_start, converged, finish_flow,
                       output_times)
 from ._solver import Integration, integrate
+from .._numeric import row_norms
+from ..ensemble.explicit import TABLEAUS
+from ..ensemble.run import System, batch_run
 
 __all__ = ["newton_flow"]
+
+
+def _newton_system(loss):
+    """The Newton flow of many starts: x' = -H^{-1} grad L, stopped (failed) per start where
+    H is not positive definite."""
+    grad = loss._fast("grad")
+
+    def fun(t, X):
+        H, G = loss.hess(X), grad(X)
+        out = np.full_like(X, np.nan)
+        eigs = np.linalg.eigvalsh(H)
+        ok = np.isfinite(eigs).all(axis=1) & (eigs[:, 0] > 0)
+        if ok.any():
+            out[ok] = -np.linalg.solve(H[ok], G[ok][..., None])[..., 0]
+        return out
+
+    def guard(X):
+        eigs = np.linalg.eigvalsh(loss.hess(X))
+        bad = ~np.isfinite(eigs).all(axis=1) | \
+            (eigs[:, 0] <= 1e-12 * np.maximum(1.0, np.abs(eigs[:, -1])))
+        status = np.where(bad, Status.FAILED, None)
+        message = np.array([f"the Hessian is not positive definite at x = "
+                            f"{np.round(x, 6).tolist()} (smallest eigenvalue {e[0]:.3g}); the "
+                            "Newton flow is not a descent flow there" if b else None
+                            for x, e, b in zip(X, eigs, bad)], dtype=object)
+        return status, message
+
+    return System(fun, None, loss.n, guard=guard, speed=lambda F: row_norms(F))
 
 
 def newton_flow(loss, x0, t_end, *, method="RK45", rtol=1e-8, atol=1e-10, t_eval=None,
@@ -20,7 +51,8 @@ def newton_flow(loss, x0, t_end, *, method="RK45", rtol=1e-8, atol=1e-10, t_eval
     Parameters
     ----------
     loss : Loss or str
-    x0 : array_like, shape (n,)
+    x0 : array_like, shape (n,) or (m, n)
+        One start, or m starts run together on :mod:`flowsim.ensemble` (explicit methods).
     t_end : float
     method : str
         RK45 by default: near a non-degenerate minimum the Newton flow's linearization is -I,
@@ -46,12 +78,20 @@ def newton_flow(loss, x0, t_end, *, method="RK45", rtol=1e-8, atol=1e-10, t_eval
     True
     """
     loss, t_end = check_flow_arguments(loss, t_end, method, rtol, atol, max_steps)
-    x0 = start_points(x0, loss.n, batch=False)
+    x0 = start_points(x0, loss.n)
     if gtol is not None:
         gtol = positive(gtol, "gtol")
-    bound = bound_stop(positive(max_norm, "max_norm"), loss.n)
+    max_norm = positive(max_norm, "max_norm")
+    bound = bound_stop(max_norm, loss.n)
     t_eval = output_times(t_eval, t_end)
     check_start(loss, x0)
+    if x0.ndim == 2:
+        if method not in TABLEAUS:
+            raise ValueError(f"method: a batch of Newton flows runs on an explicit method "
+                             f"(RK23, RK45, DOP853), got {method!r}.")
+        return batch_run(loss, _newton_system(loss), x0, t_end, method, rtol, atol, t_eval,
+                         dense_output, gtol, max_norm, max_steps, "newton_flow",
+                         f"Newton flow ({method})")
 
     def not_positive_definite(x):
         eigs = np.linalg.eigvalsh(loss.hess(x))

@@ -1,0 +1,166 @@
+"""A vectorized explicit Runge-Kutta engine in which every start has its own step size.
+
+Each start has its own error norm, accept/reject decision and step-size controller (scipy's
+rules: RMS norm of err / (atol + rtol max(|y|, |y_new|)), factor 0.9 err^(-1/(q+1)) in
+[0.2, 10]); steps end exactly on the output times, so outputs need no interpolation. Starts
+that finish leave the active set and cost nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..results import Status
+from .state import Ensemble, initial_steps, rms
+
+__all__ = ["Tableau", "BS3", "DP5", "TABLEAUS", "explicit"]
+
+
+@dataclass(frozen=True)
+class Tableau:
+    """An embedded explicit Runge-Kutta pair with the first-same-as-last property.
+
+    ``error_order`` is the order q of the error estimate (the controller's exponent is
+    -1/(q+1)); ``E`` weighs the stages and f(t + h, y_new) into the error estimate;
+    ``stability`` is |h lambda| at the edge of the stability region on the negative axis.
+    """
+
+    name: str
+    C: tuple
+    A: tuple
+    B: tuple
+    E: tuple
+    error_order: int
+    stability: float
+
+
+#: Bogacki-Shampine 3(2), scipy's RK23.
+BS3 = Tableau("BS3", (0.0, 1 / 2, 3 / 4), ((), (1 / 2,), (0.0, 3 / 4)),
+              (2 / 9, 1 / 3, 4 / 9), (5 / 72, -1 / 12, -1 / 9, 1 / 8), 2, 2.5)
+#: Dormand-Prince 5(4), scipy's RK45.
+DP5 = Tableau("DP5", (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0),
+              ((), (1 / 5,), (3 / 40, 9 / 40), (44 / 45, -56 / 15, 32 / 9),
+               (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
+               (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656)),
+              (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84),
+              (-71 / 57600, 0.0, 71 / 16695, -71 / 1920, 17253 / 339200, -22 / 525, 1 / 40),
+              4, 3.3)
+#: The engine's pair for each scipy explicit method name.
+TABLEAUS = {"RK23": BS3, "RK45": DP5, "DOP853": DP5}
+
+#: Accepted steps between two stiffness checks of a start.
+STIFF_CHECK_EVERY = 200
+
+
+def _combine(weights, K, h):
+    """h * sum_i w_i K_i, shape (a, d), for stages K of shape (s, a, d): one matrix-vector
+    product over the stacked stages."""
+    s, a, d = K[:len(weights)].shape
+    out = (np.asarray(weights) @ K[:len(weights)].reshape(s, a * d)).reshape(a, d)
+    out *= h[:, None]
+    return out
+
+
+def explicit(fun, Y0, t0, t_end, tableau, rtol, atol, t_out, *, max_steps=100_000,
+             check=None, spectral=None, stiff_steps=50_000, dense=False, j0=None):
+    """Integrate y' = f(t, y) for every row of ``Y0`` to ``t_end``, each on its own steps.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(t, Y)`` with t of shape (a,) and Y of shape (a, d) -> f, shape (a, d).
+    Y0 : ndarray, shape (m, d)
+    t0 : float or ndarray, shape (m,)
+    tableau : Tableau
+    t_out : ndarray, shape (K,)
+        Output times, increasing, inside [t0, t_end]; each start writes its state there.
+    check : callable, optional
+        ``check(Y, F)`` -> ``(status, message)`` object arrays of shape (a,) (None where a
+        start goes on) after each accepted step: convergence and divergence rules.
+    spectral : callable, optional
+        ``spectral(t, Y)`` -> spectral radius of df/dy per row; with it a start whose step
+        is held at the stability limit, with more than ``stiff_steps`` steps to go, stops
+        and is returned for an implicit engine.
+
+    Returns
+    -------
+    ens : Ensemble
+        Outputs ``out`` (m, K, d), ``status``, ``message``, ``t_stop``, ``steps_taken``.
+    stiff : tuple of ndarrays (idx, t, Y, j)
+        The starts handed over as stiff: indices, times, states and next outputs.
+    """
+    m = Y0.shape[0]
+    t_start = np.zeros(m) + t0
+    F0 = fun(t_start, Y0)
+    ens = Ensemble(Y0, F0, t_start, t_out, dense, j0)
+    ens.extra["h"] = initial_steps(fun, t_start, Y0, F0, tableau.error_order, rtol, atol,
+                                   np.full(m, t_end))
+    exponent = -1.0 / (tableau.error_order + 1)
+    handed = ([], [], [], [])
+    with np.errstate(all="ignore"):
+        while ens.size:
+            done = ens.done()
+            if done.any():
+                ens.finish(done)
+                continue
+            t, Y, h = ens.t, ens.Y, ens.extra["h"]
+            hs = np.minimum(h, ens.target() - t)
+            K = np.empty((len(tableau.E),) + Y.shape)
+            K[0] = ens.F
+            for i, (c, a) in enumerate(zip(tableau.C[1:], tableau.A[1:]), start=1):
+                K[i] = fun(t + c * hs, Y + _combine(a, K, hs))
+            Y_new = Y + _combine(tableau.B, K, hs)
+            F_new = K[-1] = fun(t + hs, Y_new)
+            scale = atol + np.maximum(np.abs(Y), np.abs(Y_new)) * rtol
+            norm = rms(_combine(tableau.E, K, hs) / scale)
+            ok = norm <= 1.0
+            factor = np.where(norm == 0, 10.0, np.clip(0.9 * norm ** exponent, 0.2, 10.0))
+            factor = np.where(np.isfinite(factor), factor, 0.2)
+            factor = np.where(ok, factor, np.minimum(factor, 1.0))
+            h_next = hs * factor
+            clamped = ok & (hs < h) & (factor >= 1.0)
+            ens.extra["h"] = np.where(clamped, np.maximum(h_next, h), h_next)
+            ens.accept(ok, t + hs, Y_new, F_new)
+            status = np.full(ens.size, None, dtype=object)
+            message = np.full(ens.size, None, dtype=object)
+            if check is not None:
+                rows = np.flatnonzero(ok)
+                if rows.size:
+                    st, msg = check(ens.Y[rows], ens.F[rows])
+                    status[rows], message[rows] = st, msg
+            tiny = ~ok & (hs <= 10 * np.spacing(np.maximum(np.abs(t), 1.0)))
+            status[tiny & (status == None)] = Status.FAILED  # noqa: E711
+            message[tiny] = [f"stopped at t = {tt:.6g}: the step size fell below the spacing "
+                             "of floats (the flow is singular there, or the loss is not finite)"
+                             for tt in t[tiny]]
+            over = (ens.nsteps >= max_steps) & (status == None)  # noqa: E711
+            status[over] = Status.FAILED
+            message[over] = f"spent its max_steps = {max_steps} steps"
+            if spectral is not None:
+                _stiff(ens, spectral, tableau, status, message, stiff_steps, t_end, handed)
+            ended = status != None  # noqa: E711
+            if ended.any():
+                ens.finish(ended, status, message)
+    stiff = tuple(np.concatenate(part) if part else np.empty(0) for part in handed)
+    return ens, stiff
+
+
+def _stiff(ens, spectral, tableau, status, message, stiff_steps, t_end, handed):
+    """Mark starts whose step is held at the stability limit with many steps to go."""
+    due = (ens.nsteps > 0) & (ens.nsteps % STIFF_CHECK_EVERY == 0) & (status == None)  # noqa
+    rows = np.flatnonzero(due)
+    if not rows.size:
+        return
+    h = ens.extra["h"][rows]
+    rho = spectral(ens.t[rows], ens.Y[rows])
+    left = (t_end - ens.t[rows]) / h
+    stiff = (h * rho >= 0.5 * tableau.stability) & (left > stiff_steps)
+    for r in rows[stiff]:
+        status[r] = Status.FAILED  # handed to the implicit engine (or reported stiff)
+        message[r] = (f"the flow is stiff here: |h lambda_max| is held at the explicit "
+                      f"method's stability limit with more than {stiff_steps:,} steps to go; "
+                      "use an implicit method (BDF, Radau) or method='auto'")
+    for part, values in zip(handed, (ens.idx[rows[stiff]], ens.t[rows[stiff]],
+                                     ens.Y[rows[stiff]], ens.j[rows[stiff]])):
+        part.append(values)

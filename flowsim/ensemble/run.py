@@ -1,0 +1,146 @@
+"""The flows' batched path: a flow given as a batched system runs on the per-start engines and
+comes back as a BatchTrajectory on common output times."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._numeric import row_norms
+from ..results import BatchTrajectory, Status
+from .explicit import TABLEAUS, explicit
+from .rosenbrock import rosenbrock
+
+__all__ = ["System", "GridDense", "batch_run", "DEFAULT_OUTPUTS", "ENGINE"]
+
+#: Output times of a batched flow when ``t_eval`` is not given.
+DEFAULT_OUTPUTS = 101
+#: The engine that runs each solver name on a batch.
+ENGINE = {"RK23": "BS3", "RK45": "DP5", "DOP853": "DP5", "auto": "DP5, Rosenbrock 2(3) once stiff",
+          "LSODA": "Rosenbrock 2(3)", "BDF": "Rosenbrock 2(3)", "Radau": "Rosenbrock 2(3)"}
+
+
+@dataclass(frozen=True)
+class System:
+    """A flow as a batched first-order system y' = f(t, y), y = (x, ...) of size d.
+
+    ``fun(t, Y)`` and ``jac(t, Y)`` take t of shape (a,) and Y of shape (a, d); ``n`` is the
+    number of leading components that are the position x; ``spectral(t, Y)`` estimates the
+    spectral radius of df/dy (for the stiffness watch); ``dfdt`` is df/dt for a
+    non-autonomous system; ``speed(F)`` the stationarity measure tested against gtol;
+    ``guard(Y)`` -> (status, message) arrays (None where fine) for a flow's own stop rules.
+    """
+
+    fun: object
+    jac: object
+    n: int
+    spectral: object = None
+    dfdt: object = None
+    speed: object = None
+    guard: object = None
+
+
+class GridDense:
+    """Cubic Hermite interpolation of each start's path between its output times.
+
+    ``dense(t)`` -> (m, n) for a scalar t, (m, n, len(t)) for an array. It matches the states
+    and velocities at the output times exactly, with error O(dt^4) in between.
+    """
+
+    def __init__(self, ts, xs, vs):
+        self.ts, self.xs, self.vs = ts, xs, vs
+
+    def __call__(self, t):
+        t_arr = np.atleast_1d(np.asarray(t, dtype=float))
+        i = np.clip(np.searchsorted(self.ts, t_arr, side="right") - 1, 0, len(self.ts) - 2)
+        t0, t1 = self.ts[i], self.ts[i + 1]
+        h = t1 - t0
+        s = ((t_arr - t0) / h)[None, :, None]
+        h = h[None, :, None]
+        x0, x1 = self.xs[:, i], self.xs[:, i + 1]
+        v0, v1 = self.vs[:, i], self.vs[:, i + 1]
+        out = ((2 * s ** 3 - 3 * s ** 2 + 1) * x0 + (s ** 3 - 2 * s ** 2 + s) * h * v0 +
+               (-2 * s ** 3 + 3 * s ** 2) * x1 + (s ** 3 - s ** 2) * h * v1)
+        out = out.transpose(0, 2, 1)
+        return out[:, :, 0] if np.ndim(t) == 0 else out
+
+
+def _check(system, gtol, max_norm):
+    """The per-start stop rule after an accepted step: diverged past max_norm (or into
+    non-finite states), converged where the speed falls to gtol."""
+    def check(Y, F):
+        status = np.full(len(Y), None, dtype=object)
+        message = np.full(len(Y), None, dtype=object)
+        norms = row_norms(Y[:, :system.n])
+        out = ~(norms <= max_norm)
+        status[out] = Status.DIVERGED
+        message[out] = [f"|x| = {v:.3g} exceeded max_norm = {max_norm:g}; the path diverges"
+                        for v in norms[out]]
+        if gtol is not None:
+            speed = system.speed(F) if system.speed is not None else row_norms(F)
+            done = ~out & (speed <= gtol)
+            status[done] = Status.CONVERGED
+            message[done] = [f"|grad L| = {g:.3g} <= gtol = {gtol:g}" for g in speed[done]]
+        if system.guard is not None:
+            own, why = system.guard(Y)
+            hit = (status == None) & (own != None)  # noqa: E711
+            status[hit], message[hit] = own[hit], why[hit]
+        return status, message
+    return check
+
+
+def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output, gtol,
+              max_norm, max_steps, name, label, t0=0.0, extras=None):
+    """Run ``system`` from every row of ``Y0`` on the per-start engines.
+
+    ``method`` picks the engine (:data:`ENGINE`): an explicit pair for RK23/RK45/DOP853, the
+    Rosenbrock pair for LSODA/BDF/Radau, and for ``"auto"`` DP5 with each start that turns
+    out stiff handed to the Rosenbrock pair from where it is.
+    """
+    m = Y0.shape[0]
+    t_out = np.linspace(t0, t_end, DEFAULT_OUTPUTS) if t_eval is None else \
+        np.asarray(t_eval, dtype=float)
+    budget = max_steps if isinstance(max_steps, (int, np.integer)) and \
+        not isinstance(max_steps, bool) else (10 ** 9 if max_steps is None else 100_000)
+    check = _check(system, gtol, max_norm)
+    dense = bool(dense_output)
+    before = loss.counts
+    if method in TABLEAUS or method == "auto":
+        tableau = TABLEAUS.get(method, TABLEAUS["RK45"])
+        ens, stiff = explicit(system.fun, Y0, t0, t_end, tableau, rtol, atol, t_out,
+                              max_steps=budget, check=check, dense=dense,
+                              spectral=loss._watchdog(system.spectral)
+                              if system.spectral is not None else None,
+                              stiff_steps=2_000 if method == "auto" else 50_000)
+        idx, t_h, Y_h, j_h = stiff
+        if method == "auto" and len(idx):
+            rest = rosenbrock(system.fun, system.jac, Y_h, t_h, t_end, rtol, atol, t_out,
+                              max_steps=budget, check=check, dfdt=system.dfdt, dense=dense,
+                              j0=j_h)
+            for k, i in enumerate(idx.astype(int)):
+                j = int(j_h[k])
+                ens.out[i, j:] = rest.out[k, j:]
+                if dense:
+                    ens.fout[i, j:] = rest.fout[k, j:]
+                ens.status[i], ens.message[i] = rest.status[k], rest.message[k]
+                ens.steps_taken[i] += rest.steps_taken[k]
+                ens.t_stop[i] = rest.t_stop[k]
+    else:
+        ens = rosenbrock(system.fun, system.jac, Y0, t0, t_end, rtol, atol, t_out,
+                         max_steps=budget, check=check, dfdt=system.dfdt, dense=dense)
+    counts = loss.counts.spent_since(before)
+    n = system.n
+    if system.guard is not None:  # a start that breaks the flow's own rule at t0 ends there
+        own, why = system.guard(Y0)
+        for i in np.flatnonzero(own != None):  # noqa: E711
+            ens.out[i] = Y0[i]
+            ens.status[i], ens.message[i], ens.steps_taken[i] = own[i], why[i], 0
+    xs = ens.out[:, :, :n]
+    values, grad_norms = loss._observe(xs)
+    message = [text or f"reached t_end = {t_end:g} in {steps} steps"
+               for text, steps in zip(ens.message, ens.steps_taken)]
+    more = extras(ens.out, values) if extras is not None else {}
+    dense_path = GridDense(t_out, xs, ens.fout[:, :, :n]) if dense else None
+    return BatchTrajectory(t_out, xs, values, grad_norms, tuple(Status(s) for s in ens.status),
+                           tuple(message), name, f"{label}, m={m}", extras=more,
+                           dense=dense_path, **counts)

@@ -1,0 +1,115 @@
+"""Per-start bookkeeping of the batched ODE engines: each start's time, state, step size and
+output pointer; outputs written exactly at the requested times; finished starts held and
+dropped from the active set so that they cost nothing."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..results import Status
+
+__all__ = ["Ensemble", "rms", "initial_steps"]
+
+
+def rms(a):
+    """Root mean square along the last axis, shape ``a.shape[:-1]``."""
+    return np.sqrt(np.einsum("...i,...i->...", a, a) / a.shape[-1])
+
+
+def initial_steps(fun, t, Y, F, order, rtol, atol, direction_end):
+    """scipy's first-step rule (Hairer, Norsett and Wanner II.4), for every start at once."""
+    scale = atol + np.abs(Y) * rtol
+    d0, d1 = rms(Y / scale), rms(F / scale)
+    h0 = np.where((d0 < 1e-5) | (d1 < 1e-5), 1e-6, 0.01 * d0 / np.where(d1 > 0, d1, 1.0))
+    h0 = np.minimum(h0, direction_end - t)
+    F1 = fun(t + h0, Y + h0[:, None] * F)
+    d2 = rms((F1 - F) / scale) / h0
+    big = np.maximum(d1, d2)
+    h1 = np.where(big <= 1e-15, np.maximum(1e-6, h0 * 1e-3),
+                  (0.01 / np.where(big > 0, big, 1.0)) ** (1 / (order + 1)))
+    return np.minimum(np.minimum(100 * h0, h1), direction_end - t)
+
+
+class Ensemble:
+    """m starts advancing, each on its own clock, toward the output times ``t_out``.
+
+    Attributes of the active starts (compacted as starts finish): ``idx`` (their indices
+    among the m), ``t``, ``Y`` (a, d), ``F`` (a, d: f at (t, Y)), ``j`` (their next
+    output), ``nsteps``, and any engine arrays added to ``extra`` (step sizes, ...).
+    """
+
+    def __init__(self, Y0, F0, t0, t_out, dense=False, j0=None):
+        m, d = Y0.shape
+        self.m, self.t_out = m, np.asarray(t_out, dtype=float)
+        self.out = np.empty((m, self.t_out.size, d))
+        self.fout = np.empty((m, self.t_out.size, d)) if dense else None
+        self.status = np.array([Status.REACHED_END] * m, dtype=object)
+        self.message = np.full(m, "", dtype=object)
+        self.t_stop = np.zeros(m) + t0
+        self.steps_taken = np.zeros(m, dtype=int)
+        self.idx = np.arange(m)
+        self.t = np.zeros(m) + t0
+        self.Y, self.F = Y0.copy(), F0.copy()
+        self.j = np.zeros(m, dtype=int) if j0 is None else np.array(j0, dtype=int)
+        self.nsteps = np.zeros(m, dtype=int)
+        self.extra = {}
+        self._write(np.ones(m, bool))
+
+    @property
+    def size(self):
+        """Number of active starts."""
+        return self.idx.size
+
+    def target(self):
+        """Each active start's next output time, shape (a,)."""
+        return self.t_out[np.minimum(self.j, self.t_out.size - 1)]
+
+    def _write(self, mask):
+        """Write the outputs that the starts in ``mask`` have reached."""
+        while True:
+            j = np.minimum(self.j, self.t_out.size - 1)
+            hit = mask & (self.j < self.t_out.size) & \
+                (self.t >= self.t_out[j] - 1e-12 * np.maximum(1.0, np.abs(self.t_out[j])))
+            if not hit.any():
+                return
+            rows = np.flatnonzero(hit)
+            self.out[self.idx[rows], self.j[rows]] = self.Y[rows]
+            if self.fout is not None:
+                self.fout[self.idx[rows], self.j[rows]] = self.F[rows]
+            self.j[rows] += 1
+
+    def accept(self, mask, t, Y, F):
+        """The starts in ``mask`` (over the active) took a step to ``t`` (their rows of the
+        arrays given, all of shape (a, ...))."""
+        np.copyto(self.t, t, where=mask)
+        np.copyto(self.Y, Y, where=mask[:, None])
+        np.copyto(self.F, F, where=mask[:, None])
+        self.nsteps += mask
+        self._write(mask)
+
+    def finish(self, mask, status=None, messages=None):
+        """End the starts in ``mask``: hold their state at the later outputs, set their
+        status and message (one for all, or one per active row, where given), and drop
+        them from the active set."""
+        rows = np.flatnonzero(mask)
+        if rows.size:
+            for r in rows:
+                g, j = self.idx[r], self.j[r]
+                self.out[g, j:] = self.Y[r]
+                if self.fout is not None:
+                    self.fout[g, j:] = 0.0 if status is not None else self.F[r]
+            gl = self.idx[rows]
+            self.t_stop[gl], self.steps_taken[gl] = self.t[rows], self.nsteps[rows]
+            if status is not None:
+                self.status[gl] = status[rows] if isinstance(status, np.ndarray) else status
+            if messages is not None:
+                self.message[gl] = messages[rows] if isinstance(messages, np.ndarray) \
+                    else messages
+        keep = ~mask
+        self.idx, self.t, self.Y, self.F = self.idx[keep], self.t[keep], self.Y[keep], \
+            self.F[keep]
+        self.j, self.nsteps = self.j[keep], self.nsteps[keep]
+        self.extra = {k: v[keep] for k, v in self.extra.items()}
+
+    def done(self):
+        """Starts that reached their last output time (end them as reached_end)."""
+        return self.j >= self.t_out.size
