@@ -120,7 +120,7 @@ def test_one_singular_start_does_not_spoil_a_flow_batch():
         alone = fs.gradient_flow(loss, x0, 10.0)
         assert alone.status is batch.status[i]
         if alone.status is Status.REACHED_END:
-            np.testing.assert_allclose(batch.xs[i, -1], alone.x_final, rtol=1e-6, atol=1e-8)
+            np.testing.assert_allclose(batch.xs[i, -1], alone.x_final, rtol=1e-5, atol=1e-8)
         else:  # where a solver stalls at the singularity depends on its tolerances
             assert abs(batch.xs[i, -1, 0]) < 1e-3 and abs(alone.x_final[0]) < 1e-3
         # closed form: x^2 = x0^2 - 2t, y = y0 e^{-2t} (the batch's stiff engine is of order
