@@ -54,10 +54,16 @@ STIFF_CHECK_EVERY = 200
 
 
 def _combine(weights, K, h):
-    """h * sum_i w_i K_i, shape (a, d), for stages K of shape (s, a, d): one matrix-vector
-    product over the stacked stages."""
-    s, a, d = K[:len(weights)].shape
-    out = (np.asarray(weights) @ K[:len(weights)].reshape(s, a * d)).reshape(a, d)
+    """h * sum_i w_i K_i, shape (a, d), for stages K of shape (s, a, d), summed in stage
+    order elementwise (so each start's numbers do not depend on the others', as a BLAS
+    product's blocking would make them)."""
+    out = None
+    for w, k in zip(weights, K):
+        if w:
+            if out is None:
+                out = w * k
+            else:
+                out += w * k
     out *= h[:, None]
     return out
 

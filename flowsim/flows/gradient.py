@@ -24,10 +24,12 @@ from ._common import (bound_stop, check_flow_arguments, check_start, converged, 
 from ._solver import (AUTO, STABILITY_LIMIT, Integration, default_max_steps, integrate,
                       jacobian_for)
 from .nonsmooth import has_kinks, integrate_nonsmooth
+from ..ensemble.workers import parallel
 
 __all__ = ["gradient_flow"]
 
 
+@parallel
 def gradient_flow(loss, x0, t_end, *, method="LSODA", rtol=1e-8, atol=1e-10, t_eval=None,
                   dense_output=True, gtol=None, max_norm=1e8, maximize=False,
                   max_steps="default"):

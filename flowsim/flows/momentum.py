@@ -11,6 +11,7 @@ from ..loss import SPARSE_FROM
 from .batch import second_order_system
 from ._common import (bound_stop, check_flow_arguments, check_start, finish_flow,
                       output_times)
+from ..ensemble.workers import parallel
 
 __all__ = ["heavy_ball_flow", "nesterov_flow"]
 
@@ -67,6 +68,7 @@ def _second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output,
     return finish_flow(loss, run, t_eval, name, label, before, split=n, extras=extras)
 
 
+@parallel
 def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method="LSODA",
                     rtol=1e-8, atol=1e-10, t_eval=None, dense_output=True, max_norm=1e8,
                     max_steps="default"):
@@ -126,6 +128,7 @@ def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method=
                          extras=extras, batch_extras=batch_extras)
 
 
+@parallel
 def nesterov_flow(loss, x0, t_end, *, r=3.0, t0=0.0, method="LSODA", rtol=1e-8, atol=1e-10,
                   t_eval=None, dense_output=True, max_norm=1e8,
                   max_steps="default"):

@@ -11,6 +11,7 @@ from ._solver import Integration, integrate
 from .._numeric import row_norms
 from ..ensemble.explicit import TABLEAUS
 from ..ensemble.run import System, batch_run
+from ..ensemble.workers import parallel
 
 __all__ = ["newton_flow"]
 
@@ -18,7 +19,7 @@ __all__ = ["newton_flow"]
 def _newton_system(loss):
     """The Newton flow of many starts: x' = -H^{-1} grad L, stopped (failed) per start where
     H is not positive definite."""
-    grad = loss._fast("grad")
+    grad = loss._fast("grad", points=False)
 
     def fun(t, X):
         H, G = loss.hess(X), grad(X)
@@ -43,6 +44,7 @@ def _newton_system(loss):
     return System(fun, None, loss.n, guard=guard, speed=lambda F: row_norms(F))
 
 
+@parallel
 def newton_flow(loss, x0, t_end, *, method="RK45", rtol=1e-8, atol=1e-10, t_eval=None,
                 dense_output=True, gtol=None, max_norm=1e8,
                 max_steps="default"):

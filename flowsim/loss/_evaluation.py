@@ -101,17 +101,20 @@ class Evaluation:
         parts.append(np.broadcast_to(self._data, shape + self._data.shape[-1:]))
         return kernel(np.concatenate(parts, axis=-1)).mean(axis=-2)
 
-    def _fast(self, which):
+    def _fast(self, which, points=True):
         """A counted evaluator of ``"value"`` or ``"grad"`` for internal hot loops.
 
         It skips argument checks: the caller passes a writeable float array of shape (n,)
         or (m, n). Returns ``(...)``-shaped values (an array, also for one point) or
         ``(..., n)`` gradients. Counting stays in the same counter as the public methods.
+        With ``points=False`` every call takes the batched kernel, so each row's numbers do
+        not depend on how many rows come with it (batches split over workers then agree
+        bit for bit); by default one point (or a batch of one) takes the faster point kernel.
         """
         if which == "hess":
             return self._fast_hess()
         kernel = getattr(self._c.kernels, which)
-        point = getattr(self._c.kernels, "point_" + which)
+        point = getattr(self._c.kernels, "point_" + which) if points else None
         counter, n = self._counter, self.n
         if self._data is None and not self._param_values.size and point is not None:
             def fast(X):

@@ -10,10 +10,12 @@ from .._validate import positive
 from ..results import Status
 from ._driver import (Run, StepFailed, as_record, common_arguments, converged_message, escape,
                       finish, iterate, schedule_steps)
+from ..ensemble.workers import parallel
 
 __all__ = ["gradient_descent"]
 
 
+@parallel
 def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0.5,
                      maximize=False, gtol=None, max_norm=1e8, record="all", record_every=1):
     r"""Gradient descent x_{k+1} = x_k - eta_k grad L(x_k): forward Euler on the flow.
@@ -95,8 +97,8 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
             run = Run(xs[None], ts, ks, [status], [message], {})
             return finish(loss, run, "gradient_descent", label, before, single=True,
                           maximize=maximize, extras={"step_sizes": recorded[None, ks]})
-    grad = loss._fast("grad")
-    value = loss._fast("value")
+    grad = loss._fast("grad", single)
+    value = loss._fast("value", single)
 
     def plain(k, X, rows):
         G = grad(X)

@@ -5,6 +5,7 @@ import numpy as np
 
 from .._validate import nonnegative
 from ._driver import as_record, common_arguments, finish, iterate, schedule_steps
+from ..ensemble.workers import parallel
 
 __all__ = ["heavy_ball", "DEFAULT_MOMENTUM", "check_momentum"]
 
@@ -20,6 +21,7 @@ def check_momentum(beta, name="momentum"):
     return beta
 
 
+@parallel
 def heavy_ball(loss, x0, eta, steps, *, momentum=DEFAULT_MOMENTUM, gtol=None, max_norm=1e8,
                record="all", record_every=1):
     r"""Polyak's heavy ball x_{k+1} = x_k - eta_k grad L(x_k) + beta (x_k - x_{k-1}).
@@ -66,7 +68,7 @@ def heavy_ball(loss, x0, eta, steps, *, momentum=DEFAULT_MOMENTUM, gtol=None, ma
     etas = schedule_steps(eta, steps)
     beta = check_momentum(momentum)
     spec = as_record(record, record_every)
-    grad = loss._fast("grad")
+    grad = loss._fast("grad", single)
     prev = X0.copy()
 
     def step(k, X, rows):

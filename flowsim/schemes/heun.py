@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from ._driver import as_record, common_arguments, finish, iterate, schedule_steps
+from ..ensemble.workers import parallel
 
 __all__ = ["heun"]
 
 
+@parallel
 def heun(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", record_every=1):
     r"""Heun's method (explicit trapezoid) on the gradient flow.
 
@@ -48,7 +50,7 @@ def heun(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", record_
     loss, X0, steps, gtol, max_norm, single = common_arguments(loss, x0, steps, gtol, max_norm)
     etas = schedule_steps(eta, steps)
     spec = as_record(record, record_every)
-    grad = loss._fast("grad")
+    grad = loss._fast("grad", single)
 
     def step(k, X, rows):
         G = grad(X)

@@ -6,10 +6,12 @@ import numpy as np
 from .._validate import positive
 from ._driver import as_record, common_arguments, finish, iterate, schedule_steps
 from .heavy_ball import check_momentum
+from ..ensemble.workers import parallel
 
 __all__ = ["nesterov"]
 
 
+@parallel
 def nesterov(loss, x0, eta, steps, *, r=3.0, momentum=None, gtol=None, max_norm=1e8,
              record="all", record_every=1):
     r"""Nesterov's accelerated gradient y_k = x_k + beta_k (x_k - x_{k-1}),
@@ -58,7 +60,7 @@ def nesterov(loss, x0, eta, steps, *, r=3.0, momentum=None, gtol=None, max_norm=
     r = positive(r, "r")
     beta_const = None if momentum is None else check_momentum(momentum)
     spec = as_record(record, record_every)
-    grad = loss._fast("grad")
+    grad = loss._fast("grad", single)
     prev = X0.copy()
 
     def step(k, X, rows):

@@ -5,10 +5,12 @@ import numpy as np
 
 from ._driver import (StepFailed, as_record, common_arguments, finish, iterate,
                       schedule_steps)
+from ..ensemble.workers import parallel
 
 __all__ = ["newton"]
 
 
+@parallel
 def newton(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", record_every=1):
     r"""Newton's method x_{k+1} = x_k - eta_k H(x_k)^{-1} grad L(x_k), full or damped.
 
@@ -50,7 +52,7 @@ def newton(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", recor
     loss, X0, steps, gtol, max_norm, single = common_arguments(loss, x0, steps, gtol, max_norm)
     etas = schedule_steps(eta, steps, "eta (the damping of the Newton step)", upper=1.0)
     spec = as_record(record, record_every)
-    grad = loss._fast("grad")
+    grad = loss._fast("grad", single)
 
     def step(k, X, rows):
         G = grad(X)

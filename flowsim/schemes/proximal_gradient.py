@@ -5,10 +5,12 @@ import numpy as np
 
 from ..prox import Composite, check_dimension
 from ._driver import as_record, common_arguments, finish, iterate, schedule_steps
+from ..ensemble.workers import parallel
 
 __all__ = ["proximal_gradient"]
 
 
+@parallel
 def proximal_gradient(loss, x0, eta, steps, *, prox=None, gtol=None, max_norm=1e8,
                       record="all", record_every=1):
     r"""Forward-backward splitting x_{k+1} = prox_{eta_k g}(x_k - eta_k grad f(x_k)).
@@ -61,7 +63,7 @@ def proximal_gradient(loss, x0, eta, steps, *, prox=None, gtol=None, max_norm=1e
     check_dimension(prox, f.n)
     etas = schedule_steps(eta, steps)
     spec = as_record(record, record_every)
-    grad = f._fast("grad")
+    grad = f._fast("grad", single)
 
     def step(k, X, rows):
         X_next = prox.prox(X - etas[k] * grad(X), etas[k])

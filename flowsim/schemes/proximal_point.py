@@ -12,6 +12,7 @@ from .._validate import positive, positive_int
 from ..loss import SPARSE_FROM
 from ._driver import (StepFailed, as_record, common_arguments, finish, iterate,
                       schedule_steps)
+from ..ensemble.workers import parallel
 
 __all__ = ["proximal_point", "proximal_step"]
 
@@ -150,6 +151,7 @@ def _fallback(loss, x, eta, y0, tol, scale, inner):
     return y, inner + sol.nit, res
 
 
+@parallel
 def proximal_point(loss, x0, eta, steps, *, tol=1e-12, max_inner=50, gtol=None,
                    max_norm=1e8, record="all", record_every=1):
     r"""Proximal point x_{k+1} = x_k - eta grad L(x_{k+1}): backward Euler on the flow.
@@ -194,7 +196,7 @@ def proximal_point(loss, x0, eta, steps, *, tol=1e-12, max_inner=50, gtol=None,
     tol = positive(tol, "tol")
     max_inner = positive_int(max_inner, "max_inner")
     spec = as_record(record, record_every)
-    grad = loss._fast("grad") if gtol is not None else None
+    grad = loss._fast("grad", single) if gtol is not None else None
 
     def step(k, X, rows):
         Y, inner, res = np.empty_like(X), np.empty(len(X)), np.empty(len(X))

@@ -5,10 +5,12 @@ import numpy as np
 
 from .._validate import positive_int, seed_value
 from ._driver import as_record, common_arguments, finish, iterate, schedule_steps
+from ..ensemble.workers import parallel
 
 __all__ = ["sgd"]
 
 
+@parallel
 def sgd(loss, x0, eta, steps, *, batch_size=1, seed=0, gtol=None, max_norm=1e8,
         record="all", record_every=1):
     r"""Stochastic gradient descent x_{k+1} = x_k - eta_k grad L_{B_k}(x_k).
@@ -73,7 +75,7 @@ def sgd(loss, x0, eta, steps, *, batch_size=1, seed=0, gtol=None, max_norm=1e8,
             order[:] = [rng.permutation(loss.n_samples)]
         j = k % per_epoch
         batch = loss.subset(order[0][j * batch_size:(j + 1) * batch_size])
-        return X - etas[k] * batch._fast("grad")(X), None, None
+        return X - etas[k] * batch._fast("grad", single)(X), None, None
 
     before = loss.counts
     run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)
