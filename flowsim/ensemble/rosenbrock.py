@@ -60,6 +60,15 @@ def _solver(J, hs):
     W = np.eye(d) - (hs * D)[:, None, None] * J
     bad = ~np.isfinite(W).all(axis=(1, 2))
     W[bad] = np.eye(d)
+    if d == 2:  # the plane, the common case: the adjugate, without a LAPACK call per start
+        det = W[:, 0, 0] * W[:, 1, 1] - W[:, 0, 1] * W[:, 1, 0]
+        bad |= ~(np.abs(det) > 1e-300)
+        det = np.where(bad, 1.0, det)
+        p, q, r, u = W[:, 1, 1] / det, -W[:, 0, 1] / det, -W[:, 1, 0] / det, W[:, 0, 0] / det
+
+        def solve2(R):
+            return np.stack([p * R[:, 0] + q * R[:, 1], r * R[:, 0] + u * R[:, 1]], axis=1)
+        return solve2, bad
     try:
         inv = np.linalg.inv(W)
     except np.linalg.LinAlgError:

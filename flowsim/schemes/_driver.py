@@ -194,22 +194,24 @@ def finish(loss, run, method, label, before, *, single, extras=None, values=None
         grad_norms = observed_norms if grad_norms is None else grad_norms
     status, message = np.array(status, dtype=object), np.array(message, dtype=object)
     extras = dict(extras or {})
-    for i in range(xs.shape[0]):
-        bad = np.flatnonzero(~np.isfinite(values[i]))
-        if bad.size and bad[0] > 0:
-            j = bad[0]
-            for series in [xs[i], values[i], grad_norms[i]] + [e[i] for e in extras.values()]:
-                series[j:] = series[j - 1]
+    broken = ~np.isfinite(values)
+    broken[broken[:, 0]] = False  # L already not finite at the start (an overflowing start)
+    for i in np.flatnonzero(broken.any(axis=1)):  # cut where L turns non-finite, hold there
+        j = int(np.argmax(broken[i]))
+        for series in [xs[i], values[i], grad_norms[i]] + [e[i] for e in extras.values()]:
+            series[j:] = series[j - 1]
+        status[i] = Status.DIVERGED
+        message[i] = (f"L(x) is not finite at t = {ts[j]:.6g} (the path left the loss's "
+                      f"domain or overflowed); kept the path up to t = {ts[j - 1]:.6g}")
+    if len(ts) > 1:  # the growth test, for every start that ran to its end
+        worse = values[:, -1] < values[:, 0] if maximize else values[:, -1] > values[:, 0]
+        away = worse & (grad_norms[:, -1] > grad_norms[:, 0]) & \
+            (status == Status.REACHED_END) & ~broken.any(axis=1)
+        for i in np.flatnonzero(away):
             status[i] = Status.DIVERGED
-            message[i] = (f"L(x) is not finite at t = {ts[j]:.6g} (the path left the loss's "
-                          f"domain or overflowed); kept the path up to t = {ts[j - 1]:.6g}")
-        elif status[i] is Status.REACHED_END and len(ts) > 1:
-            worse = values[i, -1] < values[i, 0] if maximize else values[i, -1] > values[i, 0]
-            if worse and grad_norms[i, -1] > grad_norms[i, 0]:
-                status[i] = Status.DIVERGED
-                message[i] = (f"ran all {len(ts) - 1} steps but L went from {values[i, 0]:.6g} "
-                              f"to {values[i, -1]:.6g} and |grad L| grew: the iterates move away "
-                              "(is the step above the stability limit?)")
+            message[i] = (f"ran all {len(ts) - 1} steps but L went from {values[i, 0]:.6g} "
+                          f"to {values[i, -1]:.6g} and |grad L| grew: the iterates move away "
+                          "(is the step above the stability limit?)")
     if single:
         return Trajectory(ts, xs[0], values[0], grad_norms[0], status[0], message[0], method,
                           label, extras={name: e[0] for name, e in extras.items()}, **spent)
