@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..results import Status
-from .state import Ensemble, initial_steps, rms
+from .state import Endings, Ensemble, initial_steps, rms
 
 __all__ = ["Tableau", "BS3", "DP5", "TABLEAUS", "explicit"]
 
@@ -82,8 +82,8 @@ def explicit(fun, Y0, t0, t_end, tableau, rtol, atol, t_out, *, max_steps=100_00
     t_out : ndarray, shape (K,)
         Output times, increasing, inside [t0, t_end]; each start writes its state there.
     check : callable, optional
-        ``check(Y, F)`` -> ``(status, message)`` object arrays of shape (a,) (None where a
-        start goes on) after each accepted step: convergence and divergence rules.
+        ``check(Y, F)`` -> a list of ``(status, rows, messages)``: the rows (indices into Y)
+        that end with that status after an accepted step (convergence, divergence rules).
     spectral : callable, optional
         ``spectral(t, Y)`` -> spectral radius of df/dy per row; with it a start whose step
         is held at the stability limit, with more than ``stiff_steps`` steps to go, stops
@@ -128,45 +128,48 @@ def explicit(fun, Y0, t0, t_end, tableau, rtol, atol, t_out, *, max_steps=100_00
             clamped = ok & (hs < h) & (factor >= 1.0)
             ens.extra["h"] = np.where(clamped, np.maximum(h_next, h), h_next)
             ens.accept(ok, t + hs, Y_new, F_new)
-            status = np.full(ens.size, None, dtype=object)
-            message = np.full(ens.size, None, dtype=object)
-            if check is not None:
-                rows = np.flatnonzero(ok)
-                if rows.size:
-                    st, msg = check(ens.Y[rows], ens.F[rows])
-                    status[rows], message[rows] = st, msg
-            tiny = ~ok & (hs <= 10 * np.spacing(np.maximum(np.abs(t), 1.0)))
-            status[tiny & (status == None)] = Status.FAILED  # noqa: E711
-            message[tiny] = [f"stopped at t = {tt:.6g}: the step size fell below the spacing "
-                             "of floats (the flow is singular there, or the loss is not finite)"
-                             for tt in t[tiny]]
-            over = (ens.nsteps >= max_steps) & (status == None)  # noqa: E711
-            status[over] = Status.FAILED
-            message[over] = f"spent its max_steps = {max_steps} steps"
+            endings = _endings(ens, ok, hs, t, check, max_steps)
             if spectral is not None:
-                _stiff(ens, spectral, tableau, status, message, stiff_steps, t_end, handed)
-            ended = status != None  # noqa: E711
-            if ended.any():
-                ens.finish(ended, status, message)
+                _stiff(ens, spectral, tableau, endings, stiff_steps, t_end, handed)
+            endings.apply(ens)
     stiff = tuple(np.concatenate(part) if part else np.empty(0) for part in handed)
     return ens, stiff
 
 
-def _stiff(ens, spectral, tableau, status, message, stiff_steps, t_end, handed):
+def _endings(ens, ok, hs, t, check, max_steps):
+    """The stop rules every engine applies after a step: the run's own (``check``, on the
+    accepted rows), a step size that underflowed, a spent step budget."""
+    endings = Endings(ens.size)
+    if check is not None:
+        rows = np.flatnonzero(ok)
+        if rows.size:
+            for status, local, messages in check(ens.Y[rows], ens.F[rows]):
+                endings.mark(rows[local], status, messages)
+    tiny = np.flatnonzero(~ok & (hs <= 10 * np.spacing(np.maximum(np.abs(t), 1.0))))
+    if tiny.size:
+        endings.mark(tiny, Status.FAILED,
+                     [f"stopped at t = {tt:.6g}: the step size fell below the spacing of floats "
+                      "(the flow is singular there, or the loss is not finite)" for tt in t[tiny]])
+    over = np.flatnonzero(ens.nsteps >= max_steps)
+    if over.size:
+        endings.mark(over, Status.FAILED, f"spent its max_steps = {max_steps} steps")
+    return endings
+
+
+def _stiff(ens, spectral, tableau, endings, stiff_steps, t_end, handed):
     """Mark starts whose step is held at the stability limit with many steps to go."""
-    due = (ens.nsteps > 0) & (ens.nsteps % STIFF_CHECK_EVERY == 0) & (status == None)  # noqa
+    due = (ens.nsteps > 0) & (ens.nsteps % STIFF_CHECK_EVERY == 0) & endings.free()
     rows = np.flatnonzero(due)
     if not rows.size:
         return
     h = ens.extra["h"][rows]
     rho = spectral(ens.t[rows], ens.Y[rows])
     left = (t_end - ens.t[rows]) / h
-    stiff = (h * rho >= 0.5 * tableau.stability) & (left > stiff_steps)
-    for r in rows[stiff]:
-        status[r] = Status.FAILED  # handed to the implicit engine (or reported stiff)
-        message[r] = (f"the flow is stiff here: |h lambda_max| is held at the explicit "
-                      f"method's stability limit with more than {stiff_steps:,} steps to go; "
-                      "use an implicit method (BDF, Radau) or method='auto'")
-    for part, values in zip(handed, (ens.idx[rows[stiff]], ens.t[rows[stiff]],
-                                     ens.Y[rows[stiff]], ens.j[rows[stiff]])):
+    stiff = rows[(h * rho >= 0.5 * tableau.stability) & (left > stiff_steps)]
+    endings.mark(stiff, Status.FAILED,  # handed to the implicit engine (or reported stiff)
+                 f"the flow is stiff here: |h lambda_max| is held at the explicit method's "
+                 f"stability limit with more than {stiff_steps:,} steps to go; use an implicit "
+                 "method (BDF, Radau) or method='auto'")
+    for part, values in zip(handed, (ens.idx[stiff], ens.t[stiff], ens.Y[stiff],
+                                     ens.j[stiff])):
         part.append(values)

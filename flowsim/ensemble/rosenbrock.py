@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
-from ..results import Status
+from .explicit import _endings
 from .state import Ensemble, initial_steps, rms
 
 __all__ = ["rosenbrock", "DENSE_UP_TO"]
@@ -139,21 +139,5 @@ def rosenbrock(fun, jac, Y0, t0, t_end, rtol, atol, t_out, *, max_steps=100_000,
             clamped = ok & (hs < h) & (factor >= 1.0)
             ens.extra["h"] = np.where(clamped, np.maximum(h_next, h), h_next)
             ens.accept(ok, t + hs, Y_new, F2)
-            status = np.full(ens.size, None, dtype=object)
-            message = np.full(ens.size, None, dtype=object)
-            if check is not None:
-                rows = np.flatnonzero(ok)
-                if rows.size:
-                    status[rows], message[rows] = check(ens.Y[rows], ens.F[rows])
-            tiny = ~ok & (hs <= 10 * np.spacing(np.maximum(np.abs(t), 1.0)))
-            status[tiny] = Status.FAILED
-            message[tiny] = [f"stopped at t = {tt:.6g}: the step size fell below the spacing "
-                             "of floats (the flow is singular there, or the loss is not finite)"
-                             for tt in t[tiny]]
-            over = (ens.nsteps >= max_steps) & (status == None)  # noqa: E711
-            status[over] = Status.FAILED
-            message[over] = f"spent its max_steps = {max_steps} steps"
-            ended = status != None  # noqa: E711
-            if ended.any():
-                ens.finish(ended, status, message)
+            _endings(ens, ok, hs, t, check, max_steps).apply(ens)
     return ens

@@ -69,23 +69,25 @@ def _check(system, gtol, max_norm):
     """The per-start stop rule after an accepted step: diverged past max_norm (or into
     non-finite states), converged where the speed falls to gtol."""
     def check(Y, F):
-        status = np.full(len(Y), None, dtype=object)
-        message = np.full(len(Y), None, dtype=object)
+        found = []
         norms = row_norms(Y[:, :system.n])
-        out = ~(norms <= max_norm)
-        status[out] = Status.DIVERGED
-        message[out] = [f"|x| = {v:.3g} exceeded max_norm = {max_norm:g}; the path diverges"
-                        for v in norms[out]]
+        out = np.flatnonzero(~(norms <= max_norm))
+        if out.size:
+            found.append((Status.DIVERGED, out,
+                          [f"|x| = {v:.3g} exceeded max_norm = {max_norm:g}; the path diverges"
+                           for v in norms[out]]))
         if gtol is not None:
             speed = system.speed(F) if system.speed is not None else row_norms(F)
-            done = ~out & (speed <= gtol)
-            status[done] = Status.CONVERGED
-            message[done] = [f"|grad L| = {g:.3g} <= gtol = {gtol:g}" for g in speed[done]]
+            done = np.flatnonzero(speed <= gtol)
+            if done.size:
+                found.append((Status.CONVERGED, done,
+                              [f"|grad L| = {g:.3g} <= gtol = {gtol:g}" for g in speed[done]]))
         if system.guard is not None:
             own, why = system.guard(Y)
-            hit = (status == None) & (own != None)  # noqa: E711
-            status[hit], message[hit] = own[hit], why[hit]
-        return status, message
+            hit = np.flatnonzero(own != None)  # noqa: E711
+            if hit.size:
+                found.append((Status.FAILED, hit, list(why[hit])))
+        return found
     return check
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..results import Status
 
-__all__ = ["Ensemble", "rms", "initial_steps"]
+__all__ = ["Ensemble", "Endings", "rms", "initial_steps"]
 
 
 def rms(a):
@@ -27,6 +27,43 @@ def initial_steps(fun, t, Y, F, order, rtol, atol, direction_end):
     h1 = np.where(big <= 1e-15, np.maximum(1e-6, h0 * 1e-3),
                   (0.01 / np.where(big > 0, big, 1.0)) ** (1 / (order + 1)))
     return np.minimum(np.minimum(100 * h0, h1), direction_end - t)
+
+
+class Endings:
+    """How active starts end in one step: a status per row (0: goes on) and sparse messages.
+
+    Integer codes and a dict keep the per-step bookkeeping off Python objects; a row keeps
+    the first ending it is given.
+    """
+
+    STATUSES = (None, Status.CONVERGED, Status.DIVERGED, Status.FAILED)
+
+    def __init__(self, a):
+        self.code = np.zeros(a, dtype=np.int8)
+        self.text = {}
+
+    def mark(self, rows, status, messages):
+        """End ``rows`` (indices) with ``status`` and ``messages`` (one str, or one per row)."""
+        rows = np.asarray(rows, dtype=int)
+        code = self.STATUSES.index(status)
+        for k, r in enumerate(rows):
+            if self.code[r] == 0:
+                self.code[r] = code
+                self.text[int(r)] = messages if isinstance(messages, str) else messages[k]
+
+    def free(self):
+        """Rows that go on, as a boolean mask."""
+        return self.code == 0
+
+    def apply(self, ens):
+        """End the marked starts of ``ens``."""
+        ended = self.code != 0
+        if ended.any():
+            status = np.empty(len(self.code), dtype=object)
+            message = np.empty(len(self.code), dtype=object)
+            for r, text in self.text.items():
+                status[r], message[r] = self.STATUSES[self.code[r]], text
+            ens.finish(ended, status, message)
 
 
 class Ensemble:
