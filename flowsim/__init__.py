@@ -4,7 +4,7 @@ Compile a loss from a formula, integrate its gradient flow, compare the flow ste
 its discretizations, and explain what is seen with Lyapunov, critical-point and step-size
 diagnostics. ``flowsim.methods`` is the registry of every flow and scheme.
 """
-from . import diagnostics, losses, methods, prox, schedules, schemes
+from . import diagnostics, losses, methods, prox, schedules, schemes, study
 from .compare import Comparison, compare
 from .diagnostics import (classify, critical_points, lipschitz_estimate, lyapunov,
                           saddle_escape, sharpness, stability)
@@ -13,6 +13,7 @@ from .flows import gradient_flow, heavy_ball_flow, nesterov_flow, newton_flow
 from .loss import Budget, EvalCounts, Loss
 from .order import ConvergenceOrder, convergence_order
 from .results import BatchTrajectory, Status, Trajectory
+from .study import Study, load_study, sweep
 from .schemes import (gradient_descent, heavy_ball, heun, nesterov, newton, proximal_gradient,
                       proximal_point, sgd)
 
@@ -25,4 +26,4 @@ __all__ = ["Loss", "Budget", "EvalCounts", "LossFacts", "KnownPoint", "PointKind
            "newton", "sgd", "heun", "compare", "Comparison", "convergence_order",
            "ConvergenceOrder", "methods", "prox", "schedules", "schemes", "classify",
            "critical_points", "lyapunov", "saddle_escape", "stability", "lipschitz_estimate",
-           "sharpness", "diagnostics", "__version__"]
+           "sharpness", "diagnostics", "sweep", "Study", "load_study", "study", "__version__"]

@@ -115,11 +115,13 @@ def int_between(value, name, low, high):
     return int(value)
 
 
-def step_count(value, name="steps", n=1, m=1):
-    """A number of steps whose record (m starts x (steps + 1) states x (n + 2) numbers) fits
-    in :data:`MAX_RECORDED` numbers, checked before anything is allocated."""
+def step_count(value, name="steps", n=1, m=1, every=1):
+    """A number of steps whose record (m starts x (steps // every + 2) kept states x (n + 2)
+    numbers) fits in :data:`MAX_RECORDED` numbers, checked before anything is allocated;
+    ``every`` is None where only the start and the end are kept."""
     steps = positive_int(value, name)
-    numbers_ = (steps + 1) * m * (n + 2)
+    kept = 2 if every is None else (steps + 1 if every == 1 else steps // every + 2)
+    numbers_ = kept * m * (n + 2)
     if numbers_ > MAX_RECORDED:
         raise ValueError(f"{name} = {steps} would record {numbers_:.3g} numbers "
                          f"({numbers_ * 8 / 1e9:.3g} GB) for {m} start(s) in {n} variables; "

@@ -7,7 +7,9 @@ drawn on top, discrete runs thin lines with thinned markers (:mod:`flowsim.plot.
 """
 from .lines import comparison_figure, deviation, spectrum, stability_picture, values
 from .maps import animate, basins, contour, surface
+from .studies import basin_maps, step_size_picture, time_to_tolerance_picture
 from .style import KIND_STYLE
 
 __all__ = ["contour", "values", "deviation", "spectrum", "stability_picture", "basins",
-           "surface", "comparison_figure", "animate", "KIND_STYLE"]
+           "surface", "comparison_figure", "animate", "step_size_picture", "basin_maps",
+           "time_to_tolerance_picture", "KIND_STYLE"]

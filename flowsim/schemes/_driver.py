@@ -46,17 +46,19 @@ class StepFailed(Exception):
         self.rows = rows
 
 
-def common_arguments(loss, x0, steps, gtol, max_norm):
+def common_arguments(loss, x0, steps, gtol, max_norm, record="all", record_every=1):
     """Validate the arguments every scheme takes.
 
     Returns ``(loss, X0, steps, gtol, max_norm, single)``: ``X0`` of shape (m, n) and
-    ``single`` True where ``x0`` was one start of shape (n,).
+    ``single`` True where ``x0`` was one start of shape (n,). The memory check counts the
+    iterates that ``record`` and ``record_every`` keep.
     """
     loss = as_loss(loss)
     x0 = start_points(x0, loss.n, batch=True)
     single = x0.ndim == 1
     X0 = np.atleast_2d(x0)
-    steps = step_count(steps, "steps", loss.n, X0.shape[0])
+    steps = step_count(steps, "steps", loss.n, X0.shape[0],
+                       as_record(record, record_every).every)
     gtol = None if gtol is None else positive(gtol, "gtol")
     return loss, X0, steps, gtol, positive(max_norm, "max_norm"), single
 

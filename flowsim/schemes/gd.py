@@ -71,7 +71,8 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
     >>> traj.xs[:, 0].tolist()
     [3.0, 2.0, 1.5, 1.25]
     """
-    loss, X0, steps, gtol, max_norm, single = common_arguments(loss, x0, steps, gtol, max_norm)
+    loss, X0, steps, gtol, max_norm, single = common_arguments(
+        loss, x0, steps, gtol, max_norm, record, record_every)
     spec = as_record(record, record_every)
     # one step more than run: the step size recorded at the last iterate is the one the
     # schedule would take from it, so extras["step_sizes"] has no trailing nan

@@ -64,7 +64,8 @@ def heavy_ball(loss, x0, eta, steps, *, momentum=DEFAULT_MOMENTUM, gtol=None, ma
     >>> traj.xs[:, 0].tolist()
     [1.0, 0.5, 0.0]
     """
-    loss, X0, steps, gtol, max_norm, single = common_arguments(loss, x0, steps, gtol, max_norm)
+    loss, X0, steps, gtol, max_norm, single = common_arguments(
+        loss, x0, steps, gtol, max_norm, record, record_every)
     etas = schedule_steps(eta, steps)
     beta = check_momentum(momentum)
     spec = as_record(record, record_every)

@@ -47,7 +47,8 @@ def heun(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", record_
     >>> traj.xs[:, 0].tolist()
     [1.0, 0.625]
     """
-    loss, X0, steps, gtol, max_norm, single = common_arguments(loss, x0, steps, gtol, max_norm)
+    loss, X0, steps, gtol, max_norm, single = common_arguments(
+        loss, x0, steps, gtol, max_norm, record, record_every)
     etas = schedule_steps(eta, steps)
     spec = as_record(record, record_every)
     grad = loss._fast("grad", single)

@@ -55,7 +55,8 @@ def nesterov(loss, x0, eta, steps, *, r=3.0, momentum=None, gtol=None, max_norm=
     >>> traj.xs[:, 0].tolist()
     [1.0, 0.5, 0.25]
     """
-    loss, X0, steps, gtol, max_norm, single = common_arguments(loss, x0, steps, gtol, max_norm)
+    loss, X0, steps, gtol, max_norm, single = common_arguments(
+        loss, x0, steps, gtol, max_norm, record, record_every)
     etas = schedule_steps(eta, steps)
     r = positive(r, "r")
     beta_const = None if momentum is None else check_momentum(momentum)

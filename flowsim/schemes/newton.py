@@ -49,7 +49,8 @@ def newton(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", recor
     >>> traj.x_final.tolist()
     [1.0, -2.0]
     """
-    loss, X0, steps, gtol, max_norm, single = common_arguments(loss, x0, steps, gtol, max_norm)
+    loss, X0, steps, gtol, max_norm, single = common_arguments(
+        loss, x0, steps, gtol, max_norm, record, record_every)
     etas = schedule_steps(eta, steps, "eta (the damping of the Newton step)", upper=1.0)
     spec = as_record(record, record_every)
     grad = loss._fast("grad", single)

@@ -59,7 +59,8 @@ def proximal_gradient(loss, x0, eta, steps, *, prox=None, gtol=None, max_norm=1e
     if prox is None or not hasattr(prox, "prox") or not hasattr(prox, "value"):
         raise ValueError("prox must be a penalty from flowsim.prox (with value and prox), "
                          "e.g. flowsim.prox.L1(0.1).")
-    f, X0, steps, gtol, max_norm, single = common_arguments(loss, x0, steps, gtol, max_norm)
+    f, X0, steps, gtol, max_norm, single = common_arguments(
+        loss, x0, steps, gtol, max_norm, record, record_every)
     check_dimension(prox, f.n)
     etas = schedule_steps(eta, steps)
     spec = as_record(record, record_every)

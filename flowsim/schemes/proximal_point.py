@@ -191,7 +191,8 @@ def proximal_point(loss, x0, eta, steps, *, tol=1e-12, max_inner=50, gtol=None,
     >>> np.round(traj.xs[:, 0], 12).tolist()
     [1.0, 0.5, 0.25]
     """
-    loss, X0, steps, gtol, max_norm, single = common_arguments(loss, x0, steps, gtol, max_norm)
+    loss, X0, steps, gtol, max_norm, single = common_arguments(
+        loss, x0, steps, gtol, max_norm, record, record_every)
     etas = schedule_steps(eta, steps)
     tol = positive(tol, "tol")
     max_inner = positive_int(max_inner, "max_inner")

@@ -57,7 +57,8 @@ def sgd(loss, x0, eta, steps, *, batch_size=1, seed=0, gtol=None, max_norm=1e8,
     >>> traj.xs[:, 0].tolist()
     [0.0, 1.0, 1.5]
     """
-    loss, X0, steps, gtol, max_norm, single = common_arguments(loss, x0, steps, gtol, max_norm)
+    loss, X0, steps, gtol, max_norm, single = common_arguments(
+        loss, x0, steps, gtol, max_norm, record, record_every)
     if loss.n_samples is None:
         raise ValueError("loss: sgd needs a finite-sum loss; build it with Loss.from_samples.")
     batch_size = positive_int(batch_size, "batch_size")

@@ -1,0 +1,138 @@
+"""One chunk of a sweep: one method at one step size on a slice of starts, run as one batch,
+turned into tidy rows (one per run) and, when asked, long rows of paths."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas
+
+from .. import methods
+
+__all__ = ["Task", "run_chunk", "derived_seed"]
+
+
+def derived_seed(*parts):
+    """A 32-bit seed from a study's seed and a task's identity: the same whatever the
+    executor, the number of workers or the chunking."""
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One (loss, method, step size) cell of a sweep.
+
+    Attributes
+    ----------
+    index : int
+        Its place in the sweep (the first part of each chunk's key).
+    loss_name : str
+    loss : Loss
+    method : str
+        Registry name.
+    eta : float
+        Step size (nan for a flow).
+    steps : int or None
+        Steps of a scheme.
+    t_end : float or None
+        Time span of a flow.
+    options : dict
+        Keyword arguments of the method.
+    reference : bool
+        Integrate the gradient flow from the same starts and report the largest deviation.
+    tol : float or None
+        Report the first time at which L - L* <= tol.
+    min_value : float or None
+        L* for ``tol``.
+    paths : bool
+        Keep the paths.
+    """
+
+    index: int
+    loss_name: str
+    loss: object
+    method: str
+    eta: float
+    steps: int | None
+    t_end: float | None
+    options: dict
+    reference: bool = False
+    tol: float | None = None
+    min_value: float | None = None
+    paths: bool = False
+
+
+def _run(task, X):
+    record = methods.get(task.method)
+    if record.kind == "flow":
+        t_eval = None if (task.paths or task.tol is not None) else [0.0, task.t_end]
+        return record.function(task.loss, X, task.t_end, t_eval=t_eval, dense_output=False,
+                               **task.options)
+    keep = "all" if (task.paths or task.tol is not None or task.reference) else "final"
+    return record.function(task.loss, X, task.eta, task.steps, record=keep, **task.options)
+
+
+def _deviation(task, X, batch):
+    """Largest |x_k - x(t_k)| of each start against its gradient flow (DOP853, rtol 1e-10)."""
+    from ..flows import gradient_flow
+    ref = gradient_flow(task.loss, X, float(batch.ts[-1]), method="DOP853", rtol=1e-10,
+                        atol=1e-12, t_eval=batch.ts, dense_output=False)
+    return np.max(np.linalg.norm(batch.xs - ref.xs, axis=2), axis=1)
+
+
+def _minimizer_reached(loss, final):
+    facts = loss.facts
+    if facts is None or not facts.minimizers.size:
+        return np.full(len(final), -1)
+    mins = facts.minimizers
+    dist = np.linalg.norm(final[:, None, :] - mins[None], axis=2)
+    scale = 1e-3 * (1.0 + np.abs(mins).max())
+    return np.where(dist.min(axis=1) < scale, dist.argmin(axis=1), -1)
+
+
+def _time_to_tol(task, batch):
+    if task.tol is None or task.min_value is None or batch.values is None:
+        return np.full(len(batch), np.nan)
+    below = (batch.values - task.min_value) <= task.tol
+    first = np.argmax(below, axis=1)
+    return np.where(below.any(axis=1), batch.ts[first], np.nan)
+
+
+def run_chunk(task, rows, X):
+    """Run ``task`` on the starts ``X`` (their indices ``rows`` in the sweep's starts).
+
+    Returns
+    -------
+    runs : pandas.DataFrame
+        One row per start.
+    paths : pandas.DataFrame or None
+        Long rows (run, step, t, x1..xn, L) when the task keeps paths.
+    """
+    batch = _run(task, X)
+    m, n = X.shape
+    final = batch.xs[:, -1]
+    values = batch.values[:, -1] if batch.values is not None else task.loss._values(final)
+    table = {"task": np.full(m, task.index), "loss": [task.loss_name] * m,
+             "method": [task.method] * m, "eta": np.full(m, task.eta), "start": rows}
+    table.update({f"x0_{i + 1}": X[:, i] for i in range(n)})
+    table.update({f"x_{i + 1}": final[:, i] for i in range(n)})
+    table.update(L=values, status=[s.value for s in batch.status],
+                 message=list(batch.message), t_final=np.full(m, float(batch.ts[-1])),
+                 nfev=np.full(m, batch.nfev / m), ngev=np.full(m, batch.ngev / m),
+                 nhev=np.full(m, batch.nhev / m), time_to_tol=_time_to_tol(task, batch),
+                 deviation=_deviation(task, X, batch) if task.reference and
+                 methods.get(task.method).kind == "scheme" else np.full(m, np.nan),
+                 minimizer=_minimizer_reached(task.loss, final))
+    runs = pandas.DataFrame(table)
+    paths = None
+    if task.paths:
+        k = len(batch.ts)
+        paths = pandas.DataFrame({"task": np.full(m * k, task.index),
+                                  "start": np.repeat(rows, k), "step": np.tile(np.arange(k), m),
+                                  "t": np.tile(batch.ts, m)})
+        for i in range(n):
+            paths[f"x_{i + 1}"] = batch.xs[:, :, i].ravel()
+        paths["L"] = batch.values.ravel() if batch.values is not None else np.nan
+    return runs, paths
