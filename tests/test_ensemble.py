@@ -126,3 +126,22 @@ def test_a_run_keeps_only_what_is_asked():
     assert "20 reached_end" in states.summary()
     with pytest.raises(ValueError, match="record: unknown series"):
         fs.gradient_descent("x**2", [[1.0]], 0.1, 3, record=("speed",))
+
+
+@pytest.mark.parametrize("name", [m.name for m in methods.schemes()
+                                  if "samples" not in m.accepts and "prox" not in m.accepts])
+def test_starts_that_stop_at_different_steps_equal_their_single_runs(name):
+    # eta = 0.3 on x^2 + 10 y^2: the y direction grows, each start leaves max_norm at its own
+    # step; the converging start goes on; every row equals the start's own run, held after
+    # its stop
+    record = methods.get(name)
+    X = np.array([[1.0, 1.0], [0.5, -0.2], [1e-3, 0.0], [0.2, 3.0]])
+    eta = 0.3 if name != "newton" else 1.0
+    batch = record.function("x**2 + 10*y**2", X, eta, 40, max_norm=1e6)
+    for i, x0 in enumerate(X):
+        single = record.function("x**2 + 10*y**2", x0, eta, 40, max_norm=1e6)
+        k = len(single.ts)
+        np.testing.assert_allclose(batch.xs[i, :k], single.xs, rtol=1e-14, atol=1e-300)
+        np.testing.assert_array_equal(batch.xs[i, k:], np.broadcast_to(single.xs[-1],
+                                                                       batch.xs[i, k:].shape))
+        assert batch.status[i] is single.status

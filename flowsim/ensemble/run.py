@@ -122,6 +122,7 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
             for k, i in enumerate(idx.astype(int)):
                 j = int(j_h[k])
                 ens.out[i, j:] = rest.out[k, j:]
+                ens.sout[i, j:] = rest.sout[k, j:] + ens.steps_taken[i]
                 if dense:
                     ens.fout[i, j:] = rest.fout[k, j:]
                 ens.status[i], ens.message[i] = rest.status[k], rest.message[k]
@@ -142,6 +143,7 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
     message = [text or f"reached t_end = {t_end:g} in {steps} steps"
                for text, steps in zip(ens.message, ens.steps_taken)]
     more = extras(ens.out, values) if extras is not None else {}
+    more["steps_taken"] = ens.sout
     dense_path = GridDense(t_out, xs, ens.fout[:, :, :n]) if dense else None
     return BatchTrajectory(t_out, xs, values, grad_norms, tuple(Status(s) for s in ens.status),
                            tuple(message), name, f"{label}, m={m}", extras=more,

@@ -79,6 +79,7 @@ class Ensemble:
         self.m, self.t_out = m, np.asarray(t_out, dtype=float)
         self.out = np.empty((m, self.t_out.size, d))
         self.fout = np.empty((m, self.t_out.size, d)) if dense else None
+        self.sout = np.zeros((m, self.t_out.size), dtype=int)  # steps taken by each output
         self.status = np.array([Status.REACHED_END] * m, dtype=object)
         self.message = np.full(m, "", dtype=object)
         self.t_stop = np.zeros(m) + t0
@@ -110,6 +111,7 @@ class Ensemble:
                 return
             rows = np.flatnonzero(hit)
             self.out[self.idx[rows], self.j[rows]] = self.Y[rows]
+            self.sout[self.idx[rows], self.j[rows]] = self.nsteps[rows]
             if self.fout is not None:
                 self.fout[self.idx[rows], self.j[rows]] = self.F[rows]
             self.j[rows] += 1
@@ -132,6 +134,7 @@ class Ensemble:
             for r in rows:
                 g, j = self.idx[r], self.j[r]
                 self.out[g, j:] = self.Y[r]
+                self.sout[g, j:] = self.nsteps[r]
                 if self.fout is not None:
                     self.fout[g, j:] = 0.0 if status is not None else self.F[r]
             gl = self.idx[rows]

@@ -32,6 +32,7 @@ class Run(NamedTuple):
     status: np.ndarray   #: (m,) Status per start
     message: np.ndarray  #: (m,) str per start
     records: dict        #: name -> (m, K) per-step records (nan at the last iterate)
+    last: np.ndarray = None  #: (m,) the iterate at which each start stopped
 
 
 class StepFailed(Exception):
@@ -166,7 +167,7 @@ def iterate(loss, X0, steps, step, dts, *, gtol=None, max_norm=1e8, records=(),
             keeper.keep(k, sel, X)
     keeper.stop(rows, k, X)
     xs, ts, ks, records = keeper.result(dts)
-    return Run(xs, ts, ks, status, message, records)
+    return Run(xs, ts, ks, status, message, records, keeper.last.copy())
 
 
 def _escaped(X, max_norm, stopped):
@@ -214,6 +215,7 @@ def finish(loss, run, method, label, before, *, single, extras=None, values=None
             message[i] = (f"ran all {len(ts) - 1} steps but L went from {values[i, 0]:.6g} "
                           f"to {values[i, -1]:.6g} and |grad L| grew: the iterates move away "
                           "(is the step above the stability limit?)")
+    extras["steps_taken"] = np.minimum(run.ks[None, :], run.last[:, None])
     if single:
         return Trajectory(ts, xs[0], values[0], grad_norms[0], status[0], message[0], method,
                           label, extras={name: e[0] for name, e in extras.items()}, **spent)

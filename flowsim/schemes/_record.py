@@ -100,8 +100,8 @@ class Recorder:
         xs = np.empty((self.final.shape[0], ks.size, self.final.shape[1]))
         xs[:, :regular.size] = self.slots[regular].transpose(1, 0, 2)
         xs[:, regular.size:] = self.final[:, None]  # the last iterate, off the regular grid
-        for i in np.flatnonzero(self.last < end):  # held at its own last state from then on
-            xs[i, ks > self.last[i]] = self.final[i]
+        at_end = ks[None, :] >= self.last[:, None]  # its last state (kept at the stop), held
+        xs = np.where(at_end[..., None], self.final[:, None, :], xs)
         times = np.concatenate([[0.0], np.cumsum(dts[:end])])
         records = {name: series[:, ks] for name, series in self.rec.items()}
         return xs, times[ks], ks, records

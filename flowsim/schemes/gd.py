@@ -95,7 +95,7 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
             xs, status, message = fast
             ks = np.arange(len(xs))
             ts = np.concatenate([[0.0], np.cumsum(etas[:len(xs) - 1])])
-            run = Run(xs[None], ts, ks, [status], [message], {})
+            run = Run(xs[None], ts, ks, [status], [message], {}, np.array([ks[-1]]))
             return finish(loss, run, "gradient_descent", label, before, single=True,
                           maximize=maximize, extras={"step_sizes": recorded[None, ks]})
     grad = loss._fast("grad", single)

@@ -5,6 +5,6 @@ tidy rows), ``store`` (``Study``, Parquet on disk, resumable chunk folders) and 
 (step-size sweeps, basin maps, time to tolerance).
 """
 from .store import Study, load_study
-from .sweep import grid_starts, sweep
+from .runner import grid_starts, sweep
 
 __all__ = ["sweep", "Study", "load_study", "grid_starts"]

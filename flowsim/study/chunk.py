@@ -120,12 +120,17 @@ def run_chunk(task, rows, X):
     table.update({f"x_{i + 1}": final[:, i] for i in range(n)})
     table.update(L=values, status=[s.value for s in batch.status],
                  message=list(batch.message), t_final=np.full(m, float(batch.ts[-1])),
-                 nfev=np.full(m, batch.nfev / m), ngev=np.full(m, batch.ngev / m),
-                 nhev=np.full(m, batch.nhev / m), time_to_tol=_time_to_tol(task, batch),
+                 steps=batch.extras["steps_taken"][:, -1],
+                 time_to_tol=_time_to_tol(task, batch),
                  deviation=_deviation(task, X, batch) if task.reference and
                  methods.get(task.method).kind == "scheme" else np.full(m, np.nan),
                  minimizer=_minimizer_reached(task.loss, final))
     runs = pandas.DataFrame(table)
+    # the chunk's evaluations, on its first row: assemble() turns the task's total into the
+    # mean per start, the same whatever the chunking
+    for name in ("nfev", "ngev", "nhev"):
+        runs[f"_{name}"] = np.zeros(m)
+        runs.loc[0, f"_{name}"] = getattr(batch, name)
     paths = None
     if task.paths:
         k = len(batch.ts)

@@ -11,7 +11,7 @@ import numpy as np
 
 from .._validate import as_loss, int_between, positive, start_points
 from ..diagnostics.stability import stability
-from .sweep import grid_starts, sweep
+from .runner import grid_starts, sweep
 
 __all__ = ["step_size_sweep", "basin_map", "time_to_tolerance", "disagreement"]
 

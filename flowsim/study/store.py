@@ -38,7 +38,8 @@ class Study(Picklable):
     runs : pandas.DataFrame
         One row per (loss, method, eta, start): ``task``, ``loss``, ``method``, ``eta`` (nan
         for flows), ``start``, ``x0_1..``, ``x_1..`` (final state), ``L``, ``status``,
-        ``message``, ``t_final``, ``nfev``/``ngev``/``nhev`` (per-start share),
+        ``message``, ``t_final``, ``steps`` (taken by that start), ``nfev``/``ngev``/``nhev``
+        (the task's evaluations per start, on average),
         ``time_to_tol`` (first time with L - L* <= tol, nan if never or not asked),
         ``deviation`` (largest distance to the gradient flow, when asked), ``minimizer``
         (index of the loss's known minimizer reached, -1 for none).
@@ -170,6 +171,11 @@ def assemble(parts, spec):
     kept = [p[1] for p in parts if p[1] is not None]
     paths = pandas.concat(kept, ignore_index=True) if kept else None
     runs = runs.sort_values(["task", "start"], kind="stable").reset_index(drop=True)
+    if "_ngev" in runs:  # chunk totals -> the task's mean evaluations per start
+        for name in ("nfev", "ngev", "nhev"):
+            runs[name] = runs.groupby("task")[f"_{name}"].transform("sum") / \
+                runs.groupby("task")["start"].transform("size")
+        runs = runs.drop(columns=["_nfev", "_ngev", "_nhev"])
     if paths is not None:
         paths = paths.sort_values(["task", "start", "step"], kind="stable") \
             .reset_index(drop=True)
