@@ -5,6 +5,7 @@ Examples
 ``flowsim compare rosenbrock --eta 1e-3 --steps 2000``
 ``flowsim compare "x**2 + 10*y**2" --x0 1,1 --eta 0.15 --steps 30 --schemes gd,pp,heun``
 ``flowsim methods``
+``flowsim sweep basins himmelblau --eta 0.01 --resolution 200 --plot basins.png``
 ``flowsim critical himmelblau``
 ``flowsim info himmelblau``
 """
@@ -20,6 +21,7 @@ import numpy as np
 
 from . import losses, methods
 from ._validate import int_between, positive, step_count, writable_path
+from .cli_sweep import add_sweep_parser
 from .compare import compare
 from .loss import Loss
 
@@ -197,6 +199,7 @@ def build_parser():
     crit.add_argument("loss")
     crit.add_argument("--bounds", help="low,high for every variable, or low,high per variable")
     crit.set_defaults(run=_cmd_critical)
+    add_sweep_parser(sub, losses.NAMED)
     meth = sub.add_parser("methods", help="the registered flows and schemes")
     meth.set_defaults(run=_cmd_methods)
     info = sub.add_parser("info", help="variables, gradient, Hessian, known critical points")

@@ -137,11 +137,13 @@ def test_starts_that_stop_at_different_steps_equal_their_single_runs(name):
     record = methods.get(name)
     X = np.array([[1.0, 1.0], [0.5, -0.2], [1e-3, 0.0], [0.2, 3.0]])
     eta = 0.3 if name != "newton" else 1.0
+    # proximal point solves each step to tol = 1e-12 (batched Newton against one start's)
+    rtol = 1e-11 if name == "proximal_point" else 1e-14
     batch = record.function("x**2 + 10*y**2", X, eta, 40, max_norm=1e6)
     for i, x0 in enumerate(X):
         single = record.function("x**2 + 10*y**2", x0, eta, 40, max_norm=1e6)
         k = len(single.ts)
-        np.testing.assert_allclose(batch.xs[i, :k], single.xs, rtol=1e-14, atol=1e-300)
+        np.testing.assert_allclose(batch.xs[i, :k], single.xs, rtol=rtol, atol=1e-300)
         np.testing.assert_array_equal(batch.xs[i, k:], np.broadcast_to(single.xs[-1],
                                                                        batch.xs[i, k:].shape))
         assert batch.status[i] is single.status

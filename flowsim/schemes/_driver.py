@@ -38,13 +38,14 @@ class Run(NamedTuple):
 class StepFailed(Exception):
     """Raised by a step function that cannot produce the next iterate (message says why).
 
-    ``rows`` marks which of the active starts failed (all of them when None); the loop
-    stops those and calls the step again for the others.
+    ``rows`` marks which of the active starts failed (all of them when None), ``messages``
+    gives each failed row its own sentence; the loop stops those and calls the step again
+    for the others.
     """
 
-    def __init__(self, message, rows=None):
+    def __init__(self, message, rows=None, messages=None):
         super().__init__(message)
-        self.rows = rows
+        self.rows, self.messages = rows, messages
 
 
 def common_arguments(loss, x0, steps, gtol, max_norm, record="all", record_every=1):
@@ -107,7 +108,9 @@ def iterate(loss, X0, steps, step, dts, *, gtol=None, max_norm=1e8, records=(),
         into the m starts) with states ``X`` of shape (a, n): their next iterates, their
         gradients at ``X`` if the step computed them (for the ``gtol`` test) or None, and a
         dict of per-step records of shape (a,) (names from ``records``; ``"dt"`` overrides
-        the step's duration, one start only) or None. Raises :class:`StepFailed`.
+        the step's duration, one start only; ``"failed"``, a mask, with
+        ``"failed_messages"``, ends those rows without a second call) or None. Raises
+        :class:`StepFailed` when no row can go on.
     dts : ndarray, shape (steps,)
         Duration of each step in the flow's time.
     record : Record, optional
@@ -135,20 +138,31 @@ def iterate(loss, X0, steps, step, dts, *, gtol=None, max_norm=1e8, records=(),
             except StepFailed as err:
                 bad = np.ones(rows.size, bool) if err.rows is None else np.asarray(err.rows)
                 status[rows[bad]] = Status.FAILED
-                message[rows[bad]] = f"step {k} failed: {err}"
+                message[rows[bad]] = [f"step {k} failed: {text}" for text in err.messages] \
+                    if err.messages is not None else f"step {k} failed: {err}"
                 keeper.stop(rows[bad], k, X[bad])
                 rows, X = rows[~bad], X[~bad]
                 sel = rows
                 continue
             stop = None
+            if info and "failed" in info:  # rows whose step could not be taken, in-band
+                info = dict(info)
+                bad, texts = info.pop("failed"), info.pop("failed_messages")
+                if bad.any():
+                    status[rows[bad]] = Status.FAILED
+                    message[rows[bad]] = [f"step {k} failed: {text}" for text in texts]
+                    keeper.stop(rows[bad], k, X[bad])
+                    stop = bad
             if gtol is not None and G is not None:
                 gnorm = row_norms(G)
                 done = gnorm <= gtol
+                if stop is not None:
+                    done &= ~stop
                 if done.any():
                     status[rows[done]] = Status.CONVERGED
                     message[rows[done]] = [converged_message(g, gtol, k) for g in gnorm[done]]
                     keeper.stop(rows[done], k, X[done])
-                    stop = done
+                    stop = done if stop is None else stop | done
             if info:
                 keeper.note(k, sel, info, dts)
             if not np.abs(X_next).max() <= quick:  # some start may be out (or non-finite)

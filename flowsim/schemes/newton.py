@@ -60,10 +60,16 @@ def newton(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", recor
         H = loss.hess(X)
         try:
             D = np.linalg.solve(H, G[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            singular = np.array([np.linalg.matrix_rank(h) < len(h) for h in H])
-            raise StepFailed(f"the Hessian is singular at x_{k}", rows=singular) from None
-        return X - etas[k] * D, G, None
+            singular = np.zeros(len(X), bool)
+        except np.linalg.LinAlgError:  # solve row by row; the singular rows end failed
+            D, singular = np.zeros_like(X), np.zeros(len(X), bool)
+            for i, (h, g) in enumerate(zip(H, G)):
+                try:
+                    D[i] = np.linalg.solve(h, g)
+                except np.linalg.LinAlgError:
+                    singular[i] = True
+        return X - etas[k] * D, G, {"failed": singular, "failed_messages":
+                                    [f"the Hessian is singular at x_{k}"] * int(singular.sum())}
 
     before = loss.counts
     run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)

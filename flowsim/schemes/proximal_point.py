@@ -8,13 +8,14 @@ import scipy.optimize
 import scipy.sparse
 import scipy.sparse.linalg
 
+from .._numeric import row_norms
 from .._validate import positive, positive_int
 from ..loss import SPARSE_FROM
 from ._driver import (StepFailed, as_record, common_arguments, finish, iterate,
                       schedule_steps)
 from ..ensemble.workers import parallel
 
-__all__ = ["proximal_point", "proximal_step"]
+__all__ = ["proximal_point", "proximal_step", "newton_batch"]
 
 
 def proximal_step(loss, x, eta, *, tol=1e-12, max_inner=50, c=1e-4):
@@ -152,6 +153,88 @@ def _fallback(loss, x, eta, y0, tol, scale, inner):
 
 
 @parallel
+def _objective(value, X, Y, eta):
+    """The proximal objectives L(y) + |y - x|^2 / (2 eta) of each row, shape (a,)."""
+    D = Y - X
+    return value(Y) + np.einsum("ij,ij->i", D, D) / (2 * eta)
+
+
+def newton_batch(loss, X, eta, tol=1e-12, max_inner=50, c=1e-4):
+    """Backward Euler steps y + eta grad L(y) = x of many rows at once, by batched Newton.
+
+    The same iteration as :func:`proximal_step` (explicit predictor, Newton on
+    F(y) = y + eta grad L(y) - x with I + eta H(y), Armijo backtracking on the proximal
+    objective), on stacks of rows with batched solves. Rows where I + eta H is not positive
+    definite, where Newton does not descend, or that do not converge, are left ``pending``
+    for :func:`proximal_step` (and its trust-region fallback), one by one.
+
+    Returns
+    -------
+    Y : ndarray, shape (a, n)
+    inner : ndarray, shape (a,)
+    residual : ndarray, shape (a,)
+    pending : ndarray of bool, shape (a,)
+    """
+    grad, value = loss._fast("grad", False), loss._fast("value", False)
+    a, n = X.shape
+    eye = np.eye(n)
+    base = tol * (1 + row_norms(X))
+    G = grad(X)
+    Y = X - eta * G
+    GY = grad(Y)
+    worse = ~(_objective(value, X, Y, eta) <= value(X))
+    Y[worse], GY[worse] = X[worse], G[worse]
+    F = Y + eta * GY - X
+    res = row_norms(F)
+    inner = np.zeros(a)
+    active, pending = np.ones(a, bool), np.zeros(a, bool)
+    for _ in range(max_inner):
+        active &= ~(res <= base + tol * eta * row_norms(GY))
+        r = np.flatnonzero(active)
+        if not r.size:
+            break
+        M = eta * loss.hess(Y[r]) + eye
+        with np.errstate(all="ignore"):
+            ok = np.isfinite(M).all(axis=(1, 2))
+            ok[ok] = np.linalg.eigvalsh(M[ok])[:, 0] > 0
+        pending[r[~ok]], active[r[~ok]] = True, False
+        r, M = r[ok], M[ok]
+        if not r.size:
+            break
+        D = -np.linalg.solve(M, F[r][..., None])[..., 0]
+        slope = np.einsum("ij,ij->i", F[r], D) / eta
+        trial, scale = Y[r] + D, np.ones(r.size)
+        Gt = grad(trial)
+        Ft = trial + eta * Gt - X[r]
+        rt = row_norms(Ft)
+        back = ~(rt <= (1 - c) * res[r])
+        if back.any():  # Armijo backtracking on the proximal objective, row by row at once
+            b = np.flatnonzero(back)
+            phi = _objective(value, X[r[b]], Y[r[b]], eta)
+            left = np.ones(b.size, bool)
+            for _ in range(30):  # only the rows still searching are evaluated
+                q = np.flatnonzero(left)
+                rows_q = r[b[q]]
+                cand = Y[rows_q] + scale[b[q], None] * D[b[q]]
+                fine = _objective(value, X[rows_q], cand, eta) <= \
+                    phi[q] + c * scale[b[q]] * slope[b[q]]
+                left[q[fine]] = False
+                if not left.any():
+                    break
+                scale[b[left]] *= 0.5
+            stuck = b[left | ~(slope[b] < 0)]
+            pending[r[stuck]], active[r[stuck]] = True, False
+            trial[b] = Y[r[b]] + scale[b, None] * D[b]
+            Gt[b] = grad(trial[b])
+            Ft[b] = trial[b] + eta * Gt[b] - X[r[b]]
+            rt[b] = row_norms(Ft[b])
+        go = active[r]
+        Y[r[go]], GY[r[go]], F[r[go]], res[r[go]] = trial[go], Gt[go], Ft[go], rt[go]
+        inner[r[go]] += 1
+    pending |= active & ~(res <= base + tol * eta * row_norms(GY))
+    return Y, inner, res, pending
+
+
 def proximal_point(loss, x0, eta, steps, *, tol=1e-12, max_inner=50, gtol=None,
                    max_norm=1e8, record="all", record_every=1):
     r"""Proximal point x_{k+1} = x_k - eta grad L(x_{k+1}): backward Euler on the flow.
@@ -200,18 +283,23 @@ def proximal_point(loss, x0, eta, steps, *, tol=1e-12, max_inner=50, gtol=None,
     grad = loss._fast("grad", single) if gtol is not None else None
 
     def step(k, X, rows):
-        Y, inner, res = np.empty_like(X), np.empty(len(X)), np.empty(len(X))
-        failed, why = np.zeros(len(X), bool), ""
-        for i, x in enumerate(X):
+        if not single:  # batched Newton, any number of rows; the rows it leaves go one by one
+            Y, inner, res, pending = newton_batch(loss, X, etas[k], tol, max_inner)
+        else:
+            Y, inner, res = np.empty_like(X), np.empty(1), np.empty(1)
+            pending = np.ones(1, bool)
+        failed, why = np.zeros(len(X), bool), []
+        for i in np.flatnonzero(pending):
+            x = X[i]
             try:
                 Y[i], inner[i], res[i] = proximal_step(loss, x, etas[k], tol=tol,
                                                        max_inner=max_inner)
             except StepFailed as err:
-                failed[i], why = True, str(err)
-        if failed.any():
-            raise StepFailed(why, rows=failed)
+                failed[i] = True
+                why.append(str(err))
         return Y, (grad(X) if grad is not None else None), \
-            {"inner_iterations": inner, "residuals": res}
+            {"inner_iterations": inner, "residuals": res, "failed": failed,
+             "failed_messages": why}
 
     before = loss.counts
     run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm,
