@@ -27,3 +27,11 @@ __all__ = ["Loss", "Budget", "EvalCounts", "LossFacts", "KnownPoint", "PointKind
            "ConvergenceOrder", "methods", "prox", "schedules", "schemes", "classify",
            "critical_points", "lyapunov", "saddle_escape", "stability", "lipschitz_estimate",
            "sharpness", "diagnostics", "sweep", "Study", "load_study", "study", "__version__"]
+
+
+def __getattr__(name):
+    """``flowsim.plot`` on first use (matplotlib is imported only by the pictures)."""
+    if name == "plot":
+        import importlib
+        return importlib.import_module(".plot", __name__)
+    raise AttributeError(f"module 'flowsim' has no attribute {name!r}")

@@ -78,3 +78,19 @@ def test_bad_numbers_are_refused_before_anything_is_printed(capsys):
         assert main(argv) == 2
         out, err = capsys.readouterr()
         assert out == "" and err.count("\n") == 1 and "error:" in err
+
+
+def test_sweep_writes_the_table_and_the_picture(tmp_path, capsys):
+    table, picture = tmp_path / "runs.csv", tmp_path / "steps.png"
+    assert main(["sweep", "step-size", "x**2/2 + 2*y**2", "--x0", "1,1", "--etas",
+                 "0.2,0.45,0.55", "--methods", "gd", "--steps", "300", "--out", str(table),
+                 "--plot", str(picture)]) == 0
+    import pandas
+    runs = pandas.read_csv(table)
+    # GD on eigenvalues 1 and 4 is stable exactly for eta < 2/4
+    assert runs["status"].tolist() == ["reached_end", "reached_end", "diverged"]
+    assert picture.stat().st_size > 5_000
+    assert main(["sweep", "basins", "himmelblau", "--resolution", "12", "--methods",
+                 "gradient_flow,gd", "--eta", "0.01"]) == 0
+    assert "starts ending elsewhere than the flow: gradient_descent" in capsys.readouterr().out
+    assert main(["sweep", "step-size", "rosenbrock", "--etas", "1:0.1:3"]) == 2
