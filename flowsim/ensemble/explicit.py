@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..results import Status
-from .state import Endings, Ensemble, initial_steps, rms
+from .state import Endings, Ensemble, rms
 
 __all__ = ["Tableau", "BS3", "DP5", "TABLEAUS", "explicit"]
 
@@ -96,22 +96,13 @@ def explicit(fun, Y0, t0, t_end, tableau, rtol, atol, t_out, *, max_steps=100_00
     stiff : tuple of ndarrays (idx, t, Y, j)
         The starts handed over as stiff: indices, times, states and next outputs.
     """
-    m = Y0.shape[0]
-    t_start = np.zeros(m) + t0
-    F0 = fun(t_start, Y0)
-    ens = Ensemble(Y0, F0, t_start, t_out, dense, j0)
-    ens.extra["h"] = initial_steps(fun, t_start, Y0, F0, tableau.error_order, rtol, atol,
-                                   np.full(m, t_end))
+    ens = Ensemble.begin(fun, Y0, t0, t_end, t_out, tableau.error_order, rtol, atol, dense,
+                         j0)
     exponent = -1.0 / (tableau.error_order + 1)
     handed = ([], [], [], [])
     with np.errstate(all="ignore"):
-        while ens.size:
-            done = ens.done()
-            if done.any():
-                ens.finish(done)
-                continue
-            t, Y, h = ens.t, ens.Y, ens.extra["h"]
-            hs = np.minimum(h, ens.target() - t)
+        while (hs := ens.next_steps()) is not None:
+            t, Y = ens.t, ens.Y
             K = np.empty((len(tableau.E),) + Y.shape)
             K[0] = ens.F
             for i, (c, a) in enumerate(zip(tableau.C[1:], tableau.A[1:]), start=1):
@@ -120,14 +111,7 @@ def explicit(fun, Y0, t0, t_end, tableau, rtol, atol, t_out, *, max_steps=100_00
             F_new = K[-1] = fun(t + hs, Y_new)
             scale = atol + np.maximum(np.abs(Y), np.abs(Y_new)) * rtol
             norm = rms(_combine(tableau.E, K, hs) / scale)
-            ok = norm <= 1.0
-            factor = np.where(norm == 0, 10.0, np.clip(0.9 * norm ** exponent, 0.2, 10.0))
-            factor = np.where(np.isfinite(factor), factor, 0.2)
-            factor = np.where(ok, factor, np.minimum(factor, 1.0))
-            h_next = hs * factor
-            clamped = ok & (hs < h) & (factor >= 1.0)
-            ens.extra["h"] = np.where(clamped, np.maximum(h_next, h), h_next)
-            ens.accept(ok, t + hs, Y_new, F_new)
+            ok = ens.control(hs, norm, exponent, t + hs, Y_new, F_new)
             endings = _endings(ens, ok, hs, t, check, max_steps)
             if spectral is not None:
                 _stiff(ens, spectral, tableau, endings, stiff_steps, t_end, handed)

@@ -26,7 +26,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 
 from .explicit import _endings
-from .state import Ensemble, initial_steps, rms
+from .state import Ensemble, rms
 
 __all__ = ["rosenbrock", "DENSE_UP_TO"]
 
@@ -107,19 +107,10 @@ def rosenbrock(fun, jac, Y0, t0, t_end, rtol, atol, t_out, *, max_steps=100_000,
     -------
     Ensemble
     """
-    m = Y0.shape[0]
-    t_start = np.zeros(m) + t0
-    F0 = fun(t_start, Y0)
-    ens = Ensemble(Y0, F0, t_start, t_out, dense, j0)
-    ens.extra["h"] = initial_steps(fun, t_start, Y0, F0, 2, rtol, atol, np.full(m, t_end))
+    ens = Ensemble.begin(fun, Y0, t0, t_end, t_out, 2, rtol, atol, dense, j0)
     with np.errstate(all="ignore"):
-        while ens.size:
-            done = ens.done()
-            if done.any():
-                ens.finish(done)
-                continue
-            t, Y, F0, h = ens.t, ens.Y, ens.F, ens.extra["h"]
-            hs = np.minimum(h, ens.target() - t)
+        while (hs := ens.next_steps()) is not None:
+            t, Y, F0 = ens.t, ens.Y, ens.F
             solve, singular = _solver(jac(t, Y), hs)
             hdT = 0.0 if dfdt is None else (hs * D)[:, None] * dfdt(t, Y)
             k1 = solve(F0 + hdT)
@@ -131,13 +122,6 @@ def rosenbrock(fun, jac, Y0, t0, t_end, rtol, atol, t_out, *, max_steps=100_000,
             scale = atol + np.maximum(np.abs(Y), np.abs(Y_new)) * rtol
             norm = rms((hs / 6)[:, None] * (k1 - 2.0 * k2 + k3) / scale)
             norm[singular] = np.inf
-            ok = norm <= 1.0
-            factor = np.where(norm == 0, 10.0, np.clip(0.9 * norm ** (-1.0 / 3.0), 0.2, 10.0))
-            factor = np.where(np.isfinite(factor), factor, 0.2)
-            factor = np.where(ok, factor, np.minimum(factor, 1.0))
-            h_next = hs * factor
-            clamped = ok & (hs < h) & (factor >= 1.0)
-            ens.extra["h"] = np.where(clamped, np.maximum(h_next, h), h_next)
-            ens.accept(ok, t + hs, Y_new, F2)
+            ok = ens.control(hs, norm, -1.0 / 3.0, t + hs, Y_new, F2)
             _endings(ens, ok, hs, t, check, max_steps).apply(ens)
     return ens

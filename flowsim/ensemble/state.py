@@ -92,6 +92,42 @@ class Ensemble:
         self.extra = {}
         self._write(np.ones(m, bool))
 
+    @classmethod
+    def begin(cls, fun, Y0, t0, t_end, t_out, error_order, rtol, atol, dense=False, j0=None):
+        """The ensemble at its start, with f at (t0, Y0) and each start's first step."""
+        m = Y0.shape[0]
+        t_start = np.zeros(m) + t0
+        F0 = fun(t_start, Y0)
+        ens = cls(Y0, F0, t_start, t_out, dense, j0)
+        ens.extra["h"] = initial_steps(fun, t_start, Y0, F0, error_order, rtol, atol,
+                                       np.full(m, t_end))
+        return ens
+
+    def next_steps(self):
+        """End the starts past their last output; the active starts' next step sizes, each
+        cut to land on its next output time (None when no start is left)."""
+        while self.size:
+            done = self.done()
+            if not done.any():
+                return np.minimum(self.extra["h"], self.target() - self.t)
+            self.finish(done)
+        return None
+
+    def control(self, hs, norm, exponent, t_new, Y_new, F_new):
+        """Accept the steps with error ``norm`` <= 1 and set each start's next step size by
+        scipy's rule (factor 0.9 norm^exponent in [0.2, 10], at most 1 after a rejection; a
+        step cut to an output time does not shrink the next); returns the accepted mask."""
+        h = self.extra["h"]
+        ok = norm <= 1.0
+        factor = np.where(norm == 0, 10.0, np.clip(0.9 * norm ** exponent, 0.2, 10.0))
+        factor = np.where(np.isfinite(factor), factor, 0.2)
+        factor = np.where(ok, factor, np.minimum(factor, 1.0))
+        h_next = hs * factor
+        clamped = ok & (hs < h) & (factor >= 1.0)
+        self.extra["h"] = np.where(clamped, np.maximum(h_next, h), h_next)
+        self.accept(ok, t_new, Y_new, F_new)
+        return ok
+
     @property
     def size(self):
         """Number of active starts."""

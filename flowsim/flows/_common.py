@@ -4,12 +4,24 @@ from __future__ import annotations
 import numpy as np
 
 from .._numeric import safe_norm
-from .._validate import as_loss, choice, positive, positive_int, real_array
+from .._validate import as_loss, choice, positive, positive_int, real_array, start_points
 from ..results import PositionPart, Status, Trajectory, cut_at_nonfinite
 from ._solver import METHODS
 
-__all__ = ["check_flow_arguments", "output_times", "check_start", "finish_flow", "converged",
+__all__ = ["flow_arguments", "check_flow_arguments", "output_times", "check_start", "finish_flow", "converged",
            "bound_stop"]
+
+
+def flow_arguments(loss, x0, t_end, method, rtol, atol, max_steps, gtol, max_norm, t_eval):
+    """Every first-order flow's checks: ``(loss, x0, t_end, gtol, max_norm, t_eval)``, the
+    start(s) of shape (n,) or (m, n) checked to be inside the loss's domain."""
+    loss, t_end = check_flow_arguments(loss, t_end, method, rtol, atol, max_steps)
+    x0 = start_points(x0, loss.n)
+    gtol = positive(gtol, "gtol") if gtol is not None else None
+    max_norm = positive(max_norm, "max_norm")
+    t_eval = output_times(t_eval, t_end)
+    check_start(loss, x0)
+    return loss, x0, t_end, gtol, max_norm, t_eval
 
 
 def check_flow_arguments(loss, t_end, method, rtol, atol, max_steps):

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import positive, start_points
 from ..loss import SPARSE_FROM
-from ._common import (bound_stop, check_flow_arguments, check_start, converged, finish_flow,
-                      output_times)
+from ._common import bound_stop, converged, finish_flow, flow_arguments
 from ._solver import (AUTO, STABILITY_LIMIT, Integration, default_max_steps, integrate,
                       jacobian_for)
 from .nonsmooth import has_kinks, integrate_nonsmooth
@@ -95,13 +93,8 @@ def gradient_flow(loss, x0, t_end, *, method="LSODA", rtol=1e-8, atol=1e-10, t_e
     >>> bool(np.allclose(traj.x_final, [1.0, 1.0], atol=1e-3))
     True
     """
-    loss, t_end = check_flow_arguments(loss, t_end, method, rtol, atol, max_steps)
-    X = start_points(x0, loss.n)
-    if gtol is not None:
-        gtol = positive(gtol, "gtol")
-    max_norm = positive(max_norm, "max_norm")
-    t_eval = output_times(t_eval, t_end)
-    check_start(loss, X)
+    loss, X, t_end, gtol, max_norm, t_eval = flow_arguments(
+        loss, x0, t_end, method, rtol, atol, max_steps, gtol, max_norm, t_eval)
     if X.ndim == 2:
         from .batch import batch_gradient_flow
         return batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output,

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import positive, start_points
 from ..results import Status
-from ._common import (bound_stop, check_flow_arguments, check_start, converged, finish_flow,
-                      output_times)
+from ._common import bound_stop, converged, finish_flow, flow_arguments
 from ._solver import Integration, integrate
 from .._numeric import row_norms
 from ..ensemble.explicit import TABLEAUS
@@ -79,14 +77,9 @@ def newton_flow(loss, x0, t_end, *, method="RK45", rtol=1e-8, atol=1e-10, t_eval
     >>> bool(abs(traj.grad_norms[-1] - np.exp(-5.0) * np.sqrt(5.0)) < 1e-6)
     True
     """
-    loss, t_end = check_flow_arguments(loss, t_end, method, rtol, atol, max_steps)
-    x0 = start_points(x0, loss.n)
-    if gtol is not None:
-        gtol = positive(gtol, "gtol")
-    max_norm = positive(max_norm, "max_norm")
+    loss, x0, t_end, gtol, max_norm, t_eval = flow_arguments(
+        loss, x0, t_end, method, rtol, atol, max_steps, gtol, max_norm, t_eval)
     bound = bound_stop(max_norm, loss.n)
-    t_eval = output_times(t_eval, t_end)
-    check_start(loss, x0)
     if x0.ndim == 2:
         if method not in TABLEAUS:
             raise ValueError(f"method: a batch of Newton flows runs on an explicit method "

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._driver import (StepFailed, as_record, common_arguments, finish, iterate,
+from ._driver import (as_record, common_arguments, finish, iterate,
                       schedule_steps)
 from ..ensemble.workers import parallel
 
