@@ -99,7 +99,7 @@ def contour(loss, trajectories=None, ax=None, *, bounds=None, critical=True, lev
     return ax
 
 
-def basins(loss, ax=None, *, bounds=None, resolution=60, t_end=20.0, minima=None):
+def basins(loss, ax=None, *, bounds=None, resolution=200, t_end=20.0, minima=None):
     """Basins of attraction: which minimum the gradient flow from each grid point reaches.
 
     Parameters
@@ -116,8 +116,10 @@ def basins(loss, ax=None, *, bounds=None, resolution=60, t_end=20.0, minima=None
     minima : array_like, shape (k, 2), optional
         The minima to sort ends by (found in the window by default).
 
-    Uses one batched flow over all grid points (RK45). Points that end near no minimum
-    are grey.
+    Uses one batched flow over all grid points (RK45 on the per-start engine, each start
+    stopped once |grad L| <= 1e-4). Points that end near no minimum are grey. For the
+    basins of schemes next to the flow's, see :func:`flowsim.study.recipes.basin_map` and
+    :func:`basin_maps`.
 
     Returns
     -------
@@ -140,8 +142,8 @@ def basins(loss, ax=None, *, bounds=None, resolution=60, t_end=20.0, minima=None
     gx = np.linspace(box[0, 0], box[0, 1], resolution)
     gy = np.linspace(box[1, 0], box[1, 1], resolution)
     X0 = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
-    run = gradient_flow(loss, X0, t_end, method="RK45", rtol=1e-6, atol=1e-9, dense_output=False,
-                        t_eval=[t_end])
+    run = gradient_flow(loss, X0, t_end, method="RK45", rtol=1e-6, atol=1e-9, gtol=1e-4,
+                        dense_output=False, t_eval=[0.0, t_end])
     end = run.x_final
     dist = np.linalg.norm(end[:, None, :] - minima[None], axis=2)
     labels = np.where(dist.min(axis=1) < 1e-2 * (1 + np.abs(box).max()), dist.argmin(axis=1),
@@ -150,7 +152,8 @@ def basins(loss, ax=None, *, bounds=None, resolution=60, t_end=20.0, minima=None
     import matplotlib.colors as mcolors
     colors = ["lightgrey"] + [f"C{i}" for i in range(len(minima))]
     ax.imshow(labels, origin="lower", extent=(*box[0], *box[1]), aspect="auto",
-              cmap=mcolors.ListedColormap(colors), vmin=-1.5, vmax=len(minima) - 0.5)
+              cmap=mcolors.ListedColormap(colors), vmin=-1.5, vmax=len(minima) - 0.5,
+              interpolation="nearest")
     ax.plot(minima[:, 0], minima[:, 1], "o", color="white", mec="k", ms=8, ls="none")
     names = [v.name for v in loss.variables]
     ax.set(xlabel=names[0], ylabel=names[1], title="basins of attraction of the flow")
