@@ -57,13 +57,16 @@ def _combine(weights, K, h):
     """h * sum_i w_i K_i, shape (a, d), for stages K of shape (s, a, d), summed in stage
     order elementwise (so each start's numbers do not depend on the others', as a BLAS
     product's blocking would make them)."""
-    out = None
+    out, tmp = None, None
     for w, k in zip(weights, K):
         if w:
             if out is None:
                 out = w * k
             else:
-                out += w * k
+                if tmp is None:
+                    tmp = np.empty_like(out)
+                np.multiply(k, w, out=tmp)
+                out += tmp
     out *= h[:, None]
     return out
 
@@ -106,11 +109,18 @@ def explicit(fun, Y0, t0, t_end, tableau, rtol, atol, t_out, *, max_steps=100_00
             K = np.empty((len(tableau.E),) + Y.shape)
             K[0] = ens.F
             for i, (c, a) in enumerate(zip(tableau.C[1:], tableau.A[1:]), start=1):
-                K[i] = fun(t + c * hs, Y + _combine(a, K, hs))
-            Y_new = Y + _combine(tableau.B, K, hs)
+                stage = _combine(a, K, hs)
+                stage += Y
+                K[i] = fun(t + c * hs, stage)
+            Y_new = _combine(tableau.B, K, hs)
+            Y_new += Y
             F_new = K[-1] = fun(t + hs, Y_new)
-            scale = atol + np.maximum(np.abs(Y), np.abs(Y_new)) * rtol
-            norm = rms(_combine(tableau.E, K, hs) / scale)
+            scale = np.maximum(np.abs(Y), np.abs(Y_new))
+            scale *= rtol
+            scale += atol
+            err = _combine(tableau.E, K, hs)
+            err /= scale
+            norm = rms(err)
             ok = ens.control(hs, norm, exponent, t + hs, Y_new, F_new)
             endings = _endings(ens, ok, hs, t, check, max_steps)
             if spectral is not None:
