@@ -11,6 +11,10 @@ import argparse
 import numpy as np
 from scipy.optimize import rosen_der, rosen_hess
 
+import os as _os
+import sys as _sys
+
+_sys.path.insert(0, _os.path.dirname(_os.path.abspath(__file__)))
 from _timing import once, per_call, row
 from flowsim import losses
 

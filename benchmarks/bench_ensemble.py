@@ -52,10 +52,10 @@ def per_start_solve_ivp(X, t_end, method, rtol, atol, jac=False):
 
 def explicit():
     print("1. explicit: Rosenbrock, t = 1, rtol 1e-6, RK45")
-    ref = per_start_solve_ivp(starts(100, 1), 1.0, "RK45", 1e-6, 1e-9)
+    ref = per_start_solve_ivp(starts(20 if QUICK else 100, 1), 1.0, "RK45", 1e-6, 1e-9)
     print(f"   solve_ivp per start: {ref * 1e6:9.1f} us")
     costs = {}
-    for m in ((1_000, 10_000) if QUICK else (1_000, 10_000, 100_000)):
+    for m in ((1_000, 5_000) if QUICK else (1_000, 10_000, 100_000)):
         seconds, _ = once(fs.gradient_flow, LOSS, starts(m), 1.0, method="RK45", rtol=1e-6,
                           atol=1e-9, t_eval=[0.0, 1.0], dense_output=False)
         costs[m] = seconds / m
@@ -68,8 +68,8 @@ def explicit():
 
 def stiff():
     print("2. stiff: Rosenbrock, t = 10, rtol 1e-6, BDF")
-    ref = per_start_solve_ivp(starts(30, 2), 10.0, "BDF", 1e-6, 1e-9, jac=True)
-    m = 2_000 if QUICK else 10_000
+    ref = per_start_solve_ivp(starts(10 if QUICK else 30, 2), 10.0, "BDF", 1e-6, 1e-9, jac=True)
+    m = 1_000 if QUICK else 10_000
     seconds, batch = once(fs.gradient_flow, LOSS, starts(m), 10.0, method="BDF", rtol=1e-6,
                           atol=1e-9, t_eval=[0.0, 10.0], dense_output=False)
     print(f"   solve_ivp BDF per start {ref * 1e6:9.1f} us; batch {seconds / m * 1e6:8.1f} us "
@@ -79,7 +79,7 @@ def stiff():
 
 def gd():
     print("3. batched GD, final state only, 200 steps, eta = 1e-4")
-    m, steps, eta = (20_000 if QUICK else 100_000), 200, 1e-4
+    m, steps, eta = (5_000 if QUICK else 100_000), 200, 1e-4
     X = starts(m)
     ours, batch = once(fs.gradient_descent, LOSS, X, eta, steps, record="final")
     per = ours / (m * steps)
@@ -124,7 +124,7 @@ def gd():
 
 def scaling():
     print("4. parallel speed-up, explicit flow, 100,000 starts")
-    m = 20_000 if QUICK else 100_000
+    m = 5_000 if QUICK else 100_000
     X = starts(m, 3)
     kwargs = dict(method="RK45", rtol=1e-6, atol=1e-9, t_eval=[0.0, 1.0], dense_output=False)
     one, _ = once(fs.gradient_flow, LOSS, X, 1.0, **kwargs)

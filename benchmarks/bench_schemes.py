@@ -15,6 +15,10 @@ import numpy as np
 import scipy.optimize
 from scipy.optimize import rosen_der
 
+import os as _os
+import sys as _sys
+
+_sys.path.insert(0, _os.path.dirname(_os.path.abspath(__file__)))
 from _timing import per_call, row
 import flowsim as fs
 from flowsim import losses
@@ -119,7 +123,9 @@ def prox_step(loss, eta=0.1):
 
 
 if __name__ == "__main__":
+    import sys
+    quick = "--quick" in sys.argv
     rosen = losses.rosenbrock(2)
-    single_trajectory(rosen)
-    batched(rosen)
+    single_trajectory(rosen, steps=10_000 if quick else 100_000)
+    batched(rosen, m=2_000 if quick else 10_000)
     prox_step(rosen)

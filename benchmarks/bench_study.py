@@ -29,7 +29,7 @@ def timed(func, **kwargs):
 
 
 def basins():
-    res = 200 if QUICK else 500
+    res = 60 if QUICK else 500
     for workers in (None, 2):
         seconds, study = timed(basin_map, loss=HIM, eta=0.01, resolution=res,
                                methods=("gradient_flow", "gd"), progress=False,
@@ -40,10 +40,10 @@ def basins():
 
 
 def throughput():
-    m = 8_000 if QUICK else 40_000
+    m = 2_000 if QUICK else 40_000
     X = np.random.default_rng(0).uniform(-5, 5, (m, 2))
     kwargs = dict(losses=HIM, methods=("gd",), starts=X, etas=[0.01], steps=200,
-                  chunk_size=2_000, progress=False)
+                  chunk_size=500 if QUICK else 2_000, progress=False)
     base, reference = timed(fs.sweep, **kwargs)
     print(f"2. sweep of {m:,} GD starts: sequential {m / base:10.0f} starts/s")
     two, study = timed(fs.sweep, workers=2, **kwargs)
