@@ -19,6 +19,31 @@ from _timing import once, per_call, row
 from flowsim import losses
 
 
+def peers(rng, max_n):
+    """The gradient against sympy's plain lambdify and jax.jit(jax.grad) (when installed)."""
+    import sympy as sp
+    for n in [m for m in (2, 100, 1000) if m <= max_n]:
+        loss = losses.rosenbrock(n)
+        x = rng.uniform(-1, 1, n)
+        plain = sp.lambdify(list(loss.variables), [loss.expr.diff(v) for v in loss.variables],
+                            "numpy")
+        assert np.allclose(plain(*x), loss.grad(x))
+        row(f"  grad n={n} vs sympy lambdify (no cse)", per_call(loss.grad, x),
+            per_call(lambda p: plain(*p), x))
+        try:
+            import jax
+        except ImportError:
+            if n == 2:
+                print("  jax not installed: pip install jax to time jax.jit(jax.grad)")
+            continue
+        jax.config.update("jax_enable_x64", True)  # pragma: no cover - optional peer
+        f = jax.jit(jax.grad(lambda z: sum(100 * (z[i + 1] - z[i] ** 2) ** 2 + (1 - z[i]) ** 2
+                                           for i in range(n - 1))))
+        f(x).block_until_ready()
+        row(f"  grad n={n} vs jax.jit(jax.grad) (warm)", per_call(loss.grad, x),
+            per_call(lambda p: f(p).block_until_ready(), x))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-n", type=int, default=1000)
@@ -37,6 +62,16 @@ def main(argv=None):
             per_call(rosen_hess, x), "<= 1" if n == 100 else None)
         row(f"  sparse hess n={n} vs rosen_hess", per_call(lambda p: loss.hess(p, sparse=True), x),
             per_call(rosen_hess, x))
+    peers(rng, args.max_n)
+    sizes = [n for n in (2, 10, 100, 300, 1000) if n <= args.max_n]
+    # b = 100.5: expressions not compiled before in this process (kernels are cached by
+    # expression), so each time is a full compile
+    seconds = [once(losses.rosenbrock, n, 100.5)[0] for n in sizes]
+    slope = np.polyfit(np.log(sizes[1:]), np.log(seconds[1:]), 1)[0] if len(sizes) > 2 \
+        else float("nan")
+    print("compile time against n: " + ", ".join(f"n={n}: {t:.3f} s" for n, t in
+                                                 zip(sizes, seconds)) +
+          f"; fitted exponent from n = 10 on: {slope:.2f}")
     loss = losses.rosenbrock(2)
     X = rng.uniform(-2, 2, size=(10_000, 2))
     batch = per_call(loss.grad, X)

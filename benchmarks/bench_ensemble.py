@@ -64,6 +64,13 @@ def explicit():
     first, last = min(costs), max(costs)
     print(f"   cost per start at m = {last:,} / at m = {first:,}: "
           f"{costs[last] / costs[first]:.2f} (target <= 1.3)")
+    sizes = [1, 10, 100, 1_000] + ([5_000] if QUICK else [10_000, 100_000])
+    times = [once(fs.gradient_flow, LOSS, starts(m, 5), 1.0, method="RK45", rtol=1e-6,
+                  atol=1e-9, t_eval=[0.0, 1.0], dense_output=False)[0] for m in sizes]
+    slope = np.polyfit(np.log(sizes[2:]), np.log(times[2:]), 1)[0]
+    print("   wall time against starts: " + ", ".join(f"m={m:,}: {t:.3g} s" for m, t in
+                                                    zip(sizes, times)) +
+          f"; fitted exponent from m = 100 on: {slope:.2f} (1 = linear in the starts)")
 
 
 def stiff():

@@ -1,8 +1,11 @@
 """Work-precision: which method follows the flow best per unit of work.
 
 For each standard problem, every ODE method over a ladder of tolerances and every discrete
-scheme of the gradient flow (from the registry) over a ladder of step sizes: the error at a
-fixed time T against a reference, the gradient and Hessian evaluations, and the wall time.
+scheme with a flow (from the registry) over a ladder of step sizes: the error at a fixed time
+T against a reference, the gradient and Hessian evaluations, and the wall time. Schemes of
+the gradient flow are measured against its reference; Newton against the Newton flow, heavy
+ball (at friction 1, momentum 1 - h) and Nesterov (r = 3) against their own ODEs, each
+integrated by DOP853 at rtol 1e-13.
 The reference is the closed form where one exists (quadratics: the matrix exponential), else
 the tightest DOP853 solve, cross-checked against Radau (the difference is reported).
 
@@ -20,6 +23,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import flowsim as fs  # noqa: E402
 from flowsim import losses, methods  # noqa: E402
+from flowsim.compare import reference_flow  # noqa: E402
 
 ODE_METHODS = ("RK23", "RK45", "DOP853", "Radau", "BDF", "LSODA")
 
@@ -62,8 +66,7 @@ def measure(quick):
     tols = (1e-4, 1e-8) if quick else (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9,
                                               1e-10, 1e-11)
     levels = 2 if quick else 6
-    schemes = [m for m in methods.schemes() if m.flow == "gradient_flow" and m.order
-               and m.step_time == "eta"]
+    schemes = [m for m in methods.schemes() if m.flow and m.order]
     rows, notes = [], {}
     for name, loss, x0, T in problems(quick):
         x_ref, note = reference(loss, x0, T)
@@ -77,12 +80,25 @@ def measure(quick):
                 rows.append(dict(problem=name, method=method, setting=f"rtol={tol:g}", **r))
         lam = np.abs(np.linalg.eigvalsh(loss.hess(np.asarray(x0, float)))).max()
         for record in schemes:
+            options_at = (lambda h, r=record: r.fixed_ode(h, 1.0)) if record.fixed_ode \
+                else (lambda h: {})
+            own = x_ref
+            if record.flow != "gradient_flow":  # its own ODE, held fixed as h shrinks
+                ode = reference_flow(record, loss, x0, T, 0.01, options_at(0.01), "DOP853",
+                                     1e-13, 1e-15)[2]
+                if ode.ts[-1] < T * (1 - 1e-12):
+                    continue  # the ODE itself stops early here (Newton: H not definite)
+                own = ode.x_final
+            root = record.step_time == "sqrt(eta)"
+            h_max = min(T / 8, (1 / np.sqrt(lam)) if root else 0.5 / lam,
+                        record.max_eta or np.inf, 0.5 if record.fixed_ode else np.inf)
             for k in range(levels):
-                steps = int(np.ceil(T * max(2.0 * lam, 8.0))) * 2 ** k
+                steps = int(np.ceil(T / h_max)) * 2 ** k
                 if steps > 400_000 or (record.name == "proximal_point" and steps > 40_000):
                     continue
-                eta = T / steps
-                r = _measure(lambda: record.function(loss, x0, eta, steps), x_ref)
+                eta = record.eta_of(T / steps)
+                r = _measure(lambda: record.function(loss, x0, eta, steps,
+                                                     **options_at(T / steps)), own)
                 rows.append(dict(problem=name, method=record.short or record.name,
                                  setting=f"eta={eta:.3g}", **r))
     return rows, notes
