@@ -68,11 +68,11 @@ def main(argv=None):
     # expression), so each time is a full compile
     seconds = [once(losses.rosenbrock, n, 100.5)[0] for n in sizes]
     big = [i for i, n in enumerate(sizes) if n >= 100]  # past the one-point kernels (n <= 12)
-    slope = np.polyfit(np.log(np.array(sizes)[big]), np.log(np.array(seconds)[big]), 1)[0] \
-        if len(big) > 1 else float("nan")
+    fit = (f"; fitted exponent from n = 100 on: "
+           f"{np.polyfit(np.log(np.array(sizes)[big]), np.log(np.array(seconds)[big]), 1)[0]:.2f}"
+           if len(big) > 1 else " (the exponent needs --max-n 1000)")
     print("compile time against n: " + ", ".join(f"n={n}: {t:.3f} s" for n, t in
-                                                 zip(sizes, seconds)) +
-          f"; fitted exponent from n = 100 on: {slope:.2f}")
+                                                 zip(sizes, seconds)) + fit)
     loss = losses.rosenbrock(2)
     X = rng.uniform(-2, 2, size=(10_000, 2))
     batch = per_call(loss.grad, X)
