@@ -216,7 +216,7 @@ def test_newton_flow_gradient_decays_like_exp():
 
 @pytest.mark.parametrize("method", ["RK45", "BDF"])
 def test_batch_keeps_error_control_per_start(method):
-    # scipy controls the RMS error of the stacked state; flowsim restores per-start control
+    # each start has its own error control, as in one solve per start
     loss = losses.rosenbrock(2)
     X = np.random.default_rng(0).uniform(-2, 2, size=(4000, 2))
     batch = fs.gradient_flow(loss, X, 1.0, method=method, rtol=1e-6, atol=1e-9, t_eval=[1.0])
@@ -224,20 +224,6 @@ def test_batch_keeps_error_control_per_start(method):
                            t_eval=[1.0])  # a tight reference, every start at once
     # one solve per start at rtol 1e-6 errs by up to about 2e-6 here
     assert np.abs(batch.x_final - ref.x_final).max() < 2e-5
-
-
-def test_stacked_error_norm_is_the_worst_start():
-    from flowsim.flows._solver import stacked
-    cls, factor = stacked("RK45", 3)
-    assert factor == 1.0
-    solver = cls(lambda t, y: -y, 0.0, np.ones(6), 1.0)
-    K = np.zeros((solver.n_stages + 1, 6))
-    K[:, 2:4] = 1.0  # error only in the second start
-    scale = np.ones(6)
-    per_start = np.sqrt(np.mean((solver._estimate_error(K, 0.1) / scale).reshape(3, 2) ** 2,
-                                axis=1))
-    assert solver._estimate_error_norm(K, 0.1, scale) == pytest.approx(per_start.max())
-    assert stacked("BDF", 100)[1] == pytest.approx(0.1)
 
 
 def test_batch_statuses_converged():

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..results import Status
-from .state import Endings, Ensemble, rms
+from .state import Ensemble, rms, stop_rules
 
 __all__ = ["Tableau", "BS3", "DP5", "TABLEAUS", "explicit"]
 
@@ -122,32 +122,12 @@ def explicit(fun, Y0, t0, t_end, tableau, rtol, atol, t_out, *, max_steps=100_00
             err /= scale
             norm = rms(err)
             ok = ens.control(hs, norm, exponent, t + hs, Y_new, F_new)
-            endings = _endings(ens, ok, hs, t, check, max_steps)
+            endings = stop_rules(ens, ok, hs, t, check, max_steps)
             if spectral is not None:
                 _stiff(ens, spectral, tableau, endings, stiff_steps, t_end, handed)
             endings.apply(ens)
     stiff = tuple(np.concatenate(part) if part else np.empty(0) for part in handed)
     return ens, stiff
-
-
-def _endings(ens, ok, hs, t, check, max_steps):
-    """The stop rules every engine applies after a step: the run's own (``check``, on the
-    accepted rows), a step size that underflowed, a spent step budget."""
-    endings = Endings(ens.size)
-    if check is not None:
-        rows = np.flatnonzero(ok)
-        if rows.size:
-            for status, local, messages in check(ens.Y[rows], ens.F[rows]):
-                endings.mark(rows[local], status, messages)
-    tiny = np.flatnonzero(~ok & (hs <= 10 * np.spacing(np.maximum(np.abs(t), 1.0))))
-    if tiny.size:
-        endings.mark(tiny, Status.FAILED,
-                     [f"stopped at t = {tt:.6g}: the step size fell below the spacing of floats "
-                      "(the flow is singular there, or the loss is not finite)" for tt in t[tiny]])
-    over = np.flatnonzero(ens.nsteps >= max_steps)
-    if over.size:
-        endings.mark(over, Status.FAILED, f"spent its max_steps = {max_steps} steps")
-    return endings
 
 
 def _stiff(ens, spectral, tableau, endings, stiff_steps, t_end, handed):

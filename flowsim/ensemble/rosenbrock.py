@@ -25,8 +25,7 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
-from .explicit import _endings
-from .state import Ensemble, rms
+from .state import Ensemble, rms, stop_rules
 
 __all__ = ["rosenbrock", "DENSE_UP_TO"]
 
@@ -123,5 +122,5 @@ def rosenbrock(fun, jac, Y0, t0, t_end, rtol, atol, t_out, *, max_steps=100_000,
             norm = rms((hs / 6)[:, None] * (k1 - 2.0 * k2 + k3) / scale)
             norm[singular] = np.inf
             ok = ens.control(hs, norm, -1.0 / 3.0, t + hs, Y_new, F2)
-            _endings(ens, ok, hs, t, check, max_steps).apply(ens)
+            stop_rules(ens, ok, hs, t, check, max_steps).apply(ens)
     return ens

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..results import Status
 
-__all__ = ["Ensemble", "Endings", "rms", "initial_steps"]
+__all__ = ["Ensemble", "Endings", "rms", "initial_steps", "stop_rules"]
 
 
 def rms(a):
@@ -189,3 +189,23 @@ class Ensemble:
     def done(self):
         """Starts that reached their last output time (end them as reached_end)."""
         return self.j >= self.t_out.size
+
+
+def stop_rules(ens, ok, hs, t, check, max_steps):
+    """The stop rules every engine applies after a step: the run's own (``check``, on the
+    accepted rows), a step size that underflowed, a spent step budget."""
+    endings = Endings(ens.size)
+    if check is not None:
+        rows = np.flatnonzero(ok)
+        if rows.size:
+            for status, local, messages in check(ens.Y[rows], ens.F[rows]):
+                endings.mark(rows[local], status, messages)
+    tiny = np.flatnonzero(~ok & (hs <= 10 * np.spacing(np.maximum(np.abs(t), 1.0))))
+    if tiny.size:
+        endings.mark(tiny, Status.FAILED,
+                     [f"stopped at t = {tt:.6g}: the step size fell below the spacing of floats "
+                      "(the flow is singular there, or the loss is not finite)" for tt in t[tiny]])
+    over = np.flatnonzero(ens.nsteps >= max_steps)
+    if over.size:
+        endings.mark(over, Status.FAILED, f"spent its max_steps = {max_steps} steps")
+    return endings

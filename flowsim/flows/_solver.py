@@ -17,7 +17,7 @@ import scipy.sparse
 from ..results import Status
 
 __all__ = ["METHODS", "IMPLICIT", "AUTO", "integrate", "Integration", "jacobian_for",
-           "stacked", "default_max_steps", "spectral_radius"]
+           "default_max_steps", "spectral_radius"]
 
 METHODS = {"RK23": scipy.integrate.RK23, "RK45": scipy.integrate.RK45,
            "DOP853": scipy.integrate.DOP853, "Radau": scipy.integrate.Radau,
@@ -179,37 +179,9 @@ def jacobian_for(method, sparse_jacobian, dense_jacobian, dim, bandwidth, prefer
     return {"jac": dense_jacobian}
 
 
-def stacked(method, blocks):
-    """Solver class and tolerance factor for ``blocks`` independent starts solved as one system.
-
-    scipy's solvers bound the RMS of the scaled error over the whole state, so one start's
-    error could reach sqrt(blocks) times what its own solve would allow. For RK23 and RK45
-    the error norm is replaced by the largest per-start RMS, which is exactly one-by-one
-    error control; for the other methods, whose norm is internal, both tolerances are
-    divided by sqrt(blocks) instead (a guarantee bought with more steps).
-
-    Returns
-    -------
-    solver_class : type
-    factor : float
-        Multiply rtol and atol by this.
-    """
-    base = METHODS[method]
-    if method not in ("RK23", "RK45") or not hasattr(base, "_estimate_error"):
-        return base, 1.0 / np.sqrt(blocks)
-
-    class PerStart(base):
-        def _estimate_error_norm(self, K, h, scale):
-            err = (self._estimate_error(K, h) / scale).reshape(blocks, -1)
-            return float(np.sqrt(np.max(np.mean(err * err, axis=1))))
-
-    PerStart.__name__ = f"PerStart{method}"
-    return PerStart, 1.0
-
-
 def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None,
-              dense_output=True, stop=None, max_steps="default", solver_class=None,
-              jacobian=None, switch_options=None):
+              dense_output=True, stop=None, max_steps="default", jacobian=None,
+              switch_options=None):
     """Step a scipy ``OdeSolver`` from ``t0`` to ``t_end``, stopping early when asked.
 
     Parameters
@@ -227,8 +199,6 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
         Step budget; running out ends with ``Status.FAILED`` and a message naming it.
         ``"default"`` is :func:`default_max_steps` of the system's size; ``None`` means no
         budget (only when asked for).
-    solver_class : type, optional
-        Use this ``OdeSolver`` subclass instead of ``METHODS[method]`` (see :func:`stacked`).
     jacobian : callable, optional
         ``jacobian(t, y)`` -> the Jacobian (dense or sparse). Explicit methods then test for
         stiffness (:class:`_Stiffness`) and end ``failed`` with a message naming implicit
@@ -254,7 +224,7 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
                            AUTO_SWITCH_STEPS if auto else STIFF_STOP_STEPS)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        cls = solver_class or METHODS[method]
+        cls = METHODS[method]
         solver = cls(fun, t0, ys[0], t_end, rtol=rtol, atol=atol, **options)
         while solver.status == "running":
             if max_steps is not None and len(ts) > max_steps:

@@ -37,7 +37,7 @@ def gradient_flow(loss, x0, t_end, *, method="LSODA", rtol=1e-8, atol=1e-10, t_e
     ----------
     loss : Loss or str
     x0 : array_like, shape (n,) or (m, n)
-        Start, or m starts integrated together as one stacked system (see Notes).
+        Start, or m starts integrated together, each on its own steps (see Notes).
     t_end : float
         End time, > 0.
     method : {"LSODA", "RK45", "DOP853", "RK23", "Radau", "BDF", "auto"}
@@ -76,15 +76,12 @@ def gradient_flow(loss, x0, t_end, *, method="LSODA", rtol=1e-8, atol=1e-10, t_e
     subgradient flow x' = -d°L(x), which slides along a kink that both sides push into
     (:mod:`flowsim.flows.nonsmooth`; an explicit method, DOP853 unless RK23/RK45 is named).
 
-    Many starts (:mod:`flowsim.flows.batch`): the m paths are one system of size m*n; each
-    right-hand side is one batched gradient call, and implicit methods get the
-    block-diagonal sparse Jacobian. A start that breaks the shared solver is frozen and
-    marked ``failed`` alone; the others go on to their own end. ``rtol`` and
-    ``atol`` hold for every start: RK23/RK45 control the largest per-start error norm, the
-    other methods run at tolerances divided by sqrt(m) (their error norm is the RMS over
-    the whole stacked state, see :func:`flowsim.flows._solver.stacked`). A start that
-    leaves ``max_norm`` (or meets a non-finite gradient) is frozen there and marked
-    diverged, so it cannot stall the others.
+    Many starts (:mod:`flowsim.flows.batch`) run on the per-start engines of
+    :mod:`flowsim.ensemble`: one batched gradient call per stage for all active starts,
+    each start with its own step size, error control (``rtol``, ``atol``) and stop rules;
+    explicit methods on the BS3/DP5 pairs, implicit ones on the Rosenbrock 2(3) pair. A start
+    that leaves ``max_norm``, meets a singular path or a non-finite gradient is held there
+    with its own status and message; the others go on to their own end.
 
     Examples
     --------

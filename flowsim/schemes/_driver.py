@@ -36,16 +36,8 @@ class Run(NamedTuple):
 
 
 class StepFailed(Exception):
-    """Raised by a step function that cannot produce the next iterate (message says why).
-
-    ``rows`` marks which of the active starts failed (all of them when None), ``messages``
-    gives each failed row its own sentence; the loop stops those and calls the step again
-    for the others.
-    """
-
-    def __init__(self, message, rows=None, messages=None):
-        super().__init__(message)
-        self.rows, self.messages = rows, messages
+    """Raised by a step function that cannot produce the next iterate for any of its rows
+    (message says why); rows that fail alone are reported in-band (``info["failed"]``)."""
 
 
 def common_arguments(loss, x0, steps, gtol, max_norm, record="all", record_every=1):
@@ -135,15 +127,11 @@ def iterate(loss, X0, steps, step, dts, *, gtol=None, max_norm=1e8, records=(),
         while k < steps and rows.size:
             try:
                 X_next, G, info = step(k, X, sel)
-            except StepFailed as err:
-                bad = np.ones(rows.size, bool) if err.rows is None else np.asarray(err.rows)
-                status[rows[bad]] = Status.FAILED
-                message[rows[bad]] = [f"step {k} failed: {text}" for text in err.messages] \
-                    if err.messages is not None else f"step {k} failed: {err}"
-                keeper.stop(rows[bad], k, X[bad])
-                rows, X = rows[~bad], X[~bad]
-                sel = rows
-                continue
+            except StepFailed as err:  # every active row ends here
+                status[rows] = Status.FAILED
+                message[rows] = f"step {k} failed: {err}"
+                keeper.stop(rows, k, X)
+                break
             stop = None
             if info and "failed" in info:  # rows whose step could not be taken, in-band
                 info = dict(info)
