@@ -290,6 +290,20 @@ class Loss(Evaluation):
             out.append(e.xreplace({s: names.get(s.name, s) for s in e.free_symbols}))
         return out
 
+    def symbol_values(self):
+        """The values bound to the symbols that are not variables.
+
+        Returns
+        -------
+        dict
+            sympy symbol -> float for each parameter, and -> ndarray of shape (N,) for each
+            data column of a finite-sum loss (whose value is the mean over the N samples).
+        """
+        out = {s: float(v) for s, v in zip(self._c.param_symbols, self._param_values)}
+        if self._data is not None:
+            out.update({s: self._data[:, j].copy() for j, s in enumerate(self._c.data_symbols)})
+        return out
+
     @property
     def gradient_expr(self):
         """The gradient as a sympy column ``Matrix`` of shape (n, 1)."""
