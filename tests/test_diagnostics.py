@@ -12,14 +12,17 @@ def _counts(points):
     return collections.Counter(p.kind.value for p in points)
 
 
-@pytest.mark.parametrize("method", ["auto", "symbolic", "newton"])
-def test_himmelblau_and_camel_all_critical_points(method):
+@pytest.mark.parametrize("method, status", [("auto", "proven"), ("interval", "proven"),
+                                            ("symbolic", "proven"), ("newton", "sampled")])
+def test_himmelblau_and_camel_all_critical_points(method, status):
     h = fs.critical_points(losses.himmelblau(), (-5, 5), method=method)
     assert _counts(h) == {"minimum": 4, "maximum": 1, "saddle": 4}
     c = fs.critical_points(losses.six_hump_camel(), [(-3, 3), (-2, 2)], method=method)
     assert _counts(c) == {"minimum": 6, "maximum": 2, "saddle": 7}
-    for p in h + c:
+    assert h.status == c.status == status
+    for p in list(h) + list(c):
         assert p.grad_norm < 1e-10
+        assert p.proven == (status == "proven")
 
 
 @pytest.mark.parametrize("make", [losses.himmelblau, losses.six_hump_camel, losses.beale,

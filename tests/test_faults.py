@@ -139,12 +139,14 @@ def test_a_batch_without_dense_output_is_stitched_from_its_steps():
     assert np.all(np.isfinite(batch.xs)) and np.all(np.diff(batch.ts) > 0)
 
 
-def test_critical_points_skip_starts_outside_the_domain():
+@pytest.mark.parametrize("method", ["interval", "newton"])
+def test_critical_points_skip_starts_outside_the_domain(method):
     # sqrt(x^2 + y^2 - 1) is undefined inside the unit disc: those Newton starts are drawn
-    # again instead of breaking the SVD; the loss x^2 + (y - 2)^2 + sqrt(...) keeps its minimum
-    points = fs.critical_points("sqrt(x**2 + y**2 - 1) + x", (-2, 2))
-    assert isinstance(points, tuple)
-    found = fs.critical_points("log(x) + (x - 2)**2 + y**2", (-1, 3))
+    # again (and those boxes skipped) instead of breaking the SVD; it has no critical point
+    # (x / sqrt(x^2 - 1) = -1 has no solution)
+    points = fs.critical_points("sqrt(x**2 + y**2 - 1) + x", (-2, 2), method=method)
+    assert len(points) == 0 and points.n_skipped > 0
+    found = fs.critical_points("log(x) + (x - 2)**2 + y**2", (-1, 3), method=method)
     x_star = (2 + np.sqrt(2)) / 2  # 1/x + 2(x - 2) = 0
     assert any(np.allclose(p.point, [x_star, 0.0], atol=1e-8) for p in found)
 

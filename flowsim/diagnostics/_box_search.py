@@ -59,19 +59,20 @@ def _krawczyk(center, radius, gc, H):
     contraction factor q = max_i sum_j |I - Y H|_ij (k,): below 1 the operator contracts,
     and for a non-degenerate zero q shrinks in proportion to the box."""
     n = center.shape[1]
-    Hmid = 0.5 * (H[0] + H[1])
-    Hrad = 0.5 * (H[1] - H[0])
+    with np.errstate(all="ignore"):
+        Hmid = 0.5 * (H[0] + H[1])
+        Hrad = 0.5 * (H[1] - H[0])
     ok = np.isfinite(Hmid).all(axis=(1, 2)) & np.isfinite(Hrad).all(axis=(1, 2))
     Y = np.full_like(Hmid, np.nan)
-    if ok.any():
-        with np.errstate(all="ignore"):
-            cond = np.linalg.cond(Hmid[ok])
-        good = np.flatnonzero(ok)[cond < 1e13]
-        Y[good] = np.linalg.inv(Hmid[good])
-    gmid = 0.5 * (gc.lo + gc.hi)
-    grad_rad = 0.5 * (gc.hi - gc.lo)
+    if ok.any():  # the inverse by an SVD, for mid-points not singular to 1e-13
+        U, sv, Vt = np.linalg.svd(Hmid[ok])
+        good = (sv[:, -1] > 1e-13 * sv[:, 0]) & (sv[:, -1] > 1e-250)
+        inv = np.einsum("kji,kj,klj->kil", Vt[good], 1.0 / sv[good], U[good])
+        Y[np.flatnonzero(ok)[good]] = inv
     absY = np.abs(Y)
     with np.errstate(all="ignore"):
+        gmid = 0.5 * (gc.lo + gc.hi)
+        grad_rad = 0.5 * (gc.hi - gc.lo)
         step = np.einsum("kij,kj->ki", Y, gmid)
         M = np.eye(n) - np.einsum("kij,kjl->kil", Y, Hmid)
         Mabs = np.abs(M) + np.einsum("kij,kjl->kil", absY, Hrad)
@@ -97,20 +98,24 @@ def _bisect(boxes, scale):
     return np.concatenate([left, right])
 
 
-def _polish(loss, x, box, iterations=30):
-    """Newton's method on grad L = 0 from x, kept inside ``box`` (n, 2)."""
+def _polish(loss, X, boxes, iterations=30):
+    """Newton's method on grad L = 0 from each row of X (k, n), kept inside its box."""
+    X = X.copy()
     with np.errstate(all="ignore"):
         for _ in range(iterations):
-            g = loss.grad(x)
-            try:
-                step = np.linalg.solve(loss.hess(x), g)
-            except np.linalg.LinAlgError:
+            G, H = loss.grad(X), loss.hess(X)
+            ok = np.isfinite(G).all(axis=1) & np.isfinite(H).all(axis=(1, 2))
+            ok &= np.abs(np.linalg.det(np.where(ok[:, None, None], H, np.eye(X.shape[1])))) > 0
+            if not ok.any():
                 break
-            y = np.clip(x - step, box[:, 0], box[:, 1])
-            if not np.all(np.isfinite(y)) or np.array_equal(y, x):
+            step = np.linalg.solve(H[ok], G[ok][:, :, None])[:, :, 0]
+            Y = np.clip(X[ok] - step, boxes[ok, :, 0], boxes[ok, :, 1])
+            moved = np.isfinite(Y).all(axis=1)
+            rows = np.flatnonzero(ok)[moved]
+            if not len(rows) or np.array_equal(X[rows], Y[moved]):
                 break
-            x = y
-    return x
+            X[rows] = Y[moved]
+    return X
 
 
 class _Search:
@@ -158,22 +163,31 @@ class _Search:
             if self.time_limit is not None and time.perf_counter() - start > self.time_limit:
                 out.stopped = "time_limit"
                 break
-            take = min(len(active), _BATCH, self.max_boxes - out.examined)
+            # the best quarter of the queue (at least 32, at most _BATCH): deep enough
+            # that the lowest boxes are refined first, wide enough to stay vectorized
+            take = min(len(active), _BATCH, max(32, len(active) // 4),
+                       self.max_boxes - out.examined)
             order = np.argsort(prio, kind="stable")
             now, rest = order[:take], order[take:]
             X, q_parent = active[now], qs[now]
             active, prio, qs = active[rest], prio[rest], qs[rest]
             out.examined += take
-            children, child_prio, child_q = self._examine(X, q_parent)
+            with np.errstate(all="ignore"):  # infinite enclosures are expected
+                children, child_prio, child_q = self._examine(X, q_parent)
             active = np.concatenate([active, children])
             prio = np.concatenate([prio, child_prio])
             qs = np.concatenate([qs, child_q])
         out.undecided["budget"].extend(active)
         # undecided boxes inside a region where a unique zero was proven are accounted for
-        for reason, boxes in out.undecided.items():
-            out.undecided[reason] = [b for b in boxes if not any(
-                np.all(r[:, 0] <= b[:, 0]) and np.all(b[:, 1] <= r[:, 1])
-                for _, _, r in out.proven)]
+        if out.proven:
+            from scipy.spatial import cKDTree
+            R = np.array([r for _, _, r in out.proven])
+            tree = cKDTree(R.mean(axis=2))
+            reach = float(np.linalg.norm(0.5 * (R[:, :, 1] - R[:, :, 0]), axis=1).max())
+            for reason, boxes in out.undecided.items():
+                out.undecided[reason] = [b for b in boxes if not any(
+                    np.all((R[j, :, 0] <= b[:, 0]) & (b[:, 1] <= R[j, :, 1]))
+                    for j in tree.query_ball_point(b.mean(axis=1), reach * (1 + 1e-9)))]
         return out
 
     def _examine(self, X, q_parent):
@@ -218,8 +232,8 @@ class _Search:
         klo[~usable], khi[~usable], q[~usable] = np.nan, np.nan, np.inf
         inside = np.all((klo > Xi[:, :, 0]) & (khi < Xi[:, :, 1]), axis=1)
         disjoint = np.any((klo > Xi[:, :, 1]) | (khi < Xi[:, :, 0]), axis=1)
-        for i in np.flatnonzero(inside):
-            self.prove(Xi[i], klo[i], khi[i])
+        if inside.any():
+            self.prove(Xi[inside], klo[inside], khi[inside])
         rest = ~inside & ~disjoint
         X, vlo, g, hbad, q = X[rest], vlo[rest], _rows(g, rest), hbad[rest], q[rest]
         q_parent = q_parent[rest]
@@ -252,31 +266,46 @@ class _Search:
         return (np.concatenate([_bisect(X, self.scale), redo]),
                 np.concatenate([vlo, vlo, redo_vlo]), np.concatenate([q, q, redo_q]))
 
-    def prove(self, box, lo, hi):
-        """Record the unique critical point in ``box`` (proven: its Krawczyk image [lo, hi]
-        lies inside it); the enclosure is tightened and the point polished."""
-        region = box.copy()
-        for _ in range(8):  # tighten: X <- K(X) cap X
-            box = np.stack([np.maximum(box[:, 0], lo), np.minimum(box[:, 1], hi)], axis=-1)
-            c = box.mean(axis=1)
-            r = 0.5 * (box[:, 1] - box[:, 0])
-            Hlo, Hhi, bad, _ = self._hessian(box[None])
-            if bad[0]:
-                break
-            nlo, nhi, _ = _krawczyk(c[None], r[None], self.enc("gradient", c[None]),
-                                    (Hlo, Hhi))
-            if not (np.all(nlo[0] >= box[:, 0]) and np.all(nhi[0] <= box[:, 1])) or \
-                    np.allclose(nlo[0], lo) and np.allclose(nhi[0], hi):
-                break
-            lo, hi = nlo[0], nhi[0]
-        box = np.stack([np.maximum(box[:, 0], lo), np.minimum(box[:, 1], hi)], axis=-1)
-        x = _polish(self.loss, box.mean(axis=1), box)
-        for p, other, _ in self.out.proven:
-            if np.all(other[:, 0] <= x) and np.all(x <= other[:, 1]):
-                return
-            if np.all(box[:, 0] <= p) and np.all(p <= box[:, 1]):
-                return
-        self.out.proven.append((x, box, region))
+    def prove(self, boxes, lo, hi):
+        """Record the unique critical point in each of ``boxes`` (k, n, 2), proven because
+        its Krawczyk image [lo, hi] (k, n) lies inside it: the enclosures are tightened by
+        X <- K(X) cap X, the points polished by Newton's method inside them, and points
+        already recorded (a zero on a face, proven from both sides) dropped."""
+        regions = boxes.copy()
+        for _ in range(6):
+            boxes = np.stack([np.maximum(boxes[:, :, 0], lo), np.minimum(boxes[:, :, 1], hi)],
+                             axis=-1)
+            c = boxes.mean(axis=2)
+            r = 0.5 * (boxes[:, :, 1] - boxes[:, :, 0])
+            Hlo, Hhi, bad, _ = self._hessian(boxes)
+            nlo, nhi, _ = _krawczyk(c, r, self.enc("gradient", c), (Hlo, Hhi))
+            ok = ~bad & np.all((nlo >= boxes[:, :, 0]) & (nhi <= boxes[:, :, 1]), axis=1)
+            lo, hi = np.where(ok[:, None], nlo, lo), np.where(ok[:, None], nhi, hi)
+        boxes = np.stack([np.maximum(boxes[:, :, 0], lo), np.minimum(boxes[:, :, 1], hi)],
+                         axis=-1)
+        points = _polish(self.loss, boxes.mean(axis=2), boxes)
+        # a point inside another's enclosure (or holding another in its own) is that point
+        from scipy.spatial import cKDTree
+        known = [p for p, _, _ in self.out.proven]
+        width = max([float(np.max(b[:, 1] - b[:, 0])) for b in boxes] +
+                    [float(np.max(e[:, 1] - e[:, 0])) for _, e, _ in self.out.proven[-1:]])
+        self._widest = max(getattr(self, "_widest", 0.0), width)
+        radius = 2 * self._widest + 1e-300
+        tree = cKDTree(np.array(known)) if known else None
+        twins = {}
+        for i, j in cKDTree(points).query_pairs(radius):
+            twins.setdefault(j, []).append(i)
+        fresh, kept = [], set()
+        for k, (x, box, region) in enumerate(zip(points, boxes, regions)):
+            near = [self.out.proven[j] for j in tree.query_ball_point(x, radius)] if tree \
+                else []
+            near += [(points[i], boxes[i], None) for i in twins.get(k, ()) if i in kept]
+            if any(np.all((e[:, 0] <= x) & (x <= e[:, 1])) or
+                   np.all((box[:, 0] <= p) & (p <= box[:, 1])) for p, e, _ in near):
+                continue
+            kept.add(k)
+            fresh.append((x, box, region))
+        self.out.proven.extend(fresh)
 
     def verify(self, x, relative=1e-6):
         """Prove a candidate ``x`` (n,) with one Krawczyk test on a small box around it;
@@ -289,7 +318,7 @@ class _Search:
             return False
         lo, hi, _ = _krawczyk(x[None], r[None], gc, (Hlo, Hhi))
         if np.all((lo[0] > box[:, 0]) & (hi[0] < box[:, 1])):
-            self.prove(box, lo[0], hi[0])
+            self.prove(box[None], lo, hi)
             return True
         return False
 
@@ -311,7 +340,8 @@ def verify_points(loss, B, points):
     search = _Search(loss, B, max_boxes=0, time_limit=None, resolution=1e-4, kinds=None,
                      global_only=False)
     for x in points:
-        search.verify(np.asarray(x, dtype=float))
+        with np.errstate(all="ignore"):
+            search.verify(np.asarray(x, dtype=float))
     return search.out
 
 

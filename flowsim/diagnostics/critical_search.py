@@ -1,0 +1,162 @@
+"""The three strategies of :func:`critical_points`, each ending in a CriticalPointSet."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ._box_search import box_search, clusters, verify_points
+from ..facts import kind_of_spectrum
+from .critical import CriticalPoint, _newton_candidates, _symbolic_candidates, polished
+from .critical_set import CriticalPointSet, UndecidedRegion
+
+__all__ = ["run_search"]
+
+#: A cluster of undecided "degenerate" boxes at most this many boxes across (in every
+#: direction) is taken for one degenerate critical point; a larger one is a non-isolated set.
+POINT_CLUSTER = 8
+
+
+def _classified(loss, points, tol, proven=False, enclosures=None):
+    """CriticalPoints for ``points`` (k, n), classified in one batch (as :func:`classify`);
+    points where the Hessian is not finite are left out."""
+    if not len(points):
+        return []
+    X = np.asarray(points, dtype=float).reshape(len(points), loss.n)
+    with np.errstate(all="ignore"):
+        H, G, V = loss.hess(X), loss.grad(X), loss.value(X)
+    ok = np.flatnonzero(np.isfinite(H).all(axis=(1, 2)))
+    lam, vecs = np.linalg.eigh(H[ok])
+    out = []
+    for row, i in enumerate(ok):
+        scale = max(1.0, float(np.abs(lam[row]).max()))
+        out.append(CriticalPoint(X[i].copy(), float(V[i]), float(np.linalg.norm(G[i])),
+                                 lam[row], vecs[row], kind_of_spectrum(lam[row], tol),
+                                 int(np.sum(lam[row] < -tol * scale)), tol, bool(proven),
+                                 None if enclosures is None else enclosures[i]))
+    return out
+
+
+def _regions(boxes, reason, B):
+    """Undecided boxes grouped into connected regions: (UndecidedRegion, boxes, small)
+    triples; ``small``: at most POINT_CLUSTER boxes across, so one point stands for it."""
+    if not len(boxes):
+        return []
+    boxes = np.asarray(boxes)
+    labels = clusters(boxes)
+    out = []
+    for label in np.unique(labels):
+        group = boxes[labels == label]
+        hull = np.stack([group[:, :, 0].min(axis=0), group[:, :, 1].max(axis=0)], axis=-1)
+        side = (group[:, :, 1] - group[:, :, 0]).max(axis=0)
+        small = np.all((hull[:, 1] - hull[:, 0]) / np.maximum(side, 1e-300) <= POINT_CLUSTER)
+        name = reason
+        if reason == "degenerate":
+            name = "degenerate point" if small else "non-isolated"
+        out.append((UndecidedRegion(hull, len(group), name), group, small))
+    return out
+
+
+def _message(status, search, regions, n_points):
+    if status == "budget":
+        left = sum(r.n_boxes for r in regions if r.reason == "budget")
+        why = "max_boxes" if search.stopped == "max_boxes" else "time_limit"
+        return (f"the budget ({why}) was spent after {search.examined} boxes with {left} "
+                "boxes unexamined; the points listed are those found so far (unproven ones "
+                "from Newton's method in the unexamined part); raise max_boxes= or "
+                "time_limit=, or narrow the box.")
+    counts = {}
+    for r in regions:
+        counts[r.reason] = counts.get(r.reason, 0) + 1
+    if status == "proven":
+        text = f"the whole box was examined ({search.examined} boxes); all {n_points} points "\
+               "are proven unique in their enclosures"
+    else:
+        parts = ", ".join(f"{v} {k}" for k, v in counts.items())
+        text = (f"the whole box was examined ({search.examined} boxes); undecided regions "
+                f"({parts}) are listed in .undecided")
+    if search.skipped:
+        text += f"; the loss is undefined on {search.skipped} boxes, skipped"
+    return text + "."
+
+
+def _interval(loss, B, kinds, global_only, max_boxes, time_limit, resolution, n_starts,
+              seed, tol, margin):
+    search = box_search(loss, B, max_boxes=max_boxes, time_limit=time_limit,
+                        resolution=resolution, kinds=kinds, global_only=global_only)
+    points = _classified(loss, [x for x, _, _ in search.proven], tol, True,
+                         [box for _, box, _ in search.proven])
+    found = [p.point for p in points]
+    regions = []
+    for reason, boxes in search.undecided.items():
+        for region, group, small in _regions(boxes, reason, B):
+            regions.append(region)
+            if not small or reason == "budget":
+                continue
+            if reason == "degenerate":
+                new = polished(loss, [group.mean(axis=(0, 2))], B, found, margin)
+            else:  # a kink or a domain edge: the lowest centre stands for it, unproven
+                with np.errstate(all="ignore"):
+                    values = loss.value(group.mean(axis=2))
+                finite = np.isfinite(values)
+                new = [group[np.argmin(np.where(finite, values, np.inf))].mean(axis=1)] \
+                    if finite.any() else []
+            points += _classified(loss, new, tol, False, [region.bounds] * len(new))
+            found += list(new)
+    if search.stopped:
+        budget = np.array(search.undecided["budget"])
+        rng = np.random.default_rng(seed)
+        pick = rng.permutation(len(budget))[:n_starts]
+        starts = budget[pick].mean(axis=2)
+        if search.best_point is not None:
+            starts = np.vstack([starts, search.best_point])
+        X, _ = _newton_candidates(loss, B, len(starts), seed, starts=starts)
+        points += _classified(loss, polished(loss, X, B, found, margin), tol)
+    if search.stopped:
+        status = "budget"
+    else:
+        status = "complete" if regions else "proven"
+    return points, regions, status, _message(status, search, regions, len(points)), search
+
+
+def run_search(loss, B, method, *, kinds, global_only, max_boxes, time_limit, resolution,
+               n_starts, seed, tol, margin):
+    """Run ``method`` ("interval", "symbolic" or "newton") and assemble the result."""
+    start = time.perf_counter()
+    regions, examined, skipped, fraction = [], 0, 0, 0.0
+    if method == "interval":
+        points, regions, status, message, search = _interval(
+            loss, B, kinds, global_only, max_boxes, time_limit, resolution, n_starts, seed,
+            tol, margin)
+        examined, skipped = search.examined, search.skipped
+        fraction = search.skipped_volume
+    elif method == "symbolic":
+        candidates = _symbolic_candidates(loss)
+        if candidates is None:
+            raise ValueError("method='symbolic' needs a polynomial loss in two variables with "
+                             "finitely many critical points; use method='interval'.")
+        inside = polished(loss, candidates, B, (), margin)
+        proof = verify_points(loss, B, inside)
+        proven = [x for x, _, _ in proof.proven]
+        points = _classified(loss, proven, tol, True, [b for _, b, _ in proof.proven])
+        rest = polished(loss, inside, B, proven, margin)
+        points += _classified(loss, rest, tol)
+        status = "complete" if rest else "proven"
+        message = (f"all real solutions of the gradient system (a lex Groebner basis); "
+                   f"{len(proven)} of {len(inside)} proven unique by a Krawczyk test.")
+    else:
+        X, skipped = _newton_candidates(loss, B, n_starts, seed)
+        examined = n_starts
+        points = _classified(loss, polished(loss, X, B, (), margin), tol)
+        status = "sampled"
+        message = (f"Newton's method from {n_starts} random starts ({skipped} drawn again "
+                   "where the loss is undefined); points may be missing: use "
+                   "method='interval' for a complete search.")
+    if kinds is not None:
+        points = [p for p in points if p.kind.value in kinds]
+    if global_only and points:
+        best = min(p.value for p in points)
+        points = [p for p in points if p.value <= best + 1e-9 * (1 + abs(best))]
+    points = tuple(sorted(points, key=lambda c: (c.value, tuple(c.point))))
+    return CriticalPointSet(points, B, method, status, message, tuple(regions), examined,
+                            skipped, float(fraction), time.perf_counter() - start)
