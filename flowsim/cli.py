@@ -170,10 +170,14 @@ def _cmd_critical(args):
                          "variable).")
     print(f"searching {np.asarray(bounds).tolist()} ...", flush=True)
     points = critical_points(loss, bounds)
-    print(f"{len(points)} critical points of L = {loss.expr}:")
+    print(f"{len(points)} critical points of L = {loss.expr} ({points.status}: "
+          f"{points.message})")
     for cp in points:
         print(f"  {cp.kind.value:<10s} {np.round(cp.point, 8).tolist()}  L = {cp.value:.10g}  "
-              f"eigenvalues {np.round(cp.eigenvalues, 6).tolist()}")
+              f"eigenvalues {np.round(cp.eigenvalues, 6).tolist()}"
+              f"{'  proven' if cp.proven else ''}")
+    for region in points.undecided:
+        print(f"  undecided  {region.summary()}")
     return 0
 
 

@@ -408,7 +408,7 @@ class LossEnclosure:
         if boxes.ndim == 2:
             boxes = np.stack([boxes, boxes], axis=-1)
         k = boxes.shape[0]
-        chunk = k if self._samples is None else max(1, 2_000_000 // self._samples)
+        chunk = max(k, 1) if self._samples is None else max(1, 2_000_000 // self._samples)
         parts = [self._chunk(which, boxes[i:i + chunk]) for i in range(0, max(k, 1), chunk)]
         return Bounds(*(np.concatenate([p[j] for p in parts]) for j in range(5)))
 

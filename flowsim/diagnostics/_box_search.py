@@ -46,7 +46,6 @@ class BoxSearch:
     undecided: dict = field(default_factory=dict)   # reason -> list of boxes (n, 2)
     examined: int = 0
     skipped: int = 0
-    skipped_volume: float = 0.0
     best: float = np.inf
     best_point: np.ndarray = None
     stopped: str = ""                               # "", "max_boxes" or "time_limit"
@@ -154,7 +153,9 @@ class _Search:
 
     def run(self):
         out, loss = self.out, self.loss
-        active, prio, qs = self.B[None].copy(), np.array([-np.inf]), np.array([np.inf])
+        # per box: priority (lower bound of L) and state (the parent's q, and how many
+        # splits in a row below the resolution made no progress)
+        active, prio, qs = self.B[None].copy(), np.array([-np.inf]), np.array([[np.inf, 0.0]])
         start = time.perf_counter()
         while len(active):
             if out.examined >= self.max_boxes:
@@ -196,10 +197,7 @@ class _Search:
         g = self.enc("gradient", X)
         v = self.enc("value", X)
         nowhere = g.nowhere.any(axis=1) | v.nowhere[:, 0]
-        if nowhere.any():
-            out.skipped += int(nowhere.sum())
-            out.skipped_volume += float(np.prod((X[nowhere, :, 1] - X[nowhere, :, 0])
-                                                / self.scale, axis=1).sum())
+        out.skipped += int(nowhere.sum())
         alive = ~nowhere & ~np.any((g.lo > 0) | (g.hi < 0), axis=1)
         center = X.mean(axis=2)
         with np.errstate(all="ignore"):
@@ -214,7 +212,7 @@ class _Search:
         X, center, g, vlo = X[alive], center[alive], _rows(g, alive), v.lo[alive, 0]
         q_parent = q_parent[alive]
         if not len(X):
-            return np.empty((0, n, 2)), np.empty(0), np.empty(0)
+            return np.empty((0, n, 2)), np.empty(0), np.empty((0, 2))
         radius = 0.5 * (X[:, :, 1] - X[:, :, 0])
         # inflate by 1/16 of the box's largest relative side in every direction, so that a
         # zero on a face (or a thin box after contraction) still lies well inside
@@ -235,7 +233,11 @@ class _Search:
         if inside.any():
             self.prove(Xi[inside], klo[inside], khi[inside])
         rest = ~inside & ~disjoint
-        X, vlo, g, hbad, q = X[rest], vlo[rest], _rows(g, rest), hbad[rest], q[rest]
+        # the gradient at the centre is far from 0 compared with its enclosure's width: the
+        # box holds no zero, and smaller boxes will show it
+        lead = np.any(np.abs(0.5 * (gc.lo + gc.hi)) > 0.25 * (g.hi - g.lo), axis=1)
+        X, vlo, g, hbad, q, lead = (X[rest], vlo[rest], _rows(g, rest), hbad[rest], q[rest],
+                                    lead[rest])
         q_parent = q_parent[rest]
         lo, hi = klo[rest], khi[rest]
         before = np.max((X[:, :, 1] - X[:, :, 0]) / self.scale, axis=1)
@@ -246,14 +248,23 @@ class _Search:
         # a box that K shrank by a tenth or more is examined again as it is
         again = width < 0.9 * before
         redo, redo_vlo, redo_q = X[again], vlo[again], q_parent[again]
-        X, vlo, g, hbad, q, q_parent, width = (
+        X, vlo, g, hbad, q, q_parent, width, lead = (
             X[~again], vlo[~again], _rows(g, ~again), hbad[~again], q[~again],
-            q_parent[~again], width[~again])
-        # below the resolution only boxes that will contract soon are split on, down to
-        # resolution / 1000: q < 64 and falling with the width (a well-conditioned zero that
-        # needs a smaller box); at a degenerate zero q stays put
-        progress = (q < 64) & (q <= 0.9 * q_parent)
-        small = (width <= self.resolution) & (~progress | (width <= self.resolution * 1e-3))
+            q_parent[~again], width[~again], lead[~again])
+        # below the resolution boxes are split on, down to resolution / 1000, while they make
+        # progress: q falling with the width (a well-conditioned zero that needs a smaller
+        # box; at a degenerate zero q stays put), or a gradient far from 0 (the state keeps
+        # a count of splits without progress, for a more patient rule)
+        progress = (np.isfinite(q) & (q <= 0.9 * q_parent[:, 0])) | lead
+        stuck = np.where(progress, 0.0, q_parent[:, 1] + 1)
+        small = (width <= self.resolution) & ((stuck > 0) | (width <= self.resolution * 1e-3))
+        if small.any():  # a last look at the boxes K shrank: does grad L now exclude 0?
+            last = self.enc("gradient", X[small])
+            clear = np.zeros(len(X), bool)
+            clear[small] = np.any((last.lo > 0) | (last.hi < 0), axis=1)
+            X, vlo, q, g, hbad, small, stuck = (
+                X[~clear], vlo[~clear], q[~clear], _rows(g, ~clear), hbad[~clear],
+                small[~clear], stuck[~clear])
         for i in np.flatnonzero(small):
             if g.jump[i].any():
                 reason = "nonsmooth"
@@ -262,9 +273,10 @@ class _Search:
             else:
                 reason = "degenerate"
             out.undecided[reason].append(X[i])
-        X, vlo, q = X[~small], vlo[~small], q[~small]
+        X, vlo = X[~small], vlo[~small]
+        state = np.column_stack([q[~small], stuck[~small]])
         return (np.concatenate([_bisect(X, self.scale), redo]),
-                np.concatenate([vlo, vlo, redo_vlo]), np.concatenate([q, q, redo_q]))
+                np.concatenate([vlo, vlo, redo_vlo]), np.concatenate([state, state, redo_q]))
 
     def prove(self, boxes, lo, hi):
         """Record the unique critical point in each of ``boxes`` (k, n, 2), proven because
@@ -327,7 +339,7 @@ def _rows(b, keep):
     return type(b)(*(a[keep] for a in b))
 
 
-def box_search(loss, B, *, max_boxes=200_000, time_limit=60.0, resolution=1e-4, kinds=None,
+def box_search(loss, B, *, max_boxes=200_000, time_limit=60.0, resolution=1e-3, kinds=None,
                global_only=False):
     """Run the complete search on the box ``B`` (n, 2); see the module docstring."""
     return _Search(loss, B, max_boxes=max_boxes, time_limit=time_limit,

@@ -177,7 +177,7 @@ def polished(loss, candidates, B, found=(), margin=1e-9):
 
     def seen(y, radius):
         return (tree is not None and tree.query_ball_point(y, radius)) or \
-            any(np.linalg.norm(y - p) < radius for p in new)
+            (new and np.min(np.linalg.norm(np.array(new) - y, axis=1)) < radius)
 
     for x in candidates:
         if not np.all(np.isfinite(x)):
@@ -208,7 +208,7 @@ KINDS = ("minimum", "maximum", "saddle", "degenerate")
 
 
 def critical_points(loss, bounds, *, method="auto", kinds=None, global_only=False,
-                    max_boxes=200_000, time_limit=60.0, resolution=1e-4, n_starts=400,
+                    max_boxes=200_000, time_limit=60.0, resolution=1e-3, n_starts=400,
                     seed=0, tol=ZERO_EIGENVALUE, margin=1e-9):
     r"""Find the critical points of ``loss`` in a box, classified, saying what was proven.
 

@@ -43,7 +43,8 @@ def _regions(boxes, reason, B):
     if not len(boxes):
         return []
     boxes = np.asarray(boxes)
-    labels = clusters(boxes)
+    # unexamined boxes come in every size: one region, their hull
+    labels = np.zeros(len(boxes), int) if reason == "budget" else clusters(boxes)
     out = []
     for label in np.unique(labels):
         group = boxes[labels == label]
@@ -55,6 +56,19 @@ def _regions(boxes, reason, B):
             name = "degenerate point" if small else "non-isolated"
         out.append((UndecidedRegion(hull, len(group), name), group, small))
     return out
+
+
+def _lowest(loss, x0, hull):
+    """The lowest point of L in ``hull`` near x0 (Nelder-Mead: L may have a kink there)."""
+    import scipy.optimize
+
+    def f(x):
+        with np.errstate(all="ignore"):
+            v = float(loss.value(x))
+        return v if np.isfinite(v) else np.inf
+    res = scipy.optimize.minimize(f, x0, method="Nelder-Mead", bounds=hull,
+                                  options={"xatol": 1e-13, "fatol": 1e-15, "maxiter": 4000})
+    return res.x if f(res.x) <= f(x0) else x0
 
 
 def _message(status, search, regions, n_points):
@@ -75,8 +89,6 @@ def _message(status, search, regions, n_points):
         parts = ", ".join(f"{v} {k}" for k, v in counts.items())
         text = (f"the whole box was examined ({search.examined} boxes); undecided regions "
                 f"({parts}) are listed in .undecided")
-    if search.skipped:
-        text += f"; the loss is undefined on {search.skipped} boxes, skipped"
     return text + "."
 
 
@@ -88,19 +100,37 @@ def _interval(loss, B, kinds, global_only, max_boxes, time_limit, resolution, n_
                          [box for _, box, _ in search.proven])
     found = [p.point for p in points]
     regions = []
+    small_clusters = len(search.undecided["degenerate"])  # at most this many clusters
     for reason, boxes in search.undecided.items():
         for region, group, small in _regions(boxes, reason, B):
             regions.append(region)
             if not small or reason == "budget":
                 continue
+            if reason == "degenerate" and small_clusters <= 200:
+                # a second, local search of the small cluster resolves most: a zero that
+                # needed smaller boxes than the resolution (an ill-conditioned Hessian)
+                hull = np.clip(region.bounds + np.outer(region.bounds[:, 1] -
+                                                        region.bounds[:, 0], [-1, 1]),
+                               B[:, :1], B[:, 1:])
+                sub = box_search(loss, hull, max_boxes=5000, time_limit=time_limit,
+                                 resolution=resolution, kinds=kinds)
+                if not sub.stopped and not any(sub.undecided.values()):
+                    regions.pop()
+                    # points proven twice (the hull reaches past the cluster) are one
+                    keep = [(x, e) for x, e, _ in sub.proven
+                            if not any(np.all((e[:, 0] <= f) & (f <= e[:, 1])) for f in found)]
+                    points += _classified(loss, [x for x, _ in keep], tol, True,
+                                          [e for _, e in keep])
+                    found += [x for x, _ in keep]
+                    continue
             if reason == "degenerate":
                 new = polished(loss, [group.mean(axis=(0, 2))], B, found, margin)
             else:  # a kink or a domain edge: the lowest centre stands for it, unproven
                 with np.errstate(all="ignore"):
                     values = loss.value(group.mean(axis=2))
                 finite = np.isfinite(values)
-                new = [group[np.argmin(np.where(finite, values, np.inf))].mean(axis=1)] \
-                    if finite.any() else []
+                new = [_lowest(loss, group[np.argmin(np.where(finite, values, np.inf))]
+                               .mean(axis=1), region.bounds)] if finite.any() else []
             points += _classified(loss, new, tol, False, [region.bounds] * len(new))
             found += list(new)
     if search.stopped:
@@ -119,17 +149,25 @@ def _interval(loss, B, kinds, global_only, max_boxes, time_limit, resolution, n_
     return points, regions, status, _message(status, search, regions, len(points)), search
 
 
+def undefined_fraction(loss, B, seed, n=4096):
+    """Share of the box where L is not finite, estimated on a scrambled Sobol sample."""
+    from scipy.stats import qmc
+    sample = qmc.Sobol(loss.n, scramble=True, seed=seed).random(n)
+    with np.errstate(all="ignore"):
+        values = loss.value(B[:, 0] + (B[:, 1] - B[:, 0]) * sample)
+    return float(np.mean(~np.isfinite(values)))
+
+
 def run_search(loss, B, method, *, kinds, global_only, max_boxes, time_limit, resolution,
                n_starts, seed, tol, margin):
     """Run ``method`` ("interval", "symbolic" or "newton") and assemble the result."""
     start = time.perf_counter()
-    regions, examined, skipped, fraction = [], 0, 0, 0.0
+    regions, examined, skipped = [], 0, 0
     if method == "interval":
         points, regions, status, message, search = _interval(
             loss, B, kinds, global_only, max_boxes, time_limit, resolution, n_starts, seed,
             tol, margin)
         examined, skipped = search.examined, search.skipped
-        fraction = search.skipped_volume
     elif method == "symbolic":
         candidates = _symbolic_candidates(loss)
         if candidates is None:
@@ -152,6 +190,10 @@ def run_search(loss, B, method, *, kinds, global_only, max_boxes, time_limit, re
         message = (f"Newton's method from {n_starts} random starts ({skipped} drawn again "
                    "where the loss is undefined); points may be missing: use "
                    "method='interval' for a complete search.")
+    fraction = undefined_fraction(loss, B, seed)
+    if fraction > 0:
+        message += (f" The loss is undefined on about {100 * fraction:.3g}% of the box "
+                    "(skipped).")
     if kinds is not None:
         points = [p for p in points if p.kind.value in kinds]
     if global_only and points:

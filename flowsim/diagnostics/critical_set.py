@@ -72,9 +72,10 @@ class CriticalPointSet(Report):
     n_boxes : int
         Boxes examined (interval search) or starts (Newton).
     n_skipped : int
-        Boxes or starts where the loss is not defined (skipped, never an error).
-    skipped_fraction : float
-        Share of the box's volume where the loss is undefined.
+        Boxes (on all of which L is undefined) or Newton starts (drawn again because L is
+        undefined there): skipped, never an error.
+    undefined_fraction : float
+        Share of the box where L is not finite, estimated on 4096 scrambled Sobol points.
     elapsed : float
         Seconds.
     """
@@ -87,7 +88,7 @@ class CriticalPointSet(Report):
     undecided: tuple = ()
     n_boxes: int = 0
     n_skipped: int = 0
-    skipped_fraction: float = 0.0
+    undefined_fraction: float = 0.0
     elapsed: float = 0.0
 
     def __iter__(self):

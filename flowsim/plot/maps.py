@@ -88,7 +88,7 @@ def contour(loss, trajectories=None, ax=None, *, bounds=None, critical=True, lev
             draw_path(ax, xs[:, 0], xs[:, 1], traj, i, label=traj.label if j == 0 else None)
             ax.plot(xs[0, 0], xs[0, 1], "s", color="k", ms=6, zorder=4)
     if critical is True:
-        critical = critical_points(loss, box)
+        critical = critical_points(loss, box, time_limit=10.0)
     for cp in critical or ():
         marker, color = KIND_STYLE[cp.kind]
         ax.plot(cp.point[0], cp.point[1], marker, color=color, mec="k", ms=9, ls="none")
@@ -132,7 +132,8 @@ def basins(loss, ax=None, *, bounds=None, resolution=200, t_end=20.0, minima=Non
     t_end = positive(t_end, "t_end")
     box = plot_box(loss, bounds, [])
     if minima is None:
-        minima = [c.point for c in critical_points(loss, box) if c.kind is PointKind.MINIMUM]
+        minima = [c.point for c in critical_points(loss, box, kinds=("minimum",),
+                                                   time_limit=10.0)]
     minima = real_array(minima, "minima").reshape(-1, 2) if len(minima) else np.empty((0, 2))
     if not np.all(np.isfinite(minima)):
         raise ValueError("minima must be finite points of shape (k, 2).")
