@@ -6,6 +6,7 @@ from .saddle import SaddleEscape, saddle_escape
 from .stability import (LipschitzEstimate, Sharpness, StabilityReport, lipschitz_estimate,
                         sharpness, stability)
 
-__all__ = ["CriticalPoint", "CriticalPointSet", "UndecidedRegion", "classify", "critical_points", "LyapunovReport", "lyapunov",
+__all__ = ["CriticalPoint", "CriticalPointSet", "UndecidedRegion", "classify",
+           "critical_points", "LyapunovReport", "lyapunov",
            "SaddleEscape", "saddle_escape", "StabilityReport", "stability",
            "LipschitzEstimate", "lipschitz_estimate", "Sharpness", "sharpness"]

@@ -152,7 +152,7 @@ class _Search:
         return ok
 
     def run(self):
-        out, loss = self.out, self.loss
+        out = self.out
         # per box: priority (lower bound of L) and state (the parent's q, and how many
         # splits in a row below the resolution made no progress)
         active, prio, qs = self.B[None].copy(), np.array([-np.inf]), np.array([[np.inf, 0.0]])

@@ -7,7 +7,6 @@ import numpy as np
 from .._validate import (as_loss, check_bounds, int_between, positive, real_array,
                          writable_path)
 from ..diagnostics.critical import critical_points
-from ..facts import PointKind
 from ..results import BatchTrajectory
 from .style import KIND_STYLE, as_list, axes_for, draw_path, path_style
 
