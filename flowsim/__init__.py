@@ -11,6 +11,7 @@ from .diagnostics import (classify, critical_points, lipschitz_estimate, lyapuno
 from .facts import KnownPoint, LossFacts, PointKind, kind_of_spectrum
 from .flows import gradient_flow, heavy_ball_flow, nesterov_flow, newton_flow
 from .loss import Budget, EvalCounts, Loss
+from .modified import ModifiedEquation, modified_equation
 from .order import ConvergenceOrder, convergence_order
 from .results import BatchTrajectory, Status, Trajectory
 from .study import Study, load_study, sweep
@@ -26,7 +27,8 @@ __all__ = ["Loss", "Budget", "EvalCounts", "LossFacts", "KnownPoint", "PointKind
            "newton", "sgd", "heun", "compare", "Comparison", "convergence_order",
            "ConvergenceOrder", "methods", "prox", "schedules", "schemes", "classify",
            "critical_points", "lyapunov", "saddle_escape", "stability", "lipschitz_estimate",
-           "sharpness", "diagnostics", "sweep", "Study", "load_study", "study", "__version__"]
+           "sharpness", "diagnostics", "sweep", "Study", "load_study", "study",
+           "modified_equation", "ModifiedEquation", "__version__"]
 
 
 def __getattr__(name):

@@ -85,6 +85,11 @@ class Method:
         (for :func:`flowsim.convergence_order`; the heavy ball's beta = 1 - friction h).
     max_eta : float or None
         The largest step the scheme takes (Newton's damping is at most 1).
+    one_step : callable or None
+        ``one_step(f, x, h, depth)`` -> the scheme's one-step map as a sympy Matrix, for the
+        field ``f`` (a function of a symbolic point) of its flow and the symbol h; implicit
+        maps are unrolled ``depth`` times (exact to h^depth). Read by
+        :func:`flowsim.modified_equation`.
     """
 
     name: str
@@ -101,6 +106,7 @@ class Method:
     reference: object = field(default=None, repr=False)
     fixed_ode: object = field(default=None, repr=False)
     max_eta: float | None = None
+    one_step: object = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -214,6 +220,22 @@ def _heavy_ball_ladder(h, friction):
     return {"momentum": 1 - friction * h}
 
 
+def _explicit_euler(f, x, h, depth):
+    return x + h * f(x)
+
+
+def _implicit_euler(f, x, h, depth):
+    y = x
+    for _ in range(depth):  # each fixed-point sweep is exact to one more power of h
+        y = x + h * f(y)
+    return y
+
+
+def _heun_step(f, x, h, depth):
+    k1 = f(x)
+    return x + h / 2 * (k1 + f(x + h * k1))
+
+
 def _nesterov_ode(options, h):
     if options.get("momentum") is not None:  # constant momentum: the heavy ball's ODE
         return _heavy_ball_ode(options, h)
@@ -234,12 +256,13 @@ for _record in (
         Method("gradient_descent", "gradient descent", "scheme", gradient_descent, short="gd",
                order=1, flow="gradient_flow", reference=_gradient_flow_of,
                accepts={"batch", "schedule", "line_search", "maximize"}, color="tab:blue",
-               marker="o"),
+               marker="o", one_step=_explicit_euler),
         Method("proximal_point", "proximal point", "scheme", proximal_point, short="pp",
                order=1, flow="gradient_flow", accepts={"batch", "schedule"}, color="tab:orange",
-               marker="s"),
+               marker="s", one_step=_implicit_euler),
         Method("heun", "Heun", "scheme", heun, order=2, flow="gradient_flow",
-               accepts={"batch", "schedule"}, color="tab:green", marker="^"),
+               accepts={"batch", "schedule"}, color="tab:green", marker="^",
+               one_step=_heun_step),
         Method("sgd", "SGD", "scheme", sgd, order=None, flow="gradient_flow",
                accepts={"batch", "schedule", "samples"}, color="tab:olive", marker="."),
         Method("newton", "Newton", "scheme", newton, order=1, flow="newton_flow",
