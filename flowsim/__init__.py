@@ -9,7 +9,8 @@ from .compare import Comparison, compare
 from .diagnostics import (classify, critical_points, lipschitz_estimate, lyapunov,
                           saddle_escape, sharpness, stability)
 from .facts import KnownPoint, LossFacts, PointKind, kind_of_spectrum
-from .flows import gradient_flow, heavy_ball_flow, nesterov_flow, newton_flow
+from .flows import (central_flow, gradient_flow, heavy_ball_flow, nesterov_flow, newton_flow,
+                    sharpness_gradient)
 from .loss import Budget, EvalCounts, Loss
 from .modified import ModifiedEquation, modified_equation
 from .order import ConvergenceOrder, convergence_order
@@ -28,7 +29,8 @@ __all__ = ["Loss", "Budget", "EvalCounts", "LossFacts", "KnownPoint", "PointKind
            "ConvergenceOrder", "methods", "prox", "schedules", "schemes", "classify",
            "critical_points", "lyapunov", "saddle_escape", "stability", "lipschitz_estimate",
            "sharpness", "diagnostics", "sweep", "Study", "load_study", "study",
-           "modified_equation", "ModifiedEquation", "__version__"]
+           "modified_equation", "ModifiedEquation", "central_flow",
+           "sharpness_gradient", "__version__"]
 
 
 def __getattr__(name):

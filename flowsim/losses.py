@@ -237,6 +237,25 @@ def saddle():
                        polish=False)
 
 
+def scalar_factorization(depth=3):
+    r"""Deep scalar factorization :math:`L(w) = (w_1 w_2 \cdots w_d - 1)^2 / 2`.
+
+    The minima form the manifold :math:`\prod w_i = 1`, where the Hessian is
+    :math:`g g^T` with :math:`g = 
+abla \prod w_i`, so the sharpness there is
+    :math:`\sum_i \prod_{j 
+e i} w_j^2`: 3 at the balanced minimum (1, 1, 1) and larger at
+    unbalanced ones. The gradient flow keeps :math:`w_i^2 - w_j^2` and sharpens towards an
+    unbalanced minimum; GD with 2/eta below that sharpness self-stabilizes at the edge
+    (the model of :func:`flowsim.flows.central.central_flow`).
+    """
+    depth = int(depth)
+    if depth < 2 or depth > 12:
+        raise ValueError(f"depth must be an integer from 2 to 12, got {depth}.")
+    names = " * ".join(f"w{i}" for i in range(1, depth + 1))
+    return Loss(f"({names} - 1)**2 / 2")
+
+
 def double_well():
     """Double well (x^2 - 1)^2 + y^2: minima (+-1, 0) with value 0, saddle at the origin."""
     points = [((1.0, 0.0), MIN, True), ((-1.0, 0.0), MIN, True), ((0.0, 0.0), SADDLE, False)]
@@ -346,4 +365,5 @@ NAMED = {
     "rosenbrock": rosenbrock, "himmelblau": himmelblau, "six_hump_camel": six_hump_camel,
     "beale": beale, "monkey_saddle": monkey_saddle, "saddle": saddle,
     "double_well": double_well, "ill_conditioned_quadratic": ill_conditioned_quadratic,
+    "scalar_factorization": scalar_factorization,
 }

@@ -1,0 +1,168 @@
+r"""The edge of stability: sharpness, its exact gradient, and the central flow of GD.
+
+Gradient descent with step eta is stable near a point while the sharpness
+:math:`S(x) = \lambda_{\max}(H(x))` stays below :math:`2/\eta`. When the gradient flow sharpens
+past it, GD oscillates along the top eigenvector and *self-stabilizes* at :math:`S = 2/\eta`.
+The **central flow** (Cohen, Damian, Talwalkar, Kolter and Lee, "Understanding Optimization in
+Deep Learning with Central Flows", 2024) is the ODE that GD's time average follows:
+
+.. math::
+
+    \dot x = -\Big(\nabla L + \sum_{i \in A} c_i \nabla\lambda_i\Big), \qquad
+    c = \arg\min_{c \ge 0} \Big|\nabla L + \sum_{i\in A} c_i \nabla \lambda_i\Big|,
+
+where A holds the eigenvalues at the edge (:math:`\lambda_i \ge 2/\eta`) and
+:math:`\nabla\lambda_i = D^3L[u_i, u_i]` (u_i the unit eigenvector) comes from the symbolic
+third derivatives. With one eigenvalue at the edge this is the gradient flow projected so that
+S stays at 2/eta while the flow would raise it; the non-negative least squares problem is the
+complementarity problem for several. :math:`c_i = \sigma_i^2/2` is half the variance of GD's
+oscillation along u_i, so GD's time-averaged loss is predicted as
+:math:`L(x) + \sum_i c_i \lambda_i`. Below the edge (A empty) it is the gradient flow.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.integrate
+import scipy.optimize
+import sympy as sp
+
+from .._validate import as_loss, int_between, positive, start_points
+from ..results import Status, Trajectory
+
+__all__ = ["third_derivatives", "sharpness_gradient", "central_flow"]
+
+
+def third_derivatives(loss):
+    """A function x (n,) -> D^3 L(x), shape (n, n, n), from the symbolic third derivatives
+    (parameters bound; a finite-sum loss averaged over its samples)."""
+    xs = list(loss.variables)
+    bound = loss.symbol_values()
+    n = len(xs)
+    H = loss.hessian_expr
+    index = [(i, j, k) for i in range(n) for j in range(i, n) for k in range(j, n)]
+    exprs = [sp.diff(H[i, j], xs[k]) for i, j, k in index]
+    f = sp.lambdify([xs + list(bound)], exprs, modules="numpy")
+    values = [np.asarray(v, dtype=float) for v in bound.values()]
+
+    def third(x):
+        out = np.empty((n, n, n))
+        vals = f(list(np.asarray(x, dtype=float)) + values)
+        for (i, j, k), v in zip(index, vals):
+            v = float(np.mean(v))
+            for a, b, c in {(i, j, k), (i, k, j), (j, i, k), (j, k, i), (k, i, j), (k, j, i)}:
+                out[a, b, c] = v
+        return out
+    return third
+
+
+def sharpness_gradient(loss, x):
+    r"""The sharpness S(x) = lambda_max(H(x)), its gradient D^3L[u, u] and the eigenvector u.
+
+    Parameters
+    ----------
+    loss : Loss or str
+    x : array_like, shape (n,)
+
+    Returns
+    -------
+    S : float
+    grad_S : ndarray, shape (n,)
+        :math:`\partial_k S = \sum_{ij} \partial_{ijk} L\, u_i u_j` (exact where the top
+        eigenvalue is simple).
+    u : ndarray, shape (n,)
+
+    Examples
+    --------
+    >>> S, g, u = sharpness_gradient("x**4/12 + y**2", [3.0, 0.0])
+    >>> float(S), g.tolist()
+    (9.0, [6.0, 0.0])
+    """
+    loss = as_loss(loss)
+    x = start_points(x, loss.n, batch=False, name="x")
+    lam, vecs = np.linalg.eigh(loss.hess(x))
+    u = vecs[:, -1]
+    return float(lam[-1]), np.einsum("ijk,i,j->k", third_derivatives(loss)(x), u, u), u
+
+
+def _central_rates(loss, third, x, edge, gain):
+    """(x', c, active eigenvalues) of the central flow at x."""
+    g = loss.grad(x)
+    lam, vecs = np.linalg.eigh(loss.hess(x))
+    active = np.flatnonzero(lam >= edge * (1 - 1e-9))
+    if not len(active):
+        return -g, np.zeros(0), lam[active]
+    T = third(x)
+    G = np.stack([np.einsum("ijk,i,j->k", T, vecs[:, i], vecs[:, i]) for i in active], axis=1)
+    c, _ = scipy.optimize.nnls(G, -g)
+    rate = -(g + G @ c)
+    # pull back any drift above the edge (the constraint is kept by the solver only to its
+    # tolerance): a relaxation along grad lambda_i at rate ``gain``
+    over = lam[active] - edge
+    norms = np.maximum(np.einsum("ki,ki->i", G, G), 1e-300)
+    rate -= G @ (gain * np.maximum(over, 0) / norms)
+    return rate, c, lam[active]
+
+
+def central_flow(loss, x0, eta, t_end, *, n_outputs=201, rtol=1e-9, atol=1e-12, gain=50.0):
+    r"""The central flow of gradient descent with step ``eta`` (see the module docstring).
+
+    Parameters
+    ----------
+    loss : Loss or str
+        Twice differentiable (its third derivatives are compiled symbolically).
+    x0 : array_like, shape (n,)
+    eta : float
+        GD's step; the edge is S = 2/eta.
+    t_end : float
+        Flow time (GD's k steps sit at t = k eta).
+    n_outputs : int
+        Output times, evenly spaced on [0, t_end].
+    rtol, atol : float
+        Tolerances of the integrator (scipy's RK45).
+    gain : float
+        Rate at which drift above the edge is relaxed back (1/time).
+
+    Returns
+    -------
+    Trajectory
+        ``method="central_flow"``; ``extras`` hold ``"sharpness"`` (S at each output),
+        ``"on_edge"`` (whether an eigenvalue is at 2/eta), ``"sigma2"`` (the predicted
+        variance of GD's oscillation, sum of 2 c_i) and ``"predicted_loss"`` (GD's
+        time-averaged loss L + sum_i c_i lambda_i).
+
+    Examples
+    --------
+    >>> cf = central_flow("(x*y - 1)**2/2", [0.2, 3.0], 0.4, 5.0, n_outputs=5)
+    >>> bool(abs(cf.extras["sharpness"][-1] - 2 / 0.4) < 1e-3)
+    True
+    """
+    loss = as_loss(loss)
+    x0 = start_points(x0, loss.n, batch=False)
+    eta = positive(eta, "eta")
+    t_end = positive(t_end, "t_end")
+    n_outputs = int_between(n_outputs, "n_outputs", 2, 10 ** 6)
+    third = third_derivatives(loss)
+    edge = 2.0 / eta
+    ts = np.linspace(0.0, t_end, n_outputs)
+    with np.errstate(all="ignore"):
+        sol = scipy.integrate.solve_ivp(
+            lambda t, x: _central_rates(loss, third, x, edge, gain)[0], (0.0, t_end), x0,
+            t_eval=ts, rtol=rtol, atol=atol, max_step=t_end / 50)
+    xs = sol.y.T
+    ok = sol.status == 0 and np.all(np.isfinite(xs))
+    sharp, on_edge, sigma2, predicted = [], [], [], []
+    with np.errstate(all="ignore"):
+        values = loss.value(xs)
+        grads = np.linalg.norm(loss.grad(xs), axis=-1)
+        for x, v in zip(xs, values):
+            _, c, lam = _central_rates(loss, third, x, edge, gain)
+            sharp.append(np.linalg.eigvalsh(loss.hess(x))[-1])
+            on_edge.append(bool(len(c)) and bool(np.any(c > 0)))
+            sigma2.append(2 * c.sum())
+            predicted.append(v + float(c @ lam))
+    return Trajectory(sol.t, xs, values, grads,
+                      Status.REACHED_END if ok else Status.FAILED,
+                      "reached t_end" if ok else f"the integrator stopped: {sol.message}",
+                      "central_flow", f"central flow (eta={eta:g})", nfev=int(sol.nfev),
+                      extras={"sharpness": np.array(sharp), "on_edge": np.array(on_edge),
+                              "sigma2": np.array(sigma2), "predicted_loss": np.array(predicted)})
