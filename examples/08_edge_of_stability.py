@@ -1,28 +1,68 @@
-"""Gradient descent at the edge of stability: sharpness lambda_max(H(x_k)) against 2/eta.
+"""Gradient descent at the edge of stability, and the central flow that explains it.
 
-On L = (x y - 1)^2 the minima form the curve x y = 1, with sharpness 2 (x^2 + y^2) there.
-Started near a sharp stretch of it, GD with a small step settles nearby; with 2/eta below
-the local sharpness it cannot, is thrown out (a catapult) and settles where
-lambda_max <= 2/eta.
+On the deep scalar factorization L = (w1 w2 w3 - 1)^2 / 2 the gradient flow sharpens: from an
+unbalanced start it ends at a minimum with sharpness 5.5. Gradient descent with 2/eta below
+that cannot follow it: its sharpness rises to 2/eta, it oscillates along the top
+eigenvector, and it drifts along the minima holding lambda_max at 2/eta (self-stabilization).
+The central flow (Cohen et al. 2024) is the ODE of GD's time average: the gradient flow
+projected so that the sharpness stays at 2/eta; it also predicts GD's time-averaged loss.
 """
 import matplotlib.pyplot as plt
 import numpy as np
 
 from _common import save, setup
 import flowsim as fs
+from flowsim import losses
 
 args, out = setup(__doc__, "08_edge_of_stability")
-loss = fs.Loss("(x*y - 1)**2")
-fig, ax = plt.subplots(figsize=(6.5, 4.2))
-steps = 40 if args.quick else 60
-for i, eta in enumerate((0.02, 0.08, 0.12)):
-    traj = fs.gradient_descent(loss, [0.2, 4.0], eta, steps)
-    s = fs.sharpness(loss, traj)
-    print(f"eta = {eta}: 2/eta = {2 / eta:g}; sharpness at start {s.lambda_max[0]:.4g}, at end "
-          f"{s.lambda_max[-1]:.4g}; steps above 2/eta: {int(s.above.sum())}; "
-          f"final L = {traj.values[-1]:.3g}")
-    ax.semilogy(np.arange(len(s.lambda_max)), s.lambda_max, color=f"C{i}", label=f"eta={eta}")
-    ax.axhline(2 / eta, color=f"C{i}", ls=":", lw=1)
-ax.set(xlabel="step k", ylabel="lambda_max(H(x_k))", title="sharpness vs 2/eta (dotted)")
+loss = losses.scalar_factorization(3)
+x0 = [0.3, 0.6, 2.5]
+T = 15.0 if args.quick else 30.0
+eta = 0.45
+gf = fs.gradient_flow(loss, x0, T)
+gd = fs.gradient_descent(loss, x0, eta, int(T / eta))
+cf = fs.central_flow(loss, x0, eta, T, n_outputs=151 if args.quick else 601)
+sharp_gd = fs.sharpness(loss, gd).lambda_max
+sharp_gf = np.linalg.eigvalsh(loss.hess(gf.xs))[:, -1]
+print(f"2/eta = {2 / eta:.4g}; sharpness at T: flow {sharp_gf[-1]:.4g}, GD (mean of the last "
+      f"20) {sharp_gd[-20:].mean():.4g}, central flow {cf.extras['sharpness'][-1]:.4g}")
+
+# how closely the central flow follows GD's two-step average, for several steps
+for step in ((0.4, 0.45) if args.quick else (0.38, 0.4, 0.45, 0.5)):
+    run = fs.gradient_descent(loss, x0, step, int(T / step))
+    c = fs.central_flow(loss, x0, step, T, n_outputs=301)
+    tm = 0.5 * (run.ts[1:] + run.ts[:-1])
+    mid = 0.5 * (run.xs[1:] + run.xs[:-1])
+    along = np.stack([np.interp(tm, c.ts, c.xs[:, i]) for i in range(3)], axis=1)
+    late = tm > T / 2
+    print(f"eta = {step}: max |GD average - central flow| over the second half "
+          f"{np.abs(mid - along)[late].max():.3g}; vs the gradient flow "
+          f"{np.abs(mid - gf.at(tm))[late].max():.3g}")
+
+fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+ax = axes[0]
+ax.plot(gd.ts, sharp_gd, color="tab:blue", lw=0.8, label="GD")
+ax.plot(gf.ts, sharp_gf, "k-", lw=2.5, alpha=0.6, label="gradient flow")
+ax.plot(cf.ts, cf.extras["sharpness"], color="tab:red", lw=2, label="central flow")
+ax.axhline(2 / eta, color="gray", ls=":", label="2/eta")
+ax.set(xlabel="t = k eta", ylabel="lambda_max(H)", title=f"sharpness (eta = {eta})")
+ax.legend(fontsize=8)
+ax = axes[1]
+ax.plot(gd.xs[:, 0], gd.xs[:, 2], ".-", color="tab:blue", lw=0.5, ms=3, label="GD iterates")
+ax.plot(gf.xs[:, 0], gf.xs[:, 2], "k-", lw=2.5, alpha=0.6, label="gradient flow")
+ax.plot(cf.xs[:, 0], cf.xs[:, 2], color="tab:red", lw=2, label="central flow")
+ax.set(xlabel="w1", ylabel="w3", title="GD oscillates about the central flow")
+ax.legend(fontsize=8)
+ax = axes[2]
+pair = 0.5 * (gd.values[1:] + gd.values[:-1])
+ax.semilogy(gd.ts, np.maximum(gd.values, 1e-16), color="tab:blue", lw=0.5, alpha=0.6,
+            label="GD loss")
+ax.semilogy(0.5 * (gd.ts[1:] + gd.ts[:-1]), np.maximum(pair, 1e-16), color="tab:blue", lw=2,
+            label="GD, two-step average")
+ax.semilogy(cf.ts, np.maximum(cf.extras["predicted_loss"], 1e-16), "--", color="tab:red",
+            lw=2, label="central flow: predicted average")
+ax.semilogy(gf.ts, np.maximum(gf.values, 1e-16), "k-", lw=2.5, alpha=0.6,
+            label="gradient flow")
+ax.set(xlabel="t", ylabel="L", title="the time-averaged loss, predicted")
 ax.legend(fontsize=8)
 save(fig, out, "edge_of_stability.png")

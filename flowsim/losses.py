@@ -241,10 +241,8 @@ def scalar_factorization(depth=3):
     r"""Deep scalar factorization :math:`L(w) = (w_1 w_2 \cdots w_d - 1)^2 / 2`.
 
     The minima form the manifold :math:`\prod w_i = 1`, where the Hessian is
-    :math:`g g^T` with :math:`g = 
-abla \prod w_i`, so the sharpness there is
-    :math:`\sum_i \prod_{j 
-e i} w_j^2`: 3 at the balanced minimum (1, 1, 1) and larger at
+    :math:`g g^T` with :math:`g = \nabla \prod w_i`, so the sharpness there is
+    :math:`\sum_i \prod_{j \ne i} w_j^2`: 3 at the balanced minimum (1, 1, 1) and larger at
     unbalanced ones. The gradient flow keeps :math:`w_i^2 - w_j^2` and sharpens towards an
     unbalanced minimum; GD with 2/eta below that sharpness self-stabilizes at the edge
     (the model of :func:`flowsim.flows.central.central_flow`).
