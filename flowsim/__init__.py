@@ -10,7 +10,7 @@ from .diagnostics import (classify, critical_points, lipschitz_estimate, lyapuno
                           saddle_escape, sharpness, stability)
 from .facts import KnownPoint, LossFacts, PointKind, kind_of_spectrum
 from .flows import (central_flow, gradient_flow, heavy_ball_flow, nesterov_flow, newton_flow,
-                    sharpness_gradient)
+                    sgd_sde, sharpness_gradient)
 from .loss import Budget, EvalCounts, Loss
 from .modified import ModifiedEquation, modified_equation
 from .order import ConvergenceOrder, convergence_order
@@ -30,7 +30,7 @@ __all__ = ["Loss", "Budget", "EvalCounts", "LossFacts", "KnownPoint", "PointKind
            "critical_points", "lyapunov", "saddle_escape", "stability", "lipschitz_estimate",
            "sharpness", "diagnostics", "sweep", "Study", "load_study", "study",
            "modified_equation", "ModifiedEquation", "central_flow",
-           "sharpness_gradient", "__version__"]
+           "sharpness_gradient", "sgd_sde", "__version__"]
 
 
 def __getattr__(name):

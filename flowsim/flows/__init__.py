@@ -5,12 +5,13 @@ ball and Nesterov ODEs in (x, v)), ``batch`` (many starts on the per-start engin
 ``nonsmooth`` (the minimal-norm subgradient flow of losses with kinks); ``_solver`` is the
 loop around ``solve_ivp``'s steppers (stop rules, step budget, stiffness watch) and
 ``_common`` what every flow checks and returns; ``central`` the sharpness gradient and the
-central flow of GD at the edge of stability.
+central flow of GD at the edge of stability; ``sde`` the stochastic modified equations of SGD.
 """
 from .central import central_flow, sharpness_gradient
 from .gradient import gradient_flow
 from .momentum import heavy_ball_flow, nesterov_flow
 from .newton import newton_flow
+from .sde import sgd_sde
 
 __all__ = ["gradient_flow", "newton_flow", "heavy_ball_flow", "nesterov_flow", "central_flow",
-           "sharpness_gradient"]
+           "sharpness_gradient", "sgd_sde"]

@@ -274,3 +274,42 @@ class Evaluation:
             return scipy.sparse.csr_array((data.ravel(), indices, indptr),
                                           shape=(m * self.n, m * self.n))
         return self._dense_hessian(vals, X.shape[:-1])
+
+    def sample_grads(self, x):
+        """Per-sample gradients of a finite-sum loss.
+
+        Parameters
+        ----------
+        x : array_like, shape (n,) or (m, n)
+
+        Returns
+        -------
+        ndarray, shape (N, n) or (m, N, n)
+            grad l_i(x) for each of the N samples (their mean is ``grad(x)``); counted as
+            one gradient per point.
+
+        Raises
+        ------
+        ValueError
+            For a loss without data.
+        """
+        if self._data is None:
+            raise ValueError("sample_grads needs a finite-sum loss (Loss.from_samples).")
+        X = self._points(x)
+        lead = X.shape[:-1]
+        out = self._sample_grad(X.reshape(-1, self.n), np.tile(np.arange(self._data.shape[0]),
+                                                               (int(np.prod(lead)), 1)),
+                                mean=False)
+        return out.reshape(lead + out.shape[1:])
+
+    def _sample_grad(self, X, idx, mean=True):
+        """grad l_{idx[j, b]}(X[j]) for X (m, n) and sample indices idx (m, b): their mean
+        over b, shape (m, n) (or all of them, (m, b, n)); counted as m gradients."""
+        m, b = idx.shape
+        parts = [np.broadcast_to(X[:, None, :], (m, b, self.n))]
+        if self._param_values.size:
+            parts.append(np.broadcast_to(self._param_values, (m, b, self._param_values.size)))
+        parts.append(self._data[idx])
+        self._counter.grad += m
+        out = self._c.kernels.grad(np.concatenate(parts, axis=-1))
+        return out.mean(axis=1) if mean else out

@@ -10,25 +10,38 @@ from ..ensemble.workers import parallel
 __all__ = ["sgd"]
 
 
-@parallel
-def sgd(loss, x0, eta, steps, *, batch_size=1, seed=0, gtol=None, max_norm=1e8,
-        record="all", record_every=1):
-    r"""Stochastic gradient descent x_{k+1} = x_k - eta_k grad L_{B_k}(x_k).
+SAMPLINGS = ("reshuffle", "with_replacement")
 
-    Each step draws ``batch_size`` samples without replacement from a reshuffled epoch
-    (seeded) and steps along the mean gradient over that mini-batch B_k.
+
+@parallel
+def sgd(loss, x0, eta, steps, *, batch_size=1, sampling="reshuffle", momentum=0.0,
+        chains=None, seed=0, gtol=None, max_norm=1e8, record="all", record_every=1):
+    r"""Stochastic gradient descent x_{k+1} = x_k - eta_k grad L_{B_k}(x_k) (+ momentum).
 
     Parameters
     ----------
     loss : Loss
         A finite-sum loss built by :meth:`Loss.from_samples`.
     x0 : array_like, shape (n,) or (m, n)
-        One start, or m starts run together (a BatchTrajectory equal to m single runs).
+        One start, or m starts run together. Without ``chains`` all starts see the same
+        mini-batches (m runs with one seed, a BatchTrajectory equal to m single runs).
     eta : float or callable
         Step, or a schedule ``k -> eta_k``.
     steps : int
     batch_size : int
-        1 for SGD; the number of samples for full-batch gradient descent.
+        Samples per step; with ``sampling="reshuffle"`` and the number of samples, full-batch
+        gradient descent exactly.
+    sampling : {"reshuffle", "with_replacement"}
+        ``reshuffle``: each epoch is a fresh permutation cut into mini-batches (sampling
+        without replacement, what training loops do; the noise of an epoch sums to zero, so
+        the stationary spread scales like eta^2). ``with_replacement``: every step draws
+        ``batch_size`` samples independently and uniformly, the setting of the stochastic
+        modified equations (:func:`flowsim.flows.sde.sgd_sde`).
+    momentum : float
+        beta in [0, 1): x_{k+1} = x_k - eta_k g_k + beta (x_k - x_{k-1}).
+    chains : int, optional
+        Run this many independent chains from the single start ``x0``, each with its own
+        random mini-batches (one seeded generator: reproducible), vectorized in one process.
     seed : int
         Seed of :func:`numpy.random.default_rng`, for reproducible runs.
     gtol, max_norm : float
@@ -39,15 +52,14 @@ def sgd(loss, x0, eta, steps, *, batch_size=1, seed=0, gtol=None, max_norm=1e8,
 
     Returns
     -------
-    Trajectory
+    Trajectory or BatchTrajectory
         ``values`` and ``grad_norms`` of the full loss at each iterate; iterate k at time
         eta_0 + ... + eta_{k-1} on the gradient flow of the mean loss.
 
     Notes
     -----
     .. math:: x_{k+1} = x_k - \frac{\eta_k}{|B_k|} \sum_{i \in B_k} \nabla \ell_i(x_k)
-
-    With ``batch_size`` equal to the number of samples it is gradient descent exactly.
+              + \beta (x_k - x_{k-1})
 
     Examples
     --------
@@ -56,7 +68,13 @@ def sgd(loss, x0, eta, steps, *, batch_size=1, seed=0, gtol=None, max_norm=1e8,
     >>> traj = sgd(loss, [0.0], eta=0.5, steps=2, batch_size=2)
     >>> traj.xs[:, 0].tolist()
     [0.0, 1.0, 1.5]
+    >>> sgd(loss, [0.0], 0.1, 50, sampling="with_replacement", chains=1000).xs.shape
+    (1000, 51, 1)
     """
+    if chains is not None:
+        from .._validate import int_between, start_points
+        chains = int_between(chains, "chains", 1, 10 ** 8)
+        x0 = np.tile(start_points(x0, np.size(x0), batch=False), (chains, 1))
     loss, X0, steps, gtol, max_norm, single = common_arguments(
         loss, x0, steps, gtol, max_norm, record, record_every)
     if loss.n_samples is None:
@@ -65,20 +83,42 @@ def sgd(loss, x0, eta, steps, *, batch_size=1, seed=0, gtol=None, max_norm=1e8,
     if batch_size > loss.n_samples:
         raise ValueError(f"batch_size must be at most the {loss.n_samples} samples, got "
                          f"{batch_size}.")
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be 'reshuffle' or 'with_replacement', got "
+                         f"{sampling!r}.")
+    momentum = float(momentum)
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}.")
     etas = schedule_steps(eta, steps)
     spec = as_record(record, record_every)
     rng = np.random.default_rng(seed_value(seed))
-    per_epoch = loss.n_samples // batch_size
+    N, m = loss.n_samples, X0.shape[0]
+    own = 1 if chains is None else m      # streams: one shared, or one per chain
+    per_epoch = N // batch_size
     order = []
+    V = np.zeros_like(X0)
 
-    def step(k, X, rows):  # every start sees the same mini-batches: m runs with one seed
+    def batches(k):
+        if sampling == "with_replacement":
+            return rng.integers(N, size=(own, batch_size))
         if k % per_epoch == 0:
-            order[:] = [rng.permutation(loss.n_samples)]
+            order[:] = [rng.permuted(np.tile(np.arange(N), (own, 1)), axis=1)]
         j = k % per_epoch
-        batch = loss.subset(order[0][j * batch_size:(j + 1) * batch_size])
-        return X - etas[k] * batch._fast("grad", single)(X), None, None
+        return order[0][:, j * batch_size:(j + 1) * batch_size]
+
+    def step(k, X, rows):
+        idx = batches(k)
+        idx = np.broadcast_to(idx, (m, batch_size))[rows]
+        G = loss._sample_grad(X, np.ascontiguousarray(idx))
+        if momentum:
+            V[rows] = momentum * V[rows] - etas[k] * G
+            return X + V[rows], None, None
+        return X - etas[k] * G, None, None
 
     before = loss.counts
     run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)
-    return finish(loss, run, "sgd", f"SGD (batch {batch_size})", before, single=single,
+    label = f"SGD (batch {batch_size}" + (", with replacement" if sampling != "reshuffle"
+                                          else "") + (f", beta={momentum:g}" if momentum
+                                                      else "") + ")"
+    return finish(loss, run, "sgd", label, before, single=single and chains is None,
                   record=spec)
