@@ -9,15 +9,15 @@ from .compare import Comparison, compare
 from .diagnostics import (classify, critical_points, lipschitz_estimate, lyapunov,
                           saddle_escape, sharpness, stability)
 from .facts import KnownPoint, LossFacts, PointKind, kind_of_spectrum
-from .flows import (central_flow, gradient_flow, heavy_ball_flow, nesterov_flow, newton_flow,
-                    sgd_sde, sharpness_gradient)
+from .flows import (central_flow, gradient_flow, heavy_ball_flow, mirror_flow, nesterov_flow,
+                    newton_flow, sgd_sde, sharpness_gradient)
 from .loss import Budget, EvalCounts, Loss
 from .modified import ModifiedEquation, modified_equation
 from .order import ConvergenceOrder, convergence_order
 from .results import BatchTrajectory, Status, Trajectory
 from .study import Study, load_study, sweep
-from .schemes import (gradient_descent, heavy_ball, heun, nesterov, newton, proximal_gradient,
-                      proximal_point, sgd)
+from .schemes import (gradient_descent, heavy_ball, heun, mirror_descent, natural_gradient,
+                      nesterov, newton, proximal_gradient, proximal_point, sgd)
 
 __version__ = "0.2.0"
 
@@ -30,7 +30,8 @@ __all__ = ["Loss", "Budget", "EvalCounts", "LossFacts", "KnownPoint", "PointKind
            "critical_points", "lyapunov", "saddle_escape", "stability", "lipschitz_estimate",
            "sharpness", "diagnostics", "sweep", "Study", "load_study", "study",
            "modified_equation", "ModifiedEquation", "central_flow",
-           "sharpness_gradient", "sgd_sde", "__version__"]
+           "sharpness_gradient", "sgd_sde", "mirror_flow", "mirror_descent",
+           "natural_gradient", "__version__"]
 
 
 def __getattr__(name):

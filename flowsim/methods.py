@@ -17,6 +17,8 @@ newton                  newton     1      newton_flow         eta (damping)   sc
 heavy_ball              hb         1      heavy_ball_flow     sqrt(eta)       schedule
 nesterov                nag        1      nesterov_flow       sqrt(eta)       schedule
 proximal_gradient       pg         1      --                  eta             schedule, prox
+mirror_descent          md         1      mirror_flow         eta             schedule
+natural_gradient        ngd        1      mirror_flow         eta             schedule
 ======================  =========  =====  ==================  ==============  =============
 
 Examples
@@ -34,9 +36,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .flows import gradient_flow, heavy_ball_flow, nesterov_flow, newton_flow
-from .schemes import (gradient_descent, heavy_ball, heun, nesterov, newton, proximal_gradient,
-                      proximal_point, sgd)
+from .flows import gradient_flow, heavy_ball_flow, mirror_flow, nesterov_flow, newton_flow
+from .schemes import (gradient_descent, heavy_ball, heun, mirror_descent, natural_gradient,
+                      nesterov, newton, proximal_gradient, proximal_point, sgd)
 from .schemes.heavy_ball import DEFAULT_MOMENTUM
 
 __all__ = ["Method", "REGISTRY", "register", "get", "schemes", "flows", "style"]
@@ -236,6 +238,10 @@ def _heun_step(f, x, h, depth):
     return x + h / 2 * (k1 + f(x + h * k1))
 
 
+def _mirror_of(options, h):
+    return "mirror_flow", {k: options[k] for k in ("potential", "metric") if k in options}
+
+
 def _nesterov_ode(options, h):
     if options.get("momentum") is not None:  # constant momentum: the heavy ball's ODE
         return _heavy_ball_ode(options, h)
@@ -253,6 +259,7 @@ for _record in (
         Method("nesterov_flow", "Nesterov ODE", "flow", nesterov_flow, accepts={"batch"},
                color="indigo",
                marker=""),
+        Method("mirror_flow", "mirror flow", "flow", mirror_flow, color="darkgreen", marker=""),
         Method("gradient_descent", "gradient descent", "scheme", gradient_descent, short="gd",
                order=1, flow="gradient_flow", reference=_gradient_flow_of,
                accepts={"batch", "schedule", "line_search", "maximize"}, color="tab:blue",
@@ -276,6 +283,12 @@ for _record in (
                accepts={"batch", "schedule", "momentum"}, color="tab:purple", marker="v"),
         Method("proximal_gradient", "proximal gradient", "scheme", proximal_gradient,
                short="pg", order=1, accepts={"batch", "schedule", "prox"}, color="tab:cyan",
-               marker="x")):
+               marker="x"),
+        Method("mirror_descent", "mirror descent", "scheme", mirror_descent, short="md",
+               order=1, flow="mirror_flow", reference=_mirror_of,
+               accepts={"batch", "schedule"}, color="olivedrab", marker="h"),
+        Method("natural_gradient", "natural gradient", "scheme", natural_gradient,
+               short="ngd", order=1, flow="mirror_flow", reference=_mirror_of,
+               accepts={"batch", "schedule"}, color="teal", marker="p")):
     register(_record)
 del _record

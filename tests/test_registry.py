@@ -55,6 +55,12 @@ ORACLES = {
                            lambda e, lam: (1 - e * lam) * BETA, lambda e, lam: 1 - e * lam)),
     "proximal_gradient": ({"prox": fs.prox.L2Squared(0.0)},
                           _per_direction(lambda e, lam: 1 - e * lam)),
+    # in the Euclidean geometry (psi = |x|^2/2, G = I) both are gradient descent; their own
+    # geometry's closed forms (exponentiated gradient) are in tests/test_mirror.py
+    "mirror_descent": ({"potential": "(x**2 + y**2)/2"},
+                       _per_direction(lambda e, lam: 1 - e * lam)),
+    "natural_gradient": ({"metric": [[1, 0], [0, 1]]},
+                         _per_direction(lambda e, lam: 1 - e * lam)),
 }
 
 

@@ -10,8 +10,9 @@ central flow of GD at the edge of stability; ``sde`` the stochastic modified equ
 from .central import central_flow, sharpness_gradient
 from .gradient import gradient_flow
 from .momentum import heavy_ball_flow, nesterov_flow
+from .mirror import mirror_flow
 from .newton import newton_flow
 from .sde import sgd_sde
 
 __all__ = ["gradient_flow", "newton_flow", "heavy_ball_flow", "nesterov_flow", "central_flow",
-           "sharpness_gradient", "sgd_sde"]
+           "sharpness_gradient", "sgd_sde", "mirror_flow"]

@@ -7,6 +7,7 @@ discretizes, its order and its time per step are in :mod:`flowsim.methods`.
 from .gd import gradient_descent
 from .heavy_ball import heavy_ball
 from .heun import heun
+from .mirror_descent import mirror_descent, natural_gradient
 from .nesterov import nesterov
 from .newton import newton
 from .proximal_gradient import proximal_gradient
@@ -14,4 +15,5 @@ from .proximal_point import proximal_point, proximal_step
 from .sgd import sgd
 
 __all__ = ["gradient_descent", "proximal_point", "proximal_step", "proximal_gradient",
-           "heavy_ball", "nesterov", "newton", "sgd", "heun"]
+           "heavy_ball", "nesterov", "newton", "sgd", "heun", "mirror_descent",
+           "natural_gradient"]
