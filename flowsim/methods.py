@@ -19,6 +19,10 @@ nesterov                nag        1      nesterov_flow       sqrt(eta)       sc
 proximal_gradient       pg         1      --                  eta             schedule, prox
 mirror_descent          md         1      mirror_flow         eta             schedule
 natural_gradient        ngd        1      mirror_flow         eta             schedule
+adam                    adam       1      adam_flow           eta             schedule
+rmsprop                 rmsprop    --     --                  eta             schedule
+adagrad                 adagrad    --     --                  eta             schedule
+sign_descent            signgd     --     --                  eta             schedule
 ======================  =========  =====  ==================  ==============  =============
 
 Examples
@@ -37,8 +41,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .flows import gradient_flow, heavy_ball_flow, mirror_flow, nesterov_flow, newton_flow
+from .flows.adam import adam_flow
 from .schemes import (gradient_descent, heavy_ball, heun, mirror_descent, natural_gradient,
                       nesterov, newton, proximal_gradient, proximal_point, sgd)
+from .schemes.adaptive import adagrad, adam, rmsprop, sign_descent
 from .schemes.heavy_ball import DEFAULT_MOMENTUM
 
 __all__ = ["Method", "REGISTRY", "register", "get", "schemes", "flows", "style"]
@@ -242,6 +248,16 @@ def _mirror_of(options, h):
     return "mirror_flow", {k: options[k] for k in ("potential", "metric") if k in options}
 
 
+def _adam_ode(options, h):
+    return "adam_flow", {"a": (1 - options.get("beta1", 0.9)) / h,
+                         "b": (1 - options.get("beta2", 0.999)) / h,
+                         "eps": options.get("eps", 1e-8)}
+
+
+def _adam_ladder(h, friction):
+    return {"beta1": 1 - friction * h, "beta2": 1 - 2 * friction * h}
+
+
 def _nesterov_ode(options, h):
     if options.get("momentum") is not None:  # constant momentum: the heavy ball's ODE
         return _heavy_ball_ode(options, h)
@@ -260,6 +276,7 @@ for _record in (
                color="indigo",
                marker=""),
         Method("mirror_flow", "mirror flow", "flow", mirror_flow, color="darkgreen", marker=""),
+        Method("adam_flow", "Adam ODE", "flow", adam_flow, color="darkorange", marker=""),
         Method("gradient_descent", "gradient descent", "scheme", gradient_descent, short="gd",
                order=1, flow="gradient_flow", reference=_gradient_flow_of,
                accepts={"batch", "schedule", "line_search", "maximize"}, color="tab:blue",
@@ -289,6 +306,15 @@ for _record in (
                accepts={"batch", "schedule"}, color="olivedrab", marker="h"),
         Method("natural_gradient", "natural gradient", "scheme", natural_gradient,
                short="ngd", order=1, flow="mirror_flow", reference=_mirror_of,
-               accepts={"batch", "schedule"}, color="teal", marker="p")):
+               accepts={"batch", "schedule"}, color="teal", marker="p"),
+        Method("adam", "Adam", "scheme", adam, order=1, flow="adam_flow", reference=_adam_ode,
+               fixed_ode=_adam_ladder, accepts={"batch", "schedule"}, color="crimson",
+               marker="*"),
+        Method("rmsprop", "RMSProp", "scheme", rmsprop, accepts={"batch", "schedule"},
+               color="navy", marker="<"),
+        Method("adagrad", "AdaGrad", "scheme", adagrad, accepts={"batch", "schedule"},
+               color="gold", marker=">"),
+        Method("sign_descent", "sign descent", "scheme", sign_descent, short="signgd",
+               accepts={"batch", "schedule"}, color="slategray", marker="d")):
     register(_record)
 del _record

@@ -7,6 +7,7 @@ loop around ``solve_ivp``'s steppers (stop rules, step budget, stiffness watch) 
 ``_common`` what every flow checks and returns; ``central`` the sharpness gradient and the
 central flow of GD at the edge of stability; ``sde`` the stochastic modified equations of SGD.
 """
+from .adam import adam_flow
 from .central import central_flow, sharpness_gradient
 from .gradient import gradient_flow
 from .momentum import heavy_ball_flow, nesterov_flow
@@ -15,4 +16,4 @@ from .newton import newton_flow
 from .sde import sgd_sde
 
 __all__ = ["gradient_flow", "newton_flow", "heavy_ball_flow", "nesterov_flow", "central_flow",
-           "sharpness_gradient", "sgd_sde", "mirror_flow"]
+           "sharpness_gradient", "sgd_sde", "mirror_flow", "adam_flow"]

@@ -4,6 +4,7 @@ All share the signature ``(loss, x0, eta, steps, *, ...)`` with ``eta`` a number
 schedule ``k -> eta_k``, and one loop (:mod:`flowsim.schemes._driver`). What each one
 discretizes, its order and its time per step are in :mod:`flowsim.methods`.
 """
+from .adaptive import adagrad, adam, rmsprop, sign_descent
 from .gd import gradient_descent
 from .heavy_ball import heavy_ball
 from .heun import heun
@@ -16,4 +17,4 @@ from .sgd import sgd
 
 __all__ = ["gradient_descent", "proximal_point", "proximal_step", "proximal_gradient",
            "heavy_ball", "nesterov", "newton", "sgd", "heun", "mirror_descent",
-           "natural_gradient"]
+           "natural_gradient", "adam", "rmsprop", "adagrad", "sign_descent"]

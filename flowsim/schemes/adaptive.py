@@ -1,0 +1,168 @@
+r"""Adaptive methods: AdaGrad, RMSProp, Adam (with bias correction) and sign descent.
+
+All step every coordinate by its own scale, from the gradient g_k = grad L(x_k):
+
+* AdaGrad: :math:`v_{k+1} = v_k + g_k^2`, :math:`x_{k+1} = x_k - \eta_k g_k/(\sqrt{v_{k+1}}+\epsilon)`;
+* RMSProp: :math:`v_{k+1} = \rho v_k + (1-\rho) g_k^2`, the same step;
+* Adam: :math:`m_{k+1} = \beta_1 m_k + (1-\beta_1) g_k`, :math:`v_{k+1} = \beta_2 v_k +
+  (1-\beta_2) g_k^2`, :math:`x_{k+1} = x_k - \eta_k \hat m/(\sqrt{\hat v}+\epsilon)` with
+  :math:`\hat m = m_{k+1}/(1-\beta_1^{k+1})`, :math:`\hat v = v_{k+1}/(1-\beta_2^{k+1})`;
+* sign descent: :math:`x_{k+1} = x_k - \eta_k\,\mathrm{sign}(g_k)` (Adam with
+  beta_1 = beta_2 = 0 and epsilon = 0, and its first step always).
+
+Adam with :math:`\beta_1 = 1 - a\eta`, :math:`\beta_2 = 1 - b\eta` follows the ODE of
+:func:`flowsim.flows.adam.adam_flow` to first order (Barakat and Bianchi, 2021).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._driver import as_record, common_arguments, finish, iterate, schedule_steps
+
+__all__ = ["adagrad", "rmsprop", "adam", "sign_descent"]
+
+
+def _run(loss, x0, eta, steps, gtol, max_norm, record, record_every, update, name, label):
+    """The shared loop: ``update(k, G, rows, eta_k)`` -> the step for the active rows."""
+    loss, X0, steps, gtol, max_norm, single = common_arguments(
+        loss, x0, steps, gtol, max_norm, record, record_every)
+    etas = schedule_steps(eta, steps)
+    spec = as_record(record, record_every)
+    grad = loss._fast("grad", points=False)
+    state = {"m": np.zeros_like(X0), "v": np.zeros_like(X0)}
+
+    def step(k, X, rows):
+        G = grad(X)
+        return X - update(k, G, rows, etas[k], state), G, None
+
+    before = loss.counts
+    run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)
+    return finish(loss, run, name, label, before, single=single, record=spec)
+
+
+def _unit(value, name, closed_right=False):
+    value = float(value)
+    if not (0.0 <= value < 1.0 or (closed_right and value == 1.0)):
+        raise ValueError(f"{name} must be in [0, 1), got {value}.")
+    return value
+
+
+def _eps(value):
+    value = float(value)
+    if not value >= 0:
+        raise ValueError(f"eps must be >= 0, got {value}.")
+    return value
+
+
+def adagrad(loss, x0, eta, steps, *, eps=1e-8, gtol=None, max_norm=1e8, record="all",
+            record_every=1):
+    """AdaGrad (see the module docstring for the update).
+
+    Parameters
+    ----------
+    loss : Loss or str
+    x0 : array_like, shape (n,) or (m, n)
+    eta : float or callable
+    steps : int
+    eps : float
+        Added to the root of the accumulated squares.
+    gtol, max_norm, record, record_every
+        As in :func:`~flowsim.schemes.gradient_descent`.
+
+    Returns
+    -------
+    Trajectory or BatchTrajectory
+        Iterate k at time eta_0 + ... + eta_{k-1}.
+    """
+    eps = _eps(eps)
+
+    def update(k, G, rows, eta_k, s):
+        s["v"][rows] = s["v"][rows] + G * G
+        return eta_k * G / (np.sqrt(s["v"][rows]) + eps)
+    return _run(loss, x0, eta, steps, gtol, max_norm, record, record_every, update,
+                "adagrad", "AdaGrad")
+
+
+def rmsprop(loss, x0, eta, steps, *, rho=0.9, eps=1e-8, gtol=None, max_norm=1e8,
+            record="all", record_every=1):
+    """RMSProp (see the module docstring for the update).
+
+    Parameters
+    ----------
+    loss, x0, eta, steps
+        As for every scheme.
+    rho : float
+        Decay of the mean square, in [0, 1).
+    eps : float
+    gtol, max_norm, record, record_every
+        As in :func:`~flowsim.schemes.gradient_descent`.
+
+    Returns
+    -------
+    Trajectory or BatchTrajectory
+    """
+    rho, eps = _unit(rho, "rho"), _eps(eps)
+
+    def update(k, G, rows, eta_k, s):
+        s["v"][rows] = rho * s["v"][rows] + (1 - rho) * G * G
+        return eta_k * G / (np.sqrt(s["v"][rows]) + eps)
+    return _run(loss, x0, eta, steps, gtol, max_norm, record, record_every, update,
+                "rmsprop", f"RMSProp (rho={rho:g})")
+
+
+def adam(loss, x0, eta, steps, *, beta1=0.9, beta2=0.999, eps=1e-8, gtol=None, max_norm=1e8,
+         record="all", record_every=1):
+    """Adam with bias correction (see the module docstring for the update).
+
+    Parameters
+    ----------
+    loss, x0, eta, steps
+        As for every scheme.
+    beta1, beta2 : float
+        Decays of the first and second moments, in [0, 1).
+    eps : float
+    gtol, max_norm, record, record_every
+        As in :func:`~flowsim.schemes.gradient_descent`.
+
+    Returns
+    -------
+    Trajectory or BatchTrajectory
+        Iterate k at time k eta; with beta_i = 1 - c_i eta it follows
+        :func:`flowsim.flows.adam.adam_flow` with a = c_1, b = c_2 to first order.
+
+    Examples
+    --------
+    >>> tr = adam("x**2 + 10*y**2", [1.0, 1.0], 0.1, 1)
+    >>> tr.xs[1].tolist()   # the first step is a sign step
+    [0.9, 0.9]
+    """
+    beta1, beta2, eps = _unit(beta1, "beta1"), _unit(beta2, "beta2"), _eps(eps)
+
+    def update(k, G, rows, eta_k, s):
+        s["m"][rows] = beta1 * s["m"][rows] + (1 - beta1) * G
+        s["v"][rows] = beta2 * s["v"][rows] + (1 - beta2) * G * G
+        m_hat = s["m"][rows] / (1 - beta1 ** (k + 1))
+        v_hat = s["v"][rows] / (1 - beta2 ** (k + 1))
+        return eta_k * m_hat / (np.sqrt(v_hat) + eps)
+    return _run(loss, x0, eta, steps, gtol, max_norm, record, record_every, update,
+                "adam", f"Adam (beta1={beta1:g}, beta2={beta2:g})")
+
+
+def sign_descent(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all",
+                 record_every=1):
+    """Sign descent x_{k+1} = x_k - eta_k sign(grad L(x_k)).
+
+    Parameters
+    ----------
+    loss, x0, eta, steps
+        As for every scheme.
+    gtol, max_norm, record, record_every
+        As in :func:`~flowsim.schemes.gradient_descent`.
+
+    Returns
+    -------
+    Trajectory or BatchTrajectory
+    """
+    return _run(loss, x0, eta, steps, gtol, max_norm, record, record_every,
+                lambda k, G, rows, eta_k, s: eta_k * np.sign(G), "sign_descent",
+                "sign descent")
