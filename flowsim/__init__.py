@@ -16,7 +16,7 @@ from .modified import ModifiedEquation, modified_equation
 from .order import ConvergenceOrder, convergence_order
 from .results import BatchTrajectory, Status, Trajectory
 from .study import Study, load_study, sweep
-from .schemes import (adagrad, adam, gradient_descent, heavy_ball, heun, mirror_descent, natural_gradient,
+from .schemes import (adagrad, adam, bregman_proximal_point, gradient_descent, heavy_ball, heun, mirror_descent, natural_gradient,
                       nesterov, newton, proximal_gradient, proximal_point, rmsprop, sgd,
                       sign_descent)
 
@@ -32,7 +32,7 @@ __all__ = ["Loss", "Budget", "EvalCounts", "LossFacts", "KnownPoint", "PointKind
            "sharpness", "diagnostics", "sweep", "Study", "load_study", "study",
            "modified_equation", "ModifiedEquation", "central_flow",
            "sharpness_gradient", "sgd_sde", "mirror_flow", "mirror_descent",
-           "natural_gradient", "adam", "rmsprop", "adagrad", "sign_descent", "adam_flow",
+           "natural_gradient", "bregman_proximal_point", "adam", "rmsprop", "adagrad", "sign_descent", "adam_flow",
            "__version__"]
 
 

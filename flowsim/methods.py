@@ -19,6 +19,7 @@ nesterov                nag        1      nesterov_flow       sqrt(eta)       sc
 proximal_gradient       pg         1      --                  eta             schedule, prox
 mirror_descent          md         1      mirror_flow         eta             schedule
 natural_gradient        ngd        1      mirror_flow         eta             schedule
+bregman_proximal_point  bpp        1      mirror_flow         eta             schedule
 adam                    adam       1      adam_flow           eta             schedule
 rmsprop                 rmsprop    --     --                  eta             schedule
 adagrad                 adagrad    --     --                  eta             schedule
@@ -42,8 +43,9 @@ import numpy as np
 
 from .flows import gradient_flow, heavy_ball_flow, mirror_flow, nesterov_flow, newton_flow
 from .flows.adam import adam_flow
-from .schemes import (gradient_descent, heavy_ball, heun, mirror_descent, natural_gradient,
-                      nesterov, newton, proximal_gradient, proximal_point, sgd)
+from .schemes import (bregman_proximal_point, gradient_descent, heavy_ball, heun,
+                      mirror_descent, natural_gradient, nesterov, newton, proximal_gradient,
+                      proximal_point, sgd)
 from .schemes.adaptive import adagrad, adam, rmsprop, sign_descent
 from .schemes.heavy_ball import DEFAULT_MOMENTUM
 
@@ -307,6 +309,10 @@ for _record in (
         Method("natural_gradient", "natural gradient", "scheme", natural_gradient,
                short="ngd", order=1, flow="mirror_flow", reference=_mirror_of,
                accepts={"batch", "schedule"}, color="teal", marker="p"),
+        Method("bregman_proximal_point", "Bregman proximal point", "scheme",
+               bregman_proximal_point, short="bpp", order=1, flow="mirror_flow",
+               reference=_mirror_of, accepts={"batch", "schedule"}, color="sienna",
+               marker="H"),
         Method("adam", "Adam", "scheme", adam, order=1, flow="adam_flow", reference=_adam_ode,
                fixed_ode=_adam_ladder, accepts={"batch", "schedule"}, color="crimson",
                marker="*"),

@@ -7,7 +7,8 @@ import pytest
 import flowsim as fs
 from flowsim import methods
 from flowsim.flows.mirror import mirror_flow
-from flowsim.schemes.mirror_descent import mirror_descent, natural_gradient
+from flowsim.schemes.mirror_descent import (bregman_proximal_point, mirror_descent,
+                                            natural_gradient)
 
 ENTROPY = "x*log(x) + y*log(y)"
 
@@ -36,6 +37,7 @@ def test_the_euclidean_potential_gives_gradient_descent_and_the_gradient_flow():
 
 @pytest.mark.parametrize("name, options", [
     ("mirror_descent", {"potential": ENTROPY}),
+    ("bregman_proximal_point", {"potential": ENTROPY}),
     ("natural_gradient", {"metric": [["1 + x**2", "x*y/4"], ["x*y/4", "1 + y**2"]]})])
 def test_first_order_against_its_own_flow(name, options):
     loss = fs.Loss("(x - 2)**2 + (y - 0.5)**2 + x*y/4")
@@ -45,6 +47,20 @@ def test_first_order_against_its_own_flow(name, options):
         run = methods.get(name).function(loss, x0, eta, int(round(T / eta)), **options)
         errors.append(np.linalg.norm(run.xs[-1] - flow.dense(T)))
     assert np.polyfit(np.log(etas), np.log(errors), 1)[0] == pytest.approx(1.0, abs=0.1)
+
+
+def test_bregman_proximal_point_closed_forms():
+    # a linear loss has a constant gradient: the implicit step is exponentiated gradient too
+    bpp = bregman_proximal_point("2*x - 0.5*y", [1.0, 2.0], 0.05, 20, potential=ENTROPY)
+    np.testing.assert_allclose(bpp.xs[-1], [np.exp(-2.0), 2 * np.exp(0.5)], rtol=1e-12)
+    # the Euclidean potential gives proximal point; the implicit equation holds at each step
+    loss = fs.losses.himmelblau()
+    a = bregman_proximal_point(loss, [0.5, 1.0], 0.01, 10)
+    b = fs.proximal_point(loss, [0.5, 1.0], 0.01, 10)
+    np.testing.assert_allclose(a.xs, b.xs, atol=1e-10)
+    c = bregman_proximal_point(loss, [0.5, 1.0], 0.01, 10, potential="x*log(x) + y*log(y)")
+    for u, v in zip(c.xs[:-1], c.xs[1:]):
+        np.testing.assert_allclose(np.log(v) + 0.01 * loss.grad(v), np.log(u), atol=1e-10)
 
 
 def test_newton_inverse_for_a_non_separable_potential():

@@ -61,6 +61,8 @@ ORACLES = {
                        _per_direction(lambda e, lam: 1 - e * lam)),
     "natural_gradient": ({"metric": [[1, 0], [0, 1]]},
                          _per_direction(lambda e, lam: 1 - e * lam)),
+    "bregman_proximal_point": ({"potential": "(x**2 + y**2)/2"},
+                               _per_direction(lambda e, lam: 1 / (1 + e * lam))),
     # the adaptive methods act per coordinate: scalar recurrences written out here (Adam with
     # beta1 = beta2 = 0 and eps = 0 is sign descent, whose iterates are in closed form)
     "adam": ({"beta1": 0.8, "beta2": 0.9, "eps": 1e-3},

@@ -8,7 +8,7 @@ from .adaptive import adagrad, adam, rmsprop, sign_descent
 from .gd import gradient_descent
 from .heavy_ball import heavy_ball
 from .heun import heun
-from .mirror_descent import mirror_descent, natural_gradient
+from .mirror_descent import bregman_proximal_point, mirror_descent, natural_gradient
 from .nesterov import nesterov
 from .newton import newton
 from .proximal_gradient import proximal_gradient
@@ -17,4 +17,4 @@ from .sgd import sgd
 
 __all__ = ["gradient_descent", "proximal_point", "proximal_step", "proximal_gradient",
            "heavy_ball", "nesterov", "newton", "sgd", "heun", "mirror_descent",
-           "natural_gradient", "adam", "rmsprop", "adagrad", "sign_descent"]
+           "natural_gradient", "bregman_proximal_point", "adam", "rmsprop", "adagrad", "sign_descent"]

@@ -1,4 +1,5 @@
-r"""Mirror descent and natural-gradient descent: gradient steps in another geometry."""
+r"""Mirror descent, Bregman proximal point and natural-gradient descent: gradient steps in
+another geometry."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,7 @@ import numpy as np
 from ..geometry import Metric, Potential
 from ._driver import as_record, common_arguments, finish, iterate, schedule_steps
 
-__all__ = ["mirror_descent", "natural_gradient"]
+__all__ = ["mirror_descent", "natural_gradient", "bregman_proximal_point"]
 
 
 def mirror_descent(loss, x0, eta, steps, *, potential=None, gtol=None, max_norm=1e8, record="all",
@@ -120,3 +121,68 @@ def natural_gradient(loss, x0, eta, steps, *, metric=None, gtol=None, max_norm=1
     run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)
     return finish(loss, run, "natural_gradient", "natural gradient", before, single=single,
                   record=spec)
+
+
+def bregman_proximal_point(loss, x0, eta, steps, *, potential=None, iterations=50, gtol=None,
+                           max_norm=1e8, record="all", record_every=1):
+    r"""Bregman proximal point :math:`\nabla\psi(x_{k+1}) = \nabla\psi(x_k) -
+    \eta_k\nabla L(x_{k+1})`: the implicit (backward Euler) step of the mirror flow,
+    :math:`x_{k+1} = \arg\min_x L(x) + D_\psi(x, x_k)/\eta_k`.
+
+    Parameters
+    ----------
+    loss, x0, eta, steps
+        As for every scheme.
+    potential : str or sympy.Expr, optional
+        psi (see :func:`mirror_descent`); |x|^2/2 by default, which gives
+        :func:`~flowsim.schemes.proximal_point`.
+    iterations : int
+        Newton iterations per step on :math:`\nabla\psi(x) + \eta_k\nabla L(x) =
+        \nabla\psi(x_k)`, with Jacobian :math:`\nabla^2\psi + \eta_k H`, from x_k.
+    gtol, max_norm, record, record_every
+        As in :func:`~flowsim.schemes.gradient_descent`.
+
+    Returns
+    -------
+    Trajectory or BatchTrajectory
+        A start whose implicit equation is not solved to 1e-10 (relative) ends as failed.
+
+    Examples
+    --------
+    >>> tr = bregman_proximal_point("x**2/2", [1.0], 0.5, 1)
+    >>> tr.xs[-1].tolist()   # Euclidean: x / (1 + eta)
+    [0.6666666666666666]
+    """
+    loss, X0, steps, gtol, max_norm, single = common_arguments(
+        loss, x0, steps, gtol, max_norm, record, record_every)
+    if potential is None:
+        potential = " + ".join(f"{v.name}**2/2" for v in loss.variables)
+    psi = potential if isinstance(potential, Potential) else Potential(loss, potential)
+    etas = schedule_steps(eta, steps)
+    spec = as_record(record, record_every)
+
+    def step(k, X, rows):
+        target = psi.grad(X)
+        Y = X.copy()
+        with np.errstate(all="ignore"):
+            for _ in range(iterations):
+                R = psi.grad(Y) + etas[k] * loss.grad(Y) - target
+                J = psi.hess(Y) + etas[k] * loss.hess(Y)
+                dY = np.linalg.solve(J, R[..., None])[..., 0]
+                Y = Y - dY
+                if np.all(np.abs(dY) <= 1e-15 * (1 + np.abs(Y))):
+                    break
+            R = psi.grad(Y) + etas[k] * loss.grad(Y) - target
+        failed = ~np.all(np.isfinite(Y) & (np.abs(R) <= 1e-10 * (1 + np.abs(target))), axis=1)
+        info = None
+        if failed.any():
+            Y[failed] = X[failed]
+            info = {"failed": failed, "failed_messages": [
+                "Newton's method did not solve the implicit step; take a smaller eta"]
+                * int(failed.sum())}
+        return Y, None, info
+
+    before = loss.counts
+    run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)
+    return finish(loss, run, "bregman_proximal_point", "Bregman proximal point", before,
+                  single=single, record=spec)
