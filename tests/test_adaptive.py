@@ -45,3 +45,13 @@ def test_adam_with_tiny_eps_steps_like_sign_descent_on_an_ill_conditioned_quadra
 def test_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_compare_draws_adam_and_the_mirror_methods_next_to_their_flows():
+    c = fs.compare(LOSS, [1.0, 1.5], 0.01, 50, schemes=("adam", "md", "bpp", "ngd"))
+    assert c.references["adam"] == "adam_flow"
+    assert c.references["mirror_descent"] == c.references["bregman_proximal_point"] == \
+        "mirror_flow"
+    assert all(t.status is fs.Status.REACHED_END for t in c.schemes.values())
+    # with the Euclidean defaults the mirror methods sit within O(eta) of the gradient flow
+    assert np.abs(c.schemes["mirror_descent"].xs[-1] - c.flows["mirror_flow"].xs[-1]).max() < 0.05

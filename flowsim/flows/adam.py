@@ -48,6 +48,7 @@ def adam_flow(loss, x0, t_end, *, a=1.0, b=2.0, eps=1e-8, method="DOP853", rtol=
     loss = as_loss(loss)
     x0 = start_points(x0, loss.n, batch=False)
     t_end = positive(t_end, "t_end")
+    method = "DOP853" if method == "auto" else method   # compare's default: explicit
     a, b = positive(a, "a"), positive(b, "b")
     n = loss.n
     g0 = loss.grad(x0)

@@ -67,6 +67,7 @@ def mirror_flow(loss, x0, t_end, *, potential=None, metric=None, n_outputs=101, 
     loss = as_loss(loss)
     x0 = start_points(x0, loss.n, batch=False)
     t_end = positive(t_end, "t_end")
+    method = "DOP853" if method == "auto" else method   # compare's default: explicit
     kind, G = geometry_of(loss, potential, metric)
 
     def rate(t, x):
