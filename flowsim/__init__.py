@@ -9,16 +9,16 @@ from .compare import Comparison, compare
 from .diagnostics import (classify, critical_points, lipschitz_estimate, lyapunov,
                           saddle_escape, sharpness, stability)
 from .facts import KnownPoint, LossFacts, PointKind, kind_of_spectrum
-from .flows import (adam_flow, central_flow, gradient_flow, heavy_ball_flow, mirror_flow, nesterov_flow,
-                    newton_flow, sgd_sde, sharpness_gradient)
+from .flows import (adam_flow, central_flow, gradient_flow, heavy_ball_flow, mirror_flow,
+                    nesterov_flow, newton_flow, sgd_sde, sharpness_gradient)
 from .loss import Budget, EvalCounts, Loss
 from .modified import ModifiedEquation, modified_equation
 from .order import ConvergenceOrder, convergence_order
 from .results import BatchTrajectory, Status, Trajectory
 from .study import Study, load_study, sweep
-from .schemes import (adagrad, adam, bregman_proximal_point, gradient_descent, heavy_ball, heun, mirror_descent, natural_gradient,
-                      nesterov, newton, proximal_gradient, proximal_point, rmsprop, sgd,
-                      sign_descent)
+from .schemes import (adagrad, adam, bregman_proximal_point, gradient_descent, heavy_ball, heun,
+                      mirror_descent, natural_gradient, nesterov, newton, proximal_gradient,
+                      proximal_point, rmsprop, sgd, sign_descent)
 
 __version__ = "0.2.0"
 
@@ -32,8 +32,8 @@ __all__ = ["Loss", "Budget", "EvalCounts", "LossFacts", "KnownPoint", "PointKind
            "sharpness", "diagnostics", "sweep", "Study", "load_study", "study",
            "modified_equation", "ModifiedEquation", "central_flow",
            "sharpness_gradient", "sgd_sde", "mirror_flow", "mirror_descent",
-           "natural_gradient", "bregman_proximal_point", "adam", "rmsprop", "adagrad", "sign_descent", "adam_flow",
-           "__version__"]
+           "natural_gradient", "bregman_proximal_point", "adam", "rmsprop", "adagrad",
+           "sign_descent", "adam_flow", "__version__"]
 
 
 def __getattr__(name):

@@ -17,4 +17,5 @@ from .sgd import sgd
 
 __all__ = ["gradient_descent", "proximal_point", "proximal_step", "proximal_gradient",
            "heavy_ball", "nesterov", "newton", "sgd", "heun", "mirror_descent",
-           "natural_gradient", "bregman_proximal_point", "adam", "rmsprop", "adagrad", "sign_descent"]
+           "natural_gradient", "bregman_proximal_point", "adam", "rmsprop", "adagrad",
+           "sign_descent"]

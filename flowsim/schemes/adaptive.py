@@ -2,7 +2,8 @@ r"""Adaptive methods: AdaGrad, RMSProp, Adam (with bias correction) and sign des
 
 All step every coordinate by its own scale, from the gradient g_k = grad L(x_k):
 
-* AdaGrad: :math:`v_{k+1} = v_k + g_k^2`, :math:`x_{k+1} = x_k - \eta_k g_k/(\sqrt{v_{k+1}}+\epsilon)`;
+* AdaGrad: :math:`v_{k+1} = v_k + g_k^2`,
+  :math:`x_{k+1} = x_k - \eta_k g_k/(\sqrt{v_{k+1}}+\epsilon)`;
 * RMSProp: :math:`v_{k+1} = \rho v_k + (1-\rho) g_k^2`, the same step;
 * Adam: :math:`m_{k+1} = \beta_1 m_k + (1-\beta_1) g_k`, :math:`v_{k+1} = \beta_2 v_k +
   (1-\beta_2) g_k^2`, :math:`x_{k+1} = x_k - \eta_k \hat m/(\sqrt{\hat v}+\epsilon)` with
