@@ -39,7 +39,7 @@ def test_compare_formula_and_schemes(capsys):
     (["compare", "x**2 + y**2"], "give a start for this loss with --x0"),
     (["compare", "x**2", "--x0", "a,b"], "--x0 must be comma-separated numbers"),
     (["compare", "x**2", "--x0", "1,2"], "--x0 needs 1 numbers"),
-    (["compare", "rosenbrock", "--schemes", "gd,adam"], "unknown scheme 'adam'"),
+    (["compare", "rosenbrock", "--schemes", "gd,adamw"], "unknown scheme 'adamw'"),
     (["compare", "rosenbrock", "--schemes", "gd,prox"], "did you mean"),
     (["compare", "rosenbrock", "--schemes", "pg"], "no flow to compare with"),
     (["compare", "rosenbrock", "--eta", "-1"], "eta must be a finite number > 0"),

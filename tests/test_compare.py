@@ -104,8 +104,8 @@ def test_levels_at_the_rounding_floor_are_dropped_and_said():
 
 
 def test_compare_and_order_errors():
-    with pytest.raises(ValueError, match="unknown scheme 'adam'"):
-        fs.compare("x**2", [1.0], 0.1, 10, schemes=("adam",))
+    with pytest.raises(ValueError, match="unknown scheme 'adamw'"):
+        fs.compare("x**2", [1.0], 0.1, 10, schemes=("adamw",))
     with pytest.raises(ValueError, match="has no flow to compare with"):
         fs.compare("x**2", [1.0], 0.1, 10, schemes=("pg",),
                    options={"pg": {"prox": fs.prox.L1(0.1)}})

@@ -150,7 +150,7 @@ def test_sweep_arguments_are_checked_first():
     with pytest.raises(ValueError, match="etas and steps are required"):
         fs.sweep("x**2", ("gd",), starts=[[1.0]])
     with pytest.raises(ValueError, match="unknown method"):
-        fs.sweep("x**2", ("adam",), starts=[[1.0]], etas=[0.1], steps=3)
+        fs.sweep("x**2", ("adamw",), starts=[[1.0]], etas=[0.1], steps=3)
     with pytest.raises(ValueError, match="starts"):
         fs.sweep("x**2", ("gd",), etas=[0.1], steps=3)
     with pytest.raises(TypeError, match="executor"):

@@ -133,7 +133,7 @@ def adam(loss, x0, eta, steps, *, beta1=0.9, beta2=0.999, eps=1e-8, gtol=None, m
 
     Examples
     --------
-    >>> tr = adam("x**2 + 10*y**2", [1.0, 1.0], 0.1, 1)
+    >>> tr = adam("x**2 + 10*y**2", [1.0, 1.0], 0.1, 1, eps=0.0)
     >>> tr.xs[1].tolist()   # the first step is a sign step
     [0.9, 0.9]
     """

@@ -150,8 +150,8 @@ def bregman_proximal_point(loss, x0, eta, steps, *, potential=None, iterations=5
     Examples
     --------
     >>> tr = bregman_proximal_point("x**2/2", [1.0], 0.5, 1)
-    >>> tr.xs[-1].tolist()   # Euclidean: x / (1 + eta)
-    [0.6666666666666666]
+    >>> round(float(tr.xs[-1, 0]), 15)   # Euclidean: x / (1 + eta)
+    0.666666666666667
     """
     loss, X0, steps, gtol, max_norm, single = common_arguments(
         loss, x0, steps, gtol, max_norm, record, record_every)
