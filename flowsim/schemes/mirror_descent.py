@@ -10,6 +10,17 @@ from ._driver import as_record, common_arguments, finish, iterate, schedule_step
 __all__ = ["mirror_descent", "natural_gradient", "bregman_proximal_point"]
 
 
+def _setup(loss, x0, eta, steps, gtol, max_norm, record, record_every, potential):
+    """The checked arguments of a mirror scheme and its potential (|x|^2/2 by default)."""
+    loss, X0, steps, gtol, max_norm, single = common_arguments(
+        loss, x0, steps, gtol, max_norm, record, record_every)
+    if potential is None:
+        potential = " + ".join(f"{v.name}**2/2" for v in loss.variables)
+    psi = potential if isinstance(potential, Potential) else Potential(loss, potential)
+    return (loss, X0, steps, gtol, max_norm, single, psi, schedule_steps(eta, steps),
+            as_record(record, record_every))
+
+
 def mirror_descent(loss, x0, eta, steps, *, potential=None, gtol=None, max_norm=1e8, record="all",
                    record_every=1):
     r"""Mirror descent :math:`\nabla\psi(x_{k+1}) = \nabla\psi(x_k) - \eta_k \nabla L(x_k)`.
@@ -40,13 +51,8 @@ def mirror_descent(loss, x0, eta, steps, *, potential=None, gtol=None, max_norm=
     >>> bool(np.allclose(tr.xs[-1], [np.exp(-2), 2 * np.exp(-3)], rtol=1e-13))
     True
     """
-    loss, X0, steps, gtol, max_norm, single = common_arguments(
-        loss, x0, steps, gtol, max_norm, record, record_every)
-    if potential is None:
-        potential = " + ".join(f"{v.name}**2/2" for v in loss.variables)
-    psi = potential if isinstance(potential, Potential) else Potential(loss, potential)
-    etas = schedule_steps(eta, steps)
-    spec = as_record(record, record_every)
+    loss, X0, steps, gtol, max_norm, single, psi, etas, spec = _setup(
+        loss, x0, eta, steps, gtol, max_norm, record, record_every, potential)
     grad = loss._fast("grad", points=False)
 
     def step(k, X, rows):
@@ -153,13 +159,8 @@ def bregman_proximal_point(loss, x0, eta, steps, *, potential=None, iterations=5
     >>> round(float(tr.xs[-1, 0]), 15)   # Euclidean: x / (1 + eta)
     0.666666666666667
     """
-    loss, X0, steps, gtol, max_norm, single = common_arguments(
-        loss, x0, steps, gtol, max_norm, record, record_every)
-    if potential is None:
-        potential = " + ".join(f"{v.name}**2/2" for v in loss.variables)
-    psi = potential if isinstance(potential, Potential) else Potential(loss, potential)
-    etas = schedule_steps(eta, steps)
-    spec = as_record(record, record_every)
+    loss, X0, steps, gtol, max_norm, single, psi, etas, spec = _setup(
+        loss, x0, eta, steps, gtol, max_norm, record, record_every, potential)
 
     def step(k, X, rows):
         target = psi.grad(X)
