@@ -126,6 +126,7 @@ class _Search:
         self.resolution, self.kinds, self.global_only = resolution, kinds, global_only
         self.out = BoxSearch(undecided={"degenerate": [], "domain": [], "nonsmooth": [],
                                         "budget": []})
+        self.widest = 0.0   # the widest enclosure of a proven point so far (for de-duplication)
         rows, cols = self.enc.hessian_index
         self._diag = np.flatnonzero(rows == cols)
         self._hess_index = (rows, cols)
@@ -301,8 +302,8 @@ class _Search:
         known = [p for p, _, _ in self.out.proven]
         width = max([float(np.max(b[:, 1] - b[:, 0])) for b in boxes] +
                     [float(np.max(e[:, 1] - e[:, 0])) for _, e, _ in self.out.proven[-1:]])
-        self._widest = max(getattr(self, "_widest", 0.0), width)
-        radius = 2 * self._widest + 1e-300
+        self.widest = max(self.widest, width)
+        radius = 2 * self.widest + 1e-300
         tree = cKDTree(np.array(known)) if known else None
         twins = {}
         for i, j in cKDTree(points).query_pairs(radius):
