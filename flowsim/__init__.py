@@ -10,7 +10,7 @@ from .diagnostics import (classify, critical_points, lipschitz_estimate, lyapuno
                           saddle_escape, sharpness, stability)
 from .facts import KnownPoint, LossFacts, PointKind, kind_of_spectrum
 from .flows import (adam_flow, central_flow, gradient_flow, heavy_ball_flow, mirror_flow,
-                    nesterov_flow, newton_flow, sgd_sde, sharpness_gradient)
+                    nesterov_flow, newton_flow, sgd_sde, sharpness_gradient, sign_flow)
 from .loss import Budget, EvalCounts, Loss
 from .modified import ModifiedEquation, modified_equation
 from .order import ConvergenceOrder, convergence_order
@@ -33,7 +33,7 @@ __all__ = ["Loss", "Budget", "EvalCounts", "LossFacts", "KnownPoint", "PointKind
            "modified_equation", "ModifiedEquation", "central_flow",
            "sharpness_gradient", "sgd_sde", "mirror_flow", "mirror_descent",
            "natural_gradient", "bregman_proximal_point", "adam", "rmsprop", "adagrad",
-           "sign_descent", "adam_flow", "__version__"]
+           "sign_descent", "adam_flow", "sign_flow", "__version__"]
 
 
 def __getattr__(name):

@@ -23,7 +23,7 @@ bregman_proximal_point  bpp        1      mirror_flow         eta             sc
 adam                    adam       1      adam_flow           eta             schedule
 rmsprop                 rmsprop    --     --                  eta             schedule
 adagrad                 adagrad    --     --                  eta             schedule
-sign_descent            signgd     --     --                  eta             schedule
+sign_descent            signgd     1      sign_flow           eta             schedule
 ======================  =========  =====  ==================  ==============  =============
 
 Examples
@@ -43,6 +43,7 @@ import numpy as np
 
 from .flows import gradient_flow, heavy_ball_flow, mirror_flow, nesterov_flow, newton_flow
 from .flows.adam import adam_flow
+from .flows.sign import sign_flow
 from .schemes import (bregman_proximal_point, gradient_descent, heavy_ball, heun,
                       mirror_descent, natural_gradient, nesterov, newton, proximal_gradient,
                       proximal_point, sgd)
@@ -279,6 +280,8 @@ for _record in (
                marker=""),
         Method("mirror_flow", "mirror flow", "flow", mirror_flow, color="darkgreen", marker=""),
         Method("adam_flow", "Adam ODE", "flow", adam_flow, color="darkorange", marker=""),
+        Method("sign_flow", "sign-gradient flow", "flow", sign_flow, color="darkslategray",
+               marker=""),
         Method("gradient_descent", "gradient descent", "scheme", gradient_descent, short="gd",
                order=1, flow="gradient_flow", reference=_gradient_flow_of,
                accepts={"batch", "schedule", "line_search", "maximize"}, color="tab:blue",
@@ -321,6 +324,7 @@ for _record in (
         Method("adagrad", "AdaGrad", "scheme", adagrad, accepts={"batch", "schedule"},
                color="gold", marker=">"),
         Method("sign_descent", "sign descent", "scheme", sign_descent, short="signgd",
-               accepts={"batch", "schedule"}, color="slategray", marker="d")):
+               order=1, flow="sign_flow", accepts={"batch", "schedule"}, color="slategray",
+               marker="d")):
     register(_record)
 del _record

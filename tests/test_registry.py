@@ -179,9 +179,20 @@ DETERMINISTIC = [m.name for m in methods.schemes() if m.order is not None and m.
 ORDER_ETAS = {"adam": [0.02, 0.01, 0.005, 0.0025]}
 
 
+#: schemes of a switching flow: the error is O(h) but not C h^p + o(h^p) (it depends on where
+#: the switching times fall on the step grid), so the local slopes scatter
+SWITCHING = {"sign_descent"}
+
+
 @pytest.mark.parametrize("name", DETERMINISTIC)
 def test_empirical_order_is_the_records_order(name):
     record = methods.get(name)
+    if name in SWITCHING:
+        etas = 1 / (3 * 2.0 ** np.arange(1, 7))
+        result = fs.convergence_order(ORDER_LOSS, [1.0, 0.8], name, t_end=3.0, etas=etas)
+        assert np.all(result.errors <= 3 * etas) and np.all(result.errors >= 0.5 * etas)
+        assert result.order == pytest.approx(record.order, abs=0.2), result.summary()
+        return
     result = fs.convergence_order(ORDER_LOSS, [1.0, 0.8], name, t_end=1.0, levels=5,
                                   etas=ORDER_ETAS.get(name))
     assert result.warning is None, result.summary()

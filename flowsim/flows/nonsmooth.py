@@ -33,7 +33,7 @@ from ..loss._compile import compile_kernels, compile_vector
 from ._solver import METHODS
 from ..results import Status
 
-__all__ = ["KinkModel", "kink_model", "has_kinks", "integrate_nonsmooth"]
+__all__ = ["KinkModel", "kink_model", "has_kinks", "integrate_nonsmooth", "integrate_switching"]
 
 _KINKS = (sp.Abs, sp.Max, sp.Min)
 
@@ -143,19 +143,32 @@ def kink_model(loss):
     return model
 
 
-def _side_velocities(model, x, s, j):
+def _side_velocities(model, x, s, j, sliding=frozenset()):
+    """d u_j / dt on the side u_j > 0 and on the side u_j < 0 (the other sliding kinks held)."""
     n = model.u_grad(x, s, j)
     plus, minus = s.copy(), s.copy()
     plus[j], minus[j] = 1.0, -1.0
-    return n @ -model.grad(x, plus), n @ -model.grad(x, minus)
+    others = set(sliding) - {j}
+    return n @ model.velocity(x, plus, others), n @ model.velocity(x, minus, others)
 
 
-def integrate_nonsmooth(loss, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e-10,
+def integrate_nonsmooth(loss, x0, t_end, **options):
+    """The minimal-norm subgradient flow of ``loss`` from ``x0`` over [0, t_end]
+    (:func:`integrate_switching` on the loss's :class:`KinkModel`)."""
+    return integrate_switching(kink_model(loss), x0, t_end, **options)
+
+
+def integrate_switching(model, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e-10,
                         max_steps=100_000, max_events=10_000, stop=None):
-    """The minimal-norm subgradient flow of ``loss`` from ``x0`` over [0, t_end].
+    """A Filippov system with switching functions u_j, from ``x0`` over [0, t_end].
 
     Parameters
     ----------
+    model
+        Has ``kinks`` (the number of switching functions), ``u(x, s)`` (their values, shape
+        (kinks,)), ``u_grad(x, s, j)`` (grad u_j, shape (n,)) and ``velocity(x, s, sliding)``
+        (the field on the side s in {-1, 1}^kinks, with the sliding set's entries of s
+        chosen by the model). :class:`KinkModel` and the sign-gradient flow's model are two.
     stop : callable, optional
         ``stop(t, x, velocity)`` -> None or ``(Status, message)``, called at each accepted
         state; ``velocity()`` computes the flow's velocity -d°L(x) there when asked.
@@ -168,7 +181,6 @@ def integrate_nonsmooth(loss, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e-
     status : Status
     message : str
     """
-    model = kink_model(loss)
     x = np.array(x0, dtype=float)
     s = np.zeros(model.kinks)
     tol = 1e3 * np.finfo(float).eps * (1 + np.abs(x).max())
@@ -176,7 +188,7 @@ def integrate_nonsmooth(loss, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e-
     s = np.where(u0 >= 0, 1.0, -1.0)
     sliding = set()
     for j in np.flatnonzero(np.abs(u0) <= tol):
-        sliding |= _enter(model, x, s, int(j))
+        sliding |= _enter(model, x, s, int(j), sliding)
     ts, xs, interps = [0.0], [x.copy()], []
     status, message, events = Status.REACHED_END, f"reached t_end = {t_end:g}", 0
     t = 0.0
@@ -213,7 +225,7 @@ def integrate_nonsmooth(loss, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e-
                     return _out(ts, xs, interps, Status.FAILED,
                                 f"more than {max_events} kink events by t = {t:.6g} (the "
                                 "path chatters between kinks)")
-                sliding |= _enter(model, x, s, j_hit)
+                sliding |= _enter(model, x, s, j_hit, sliding)
                 restarted = True
                 break
             t, x = solver.t, solver.y.copy()
@@ -234,9 +246,9 @@ def integrate_nonsmooth(loss, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e-
     return _out(ts, xs, interps, status, message)
 
 
-def _enter(model, x, s, j):
+def _enter(model, x, s, j, sliding):
     """At kink j: flip s_j if the flow crosses, or return {j} if it slides."""
-    into_from_plus, into_from_minus = _side_velocities(model, x, s, j)
+    into_from_plus, into_from_minus = _side_velocities(model, x, s, j, sliding)
     if into_from_plus < 0 < into_from_minus:
         return {j}
     if into_from_plus <= 0 and into_from_minus <= 0:
@@ -250,7 +262,7 @@ def _leaving(model, x, s, sliding):
     """Sliding kinks the flow now leaves (one side's velocity points away); s set for them."""
     out = set()
     for j in sliding:
-        plus, minus = _side_velocities(model, x, s, j)
+        plus, minus = _side_velocities(model, x, s, j, sliding)
         if plus > 0 or minus < 0:  # the + side (or the - side) now pulls away from the kink
             s[j] = 1.0 if plus > 0 else -1.0
             out.add(j)
@@ -263,10 +275,13 @@ def _first_crossing(model, dense, t0, t1, s, crossed):
     for j in crossed:
         def u(t, _j=j):
             return model.u(np.asarray(dense(t)), s)[_j]
+        xtol = 1e-15 * max(1.0, abs(t1))
         try:
-            root = scipy.optimize.brentq(u, t0, t1, xtol=1e-15 * max(1.0, abs(t1)))
-        except ValueError:
+            root = scipy.optimize.brentq(u, t0, t1, xtol=xtol)
+        except ValueError:  # no sign change on the dense output: not crossed after all
             continue
+        except RuntimeError:  # Brent's secant steps stall at a flat (multiple) root
+            root = scipy.optimize.bisect(u, t0, t1, xtol=xtol, maxiter=400)
         if root < best[0]:
             best = (root, j)
     return best
