@@ -6,6 +6,10 @@ that cannot follow it: its sharpness rises to 2/eta, it oscillates along the top
 eigenvector, and it drifts along the minima holding lambda_max at 2/eta (self-stabilization).
 The central flow (Cohen et al. 2024) is the ODE of GD's time average: the gradient flow
 projected so that the sharpness stays at 2/eta; it also predicts GD's time-averaged loss.
+
+The second picture shows the same on a small tanh network fitted to 8 points
+(``losses.tanh_network``): progressive sharpening from 2.3 to 26.6 along the flow, GD riding
+the edge from t of about 60, and the central flow's predicted average loss against GD's.
 """
 import matplotlib.pyplot as plt
 import numpy as np
@@ -66,3 +70,47 @@ ax.semilogy(gf.ts, np.maximum(gf.values, 1e-16), "k-", lw=2.5, alpha=0.6,
 ax.set(xlabel="t", ylabel="L", title="the time-averaged loss, predicted")
 ax.legend(fontsize=8)
 save(fig, out, "edge_of_stability.png")
+
+
+# a small tanh network: progressive sharpening, then the edge (the same three panels)
+net = losses.tanh_network(2, 8)
+w0, T_net = [0.3, -0.2, 0.2, 0.1], 120.0
+gf_net = fs.gradient_flow(net, w0, T_net)
+sharp_gf_net = np.linalg.eigvalsh(net.hess(gf_net.xs))[:, -1]
+fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+for step, color in ((0.25, "tab:blue"), (0.35, "tab:green")):
+    n_steps = int(round(T_net / step))
+    run = fs.gradient_descent(net, w0, step, n_steps)
+    c = fs.central_flow(net, w0, step, T_net, n_outputs=n_steps + 1)
+    mid = 0.5 * (run.xs[1:] + run.xs[:-1])
+    tm = 0.5 * (run.ts[1:] + run.ts[:-1])
+    late = run.ts >= 90
+    print(f"tanh network, eta = {step}: GD's mean loss over t >= 90 {run.values[late].mean():.4g}, "
+          f"central flow's prediction {c.extras['predicted_loss'][late].mean():.4g} (its own "
+          f"loss {c.values[late].mean():.4g}); sharpness at GD's two-step averages / (2/eta) "
+          f"{np.linalg.eigvalsh(net.hess(mid[late[1:]]))[:, -1].mean() * step / 2:.3f}")
+    axes[0].plot(tm, np.linalg.eigvalsh(net.hess(mid))[:, -1], color=color, lw=0.8,
+                 label=f"GD two-step average, eta = {step}")
+    axes[0].plot(c.ts, c.extras["sharpness"], "--", color=color, lw=2,
+                 label=f"central flow, eta = {step}")
+    axes[0].axhline(2 / step, color=color, ls=":", lw=1)
+    axes[1].plot(run.xs[:, 0], run.xs[:, 2], ".", color=color, ms=2, alpha=0.5)
+    axes[1].plot(c.xs[:, 0], c.xs[:, 2], "-", color=color, lw=2,
+                 label=f"GD iterates and central flow, eta = {step}")
+    window = 8
+    smooth = np.convolve(run.values, np.ones(window) / window, mode="valid")
+    axes[2].plot(run.ts[window - 1:], smooth, color=color, lw=1,
+                 label=f"GD loss, {window}-step mean, eta = {step}")
+    axes[2].plot(c.ts, c.extras["predicted_loss"], "--", color=color, lw=2,
+                 label="central flow: predicted average")
+axes[0].plot(gf_net.ts, sharp_gf_net, "k-", lw=2.5, alpha=0.6, label="gradient flow")
+axes[0].set(xlabel="t = k eta", ylabel="lambda_max(H)", ylim=(0, 14),
+            title="tanh network: sharpening, then the edge 2/eta (dotted)")
+axes[1].plot(gf_net.xs[:, 0], gf_net.xs[:, 2], "k-", lw=2.5, alpha=0.6, label="gradient flow")
+axes[1].set(xlabel="w1", ylabel="v1", title="GD oscillates about the central flow")
+axes[2].plot(gf_net.ts, gf_net.values, "k-", lw=2.5, alpha=0.6, label="gradient flow")
+axes[2].set(xlabel="t", ylabel="L", ylim=(0.3, 1.0), xlim=(40, T_net),
+            title="the time-averaged loss, predicted")
+for ax in axes:
+    ax.legend(fontsize=7)
+save(fig, out, "edge_of_stability_tanh.png")

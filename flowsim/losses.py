@@ -254,6 +254,28 @@ def scalar_factorization(depth=3):
     return Loss(f"({names} - 1)**2 / 2")
 
 
+def tanh_network(width=2, n_points=8):
+    r"""A one-hidden-layer tanh network fitted to a few points, the small model on which
+    gradient descent shows progressive sharpening and the edge of stability.
+
+    .. math:: L(w, v) = \frac{1}{N}\sum_{k=1}^N \frac{1}{2}
+              \Big(\sum_{i=1}^{m} v_i \tanh(w_i a_k) - b_k\Big)^2,
+              \qquad b_k = 4 \sin(1.5\, a_k),
+
+    with N = ``n_points`` inputs a_k evenly spaced on [-2, 2] and m = ``width`` units; the
+    variables are w1..wm, then v1..vm (a ``Loss.from_samples`` finite sum). From the small
+    start (0.3, -0.2, 0.2, 0.1) (width 2) the gradient flow's sharpness grows from 2.3 to 26.6
+    by t = 120, so gradient descent with 2/eta below that self-stabilizes at the edge.
+    """
+    width = int_between(width, "width", 1, 8)
+    n_points = int_between(n_points, "n_points", 2, 10_000)
+    a = np.linspace(-2.0, 2.0, n_points)
+    units = " + ".join(f"v{i}*tanh(w{i}*a)" for i in range(1, width + 1))
+    variables = [f"w{i}" for i in range(1, width + 1)] + [f"v{i}" for i in range(1, width + 1)]
+    return Loss.from_samples(f"({units} - b)**2 / 2", {"a": a, "b": 4.0 * np.sin(1.5 * a)},
+                             variables)
+
+
 def double_well():
     """Double well (x^2 - 1)^2 + y^2: minima (+-1, 0) with value 0, saddle at the origin."""
     points = [((1.0, 0.0), MIN, True), ((-1.0, 0.0), MIN, True), ((0.0, 0.0), SADDLE, False)]
@@ -363,5 +385,5 @@ NAMED = {
     "rosenbrock": rosenbrock, "himmelblau": himmelblau, "six_hump_camel": six_hump_camel,
     "beale": beale, "monkey_saddle": monkey_saddle, "saddle": saddle,
     "double_well": double_well, "ill_conditioned_quadratic": ill_conditioned_quadratic,
-    "scalar_factorization": scalar_factorization,
+    "scalar_factorization": scalar_factorization, "tanh_network": tanh_network,
 }

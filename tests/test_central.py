@@ -68,3 +68,35 @@ def test_gd_self_stabilizes_and_the_central_flow_tracks_its_time_average():
     np.testing.assert_allclose(predicted[late][-20:], pair[late][-20:], rtol=0.15)
     s2 = np.mean((np.diff(gd.xs[-21:], axis=0) @ u / 2) ** 2)
     assert cf.extras["sigma2"][-1] == pytest.approx(s2, rel=0.3)  # (21% off at eta = 0.45)
+
+
+def test_tanh_network_sharpens_and_the_central_flow_predicts_gds_average_loss():
+    # a 2-unit tanh network fitted to 8 points: the gradient flow's sharpness grows from 2.3
+    # to 26.6 by t = 120; GD with eta = 0.25 rides the edge 2/eta = 8 from t of about 60
+    loss = losses.tanh_network(2, 8)
+    x0, eta, T = [0.3, -0.2, 0.2, 0.1], 0.25, 120.0
+    gf = fs.gradient_flow(loss, x0, T)
+    assert _lam_max(loss, x0) < 2.5 and _lam_max(loss, gf.x_final) > 3 * (2 / eta)
+    steps = int(round(T / eta))
+    gd = fs.gradient_descent(loss, x0, eta, steps)
+    cf = fs.central_flow(loss, x0, eta, T, n_outputs=steps + 1)
+    on = np.flatnonzero(cf.extras["on_edge"])
+    assert 40 < cf.ts[on[0]] < 80 and cf.extras["on_edge"][on[0]:].all()
+    np.testing.assert_allclose(cf.extras["sharpness"][on[0] + 4:], 2 / eta, rtol=1e-5)
+    late = gd.ts >= 90
+    # GD oscillates about the edge: S at its iterates is above 2/eta, at its two-step
+    # averages (the points the central flow describes) within 8% below
+    mid = 0.5 * (gd.xs[1:] + gd.xs[:-1])
+    S_mid = np.linalg.eigvalsh(loss.hess(mid[late[1:]]))[:, -1]
+    assert 0.92 < S_mid.mean() * eta / 2 < 1.0
+    assert np.linalg.eigvalsh(loss.hess(gd.xs[late]))[:, -1].mean() * eta / 2 > 1.05
+    # the time-averaged loss: predicted to 3% by the central flow, whose own loss (like the
+    # gradient flow's) is 15% or more below it
+    average = gd.values[late].mean()
+    assert cf.extras["predicted_loss"][late].mean() == pytest.approx(average, rel=0.03)
+    assert cf.values[late].mean() < 0.87 * average
+    # the central flow stays nearer GD's two-step average than the gradient flow does
+    cf_mid = 0.5 * (cf.xs[1:] + cf.xs[:-1])   # the same times: cf.ts is GD's grid
+    to_cf = np.linalg.norm(mid - cf_mid, axis=1)[late[1:]].max()
+    to_gf = np.linalg.norm(mid - gf.at(gd.ts[1:]), axis=1)[late[1:]].max()
+    assert to_cf < 0.5 < 1.0 < to_gf

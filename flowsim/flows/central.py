@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.integrate
 import scipy.optimize
+import symengine as se
 import sympy as sp
 
 from .._validate import as_loss, int_between, positive, start_points
@@ -34,23 +35,44 @@ __all__ = ["third_derivatives", "sharpness_gradient", "central_flow"]
 
 def third_derivatives(loss):
     """A function x (n,) -> D^3 L(x), shape (n, n, n), from the symbolic third derivatives
-    (parameters bound; a finite-sum loss averaged over its samples)."""
+    (parameters bound; a finite-sum loss averaged over its samples).
+
+    The n(n+1)(n+2)/6 distinct entries are compiled once (symengine's ``Lambdify`` with
+    common subexpressions, evaluated on all samples in one call; sympy's ``lambdify`` where
+    symengine cannot take the expression) and scattered into the symmetric tensor.
+    """
     xs = list(loss.variables)
     bound = loss.symbol_values()
     n = len(xs)
     H = loss.hessian_expr
     index = [(i, j, k) for i in range(n) for j in range(i, n) for k in range(j, n)]
     exprs = [sp.diff(H[i, j], xs[k]) for i, j, k in index]
-    f = sp.lambdify([xs + list(bound)], exprs, modules="numpy")
-    values = [np.asarray(v, dtype=float) for v in bound.values()]
     # where each computed entry goes in the symmetric tensor: every ordering of (i, j, k)
     where = np.array([index.index(tuple(sorted(t)))
                       for t in np.ndindex(n, n, n)]).reshape(n, n, n)
+    columns = [np.atleast_1d(np.asarray(v, dtype=float)) for v in bound.values()]
+    rows = max([len(c) for c in columns], default=1)
+    table = np.zeros((rows, n + len(columns)))
+    for j, c in enumerate(columns):
+        table[:, n + j] = c
+    try:
+        f = se.Lambdify(xs + list(bound), exprs, cse=True)
+        f(table[0])   # symengine may refuse a function only when it is first called
+    except (RuntimeError, TypeError, ValueError, NotImplementedError):
+        f = None
+    if f is None:
+        g = sp.lambdify([xs + list(bound)], exprs, modules="numpy")
+        values = [np.asarray(v, dtype=float) for v in bound.values()]
+
+        def entries_of(x):
+            return np.array([np.mean(v) for v in g(list(x) + values)], dtype=float)
+    else:
+        def entries_of(x):
+            table[:, :n] = x
+            return np.asarray(f(table), dtype=float).reshape(rows, -1).mean(axis=0)
 
     def third(x):
-        vals = f(list(np.asarray(x, dtype=float)) + values)
-        entries = np.array([np.mean(v) for v in vals], dtype=float)  # mean over samples
-        return entries[where]
+        return entries_of(np.asarray(x, dtype=float))[where]
     return third
 
 
@@ -83,26 +105,35 @@ def sharpness_gradient(loss, x):
     return float(lam[-1]), np.einsum("ijk,i,j->k", third_derivatives(loss)(x), u, u), u
 
 
+_BAND = 1e-3   # relative width of the band below 2/eta in which an eigenvalue is at the edge
+
+
 def _central_rates(loss, third, x, edge, gain):
     """(x', c, active eigenvalues) of the central flow at x."""
     g = loss.grad(x)
     lam, vecs = np.linalg.eigh(loss.hess(x))
-    active = np.flatnonzero(lam >= edge * (1 - 1e-9))
+    # eigenvalues within a thin band below the edge count as at the edge: the state then sits
+    # inside the band while it rides the edge instead of toggling the active set (and the
+    # right-hand side) at every stage, which cost explicit solvers thousands of rejected steps
+    active = np.flatnonzero(lam >= edge * (1 - _BAND))
     if not len(active):
         return -g, np.zeros(0), lam[active]
     T = third(x)
-    G = np.stack([np.einsum("ijk,i,j->k", T, vecs[:, i], vecs[:, i]) for i in active], axis=1)
+    U = vecs[:, active]
+    G = np.einsum("ijk,ia,ja->ka", T, U, U)   # column a: grad lambda_a = D^3L[u_a, u_a]
     c, _ = scipy.optimize.nnls(G, -g)
     rate = -(g + G @ c)
-    # pull back any drift above the edge (the constraint is kept by the solver only to its
-    # tolerance): a relaxation along grad lambda_i at rate ``gain``
+    # hold the held eigenvalues at the edge exactly (the constraint is kept by the solver only
+    # to its tolerance, and the band lets them sit slightly below): a relaxation along
+    # grad lambda_a at rate ``gain`` for those the flow pushes (c > 0) or that drift above
     over = lam[active] - edge
-    norms = np.maximum(np.einsum("ki,ki->i", G, G), 1e-300)
-    rate -= G @ (gain * np.maximum(over, 0) / norms)
+    held = (c > 0) | (over > 0)
+    norms = np.maximum(np.einsum("ka,ka->a", G, G), 1e-300)
+    rate -= G @ np.where(held, gain * over / norms, 0.0)
     return rate, c, lam[active]
 
 
-def central_flow(loss, x0, eta, t_end, *, n_outputs=201, rtol=1e-9, atol=1e-12, gain=50.0):
+def central_flow(loss, x0, eta, t_end, *, n_outputs=201, rtol=1e-9, atol=1e-12, gain=10.0):
     r"""The central flow of gradient descent with step ``eta`` (see the module docstring).
 
     Parameters
