@@ -55,7 +55,7 @@ __all__ = ["Method", "REGISTRY", "register", "get", "schemes", "flows", "style"]
 KINDS = ("flow", "scheme")
 STEP_TIMES = ("eta", "sqrt(eta)")
 FEATURES = frozenset({"batch", "schedule", "prox", "samples", "line_search", "maximize",
-                      "momentum"})
+                      "momentum", "jax"})
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class Method:
     accepts : frozenset of str
         Features: ``batch`` (x0 of shape (m, n)), ``schedule`` (eta as k -> eta_k),
         ``prox`` (a penalty), ``samples`` (needs a finite-sum loss), ``line_search``,
-        ``maximize``, ``momentum``.
+        ``maximize``, ``momentum``, ``jax`` (``backend="jax"``, :mod:`flowsim.jax_backend`).
     color, marker : str
         How every picture draws it (matplotlib colour and marker).
     reference : callable or None
@@ -269,7 +269,7 @@ def _nesterov_ode(options, h):
 
 for _record in (
         Method("gradient_flow", "gradient flow", "flow", gradient_flow,
-               accepts={"batch", "maximize"}, color="black", marker=""),
+               accepts={"batch", "maximize", "jax"}, color="black", marker=""),
         Method("newton_flow", "Newton flow", "flow", newton_flow, accepts={"batch"},
                color="dimgray", marker=""),
         Method("heavy_ball_flow", "heavy ball ODE", "flow", heavy_ball_flow, accepts={"batch"},
@@ -284,25 +284,27 @@ for _record in (
                marker=""),
         Method("gradient_descent", "gradient descent", "scheme", gradient_descent, short="gd",
                order=1, flow="gradient_flow", reference=_gradient_flow_of,
-               accepts={"batch", "schedule", "line_search", "maximize"}, color="tab:blue",
+               accepts={"batch", "schedule", "line_search", "maximize", "jax"}, color="tab:blue",
                marker="o", one_step=_explicit_euler),
         Method("proximal_point", "proximal point", "scheme", proximal_point, short="pp",
-               order=1, flow="gradient_flow", accepts={"batch", "schedule"}, color="tab:orange",
+               order=1, flow="gradient_flow", accepts={"batch", "schedule", "jax"},
+               color="tab:orange",
                marker="s", one_step=_implicit_euler),
         Method("heun", "Heun", "scheme", heun, order=2, flow="gradient_flow",
-               accepts={"batch", "schedule"}, color="tab:green", marker="^",
+               accepts={"batch", "schedule", "jax"}, color="tab:green", marker="^",
                one_step=_heun_step),
         Method("sgd", "SGD", "scheme", sgd, order=None, flow="gradient_flow",
-               accepts={"batch", "schedule", "samples"}, color="tab:olive", marker="."),
+               accepts={"batch", "schedule", "samples", "jax"}, color="tab:olive", marker="."),
         Method("newton", "Newton", "scheme", newton, order=1, flow="newton_flow",
                accepts={"batch", "schedule"}, color="tab:brown", marker="P", max_eta=1.0),
         Method("heavy_ball", "heavy ball", "scheme", heavy_ball, short="hb", order=1,
                flow="heavy_ball_flow", step_time="sqrt(eta)", reference=_heavy_ball_ode,
-               fixed_ode=_heavy_ball_ladder, accepts={"batch", "schedule", "momentum"},
+               fixed_ode=_heavy_ball_ladder, accepts={"batch", "schedule", "momentum", "jax"},
                color="tab:red", marker="D"),
         Method("nesterov", "Nesterov", "scheme", nesterov, short="nag", order=1,
                flow="nesterov_flow", step_time="sqrt(eta)", reference=_nesterov_ode,
-               accepts={"batch", "schedule", "momentum"}, color="tab:purple", marker="v"),
+               accepts={"batch", "schedule", "momentum", "jax"}, color="tab:purple",
+               marker="v"),
         Method("proximal_gradient", "proximal gradient", "scheme", proximal_gradient,
                short="pg", order=1, accepts={"batch", "schedule", "prox"}, color="tab:cyan",
                marker="x"),

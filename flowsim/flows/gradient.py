@@ -22,6 +22,7 @@ from ._common import bound_stop, converged, finish_flow, flow_arguments
 from ._solver import (AUTO, STABILITY_LIMIT, Integration, default_max_steps, integrate,
                       jacobian_for)
 from .nonsmooth import has_kinks, integrate_nonsmooth
+from ..schemes._driver import on_jax
 from ..ensemble.workers import parallel
 
 __all__ = ["gradient_flow"]
@@ -30,7 +31,7 @@ __all__ = ["gradient_flow"]
 @parallel
 def gradient_flow(loss, x0, t_end, *, method="LSODA", rtol=1e-8, atol=1e-10, t_eval=None,
                   dense_output=True, gtol=None, max_norm=1e8, maximize=False,
-                  max_steps="default"):
+                  max_steps="default", backend="numpy"):
     r"""Integrate the gradient flow dx/dt = -grad L(x) from ``x0`` over [0, t_end].
 
     Parameters
@@ -62,6 +63,10 @@ def gradient_flow(loss, x0, t_end, *, method="LSODA", rtol=1e-8, atol=1e-10, t_e
         Step budget (status ``failed``, with a message naming it, when exhausted). The
         default is 100,000 steps, fewer for large systems so the stored dense solution stays
         under 2e8 numbers (:func:`flowsim.flows._solver.default_max_steps`); None means no budget.
+    backend : {"numpy", "jax"}
+        ``"jax"`` solves the starts with diffrax, vmapped and compiled (an optional extra,
+        :mod:`flowsim.jax_backend.flows`: float64, a GPU where JAX finds one); it always
+        returns a BatchTrajectory, on ``t_eval`` or 101 even output times.
 
     Returns
     -------
@@ -92,6 +97,13 @@ def gradient_flow(loss, x0, t_end, *, method="LSODA", rtol=1e-8, atol=1e-10, t_e
     """
     loss, X, t_end, gtol, max_norm, t_eval = flow_arguments(
         loss, x0, t_end, method, rtol, atol, max_steps, gtol, max_norm, t_eval)
+    if on_jax(backend):
+        if has_kinks(loss.expr) and loss.n_samples is None:
+            raise ValueError("backend='jax' integrates smooth flows; this loss has kinks (abs, "
+                             "max, min): use backend='numpy' for its subgradient flow.")
+        from ..jax_backend.flows import gradient_flow_jax
+        return gradient_flow_jax(loss, np.atleast_2d(X), t_end, method, rtol, atol, t_eval,
+                                 dense_output, gtol, max_norm, maximize, max_steps)
     if X.ndim == 2:
         from .batch import batch_gradient_flow
         return batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output,

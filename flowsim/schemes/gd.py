@@ -9,7 +9,7 @@ from .._numeric import row_norms
 from .._validate import positive
 from ..results import Status
 from ._driver import (Run, StepFailed, as_record, common_arguments, converged_message, escape,
-                      finish, iterate, schedule_steps)
+                      finish, iterate, jax_run, on_jax, schedule_steps)
 from ..ensemble.workers import parallel
 
 __all__ = ["gradient_descent"]
@@ -17,7 +17,8 @@ __all__ = ["gradient_descent"]
 
 @parallel
 def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0.5,
-                     maximize=False, gtol=None, max_norm=1e8, record="all", record_every=1):
+                     maximize=False, gtol=None, max_norm=1e8, record="all", record_every=1,
+                     backend="numpy"):
     r"""Gradient descent x_{k+1} = x_k - eta_k grad L(x_k): forward Euler on the flow.
 
     Parameters
@@ -46,6 +47,9 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
         end only (``"final"``), or the series named (``("x",)`` keeps states only).
     record_every : int
         Keep every k-th iterate (and the last).
+    backend : {"numpy", "jax"}
+        ``"jax"`` runs the same steps compiled with ``jax.lax.scan`` (an optional extra,
+        :mod:`flowsim.jax_backend`; float64, on a GPU where JAX finds one).
 
     Returns
     -------
@@ -88,6 +92,10 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
     sign = 1.0 if maximize else -1.0
     label = ("gradient ascent" if maximize else "gradient descent") + \
         (" + Armijo" if line_search else "") + ("" if single else f", m={len(X0)}")
+    if on_jax(backend, line_search=line_search, maximize=maximize):
+        return jax_run(loss, "gradient_descent", X0, etas, etas, options={}, gtol=gtol,
+                       max_norm=max_norm, spec=spec, single=single, label=label,
+                       step_sizes=recorded)
     before = loss.counts
     if line_search is None and single and spec.every == 1:
         fast = _python_float_loop(loss, X0[0], etas, sign, gtol, max_norm)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import nonnegative
-from ._driver import as_record, common_arguments, finish, iterate, schedule_steps
+from ._driver import (as_record, common_arguments, finish, iterate, jax_run, on_jax,
+                      schedule_steps)
 from ..ensemble.workers import parallel
 
 __all__ = ["heavy_ball", "DEFAULT_MOMENTUM", "check_momentum"]
@@ -23,7 +24,7 @@ def check_momentum(beta, name="momentum"):
 
 @parallel
 def heavy_ball(loss, x0, eta, steps, *, momentum=DEFAULT_MOMENTUM, gtol=None, max_norm=1e8,
-               record="all", record_every=1):
+               record="all", record_every=1, backend="numpy"):
     r"""Polyak's heavy ball x_{k+1} = x_k - eta_k grad L(x_k) + beta (x_k - x_{k-1}).
 
     Parameters
@@ -42,6 +43,9 @@ def heavy_ball(loss, x0, eta, steps, *, momentum=DEFAULT_MOMENTUM, gtol=None, ma
         Stop (diverged) once |x_k| > max_norm.
     record, record_every
         What a run keeps (see :func:`~flowsim.schemes.gradient_descent`).
+    backend : {"numpy", "jax"}
+        ``"jax"`` runs the same steps compiled with ``jax.lax.scan`` (an optional extra,
+        :mod:`flowsim.jax_backend`; float64, on a GPU where JAX finds one).
 
     Returns
     -------
@@ -69,6 +73,10 @@ def heavy_ball(loss, x0, eta, steps, *, momentum=DEFAULT_MOMENTUM, gtol=None, ma
     etas = schedule_steps(eta, steps)
     beta = check_momentum(momentum)
     spec = as_record(record, record_every)
+    if on_jax(backend):
+        return jax_run(loss, "heavy_ball", X0, etas, np.sqrt(etas), options={"momentum": beta},
+                       gtol=gtol, max_norm=max_norm, spec=spec, single=single,
+                       label=f"heavy ball (beta={beta:g})")
     grad = loss._fast("grad", single)
     prev = X0.copy()
 

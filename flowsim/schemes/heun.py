@@ -1,14 +1,16 @@
 """Heun's method: the explicit trapezoid rule, a second-order discretization of the flow."""
 from __future__ import annotations
 
-from ._driver import as_record, common_arguments, finish, iterate, schedule_steps
+from ._driver import (as_record, common_arguments, finish, iterate, jax_run, on_jax,
+                      schedule_steps)
 from ..ensemble.workers import parallel
 
 __all__ = ["heun"]
 
 
 @parallel
-def heun(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", record_every=1):
+def heun(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", record_every=1,
+         backend="numpy"):
     r"""Heun's method (explicit trapezoid) on the gradient flow.
 
     Parameters
@@ -25,6 +27,9 @@ def heun(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", record_
         Stop (diverged) once |x_k| > max_norm.
     record, record_every
         What a run keeps (see :func:`~flowsim.schemes.gradient_descent`).
+    backend : {"numpy", "jax"}
+        ``"jax"`` runs the same steps compiled with ``jax.lax.scan`` (an optional extra,
+        :mod:`flowsim.jax_backend`; float64, on a GPU where JAX finds one).
 
     Returns
     -------
@@ -51,6 +56,9 @@ def heun(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", record_
         loss, x0, steps, gtol, max_norm, record, record_every)
     etas = schedule_steps(eta, steps)
     spec = as_record(record, record_every)
+    if on_jax(backend):
+        return jax_run(loss, "heun", X0, etas, etas, options={}, gtol=gtol, max_norm=max_norm,
+                       spec=spec, single=single, label="Heun")
     grad = loss._fast("grad", single)
 
     def step(k, X, rows):

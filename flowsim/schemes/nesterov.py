@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import positive
-from ._driver import as_record, common_arguments, finish, iterate, schedule_steps
+from ._driver import (as_record, common_arguments, finish, iterate, jax_run, on_jax,
+                      schedule_steps)
 from .heavy_ball import check_momentum
 from ..ensemble.workers import parallel
 
@@ -13,7 +14,7 @@ __all__ = ["nesterov"]
 
 @parallel
 def nesterov(loss, x0, eta, steps, *, r=3.0, momentum=None, gtol=None, max_norm=1e8,
-             record="all", record_every=1):
+             record="all", record_every=1, backend="numpy"):
     r"""Nesterov's accelerated gradient y_k = x_k + beta_k (x_k - x_{k-1}),
     x_{k+1} = y_k - eta_k grad L(y_k).
 
@@ -35,6 +36,9 @@ def nesterov(loss, x0, eta, steps, *, r=3.0, momentum=None, gtol=None, max_norm=
         Stop (diverged) once |x_k| > max_norm.
     record, record_every
         What a run keeps (see :func:`~flowsim.schemes.gradient_descent`).
+    backend : {"numpy", "jax"}
+        ``"jax"`` runs the same steps compiled with ``jax.lax.scan`` (an optional extra,
+        :mod:`flowsim.jax_backend`; float64, on a GPU where JAX finds one).
 
     Returns
     -------
@@ -61,6 +65,11 @@ def nesterov(loss, x0, eta, steps, *, r=3.0, momentum=None, gtol=None, max_norm=
     r = positive(r, "r")
     beta_const = None if momentum is None else check_momentum(momentum)
     spec = as_record(record, record_every)
+    label = f"Nesterov (r={r:g})" if beta_const is None else f"Nesterov (beta={beta_const:g})"
+    if on_jax(backend):
+        return jax_run(loss, "nesterov", X0, etas, np.sqrt(etas),
+                       options={"momentum": beta_const, "r": r}, gtol=gtol, max_norm=max_norm,
+                       spec=spec, single=single, label=label)
     grad = loss._fast("grad", single)
     prev = X0.copy()
 
@@ -74,5 +83,4 @@ def nesterov(loss, x0, eta, steps, *, r=3.0, momentum=None, gtol=None, max_norm=
     before = loss.counts
     run = iterate(loss, X0, steps, step, np.sqrt(etas), gtol=gtol, max_norm=max_norm,
                   record=spec)
-    label = f"Nesterov (r={r:g})" if beta_const is None else f"Nesterov (beta={beta_const:g})"
     return finish(loss, run, "nesterov", label, before, single=single, record=spec)

@@ -11,7 +11,7 @@ import scipy.sparse.linalg
 from .._numeric import row_norms
 from .._validate import positive, positive_int
 from ..loss import SPARSE_FROM
-from ._driver import (StepFailed, as_record, common_arguments, finish, iterate,
+from ._driver import (StepFailed, as_record, common_arguments, finish, iterate, jax_run, on_jax,
                       schedule_steps)
 from ..ensemble.workers import parallel
 
@@ -236,7 +236,7 @@ def newton_batch(loss, X, eta, tol=1e-12, max_inner=50, c=1e-4):
 
 
 def proximal_point(loss, x0, eta, steps, *, tol=1e-12, max_inner=50, gtol=None,
-                   max_norm=1e8, record="all", record_every=1):
+                   max_norm=1e8, record="all", record_every=1, backend="numpy"):
     r"""Proximal point x_{k+1} = x_k - eta grad L(x_{k+1}): backward Euler on the flow.
 
     Parameters
@@ -251,6 +251,11 @@ def proximal_point(loss, x0, eta, steps, *, tol=1e-12, max_inner=50, gtol=None,
         Inner Newton tolerance and iteration budget (see :func:`proximal_step`).
     gtol, max_norm, record, record_every
         As in :func:`~flowsim.schemes.gradient_descent`.
+    backend : {"numpy", "jax"}
+        ``"jax"`` runs the same steps compiled with ``jax.lax.scan`` (an optional extra,
+        :mod:`flowsim.jax_backend`): Newton from the same predictor on the exact Hessian up to
+        ``max_inner`` iterations, without the numpy path's line search and fallback (a step
+        that misses ``tol`` ends that start ``failed``); no per-step ``extras``.
 
     Returns
     -------
@@ -280,6 +285,10 @@ def proximal_point(loss, x0, eta, steps, *, tol=1e-12, max_inner=50, gtol=None,
     tol = positive(tol, "tol")
     max_inner = positive_int(max_inner, "max_inner")
     spec = as_record(record, record_every)
+    if on_jax(backend):
+        return jax_run(loss, "proximal_point", X0, etas, etas,
+                       options={"tol": tol, "max_inner": max_inner}, gtol=gtol,
+                       max_norm=max_norm, spec=spec, single=single, label="proximal point")
     grad = loss._fast("grad", single) if gtol is not None else None
 
     def step(k, X, rows):

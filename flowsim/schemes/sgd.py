@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import positive_int, seed_value
-from ._driver import as_record, common_arguments, finish, iterate, schedule_steps
+from ._driver import (as_record, common_arguments, finish, iterate, jax_run, on_jax,
+                      schedule_steps)
 from ..ensemble.workers import parallel
 
 __all__ = ["sgd"]
@@ -15,7 +16,8 @@ SAMPLINGS = ("reshuffle", "with_replacement")
 
 @parallel
 def sgd(loss, x0, eta, steps, *, batch_size=1, sampling="reshuffle", momentum=0.0,
-        chains=None, seed=0, gtol=None, max_norm=1e8, record="all", record_every=1):
+        chains=None, seed=0, gtol=None, max_norm=1e8, record="all", record_every=1,
+        backend="numpy"):
     r"""Stochastic gradient descent x_{k+1} = x_k - eta_k grad L_{B_k}(x_k) (+ momentum).
 
     Parameters
@@ -49,6 +51,10 @@ def sgd(loss, x0, eta, steps, *, batch_size=1, sampling="reshuffle", momentum=0.
         mini-batch gradient: give None).
     record, record_every
         What a run keeps (see :func:`~flowsim.schemes.gradient_descent`).
+    backend : {"numpy", "jax"}
+        ``"jax"`` runs the same steps with ``jax.lax.scan`` and JAX's keyed random streams
+        (``jax.random.key(seed)``, split per chain): reproducible, but other draws than
+        numpy's generator makes.
 
     Returns
     -------
@@ -91,6 +97,16 @@ def sgd(loss, x0, eta, steps, *, batch_size=1, sampling="reshuffle", momentum=0.
         raise ValueError(f"momentum must be in [0, 1), got {momentum}.")
     etas = schedule_steps(eta, steps)
     spec = as_record(record, record_every)
+    label = f"SGD (batch {batch_size}" + (", with replacement" if sampling != "reshuffle"
+                                          else "") + (f", beta={momentum:g}" if momentum
+                                                      else "") + ")"
+    if on_jax(backend):
+        return jax_run(loss, "sgd", X0, etas, etas,
+                       options={"batch_size": batch_size, "sampling": sampling,
+                                "momentum": momentum, "seed": seed_value(seed)},
+                       gtol=None, max_norm=max_norm, spec=spec,
+                       single=single and chains is None, label=label,
+                       chains=chains is not None)
     rng = np.random.default_rng(seed_value(seed))
     N, m = loss.n_samples, X0.shape[0]
     own = 1 if chains is None else m      # streams: one shared, or one per chain
@@ -117,8 +133,5 @@ def sgd(loss, x0, eta, steps, *, batch_size=1, sampling="reshuffle", momentum=0.
 
     before = loss.counts
     run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)
-    label = f"SGD (batch {batch_size}" + (", with replacement" if sampling != "reshuffle"
-                                          else "") + (f", beta={momentum:g}" if momentum
-                                                      else "") + ")"
     return finish(loss, run, "sgd", label, before, single=single and chains is None,
                   record=spec)

@@ -1,0 +1,40 @@
+"""The JAX backend: batched flows (diffrax) and schemes (``lax.scan``) on a GPU or JAX's CPU.
+
+An optional extra (``pip install "flowsim[jax]"``). ``backend="jax"`` on
+:func:`flowsim.gradient_flow` and on the schemes that accept it (``methods.get(name).accepts``
+holds ``"jax"``) runs the same update rules as the numpy path, from the same symbolic
+expressions (:mod:`flowsim.jax_backend.compiled`), in float64, and returns the same
+``Trajectory`` / ``BatchTrajectory`` with per-start statuses. Rooms: ``compiled`` (the loss as
+JAX functions), ``flows`` (diffrax), ``schemes`` (the scan driver and each update rule).
+"""
+from __future__ import annotations
+
+__all__ = ["available", "require"]
+
+
+def available():
+    """Whether JAX (and diffrax, for flows) can be imported here."""
+    try:
+        import diffrax  # noqa: F401
+        import jax  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def require():
+    """``(jax, jax.numpy)`` with 64-bit floats on, or an ImportError that says how to install.
+
+    Raises
+    ------
+    ImportError
+        Where JAX is not installed.
+    """
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        raise ImportError('backend="jax" needs JAX: pip install "flowsim[jax]" (or jax and '
+                          'diffrax), or use the default backend="numpy".') from None
+    jax.config.update("jax_enable_x64", True)
+    return jax, jnp

@@ -1,0 +1,127 @@
+r"""The gradient flow of many starts on diffrax: ``vmap`` over the starts of one
+``diffeqsolve``, compiled once per loss, solver and settings.
+
+.. math:: \dot x = -\nabla L(x) \quad(\text{or } +\nabla L \text{ with maximize})
+
+Each start has its own adaptive steps (a PID controller with ``rtol``/``atol``) and its own
+stop rules, as diffrax events checked after every accepted step: ``converged`` where
+|grad L| <= gtol, ``diverged`` where |x| > max_norm or x is not finite. A start that spends
+``max_steps`` ends ``failed``. States are saved at the output times and at the end; a start
+that stopped holds its last state at the later outputs, as on the numpy engines.
+
+Solvers (the numpy names map to diffrax's): RK23 -> Bosh3, RK45 -> Dopri5, DOP853 -> Dopri8,
+``"auto"`` -> Tsit5 (explicit), and Radau, BDF, LSODA -> Kvaerno5 (an implicit ESDIRK method;
+its Newton iterations differentiate the printed gradient with JAX).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ensemble.run import DEFAULT_OUTPUTS, GridDense
+from ..results import BatchTrajectory, Status
+from . import require
+from .compiled import jax_loss
+
+__all__ = ["gradient_flow_jax", "SOLVERS"]
+
+#: numpy method name -> diffrax solver class name
+SOLVERS = {"RK23": "Bosh3", "RK45": "Dopri5", "DOP853": "Dopri8", "auto": "Tsit5",
+           "Radau": "Kvaerno5", "BDF": "Kvaerno5", "LSODA": "Kvaerno5"}
+
+
+def _compiled(loss, method, rtol, atol, t_out, gtol, max_norm, maximize, budget):
+    key = ("jax_flow", method, rtol, atol, tuple(t_out), gtol, max_norm, maximize, budget)
+    cache = loss._cache.setdefault("jax_runs", {})
+    if key in cache:
+        return cache[key]
+    jax, jnp = require()
+    import diffrax
+    J = jax_loss(loss)
+    sign = 1.0 if maximize else -1.0
+    term = diffrax.ODETerm(lambda t, y, args: sign * J.grad(y))
+    solver = getattr(diffrax, SOLVERS[method])()
+    controller = diffrax.PIDController(rtol=rtol, atol=atol)
+    saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=jnp.asarray(t_out)),
+                                  diffrax.SubSaveAt(t1=True)])
+
+    def converged(t, y, args, **kwargs):
+        return jnp.linalg.norm(J.grad(y)) <= (gtol if gtol is not None else -1.0)
+
+    def escaped(t, y, args, **kwargs):
+        return ~(jnp.linalg.norm(y) <= max_norm)
+
+    event = diffrax.Event([converged, escaped])
+
+    def solve(y0):
+        sol = diffrax.diffeqsolve(term, solver, float(t_out[0]), float(t_out[-1]), None, y0,
+                                  saveat=saveat, stepsize_controller=controller, event=event,
+                                  max_steps=budget, throw=False)
+        ok = sol.result == diffrax.RESULTS.successful
+        hit = sol.result == diffrax.RESULTS.event_occurred
+        return (sol.ys[0], sol.ys[1][0], sol.ts[1][0], ok, hit, sol.event_mask[0],
+                sol.event_mask[1], sol.stats["num_steps"])
+
+    cache[key] = jax.jit(jax.vmap(solve))
+    return cache[key]
+
+
+def gradient_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output, gtol,
+                      max_norm, maximize, max_steps):
+    """The batched gradient flow on diffrax (arguments as :func:`flowsim.gradient_flow`'s,
+    already checked; ``X0`` of shape (m, n))."""
+    jax, jnp = require()
+    t_out = np.linspace(0.0, t_end, DEFAULT_OUTPUTS) if t_eval is None else \
+        np.asarray(t_eval, dtype=float)
+    if t_out[0] > 0:
+        t_out = np.concatenate([[0.0], t_out])
+        drop_first = True
+    else:
+        drop_first = False
+    budget = 100_000 if max_steps == "default" else (10 ** 7 if max_steps is None
+                                                     else int(max_steps))
+    run = _compiled(loss, method, float(rtol), float(atol), t_out, gtol, float(max_norm),
+                    bool(maximize), budget)
+    xs, final, t_stop, ok, hit, conv, out, steps = (np.asarray(v)
+                                                    for v in run(jnp.asarray(X0)))
+    saved = np.isfinite(xs).all(axis=2)
+    lost = ~np.isfinite(final).all(axis=1)   # a failed solve saves no end state: its last
+    last_saved = np.maximum(saved.sum(axis=1) - 1, 0)   # saved output stands for it
+    final = np.where(lost[:, None], xs[np.arange(len(xs)), last_saved], final)
+    t_stop = np.where(lost, t_out[last_saved], t_stop)
+    held = ~saved | (t_out[None, :] > t_stop[:, None])
+    xs = np.where(held[..., None], final[:, None, :], xs)
+    status, message = [], []
+    norms = np.linalg.norm(final, axis=1)
+    with np.errstate(all="ignore"):
+        gnorms = np.linalg.norm(np.asarray(jax.vmap(jax_loss(loss).grad)(jnp.asarray(final))),
+                                axis=1)
+    for i in range(len(X0)):
+        if hit[i] and conv[i]:
+            status.append(Status.CONVERGED)
+            message.append(f"|grad L| = {gnorms[i]:.3g} <= gtol = {gtol:g}")
+        elif hit[i] and out[i]:
+            status.append(Status.DIVERGED)
+            message.append(f"|x| = {norms[i]:.3g} exceeded max_norm = {max_norm:g}; the path "
+                           "diverges")
+        elif ok[i]:
+            status.append(Status.REACHED_END)
+            message.append(f"reached t_end = {t_end:g} in {int(steps[i])} steps")
+        else:
+            status.append(Status.FAILED)
+            message.append(f"did not reach t_end: spent its max_steps = {budget} steps, or the "
+                           f"solver failed (diffrax); held at its last output, t = "
+                           f"{t_stop[i]:.6g}")
+    if drop_first:
+        t_out, xs = t_out[1:], xs[:, 1:]
+    loss._counter.grad += int(steps.sum())
+    values, grad_norms = loss._observe(xs)
+    dense = None
+    if dense_output:
+        vs = np.asarray(jax.vmap(jax.vmap(jax_loss(loss).grad))(jnp.asarray(xs)))
+        dense = GridDense(t_out, xs, vs if maximize else -vs)
+    label = f"gradient {'ascent' if maximize else 'flow'} (diffrax {SOLVERS[method]}), " \
+            f"m={len(X0)}"
+    return BatchTrajectory(t_out, xs, values, grad_norms, tuple(status), tuple(message),
+                           "gradient_flow", label,
+                           dense=dense, extras={"steps_taken": np.broadcast_to(
+                               steps[:, None], xs.shape[:2]).copy()})

@@ -1,0 +1,288 @@
+r"""Schemes on ``jax.lax.scan``: the numpy path's update rules and stop rules, compiled.
+
+Every start carries its state, whether it is still active, the iterate it stopped at and
+why. One step, for each active start (vmapped over the m starts):
+
+* the scheme's update gives x_{k+1} (and, where the step computes it, grad L(x_k));
+* ``converged``: |grad L(x_k)| <= gtol stops the start at iterate k;
+* ``failed``: the step could not be taken (proximal point's Newton solve) stops it at k;
+* ``diverged``: |x_{k+1}| > max_norm stops it at k + 1 (at k when x_{k+1} is not finite).
+
+A stopped start holds its state. The steps run in chunks of ``record_every``, so only the
+kept iterates leave the device; ``record="final"`` keeps the start and the end only. The
+kept states, statuses and messages then go through the numpy path's
+:func:`flowsim.schemes._driver.finish`, so the result is the same ``Trajectory`` /
+``BatchTrajectory`` (the numpy path's growth test and non-finite cut included). Compiled
+functions are cached per loss, scheme, options and step count: a second call runs at once.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..results import Status
+from ..schemes._driver import Run, converged_message, escape, finish
+from . import require
+from .compiled import jax_loss
+
+__all__ = ["run_scheme", "UPDATES"]
+
+CONVERGED, FAILED, DIVERGED, OUT_NONFINITE = 1, 2, 3, 4
+
+
+def _gd(J, jnp, lax, options):
+    def step(k, eta, x, aux):
+        g = J.grad(x)
+        return x - eta * g, g, aux, False
+    return step
+
+
+def _heavy_ball(J, jnp, lax, options):
+    beta = options["momentum"]
+
+    def step(k, eta, x, prev):
+        g = J.grad(x)
+        return x - eta * g + beta * (x - prev), g, x, False
+    return step
+
+
+def _nesterov(J, jnp, lax, options):
+    beta_const, r = options.get("momentum"), options["r"]
+
+    def step(k, eta, x, prev):
+        if beta_const is None:
+            beta = jnp.where(k > 0, (k - 1.0) / (k + r - 1.0), 0.0)
+        else:
+            beta = jnp.asarray(beta_const, dtype=jnp.float64)
+        y = x + beta * (x - prev)
+        g = J.grad(y)
+        # |grad L| is tested where the gradient is taken at x_k itself (beta = 0), as in numpy
+        return y - eta * g, jnp.where(beta == 0, g, jnp.inf), x, False
+    return step
+
+
+def _heun(J, jnp, lax, options):
+    def step(k, eta, x, aux):
+        g = J.grad(x)
+        return x - eta / 2 * (g + J.grad(x - eta * g)), g, aux, False
+    return step
+
+
+def _proximal_point(J, jnp, lax, options):
+    tol, max_inner = options["tol"], options["max_inner"]
+    eye = jnp.eye(J.n)
+
+    def step(k, eta, x, aux):
+        def residual(y):
+            gy = J.grad(y)
+            return y + eta * gy - x, gy
+
+        def scale(gy):
+            return tol * (1.0 + jnp.linalg.norm(x) + eta * jnp.linalg.norm(gy))
+
+        def unsolved(state):
+            y, i = state
+            F, gy = residual(y)
+            return (i < max_inner) & ~(jnp.linalg.norm(F) <= scale(gy))
+
+        def newton(state):
+            y, i = state
+            F, _ = residual(y)
+            return y - jnp.linalg.solve(eye + eta * J.hess(y), F), i + 1
+
+        y, _ = lax.while_loop(unsolved, newton, (x - eta * J.grad(x), 0))
+        F, gy = residual(y)
+        bound = scale(gy)
+        failed = ~(jnp.linalg.norm(F) <= bound) | ~jnp.isfinite(bound) | \
+            ~jnp.all(jnp.isfinite(y))
+        return y, J.grad(x), aux, failed
+    return step
+
+
+def _sgd(J, jnp, lax, options):
+    jax = options["_jax"]
+    N, B = J.n_samples, options["batch_size"]
+    beta, replace = options["momentum"], options["sampling"] == "with_replacement"
+    per_epoch = N // B
+
+    def step(k, eta, x, aux):
+        key, v = aux
+        if replace:
+            idx = jax.random.randint(jax.random.fold_in(key, k), (B,), 0, N)
+        else:
+            order = jax.random.permutation(jax.random.fold_in(key, k // per_epoch), N)
+            idx = lax.dynamic_slice(order, ((k % per_epoch) * B,), (B,))
+        g = J.sample_grad(x, idx)
+        v = beta * v - eta * g
+        return x + v, jnp.inf * jnp.ones_like(g), (key, v), False   # no gtol on noisy g
+    return step
+
+
+#: scheme name -> factory ``(JaxLoss, jnp, lax, options)`` -> ``step``, where
+#: ``step(k, eta_k, x, aux)`` -> ``(x_next, g (inf: not tested), aux_next, failed)``
+UPDATES = {"gradient_descent": _gd, "heavy_ball": _heavy_ball, "nesterov": _nesterov,
+           "heun": _heun, "proximal_point": _proximal_point, "sgd": _sgd}
+
+#: the per-start state a scheme carries besides x: the previous iterate ("x0" starts it at
+#: x_0), or SGD's random key and velocity; none for the others
+AUX = {"heavy_ball": "x0", "nesterov": "x0", "sgd": "sgd"}
+
+#: gradient evaluations per step (for the loss's counters)
+GRADS_PER_STEP = {"heun": 2, "proximal_point": 2}
+
+
+def _norms(jnp, X):
+    """Row norms without overflow where |x| is finite but |x|^2 is not (as numpy's path)."""
+    scale = jnp.max(jnp.abs(X), axis=1)
+    safe = jnp.where((scale > 0) & jnp.isfinite(scale), scale, 1.0)
+    return jnp.where((scale > 0) & jnp.isfinite(scale),
+                     safe * jnp.sqrt(jnp.sum((X / safe[:, None]) ** 2, axis=1)), scale)
+
+
+def _compiled(loss, name, options, m, steps, every, gtol, max_norm):
+    """The jitted run for these static settings (cached on the loss)."""
+    key = ("jax_scheme", name, tuple(sorted((k, v) for k, v in options.items()
+                                            if not k.startswith("_"))),
+           m, steps, every, gtol, max_norm)
+    cache = loss._cache.setdefault("jax_runs", {})
+    if key in cache:
+        return cache[key]
+    jax, jnp = require()
+    lax = jax.lax
+    J = jax_loss(loss)
+    update = UPDATES[name](J, jnp, lax, dict(options, _jax=jax))
+    vstep = jax.vmap(update, in_axes=(None, None, 0, 0))
+
+    def body(carry, k_eta):
+        k, eta = k_eta
+        X, aux, active, last, code, stat = carry
+        Xn, G, auxn, failed = vstep(k, eta, X, aux)
+        gnorm = _norms(jnp, G)
+        conv = active & (gnorm <= gtol) if gtol is not None else \
+            jnp.zeros_like(active)
+        fail = active & ~conv & failed
+        norm = _norms(jnp, Xn)
+        out = active & ~conv & ~fail & ~(norm <= max_norm)
+        finite = jnp.isfinite(norm)
+        moves = active & ~conv & ~fail & (~out | finite)
+        X = jnp.where(moves[:, None], Xn, X)
+        aux = jax.tree_util.tree_map(
+            lambda new, old: jnp.where(
+                jnp.reshape(moves & ~out, moves.shape + (1,) * (new.ndim - 1)), new, old),
+            auxn, aux)
+        last = jnp.where(conv | fail, k, jnp.where(out, jnp.where(finite, k + 1, k), last))
+        code = jnp.where(conv, CONVERGED, jnp.where(fail, FAILED, jnp.where(
+            out, jnp.where(finite, DIVERGED, OUT_NONFINITE), code)))
+        stat = jnp.where(conv, gnorm, jnp.where(out, norm, stat))
+        return (X, aux, active & ~(conv | fail | out), last, code, stat), None
+
+    def chunk(carry, ks, es):
+        return lax.scan(body, carry, (ks, es))[0]
+
+    q, r = divmod(steps, every)
+
+    def run(X0, aux0, etas):
+        m_ = X0.shape[0]
+        carry = (X0, aux0, jnp.ones(m_, bool), jnp.full(m_, steps), jnp.zeros(m_, int),
+                 jnp.zeros(m_))
+        ks = jnp.arange(steps)
+
+        def outer(c, part):
+            c = chunk(c, *part)
+            return c, c[0]
+        carry, kept = lax.scan(outer, carry, (ks[:q * every].reshape(q, every),
+                                              etas[:q * every].reshape(q, every)))
+        if r:
+            carry = chunk(carry, ks[q * every:], etas[q * every:])
+        return carry, kept
+
+    cache[key] = jax.jit(run)
+    return cache[key]
+
+
+def _initial_aux(kind, X0, options, jnp, jax, chains):
+    if kind is None:
+        return jnp.zeros((X0.shape[0], 0))
+    if kind == "x0":
+        return jnp.asarray(X0)
+    base = jax.random.key(int(options["seed"]))
+    keys = jax.random.split(base, X0.shape[0]) if chains else \
+        jnp.stack([base] * X0.shape[0])   # several starts without chains: one shared stream
+    return keys, jnp.zeros_like(jnp.asarray(X0))
+
+
+def run_scheme(loss, name, X0, etas, dts, *, options, gtol, max_norm, spec, single, label,
+               chains=False, step_sizes=None):
+    """Run scheme ``name`` on JAX from the validated arguments of its numpy function.
+
+    Parameters
+    ----------
+    loss : Loss
+    name : str
+        A key of :data:`UPDATES`.
+    X0 : ndarray, shape (m, n)
+    etas, dts : ndarray, shape (steps,)
+        Steps, and their durations in the flow's time.
+    options : dict
+        The scheme's own options (momentum, r, tol, max_inner, batch_size, sampling, seed).
+    gtol, max_norm, spec, single, label
+        As the numpy path has them.
+    chains : bool
+        One random stream per start (SGD's ``chains``) instead of one shared by all.
+    step_sizes : ndarray, shape (steps + 1,), optional
+        Gradient descent's ``extras["step_sizes"]`` (the schedule, one step ahead).
+
+    Returns
+    -------
+    Trajectory or BatchTrajectory
+    """
+    jax, jnp = require()
+    m, steps = X0.shape[0], len(etas)
+    every = spec.every if spec.every is not None else steps + 1
+    every = min(every, steps + 1)
+    run = _compiled(loss, name, options, m, steps, min(every, steps) if steps else 1,
+                    gtol, max_norm)
+    aux0 = _initial_aux(AUX.get(name), X0, options, jnp, jax, chains)
+    before = loss.counts
+    (X, _, _, last, code, stat), kept = run(jnp.asarray(X0), aux0, jnp.asarray(etas))
+    X, last, code, stat = (np.asarray(v) for v in (X, last, code, stat))
+    kept = np.asarray(kept)
+    loss._counter.grad += int(GRADS_PER_STEP.get(name, 1) * np.sum(np.maximum(last, 0)))
+    status, message = _outcome(code, stat, last, steps, gtol, max_norm)
+    end = int(last.max())
+    stride = min(every, steps) if steps else 1
+    ks = list(range(0, end + 1, stride)) if spec.every is not None else [0]
+    if ks[-1] != end:
+        ks.append(end)
+    ks = np.array(ks)
+    slots = np.concatenate([X0[:, None], kept.transpose(1, 0, 2)], axis=1) \
+        if spec.every is not None else X0[:, None]
+    xs = np.empty((m, ks.size, X0.shape[1]))
+    regular = ks[ks % stride == 0] // stride if spec.every is not None else np.array([0])
+    regular = regular[regular < slots.shape[1]]
+    xs[:, :regular.size] = slots[:, regular]
+    xs[:, regular.size:] = X[:, None]
+    xs = np.where((ks[None, :] >= last[:, None])[..., None], X[:, None, :], xs)
+    times = np.concatenate([[0.0], np.cumsum(dts[:end])])
+    result = Run(xs, times[ks], ks, status, message, {}, last)
+    extras = None if step_sizes is None else \
+        {"step_sizes": np.broadcast_to(step_sizes[ks], xs.shape[:2]).copy()}
+    return finish(loss, result, name, f"{label} [jax]", before, single=single, record=spec,
+                  extras=extras)
+
+
+def _outcome(code, stat, last, steps, gtol, max_norm):
+    status = np.array([Status.REACHED_END] * len(code), dtype=object)
+    message = np.full(len(code), f"ran all {steps} steps", dtype=object)
+    for i in np.flatnonzero(code):
+        k = int(last[i])
+        if code[i] == CONVERGED:
+            status[i], message[i] = Status.CONVERGED, converged_message(stat[i], gtol, k)
+        elif code[i] == FAILED:
+            status[i] = Status.FAILED
+            message[i] = (f"step {k} failed: Newton's method did not meet the tolerance (the "
+                          "JAX backend has no line-search fallback; try backend='numpy')")
+        else:
+            kept = code[i] == DIVERGED
+            status[i] = Status.DIVERGED
+            message[i] = escape(stat[i] if kept else np.inf, max_norm, k if kept else k + 1)[1]
+    return status, message

@@ -1,0 +1,125 @@
+"""The JAX backend against the numpy path (schemes to 1e-12, flows within tolerance), its
+statuses, and SGD's keyed streams against the stationary variance from theory."""
+import sys
+
+import numpy as np
+import pytest
+
+import flowsim as fs
+from flowsim import methods
+
+pytest.importorskip("jax")
+pytest.importorskip("diffrax")
+
+LOSS = fs.Loss("x**2/2 + y**4/4 + x*y/4 + cos(x)/10")
+STARTS = np.array([[1.0, 0.8], [-0.5, 1.5], [2.0, -1.0], [0.3, 0.2], [-1.2, -0.7]])
+JAX_SCHEMES = [m.name for m in methods.schemes() if "jax" in m.accepts and m.name != "sgd"]
+
+
+def _same(a, b):
+    np.testing.assert_allclose(b.ts, a.ts, rtol=1e-13)
+    np.testing.assert_allclose(b.xs, a.xs, rtol=1e-12, atol=1e-12)
+    assert b.status == a.status and b.message == a.message
+
+
+def test_every_scheme_that_accepts_jax_is_covered():
+    assert set(JAX_SCHEMES) == {"gradient_descent", "proximal_point", "heun", "heavy_ball",
+                                "nesterov"}
+
+
+@pytest.mark.parametrize("name", JAX_SCHEMES)
+def test_scheme_matches_numpy_with_a_schedule_and_gtol(name):
+    record = methods.get(name)
+    schedule = fs.schedules.step_decay(0.2, (40,), 0.5) if name != "proximal_point" else 0.5
+    kwargs = dict(gtol=1e-3, record_every=3)
+    a = record.function(LOSS, STARTS, schedule, 100, **kwargs)
+    b = record.function(LOSS, STARTS, schedule, 100, backend="jax", **kwargs)
+    # (Nesterov tests gtol only where beta_k = 0, at its first step)
+    assert any(s.value == "converged" for s in a.status) or name == "nesterov"
+    _same(a, b)
+    assert "[jax]" in b.label
+
+
+def test_one_start_gives_a_trajectory_and_final_records_only_the_ends():
+    a = fs.heavy_ball(LOSS, STARTS[0], 0.05, 50, momentum=0.7, record="final")
+    b = fs.heavy_ball(LOSS, STARTS[0], 0.05, 50, momentum=0.7, record="final", backend="jax")
+    assert isinstance(b, fs.Trajectory) and b.xs.shape == (2, 2)
+    _same(a, b)
+    c = fs.nesterov(LOSS, STARTS, 0.05, 50, momentum=0.5, backend="jax")
+    _same(fs.nesterov(LOSS, STARTS, 0.05, 50, momentum=0.5), c)
+
+
+def test_divergence_and_overflow_end_each_start_as_numpy_does():
+    # x**4 with eta = 1 overflows to inf within a few steps from 10; from 0.1 it converges
+    loss = fs.Loss("x**4 + y**2")
+    X0 = np.array([[10.0, 0.0], [0.1, 0.1], [3.0, 0.5]])
+    for max_norm in (1e300, 1e6):
+        a = fs.gradient_descent(loss, X0, 0.2, 30, max_norm=max_norm)
+        b = fs.gradient_descent(loss, X0, 0.2, 30, max_norm=max_norm, backend="jax")
+        assert a.status[0].value == "diverged"
+        _same(a, b)
+
+
+def test_proximal_point_reports_a_failed_newton_solve():
+    tr = fs.proximal_point("cosh(3*x) + y**2", [[2.0, 1.0], [0.0, 0.0]], 1.0, 5,
+                           tol=1e-15, max_inner=1, backend="jax")
+    assert tr.status[0].value == "failed" and "Newton" in tr.message[0]
+    assert tr.status[1].value == "reached_end"
+
+
+def test_sgd_keyed_streams_match_the_stationary_variance():
+    # w_{k+1} = w_k - eta (w_k - t_i), t_i drawn with replacement: variance eta s^2/(2 - eta)
+    t = np.array([-1.0, 0.0, 0.5, 2.5])
+    loss = fs.Loss.from_samples("(w - t)**2 / 2", {"t": t}, ["w"])
+    eta = 0.2
+    tr = fs.sgd(loss, [t.mean()], eta, 300, sampling="with_replacement", chains=4000,
+                seed=3, record="final", backend="jax")
+    assert tr.xs.shape == (4000, 2, 1)
+    predicted = eta * t.var() / (2 - eta)
+    assert np.var(tr.xs[:, -1, 0]) == pytest.approx(predicted, rel=0.06)
+    again = fs.sgd(loss, [t.mean()], eta, 300, sampling="with_replacement", chains=4000,
+                   seed=3, record="final", backend="jax")
+    np.testing.assert_array_equal(again.xs, tr.xs)
+    other = fs.sgd(loss, [t.mean()], eta, 300, sampling="with_replacement", chains=4000,
+                   seed=4, record="final", backend="jax")
+    assert not np.array_equal(other.xs, tr.xs)
+
+
+def test_full_batch_reshuffled_sgd_is_gradient_descent_and_heavy_ball():
+    loss = fs.losses.tanh_network(2, 8)
+    x0 = [0.3, -0.2, 0.2, 0.1]
+    sgd = fs.sgd(loss, x0, 0.1, 60, batch_size=8, backend="jax")
+    np.testing.assert_allclose(sgd.xs, fs.gradient_descent(loss, x0, 0.1, 60).xs, atol=1e-13)
+    sgd = fs.sgd(loss, x0, 0.1, 60, batch_size=8, momentum=0.6, backend="jax")
+    hb = fs.heavy_ball(loss, x0, 0.1, 60, momentum=0.6)
+    np.testing.assert_allclose(sgd.xs, hb.xs, atol=1e-12)
+
+
+def test_gradient_flow_on_diffrax_matches_scipy_and_keeps_statuses():
+    # y grows like e^t: past max_norm from y = 0.5, not from y = 1e-3; (1, 0) is a critical
+    # point (converged at once)
+    loss = fs.Loss("(x - 1)**2/2 - y**2/2")
+    X0 = np.array([[0.0, 0.5], [3.0, -0.2], [1.0, 0.0], [0.5, 1e-3]])
+    options = dict(method="RK45", rtol=1e-9, atol=1e-11, gtol=1e-6, max_norm=10.0)
+    a = fs.gradient_flow(loss, X0, 4.0, **options)
+    b = fs.gradient_flow(loss, X0, 4.0, backend="jax", **options)
+    assert [s.value for s in b.status] == ["diverged", "diverged", "converged", "reached_end"]
+    assert b.status == a.status
+    np.testing.assert_allclose(b.xs[2:], a.xs[2:], atol=1e-7)
+    exact = np.exp(b.ts) * 1e-3   # y(t) = y0 e^t
+    np.testing.assert_allclose(b.xs[3, :, 1], exact, rtol=1e-7)
+    assert np.all(np.abs(b.xs[:2, -1, 1]) > 10.0)   # held where they left max_norm
+    np.testing.assert_allclose(b.at(1.234)[3], [1 - 0.5 * np.exp(-1.234),
+                                                1e-3 * np.exp(1.234)], rtol=1e-6)
+
+
+def test_bad_backends_and_options_are_refused_in_one_sentence(monkeypatch):
+    with pytest.raises(ValueError, match="backend must be 'numpy' or 'jax'"):
+        fs.gradient_descent(LOSS, STARTS, 0.1, 5, backend="torch")
+    with pytest.raises(ValueError, match="line_search"):
+        fs.gradient_descent(LOSS, STARTS[0], 0.1, 5, line_search="armijo", backend="jax")
+    with pytest.raises(ValueError, match="kinks"):
+        fs.gradient_flow("abs(x) + y**2", STARTS, 1.0, backend="jax")
+    monkeypatch.setitem(sys.modules, "jax", None)
+    with pytest.raises(ImportError, match=r"flowsim\[jax\]"):
+        fs.heun(fs.Loss("x**2 + y**2"), STARTS, 0.1, 5, backend="jax")
