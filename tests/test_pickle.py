@@ -1,5 +1,4 @@
 """Every Loss and result type survives pickle, deepcopy and a real process pool, exactly."""
-import concurrent.futures
 import copy
 import pickle
 
@@ -7,6 +6,7 @@ import numpy as np
 import pytest
 
 import flowsim as fs
+from flowsim.ensemble.workers import process_pool
 from flowsim import Loss, losses
 
 
@@ -114,7 +114,7 @@ def test_through_a_real_process_pool():
     loss = losses.rosenbrock(2)
     sent = loss.counts
     starts = [[-1.0, 1.0], [0.0, 0.0], [1.5, 1.5]]
-    with concurrent.futures.ProcessPoolExecutor(max_workers=2) as pool:
+    with process_pool(2) as pool:   # a fork server once JAX runs threads here
         remote = list(pool.map(_work, [(loss, x0) for x0 in starts]))
     for (back, traj), x0 in zip(remote, starts):
         here = fs.gradient_descent(loss, x0, 1e-2, 30)

@@ -1,5 +1,4 @@
 """Studies: the same rows on every executor and chunking, resumable, saved exactly."""
-import concurrent.futures
 import os
 
 import numpy as np
@@ -7,6 +6,7 @@ import pandas
 import pytest
 
 import flowsim as fs
+from flowsim.ensemble.workers import process_pool
 from flowsim import losses
 from flowsim.study.recipes import (basin_map, disagreement, step_size_sweep,
                                    time_to_tolerance)
@@ -43,7 +43,7 @@ def test_the_same_rows_sequentially_in_processes_and_chunked():
     one = _small_sweep(chunk_size=100)
     chunked = _small_sweep(chunk_size=4)
     _same(one, chunked)
-    with concurrent.futures.ProcessPoolExecutor(max_workers=2) as pool:
+    with process_pool(2) as pool:   # a fork server once JAX runs threads here
         _same(one, _small_sweep(chunk_size=5, executor=pool))
 
 

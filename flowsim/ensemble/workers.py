@@ -11,13 +11,15 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import inspect
+import multiprocessing
+import sys
 
 import numpy as np
 
 from .._validate import int_between, positive_int
 from ..results import BatchTrajectory
 
-__all__ = ["parallel", "merge", "PARALLEL_DOC"]
+__all__ = ["parallel", "merge", "process_pool", "PARALLEL_DOC"]
 
 PARALLEL_DOC = """    workers : int, optional
         Split m starts into chunks over this many processes (None: this process).
@@ -27,6 +29,15 @@ PARALLEL_DOC = """    workers : int, optional
         Starts per chunk (by default m split evenly over the workers). The result is the
         same whatever the workers and chunk sizes.
 """
+
+
+def process_pool(workers):
+    """A process pool of ``workers`` processes. Once JAX is imported this process runs its
+    threads, and forking a multithreaded process can deadlock the child: the pool then
+    starts its workers from a fork server (a fresh single-threaded process) instead."""
+    context = multiprocessing.get_context("forkserver") if "jax" in sys.modules and \
+        "forkserver" in multiprocessing.get_all_start_methods() else None
+    return concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 
 def _pad(a, k):
@@ -99,7 +110,7 @@ def parallel(function):
             return merge([f.result() for f in futures])
         if workers == 1:
             return merge([target(X[p], *args, **kwargs) for p in pieces])
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+        with process_pool(workers) as pool:
             futures = [pool.submit(target, X[p], *args, **kwargs) for p in pieces]
             return merge([f.result() for f in futures])
 

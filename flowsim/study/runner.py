@@ -1,13 +1,13 @@
 """``flowsim.sweep``: losses x methods x step sizes x starts, in chunks, on any executor."""
 from __future__ import annotations
 
-import concurrent.futures
 import sys
 
 import numpy as np
 
 from .. import methods as registry
 from .._validate import as_loss, int_between, mapping, positive, start_points, step_count
+from ..ensemble.workers import process_pool
 from ..loss import Loss
 from .chunk import Task, derived_seed, run_chunk
 from .store import ChunkStore, assemble
@@ -86,7 +86,7 @@ def _executor(workers, executor):
         return executor, False
     if workers is None or workers == 1:
         return None, False
-    return concurrent.futures.ProcessPoolExecutor(max_workers=workers), True
+    return process_pool(workers), True
 
 
 def _progress(total, progress):
