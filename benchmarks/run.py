@@ -30,12 +30,14 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-#: (section, script, arguments in quick mode, arguments in full mode)
+#: (section, script, arguments in quick mode (None: full mode only), arguments in full mode)
 PEERS = (("compile", "bench_compile.py", ["--max-n", "100"], []),
          ("flow", "bench_flow.py", ["--starts", "1000", "--quick"], []),
          ("schemes", "bench_schemes.py", ["--quick"], []),
          ("ensemble", "bench_ensemble.py", ["--quick"], []),
-         ("study", "bench_study.py", ["--quick"], []))
+         ("study", "bench_study.py", ["--quick"], []),
+         # JAX's compile times (seconds per program) would double the quick run
+         ("jax", "bench_jax.py", None, ["--starts", "1000", "100000"]))
 
 
 def machine():
@@ -89,7 +91,7 @@ def main(argv=None):
                   "evaluations and wall time: ![work-precision](work_precision.png)", "",
                   open(os.path.join(args.out, "work_precision.md")).read(), ""]
     for name, script, quick_args, full_args in PEERS:
-        if wanted is not None and name not in wanted:
+        if (wanted is not None and name not in wanted) or (args.quick and quick_args is None):
             continue
         text, seconds, code = run_peer(script, quick_args if args.quick else full_args,
                                        args.out, name)

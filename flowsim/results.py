@@ -315,10 +315,18 @@ class BatchTrajectory(_Result):
     def __post_init__(self):
         super().__post_init__()
         m = self.xs.shape[0]
-        object.__setattr__(self, "status", tuple(Status(s) for s in self.status))
+        status = tuple(self.status)
+        if not all(type(s) is Status for s in status):   # (a million starts: skip the calls)
+            status = tuple(Status(s) for s in status)
+        object.__setattr__(self, "status", status)
         message = self.message
-        object.__setattr__(self, "message", (message,) * m if isinstance(message, str)
-                           else tuple(str(text) for text in message))
+        if isinstance(message, str):
+            message = (message,) * m
+        else:
+            message = tuple(message)
+            if not all(type(text) is str for text in message):
+                message = tuple(str(text) for text in message)
+        object.__setattr__(self, "message", message)
         if len(self.status) != m or len(self.message) != m:
             raise ValueError(f"status and message need one entry per start (m = {m}).")
 

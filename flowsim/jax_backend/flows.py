@@ -58,8 +58,21 @@ def _compiled(loss, method, rtol, atol, t_out, gtol, max_norm, maximize, budget)
                                   max_steps=budget, throw=False)
         ok = sol.result == diffrax.RESULTS.successful
         hit = sol.result == diffrax.RESULTS.event_occurred
-        return (sol.ys[0], sol.ys[1][0], sol.ts[1][0], ok, hit, sol.event_mask[0],
-                sol.event_mask[1], sol.stats["num_steps"])
+        xs, final, t_stop = sol.ys[0], sol.ys[1][0], sol.ts[1][0]
+        # a failed solve saves no end state: its last saved output stands for it
+        saved = jnp.all(jnp.isfinite(xs), axis=1)
+        last = jnp.maximum(jnp.sum(saved) - 1, 0)
+        lost = ~jnp.all(jnp.isfinite(final))
+        final = jnp.where(lost, xs[last], final)
+        times = jnp.asarray(t_out)
+        t_stop = jnp.where(lost, times[last], t_stop)
+        held = ~saved | (times > t_stop)
+        xs = jnp.where(held[:, None], final, xs)
+        # L, grad L at the outputs, on the device (the numpy path's bookkeeping)
+        values = jax.vmap(J.value)(xs)
+        grads = jax.vmap(J.grad)(xs)
+        return (xs, values, grads, final, jnp.linalg.norm(J.grad(final)), t_stop, ok, hit,
+                sol.event_mask[0], sol.event_mask[1], sol.stats["num_steps"])
 
     cache[key] = jax.jit(jax.vmap(solve))
     return cache[key]
@@ -81,47 +94,40 @@ def gradient_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output,
                                                      else int(max_steps))
     run = _compiled(loss, method, float(rtol), float(atol), t_out, gtol, float(max_norm),
                     bool(maximize), budget)
-    xs, final, t_stop, ok, hit, conv, out, steps = (np.asarray(v)
-                                                    for v in run(jnp.asarray(X0)))
-    saved = np.isfinite(xs).all(axis=2)
-    lost = ~np.isfinite(final).all(axis=1)   # a failed solve saves no end state: its last
-    last_saved = np.maximum(saved.sum(axis=1) - 1, 0)   # saved output stands for it
-    final = np.where(lost[:, None], xs[np.arange(len(xs)), last_saved], final)
-    t_stop = np.where(lost, t_out[last_saved], t_stop)
-    held = ~saved | (t_out[None, :] > t_stop[:, None])
-    xs = np.where(held[..., None], final[:, None, :], xs)
-    status, message = [], []
-    norms = np.linalg.norm(final, axis=1)
-    with np.errstate(all="ignore"):
-        gnorms = np.linalg.norm(np.asarray(jax.vmap(jax_loss(loss).grad)(jnp.asarray(final))),
-                                axis=1)
-    for i in range(len(X0)):
-        if hit[i] and conv[i]:
-            status.append(Status.CONVERGED)
-            message.append(f"|grad L| = {gnorms[i]:.3g} <= gtol = {gtol:g}")
-        elif hit[i] and out[i]:
-            status.append(Status.DIVERGED)
-            message.append(f"|x| = {norms[i]:.3g} exceeded max_norm = {max_norm:g}; the path "
-                           "diverges")
-        elif ok[i]:
-            status.append(Status.REACHED_END)
-            message.append(f"reached t_end = {t_end:g} in {int(steps[i])} steps")
-        else:
-            status.append(Status.FAILED)
-            message.append(f"did not reach t_end: spent its max_steps = {budget} steps, or the "
-                           f"solver failed (diffrax); held at its last output, t = "
-                           f"{t_stop[i]:.6g}")
+    xs, values, grads, final, gnorms, t_stop, ok, hit, conv, out, steps = (
+        np.asarray(v) for v in run(jnp.asarray(X0)))
+    grad_norms = np.linalg.norm(grads, axis=2)
+    status, message = _outcomes(hit & conv, hit & out & ~conv, ok, final, gnorms, t_stop,
+                                steps, t_end, gtol, max_norm, budget)
     if drop_first:
-        t_out, xs = t_out[1:], xs[:, 1:]
+        t_out, xs, values, grads, grad_norms = (t_out[1:], xs[:, 1:], values[:, 1:],
+                                                grads[:, 1:], grad_norms[:, 1:])
     loss._counter.grad += int(steps.sum())
-    values, grad_norms = loss._observe(xs)
-    dense = None
-    if dense_output:
-        vs = np.asarray(jax.vmap(jax.vmap(jax_loss(loss).grad))(jnp.asarray(xs)))
-        dense = GridDense(t_out, xs, vs if maximize else -vs)
+    dense = GridDense(t_out, xs, grads if maximize else -grads) if dense_output else None
     label = f"gradient {'ascent' if maximize else 'flow'} (diffrax {SOLVERS[method]}), " \
             f"m={len(X0)}"
-    return BatchTrajectory(t_out, xs, values, grad_norms, tuple(status), tuple(message),
+    return BatchTrajectory(t_out, xs, values, grad_norms, status, message,
                            "gradient_flow", label,
                            dense=dense, extras={"steps_taken": np.broadcast_to(
                                steps[:, None], xs.shape[:2]).copy()})
+
+
+def _outcomes(conv, out, ok, final, gnorms, t_stop, steps, t_end, gtol, max_norm, budget):
+    """Each start's Status and message, built per kind (a million starts in well under a
+    second)."""
+    m = len(ok)
+    code = np.where(conv, 1, np.where(out, 2, np.where(ok, 0, 3)))
+    kinds = (Status.REACHED_END, Status.CONVERGED, Status.DIVERGED, Status.FAILED)
+    status = [kinds[c] for c in code.tolist()]
+    message = [""] * m
+    for i, n in zip(np.flatnonzero(code == 0).tolist(), steps[code == 0].tolist()):
+        message[i] = f"reached t_end = {t_end:g} in {n} steps"
+    for i in np.flatnonzero(code == 1).tolist():
+        message[i] = f"|grad L| = {gnorms[i]:.3g} <= gtol = {gtol:g}"
+    norms = np.linalg.norm(final, axis=1)
+    for i in np.flatnonzero(code == 2).tolist():
+        message[i] = f"|x| = {norms[i]:.3g} exceeded max_norm = {max_norm:g}; the path diverges"
+    for i in np.flatnonzero(code == 3).tolist():
+        message[i] = (f"did not reach t_end: spent its max_steps = {budget} steps, or the "
+                      f"solver failed (diffrax); held at its last output, t = {t_stop[i]:.6g}")
+    return tuple(status), tuple(message)

@@ -138,6 +138,24 @@ def _norms(jnp, X):
                      safe * jnp.sqrt(jnp.sum((X / safe[:, None]) ** 2, axis=1)), scale)
 
 
+def _rows_any(jnp, B):
+    """Row-wise any of a boolean (m, n): unrolled over few columns, where XLA's CPU row
+    reductions cost several times the step itself."""
+    if B.shape[1] > 16:
+        return jnp.any(B, axis=1)
+    out = B[:, 0]
+    for i in range(1, B.shape[1]):
+        out = out | B[:, i]
+    return out
+
+
+def _where_rows(jax, jnp, mask, new, old):
+    """Per start (leading axis), ``new`` where ``mask`` else ``old``, leaf by leaf."""
+    return jax.tree_util.tree_map(
+        lambda a, b: jnp.where(jnp.reshape(mask, mask.shape + (1,) * (a.ndim - 1)), a, b),
+        new, old)
+
+
 def _compiled(loss, name, options, m, steps, every, gtol, max_norm):
     """The jitted run for these static settings (cached on the loss)."""
     key = ("jax_scheme", name, tuple(sorted((k, v) for k, v in options.items()
@@ -152,10 +170,12 @@ def _compiled(loss, name, options, m, steps, every, gtol, max_norm):
     update = UPDATES[name](J, jnp, lax, dict(options, _jax=jax))
     vstep = jax.vmap(update, in_axes=(None, None, 0, 0))
 
-    def body(carry, k_eta):
-        k, eta = k_eta
-        X, aux, active, last, code, stat = carry
-        Xn, G, auxn, failed = vstep(k, eta, X, aux)
+    quick = max_norm / np.sqrt(J.n)   # max |x_i| <= quick means |x| <= max_norm
+
+    def settle(k, carry, step):
+        """Every start's stop rules for step k (taken only when some start may stop)."""
+        X, aux, active, last, code, stat, _ = carry
+        Xn, G, auxn, failed = step
         gnorm = _norms(jnp, G)
         conv = active & (gnorm <= gtol) if gtol is not None else \
             jnp.zeros_like(active)
@@ -165,15 +185,29 @@ def _compiled(loss, name, options, m, steps, every, gtol, max_norm):
         finite = jnp.isfinite(norm)
         moves = active & ~conv & ~fail & (~out | finite)
         X = jnp.where(moves[:, None], Xn, X)
-        aux = jax.tree_util.tree_map(
-            lambda new, old: jnp.where(
-                jnp.reshape(moves & ~out, moves.shape + (1,) * (new.ndim - 1)), new, old),
-            auxn, aux)
+        aux = _where_rows(jax, jnp, moves & ~out, auxn, aux)
         last = jnp.where(conv | fail, k, jnp.where(out, jnp.where(finite, k + 1, k), last))
         code = jnp.where(conv, CONVERGED, jnp.where(fail, FAILED, jnp.where(
             out, jnp.where(finite, DIVERGED, OUT_NONFINITE), code)))
         stat = jnp.where(conv, gnorm, jnp.where(out, norm, stat))
-        return (X, aux, active & ~(conv | fail | out), last, code, stat), None
+        active = active & ~(conv | fail | out)
+        return X, aux, active, last, code, stat, jnp.all(active)
+
+    def body(carry, k_eta):
+        k, eta = k_eta
+        X, aux, active = carry[:3]
+        step = vstep(k, eta, X, aux)
+        Xn, G, auxn, failed = step
+        # the common case, decided by one reduction: no active start stops at this step
+        maybe = _rows_any(jnp, ~(jnp.abs(Xn) <= quick)) | failed
+        if gtol is not None:
+            maybe = maybe | ~_rows_any(jnp, jnp.abs(G) > gtol)   # every |g_i| <= gtol
+        def go_on(c):   # no start stops: the active ones step (all of them, mostly)
+            return lax.cond(c[-1], lambda c: (Xn, auxn) + c[2:],
+                            lambda c: (jnp.where(c[2][:, None], Xn, c[0]),
+                                       _where_rows(jax, jnp, c[2], auxn, c[1])) + c[2:], c)
+        carry = lax.cond(jnp.any(active & maybe), lambda c: settle(k, c, step), go_on, carry)
+        return carry, None
 
     def chunk(carry, ks, es):
         return lax.scan(body, carry, (ks, es))[0]
@@ -183,7 +217,7 @@ def _compiled(loss, name, options, m, steps, every, gtol, max_norm):
     def run(X0, aux0, etas):
         m_ = X0.shape[0]
         carry = (X0, aux0, jnp.ones(m_, bool), jnp.full(m_, steps), jnp.zeros(m_, int),
-                 jnp.zeros(m_))
+                 jnp.zeros(m_), jnp.asarray(True))
         ks = jnp.arange(steps)
 
         def outer(c, part):
@@ -243,7 +277,7 @@ def run_scheme(loss, name, X0, etas, dts, *, options, gtol, max_norm, spec, sing
                     gtol, max_norm)
     aux0 = _initial_aux(AUX.get(name), X0, options, jnp, jax, chains)
     before = loss.counts
-    (X, _, _, last, code, stat), kept = run(jnp.asarray(X0), aux0, jnp.asarray(etas))
+    (X, _, _, last, code, stat, _), kept = run(jnp.asarray(X0), aux0, jnp.asarray(etas))
     X, last, code, stat = (np.asarray(v) for v in (X, last, code, stat))
     kept = np.asarray(kept)
     loss._counter.grad += int(GRADS_PER_STEP.get(name, 1) * np.sum(np.maximum(last, 0)))
