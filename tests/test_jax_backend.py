@@ -123,3 +123,13 @@ def test_bad_backends_and_options_are_refused_in_one_sentence(monkeypatch):
     monkeypatch.setitem(sys.modules, "jax", None)
     with pytest.raises(ImportError, match=r"flowsim\[jax\]"):
         fs.heun(fs.Loss("x**2 + y**2"), STARTS, 0.1, 5, backend="jax")
+
+
+def test_a_sweep_runs_its_chunks_on_jax_through_the_options():
+    kw = dict(resolution=5, bounds=(-4, 4), etas=[0.005, 0.01], steps=60)
+    loss = fs.losses.himmelblau()
+    a = fs.sweep([loss], ["gd"], **kw).runs
+    b = fs.sweep([loss], ["gd"], options={"gd": {"backend": "jax"}}, **kw).runs
+    np.testing.assert_allclose(b[["x_1", "x_2", "L"]], a[["x_1", "x_2", "L"]], rtol=1e-12,
+                               atol=1e-12)
+    assert (a["status"] == b["status"]).all() and (a["ngev"] == b["ngev"]).all()
