@@ -52,7 +52,7 @@ def overhead(T=50.0):
     print(f"  gradient calls: LSODA {traj.ngev} (+{traj.nhev} Hessians), RK45 {rk.ngev}")
 
 
-def batched(m, k_max=200):
+def batched(m, k_max=200, jax=True):
     loss = losses.rosenbrock(2)
     X = np.random.default_rng(0).uniform(-2, 2, size=(m, 2))
     ts = np.linspace(0, 1.0, 11)
@@ -83,6 +83,9 @@ def batched(m, k_max=200):
         one_by_one = single * m / k
         print(f"  vectorized {seconds:.2f} s; one-by-one {one_by_one:.1f} s: speed-up "
               f"{one_by_one / seconds:.0f}x; max |difference| {err:.2e}")
+    if not jax:
+        print("  (diffrax is timed on the same work in the full run, and in bench_jax.py)")
+        return
     try:
         import diffrax  # noqa: F401
     except ImportError:
@@ -131,4 +134,4 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     overhead(10.0 if args.quick else 50.0)
-    batched(args.starts, 30 if args.quick else 200)
+    batched(args.starts, 30 if args.quick else 200, jax=not args.quick)

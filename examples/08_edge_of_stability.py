@@ -78,7 +78,7 @@ w0, T_net = [0.3, -0.2, 0.2, 0.1], 120.0
 gf_net = fs.gradient_flow(net, w0, T_net)
 sharp_gf_net = np.linalg.eigvalsh(net.hess(gf_net.xs))[:, -1]
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-for step, color in ((0.25, "tab:blue"), (0.35, "tab:green")):
+for step, color in ((0.25, "tab:blue"),) + (() if args.quick else ((0.35, "tab:green"),)):
     n_steps = int(round(T_net / step))
     run = fs.gradient_descent(net, w0, step, n_steps)
     c = fs.central_flow(net, w0, step, T_net, n_outputs=n_steps + 1)
