@@ -133,3 +133,17 @@ def test_a_sweep_runs_its_chunks_on_jax_through_the_options():
     np.testing.assert_allclose(b[["x_1", "x_2", "L"]], a[["x_1", "x_2", "L"]], rtol=1e-12,
                                atol=1e-12)
     assert (a["status"] == b["status"]).all() and (a["ngev"] == b["ngev"]).all()
+
+
+def test_implicit_names_run_kvaerno5_on_a_stiff_flow():
+    # kappa = 1e4: the implicit solver needs about a hundred steps where an explicit one
+    # needs thousands; the closed form x(t) = exp(-A t) x0 is the oracle
+    loss = fs.losses.ill_conditioned_quadratic(1e4)
+    X0 = np.array([[1.0, 1.0], [0.5, -1.0]])
+    tr = fs.gradient_flow(loss, X0, 1.0, method="Radau", rtol=1e-8, atol=1e-10, backend="jax")
+    assert "Kvaerno5" in tr.label and all(s.value == "reached_end" for s in tr.status)
+    assert tr.extras["steps_taken"][:, -1].max() < 300
+    for i in range(2):   # the end to 1e-7; the outputs between, interpolated, to 2e-6
+        exact = np.array([loss.facts.flow_solution(t, X0[i]) for t in tr.ts])
+        np.testing.assert_allclose(tr.xs[i], exact, atol=2e-6)
+        np.testing.assert_allclose(tr.xs[i, -1], exact[-1], atol=1e-7)
