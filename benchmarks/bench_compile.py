@@ -30,6 +30,8 @@ def peers(rng, max_n):
         assert np.allclose(plain(*x), loss.grad(x))
         row(f"  grad n={n} vs sympy lambdify (no cse)", per_call(loss.grad, x),
             per_call(lambda p: plain(*p), x))
+        if n > 2 and max_n < 1000:
+            continue   # quick run: JAX's trace of the n-term sum takes seconds to compile
         try:
             import jax
         except ImportError:

@@ -1,4 +1,9 @@
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,3 +25,32 @@ def central_difference(f, x, h=1e-6):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+BENCH = "tests/test_benchmarks.py"
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """When the benchmark-suite tests are collected, run them last and start their quick
+    benchmark run now, in a background process: the suite is single-threaded, so on two
+    cores it finishes beside the other tests instead of after them."""
+    bench = [item for item in items if item.nodeid.startswith(BENCH)]
+    if not bench:
+        return
+    items[:] = [item for item in items if not item.nodeid.startswith(BENCH)] + bench
+    out = Path(tempfile.mkdtemp(prefix="flowsim-bench-"))
+    root = Path(__file__).parent.parent
+    config.flowsim_bench = (out, subprocess.Popen(
+        [sys.executable, str(root / "benchmarks" / "run.py"), "--quick", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, MPLBACKEND="Agg")))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    started = getattr(session.config, "flowsim_bench", None)
+    if started is not None:
+        out, process = started
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+        shutil.rmtree(out, ignore_errors=True)
