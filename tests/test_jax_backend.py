@@ -147,3 +147,13 @@ def test_implicit_names_run_kvaerno5_on_a_stiff_flow():
         exact = np.array([loss.facts.flow_solution(t, X0[i]) for t in tr.ts])
         np.testing.assert_allclose(tr.xs[i], exact, atol=2e-6)
         np.testing.assert_allclose(tr.xs[i, -1], exact[-1], atol=1e-7)
+
+
+def test_nesterov_ode_from_its_singular_start_matches_scipy():
+    # x'' + (3/t) x' + grad L = 0 from t = 0: the mass 1 + r stands in for the limit there
+    a = fs.nesterov_flow(LOSS, STARTS[:3], 5.0, method="RK45", rtol=1e-10, atol=1e-12)
+    b = fs.nesterov_flow(LOSS, STARTS[:3], 5.0, method="RK45", rtol=1e-10, atol=1e-12,
+                         backend="jax")
+    np.testing.assert_allclose(b.xs, a.xs, atol=1e-8)
+    np.testing.assert_allclose(b.extras["velocities"], a.extras["velocities"], atol=1e-8)
+    assert b.status == a.status and "jax" in methods.get("nesterov_flow").accepts

@@ -9,6 +9,7 @@ from .._validate import nonnegative, positive, start_points
 from ..ensemble.run import batch_run
 from ..loss import SPARSE_FROM
 from .batch import second_order_system
+from ..schemes._driver import on_jax
 from ._common import (bound_stop, check_flow_arguments, check_start, finish_flow,
                       output_times)
 from ..ensemble.workers import parallel
@@ -18,21 +19,30 @@ __all__ = ["heavy_ball_flow", "nesterov_flow"]
 
 def _second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output, max_norm,
                   max_steps, coefficients, name, label, t0=0.0, extras=None,
-                  batch_extras=None, friction_rate=None):
+                  batch_extras=None, friction_rate=None, backend="numpy",
+                  jax_coefficients=None):
     """Integrate m(t) x'' + c(t) x' + grad L(x) = 0 as a first-order system in (x, v).
 
     ``coefficients(t, batch=False)`` -> (c, m) gives the friction and the mass at time t
     (arrays for an array of times when ``batch``); ``friction_rate(t)`` their rates of
-    change for a batch's stiff engine. A batch of starts runs on :mod:`flowsim.ensemble`.
+    change for a batch's stiff engine. A batch of starts runs on :mod:`flowsim.ensemble`,
+    or with ``backend="jax"`` on diffrax, with ``jax_coefficients = (key, (jnp, t) -> (c, m))``.
     """
     n = loss.n
     x0 = start_points(x0, n)
     v0 = np.zeros(n) if v0 is None else start_points(v0, n, name="v0")
     check_start(loss, x0)
-    if x0.ndim == 2 or v0.ndim == 2:
+    jax = on_jax(backend)
+    if x0.ndim == 2 or v0.ndim == 2 or jax:
         X0, V0 = np.broadcast_arrays(np.atleast_2d(x0), np.atleast_2d(v0))
         if X0.shape[0] != np.atleast_2d(x0).shape[0]:
             raise ValueError(f"v0 must have shape ({n},) or the shape of x0, got {v0.shape}.")
+        if jax:
+            from ..jax_backend.flows import second_order_jax
+            key, coefficients_jax = jax_coefficients
+            return second_order_jax(loss, np.concatenate([X0, V0], axis=1), t0, t_end, method,
+                                    rtol, atol, t_eval, dense_output, max_norm, max_steps,
+                                    coefficients_jax, key, name, label, batch_extras)
         system = second_order_system(loss, lambda t: coefficients(t, batch=True),
                                      friction_rate)
         return batch_run(loss, system, np.concatenate([X0, V0], axis=1), t_end, method, rtol,
@@ -71,7 +81,7 @@ def _second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output,
 @parallel
 def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method="LSODA",
                     rtol=1e-8, atol=1e-10, t_eval=None, dense_output=True, max_norm=1e8,
-                    max_steps="default"):
+                    max_steps="default", backend="numpy"):
     r"""Integrate the damped heavy ball m x'' + gamma x' + grad L(x) = 0.
 
     Parameters
@@ -86,6 +96,9 @@ def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method=
         gamma >= 0.
     v0 : array_like, shape (n,) or (m, n), optional
         Initial velocity (zero by default).
+    backend : {"numpy", "jax"}
+        ``"jax"``: the starts on diffrax, vmapped and compiled (:mod:`flowsim.jax_backend`);
+        a BatchTrajectory on ``t_eval`` or 101 even output times.
 
     Returns
     -------
@@ -125,13 +138,15 @@ def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method=
                          dense_output, positive(max_norm, "max_norm"), max_steps,
                          coefficients, "heavy_ball_flow",
                          f"heavy ball ODE (m={mass:g}, gamma={gamma:g}, {method})",
-                         extras=extras, batch_extras=batch_extras)
+                         extras=extras, batch_extras=batch_extras, backend=backend,
+                         jax_coefficients=(("heavy_ball", gamma, mass),
+                                           lambda jnp, t: (gamma, mass)))
 
 
 @parallel
 def nesterov_flow(loss, x0, t_end, *, r=3.0, t0=0.0, method="LSODA", rtol=1e-8, atol=1e-10,
                   t_eval=None, dense_output=True, max_norm=1e8,
-                  max_steps="default"):
+                  max_steps="default", backend="numpy"):
     r"""Integrate Nesterov's ODE (Su, Boyd and Candes) x'' + (r/t) x' + grad L(x) = 0.
 
     Parameters
@@ -144,6 +159,9 @@ def nesterov_flow(loss, x0, t_end, *, r=3.0, t0=0.0, method="LSODA", rtol=1e-8, 
     t0 : float
         Start time >= 0. At t = 0 the singular term takes its limit: with x'(0) = 0,
         (r/t) x'(t) -> r x''(0), so x''(0) = -grad L(x0) / (1 + r).
+    backend : {"numpy", "jax"}
+        ``"jax"``: the starts on diffrax, vmapped and compiled (:mod:`flowsim.jax_backend`);
+        a BatchTrajectory on ``t_eval`` or 101 even output times.
 
     Returns
     -------
@@ -186,4 +204,7 @@ def nesterov_flow(loss, x0, t_end, *, r=3.0, t0=0.0, method="LSODA", rtol=1e-8, 
                          "nesterov_flow", f"Nesterov ODE (r={r:g}, {method})", t0=t0,
                          extras=lambda ys: {"velocities": ys[:, loss.n:]},
                          batch_extras=lambda ys, values: {"velocities": ys[..., loss.n:]},
-                         friction_rate=friction_rate)
+                         friction_rate=friction_rate, backend=backend,
+                         jax_coefficients=(("nesterov", r), lambda jnp, t: (
+                             jnp.where(t > 0, r / jnp.where(t > 0, t, 1.0), 0.0),
+                             jnp.where(t > 0, 1.0, 1.0 + r))))

@@ -22,33 +22,49 @@ from ..results import BatchTrajectory, Status
 from . import require
 from .compiled import jax_loss
 
-__all__ = ["gradient_flow_jax", "SOLVERS"]
+__all__ = ["gradient_flow_jax", "second_order_jax", "SOLVERS"]
 
 #: numpy method name -> diffrax solver class name
 SOLVERS = {"RK23": "Bosh3", "RK45": "Dopri5", "DOP853": "Dopri8", "auto": "Tsit5",
            "Radau": "Kvaerno5", "BDF": "Kvaerno5", "LSODA": "Kvaerno5"}
 
 
-def _compiled(loss, method, rtol, atol, t_out, gtol, max_norm, maximize, budget):
-    key = ("jax_flow", method, rtol, atol, tuple(t_out), gtol, max_norm, maximize, budget)
+def _gradient_field(J, jnp, sign):
+    return lambda t, y, args: sign * J.grad(y)
+
+
+def _second_order_field(J, jnp, coefficients):
+    """y = (x, v): x' = v, v' = (-c(t) v - grad L(x)) / m(t)."""
+    n = J.n
+
+    def field(t, y, args):
+        c, mass = coefficients(jnp, t)
+        x, v = y[:n], y[n:]
+        return jnp.concatenate([v, (-c * v - J.grad(x)) / mass])
+    return field
+
+
+def _compiled(loss, key, field, n, method, rtol, atol, t_out, gtol, max_norm, budget):
+    """The jitted, vmapped solve of y' = field(t, y) (x: the first n entries of y), cached on
+    the loss under ``key`` and the settings."""
+    key = ("jax_flow", key, method, rtol, atol, tuple(t_out), gtol, max_norm, budget)
     cache = loss._cache.setdefault("jax_runs", {})
     if key in cache:
         return cache[key]
     jax, jnp = require()
     import diffrax
     J = jax_loss(loss)
-    sign = 1.0 if maximize else -1.0
-    term = diffrax.ODETerm(lambda t, y, args: sign * J.grad(y))
+    term = diffrax.ODETerm(field(J, jnp))
     solver = getattr(diffrax, SOLVERS[method])()
     controller = diffrax.PIDController(rtol=rtol, atol=atol)
     saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=jnp.asarray(t_out)),
                                   diffrax.SubSaveAt(t1=True)])
 
     def converged(t, y, args, **kwargs):
-        return jnp.linalg.norm(J.grad(y)) <= (gtol if gtol is not None else -1.0)
+        return jnp.linalg.norm(J.grad(y[:n])) <= (gtol if gtol is not None else -1.0)
 
     def escaped(t, y, args, **kwargs):
-        return ~(jnp.linalg.norm(y) <= max_norm)
+        return ~(jnp.linalg.norm(y[:n]) <= max_norm)
 
     event = diffrax.Event([converged, escaped])
 
@@ -58,58 +74,90 @@ def _compiled(loss, method, rtol, atol, t_out, gtol, max_norm, maximize, budget)
                                   max_steps=budget, throw=False)
         ok = sol.result == diffrax.RESULTS.successful
         hit = sol.result == diffrax.RESULTS.event_occurred
-        xs, final, t_stop = sol.ys[0], sol.ys[1][0], sol.ts[1][0]
+        ys, final, t_stop = sol.ys[0], sol.ys[1][0], sol.ts[1][0]
         # a failed solve saves no end state: its last saved output stands for it
-        saved = jnp.all(jnp.isfinite(xs), axis=1)
+        saved = jnp.all(jnp.isfinite(ys), axis=1)
         last = jnp.maximum(jnp.sum(saved) - 1, 0)
         lost = ~jnp.all(jnp.isfinite(final))
-        final = jnp.where(lost, xs[last], final)
+        final = jnp.where(lost, ys[last], final)
         times = jnp.asarray(t_out)
         t_stop = jnp.where(lost, times[last], t_stop)
         held = ~saved | (times > t_stop)
-        xs = jnp.where(held[:, None], final, xs)
+        ys = jnp.where(held[:, None], final, ys)
         # L, grad L at the outputs, on the device (the numpy path's bookkeeping)
-        values = jax.vmap(J.value)(xs)
-        grads = jax.vmap(J.grad)(xs)
-        return (xs, values, grads, final, jnp.linalg.norm(J.grad(final)), t_stop, ok, hit,
+        values = jax.vmap(J.value)(ys[:, :n])
+        grads = jax.vmap(J.grad)(ys[:, :n])
+        return (ys, values, grads, final, jnp.linalg.norm(J.grad(final[:n])), t_stop, ok, hit,
                 sol.event_mask[0], sol.event_mask[1], sol.stats["num_steps"])
 
     cache[key] = jax.jit(jax.vmap(solve))
     return cache[key]
 
 
+def _output_times(t0, t_end, t_eval):
+    t_out = np.linspace(t0, t_end, DEFAULT_OUTPUTS) if t_eval is None else \
+        np.asarray(t_eval, dtype=float)
+    if t_out[0] > t0:
+        return np.concatenate([[t0], t_out]), True
+    return t_out, False
+
+
+def _budget(max_steps):
+    return 100_000 if max_steps == "default" else (10 ** 7 if max_steps is None
+                                                   else int(max_steps))
+
+
+def _run(loss, key, field, Y0, n, t0, t_end, method, rtol, atol, t_eval, gtol, max_norm,
+         max_steps):
+    """Solve, and the outputs on the host: (t_out, ys, values, grads, grad_norms, status,
+    message, steps), the start time t0 left out unless asked for in t_eval."""
+    jax, jnp = require()
+    t_out, drop_first = _output_times(t0, t_end, t_eval)
+    budget = _budget(max_steps)
+    run = _compiled(loss, key, field, n, method, float(rtol), float(atol), t_out, gtol,
+                    float(max_norm), budget)
+    ys, values, grads, final, gnorms, t_stop, ok, hit, conv, out, steps = (
+        np.asarray(v) for v in run(jnp.asarray(Y0)))
+    status, message = _outcomes(hit & conv, hit & out & ~conv, ok, final[:, :n], gnorms,
+                                t_stop, steps, t_end, gtol, max_norm, budget)
+    if drop_first:
+        t_out, ys, values, grads = t_out[1:], ys[:, 1:], values[:, 1:], grads[:, 1:]
+    loss._counter.grad += int(steps.sum())
+    return t_out, ys, values, grads, np.linalg.norm(grads, axis=2), status, message, steps
+
+
 def gradient_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output, gtol,
                       max_norm, maximize, max_steps):
     """The batched gradient flow on diffrax (arguments as :func:`flowsim.gradient_flow`'s,
     already checked; ``X0`` of shape (m, n))."""
-    jax, jnp = require()
-    t_out = np.linspace(0.0, t_end, DEFAULT_OUTPUTS) if t_eval is None else \
-        np.asarray(t_eval, dtype=float)
-    if t_out[0] > 0:
-        t_out = np.concatenate([[0.0], t_out])
-        drop_first = True
-    else:
-        drop_first = False
-    budget = 100_000 if max_steps == "default" else (10 ** 7 if max_steps is None
-                                                     else int(max_steps))
-    run = _compiled(loss, method, float(rtol), float(atol), t_out, gtol, float(max_norm),
-                    bool(maximize), budget)
-    xs, values, grads, final, gnorms, t_stop, ok, hit, conv, out, steps = (
-        np.asarray(v) for v in run(jnp.asarray(X0)))
-    grad_norms = np.linalg.norm(grads, axis=2)
-    status, message = _outcomes(hit & conv, hit & out & ~conv, ok, final, gnorms, t_stop,
-                                steps, t_end, gtol, max_norm, budget)
-    if drop_first:
-        t_out, xs, values, grads, grad_norms = (t_out[1:], xs[:, 1:], values[:, 1:],
-                                                grads[:, 1:], grad_norms[:, 1:])
-    loss._counter.grad += int(steps.sum())
-    dense = GridDense(t_out, xs, grads if maximize else -grads) if dense_output else None
+    sign = 1.0 if maximize else -1.0
+    t_out, xs, values, grads, grad_norms, status, message, steps = _run(
+        loss, ("gradient", sign), lambda J, jnp: _gradient_field(J, jnp, sign), X0, loss.n,
+        0.0, t_end, method, rtol, atol, t_eval, gtol, max_norm, max_steps)
+    dense = GridDense(t_out, xs, sign * grads) if dense_output else None
     label = f"gradient {'ascent' if maximize else 'flow'} (diffrax {SOLVERS[method]}), " \
             f"m={len(X0)}"
-    return BatchTrajectory(t_out, xs, values, grad_norms, status, message,
-                           "gradient_flow", label,
-                           dense=dense, extras={"steps_taken": np.broadcast_to(
+    return BatchTrajectory(t_out, xs, values, grad_norms, status, message, "gradient_flow",
+                           label, dense=dense, extras={"steps_taken": np.broadcast_to(
                                steps[:, None], xs.shape[:2]).copy()})
+
+
+def second_order_jax(loss, Y0, t0, t_end, method, rtol, atol, t_eval, dense_output, max_norm,
+                     max_steps, coefficients, key, name, label, batch_extras=None):
+    """m(t) x'' + c(t) x' + grad L(x) = 0 on diffrax from the rows (x0, v0) of ``Y0``
+    (m, 2n); ``coefficients(jnp, t)`` -> (c, m) in JAX, ``key`` names them for the cache."""
+    n = loss.n
+    t_out, ys, values, grads, grad_norms, status, message, steps = _run(
+        loss, ("second_order",) + tuple(key),
+        lambda J, jnp: _second_order_field(J, jnp, coefficients), Y0, n, t0, t_end, method,
+        rtol, atol, t_eval, None, max_norm, max_steps)
+    xs = ys[..., :n]
+    extras = batch_extras(ys, values) if batch_extras is not None else {}
+    extras["steps_taken"] = np.broadcast_to(steps[:, None], xs.shape[:2]).copy()
+    dense = GridDense(t_out, xs, ys[..., n:]) if dense_output else None
+    return BatchTrajectory(t_out, xs, values, grad_norms, status, message, name,
+                           f"{label} (diffrax {SOLVERS[method]}), m={len(Y0)}", dense=dense,
+                           extras=extras)
 
 
 def _outcomes(conv, out, ok, final, gnorms, t_stop, steps, t_end, gtol, max_norm, budget):
