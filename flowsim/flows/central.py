@@ -41,6 +41,9 @@ def third_derivatives(loss):
     common subexpressions, evaluated on all samples in one call; sympy's ``lambdify`` where
     symengine cannot take the expression) and scattered into the symmetric tensor.
     """
+    cached = loss._cache.get("third_derivatives")
+    if cached is not None:
+        return cached
     xs = list(loss.variables)
     bound = loss.symbol_values()
     n = len(xs)
@@ -73,6 +76,7 @@ def third_derivatives(loss):
 
     def third(x):
         return entries_of(np.asarray(x, dtype=float))[where]
+    loss._cache["third_derivatives"] = third   # compiled once per loss
     return third
 
 
