@@ -37,15 +37,8 @@ def heavy_ball(loss, x0, eta, steps, *, momentum=DEFAULT_MOMENTUM, gtol=None, ma
     steps : int
     momentum : float
         beta in [0, 1).
-    gtol : float, optional
-        Stop (converged) at the first iterate with |grad L| <= gtol.
-    max_norm : float
-        Stop (diverged) once |x_k| > max_norm.
-    record, record_every
-        What a run keeps (see :func:`~flowsim.schemes.gradient_descent`).
-    backend : {"numpy", "jax"}
-        ``"jax"`` runs the same steps compiled with ``jax.lax.scan`` (an optional extra,
-        :mod:`flowsim.jax_backend`; float64, on a GPU where JAX finds one).
+    gtol, max_norm, record, record_every, backend
+        As in :func:`~flowsim.schemes.gradient_descent`.
 
     Returns
     -------

@@ -21,15 +21,8 @@ def heun(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", record_
     eta : float or callable
         Step, or a schedule ``k -> eta_k``.
     steps : int
-    gtol : float, optional
-        Stop (converged) at the first iterate with |grad L| <= gtol.
-    max_norm : float
-        Stop (diverged) once |x_k| > max_norm.
-    record, record_every
-        What a run keeps (see :func:`~flowsim.schemes.gradient_descent`).
-    backend : {"numpy", "jax"}
-        ``"jax"`` runs the same steps compiled with ``jax.lax.scan`` (an optional extra,
-        :mod:`flowsim.jax_backend`; float64, on a GPU where JAX finds one).
+    gtol, max_norm, record, record_every, backend
+        As in :func:`~flowsim.schemes.gradient_descent`.
 
     Returns
     -------

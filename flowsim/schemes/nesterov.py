@@ -37,8 +37,7 @@ def nesterov(loss, x0, eta, steps, *, r=3.0, momentum=None, gtol=None, max_norm=
     record, record_every
         What a run keeps (see :func:`~flowsim.schemes.gradient_descent`).
     backend : {"numpy", "jax"}
-        ``"jax"`` runs the same steps compiled with ``jax.lax.scan`` (an optional extra,
-        :mod:`flowsim.jax_backend`; float64, on a GPU where JAX finds one).
+        As in :func:`~flowsim.schemes.gradient_descent`.
 
     Returns
     -------
