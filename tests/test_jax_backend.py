@@ -157,3 +157,18 @@ def test_nesterov_ode_from_its_singular_start_matches_scipy():
     np.testing.assert_allclose(b.xs, a.xs, atol=1e-8)
     np.testing.assert_allclose(b.extras["velocities"], a.extras["velocities"], atol=1e-8)
     assert b.status == a.status and "jax" in methods.get("nesterov_flow").accepts
+
+
+def test_every_whitelisted_function_prints_to_jax_and_agrees_with_numpy():
+    import jax
+
+    from flowsim.jax_backend.compiled import jax_loss
+    loss = fs.Loss("abs(x) + acos(y/3) + asin(y/4) + atan(x*y) + atan2(y, x + 5) + cos(x) "
+                   "+ cosh(y/2) + erf(x) + exp(-y**2) + log(2 + x**2) + max(x, y) "
+                   "+ min(x, 2*y) + relu(x - y) + sigmoid(y) + sign(x)*y + sin(x*y) "
+                   "+ sinh(x/3) + softplus(x) + sqrt(1 + y**2) + tan(x/4) + tanh(y)")
+    J = jax_loss(loss)
+    X = np.random.default_rng(0).uniform(-1.5, 1.5, (40, 2))
+    np.testing.assert_allclose(jax.vmap(J.value)(X), loss.value(X), rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(jax.vmap(J.grad)(X), loss.grad(X), rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(jax.vmap(J.hess)(X), loss.hess(X), rtol=1e-13, atol=1e-13)

@@ -44,7 +44,11 @@ class JaxLoss:
         self._consts = [jnp.asarray(v, dtype=jnp.float64) for v in bound.values()]
         self._data_index = [k for k, s in enumerate(others) if loss.n_samples is not None
                             and getattr(bound[s], "ndim", 0) == 1]
-        self._raw = {name: lambdify_audited(xs + others, e, "jax") for name, e in exprs.items()}
+        from jax.scipy.special import erf
+        # sympy's JAX printer leaves erf to Python's math.erf, which cannot take a traced array
+        modules = [{"erf": erf}, "jax"]
+        self._raw = {name: lambdify_audited(xs + others, e, modules)
+                     for name, e in exprs.items()}
         self._jnp = jnp
 
     def _evaluate(self, name, x, consts):
