@@ -111,6 +111,9 @@ def test_gradient_flow_on_diffrax_matches_scipy_and_keeps_statuses():
     assert np.all(np.abs(b.xs[:2, -1, 1]) > 10.0)   # held where they left max_norm
     np.testing.assert_allclose(b.at(1.234)[3], [1 - 0.5 * np.exp(-1.234),
                                                 1e-3 * np.exp(1.234)], rtol=1e-6)
+    one = fs.gradient_flow(loss, X0[3], 4.0, backend="jax", **options)   # one start
+    assert isinstance(one, fs.Trajectory)
+    np.testing.assert_allclose(one.xs, b.xs[3], rtol=1e-12)
 
 
 def test_bad_backends_and_options_are_refused_in_one_sentence(monkeypatch):

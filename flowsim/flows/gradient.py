@@ -65,8 +65,8 @@ def gradient_flow(loss, x0, t_end, *, method="LSODA", rtol=1e-8, atol=1e-10, t_e
         under 2e8 numbers (:func:`flowsim.flows._solver.default_max_steps`); None means no budget.
     backend : {"numpy", "jax"}
         ``"jax"`` solves the starts with diffrax, vmapped and compiled (an optional extra,
-        :mod:`flowsim.jax_backend.flows`: float64, a GPU where JAX finds one); it always
-        returns a BatchTrajectory, on ``t_eval`` or 101 even output times.
+        :mod:`flowsim.jax_backend.flows`: float64, a GPU where JAX finds one), on ``t_eval``
+        or 101 even output times.
 
     Returns
     -------
@@ -102,8 +102,9 @@ def gradient_flow(loss, x0, t_end, *, method="LSODA", rtol=1e-8, atol=1e-10, t_e
             raise ValueError("backend='jax' integrates smooth flows; this loss has kinks (abs, "
                              "max, min): use backend='numpy' for its subgradient flow.")
         from ..jax_backend.flows import gradient_flow_jax
-        return gradient_flow_jax(loss, np.atleast_2d(X), t_end, method, rtol, atol, t_eval,
-                                 dense_output, gtol, max_norm, maximize, max_steps)
+        batch = gradient_flow_jax(loss, np.atleast_2d(X), t_end, method, rtol, atol, t_eval,
+                                  dense_output, gtol, max_norm, maximize, max_steps)
+        return batch if X.ndim == 2 else batch.trajectory(0)
     if X.ndim == 2:
         from .batch import batch_gradient_flow
         return batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output,

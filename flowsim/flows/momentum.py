@@ -40,9 +40,10 @@ def _second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output,
         if jax:
             from ..jax_backend.flows import second_order_jax
             key, coefficients_jax = jax_coefficients
-            return second_order_jax(loss, np.concatenate([X0, V0], axis=1), t0, t_end, method,
-                                    rtol, atol, t_eval, dense_output, max_norm, max_steps,
-                                    coefficients_jax, key, name, label, batch_extras)
+            batch = second_order_jax(loss, np.concatenate([X0, V0], axis=1), t0, t_end,
+                                     method, rtol, atol, t_eval, dense_output, max_norm,
+                                     max_steps, coefficients_jax, key, name, label, batch_extras)
+            return batch if x0.ndim == 2 or v0.ndim == 2 else batch.trajectory(0)
         system = second_order_system(loss, lambda t: coefficients(t, batch=True),
                                      friction_rate)
         return batch_run(loss, system, np.concatenate([X0, V0], axis=1), t_end, method, rtol,
@@ -97,8 +98,8 @@ def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method=
     v0 : array_like, shape (n,) or (m, n), optional
         Initial velocity (zero by default).
     backend : {"numpy", "jax"}
-        ``"jax"``: the starts on diffrax, vmapped and compiled (:mod:`flowsim.jax_backend`);
-        a BatchTrajectory on ``t_eval`` or 101 even output times.
+        ``"jax"``: the starts on diffrax, vmapped and compiled (:mod:`flowsim.jax_backend`),
+        on ``t_eval`` or 101 even output times.
 
     Returns
     -------
@@ -160,8 +161,8 @@ def nesterov_flow(loss, x0, t_end, *, r=3.0, t0=0.0, method="LSODA", rtol=1e-8, 
         Start time >= 0. At t = 0 the singular term takes its limit: with x'(0) = 0,
         (r/t) x'(t) -> r x''(0), so x''(0) = -grad L(x0) / (1 + r).
     backend : {"numpy", "jax"}
-        ``"jax"``: the starts on diffrax, vmapped and compiled (:mod:`flowsim.jax_backend`);
-        a BatchTrajectory on ``t_eval`` or 101 even output times.
+        ``"jax"``: the starts on diffrax, vmapped and compiled (:mod:`flowsim.jax_backend`),
+        on ``t_eval`` or 101 even output times.
 
     Returns
     -------
