@@ -271,10 +271,9 @@ def run_scheme(loss, name, X0, etas, dts, *, options, gtol, max_norm, spec, sing
     """
     jax, jnp = require()
     m, steps = X0.shape[0], len(etas)
-    every = spec.every if spec.every is not None else steps + 1
-    every = min(every, steps + 1)
-    run = _compiled(loss, name, options, m, steps, min(every, steps) if steps else 1,
-                    gtol, max_norm)
+    # steps between kept iterates: the run's chunk length (all steps when only the ends count)
+    stride = steps if spec.every is None else min(spec.every, steps)
+    run = _compiled(loss, name, options, m, steps, stride, gtol, max_norm)
     aux0 = _initial_aux(AUX.get(name), X0, options, jnp, jax, chains)
     before = loss.counts
     (X, _, _, last, code, stat, _), kept = run(jnp.asarray(X0), aux0, jnp.asarray(etas))
@@ -283,7 +282,6 @@ def run_scheme(loss, name, X0, etas, dts, *, options, gtol, max_norm, spec, sing
     loss._counter.grad += int(GRADS_PER_STEP.get(name, 1) * np.sum(np.maximum(last, 0)))
     status, message = _outcome(code, stat, last, steps, gtol, max_norm)
     end = int(last.max())
-    stride = min(every, steps) if steps else 1
     ks = list(range(0, end + 1, stride)) if spec.every is not None else [0]
     if ks[-1] != end:
         ks.append(end)
