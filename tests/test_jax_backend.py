@@ -24,7 +24,7 @@ def _same(a, b):
 
 def test_every_scheme_that_accepts_jax_is_covered():
     assert set(JAX_SCHEMES) == {"gradient_descent", "proximal_point", "heun", "heavy_ball",
-                                "nesterov"}
+                                "nesterov", "newton"}
 
 
 @pytest.mark.parametrize("name", JAX_SCHEMES)
@@ -58,6 +58,14 @@ def test_divergence_and_overflow_end_each_start_as_numpy_does():
         b = fs.gradient_descent(loss, X0, 0.2, 30, max_norm=max_norm, backend="jax")
         assert a.status[0].value == "diverged"
         _same(a, b)
+
+
+def test_newton_ends_failed_where_the_hessian_is_singular():
+    # x**3 + y**2: H = diag(6x, 2) is singular on x = 0, where the start (0, 1) sits
+    a = fs.newton("x**3 + y**2", [[0.0, 1.0], [2.0, 1.0]], 0.5, 5)
+    b = fs.newton("x**3 + y**2", [[0.0, 1.0], [2.0, 1.0]], 0.5, 5, backend="jax")
+    assert b.status[0].value == "failed"
+    _same(a, b)
 
 
 def test_proximal_point_reports_a_failed_newton_solve():

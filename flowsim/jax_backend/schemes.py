@@ -98,6 +98,14 @@ def _proximal_point(J, jnp, lax, options):
     return step
 
 
+def _newton(J, jnp, lax, options):
+    def step(k, eta, x, aux):
+        g = J.grad(x)
+        d = jnp.linalg.solve(J.hess(x), g)
+        return x - eta * d, g, aux, ~jnp.all(jnp.isfinite(d))   # singular H: inf or nan
+    return step
+
+
 def _sgd(J, jnp, lax, options):
     jax = options["_jax"]
     N, B = J.n_samples, options["batch_size"]
@@ -120,7 +128,12 @@ def _sgd(J, jnp, lax, options):
 #: scheme name -> factory ``(JaxLoss, jnp, lax, options)`` -> ``step``, where
 #: ``step(k, eta_k, x, aux)`` -> ``(x_next, g (inf: not tested), aux_next, failed)``
 UPDATES = {"gradient_descent": _gd, "heavy_ball": _heavy_ball, "nesterov": _nesterov,
-           "heun": _heun, "proximal_point": _proximal_point, "sgd": _sgd}
+           "heun": _heun, "proximal_point": _proximal_point, "newton": _newton, "sgd": _sgd}
+
+#: why a step failed, by scheme (the numpy path's words where it has them)
+FAILURES = {"proximal_point": "Newton's method did not meet the tolerance (the JAX backend has "
+                              "no line-search fallback; try backend='numpy')",
+            "newton": "the Hessian is singular at x_{k}"}
 
 #: the per-start state a scheme carries besides x: the previous iterate ("x0" starts it at
 #: x_0), or SGD's random key and velocity; none for the others
@@ -280,7 +293,7 @@ def run_scheme(loss, name, X0, etas, dts, *, options, gtol, max_norm, spec, sing
     X, last, code, stat = (np.asarray(v) for v in (X, last, code, stat))
     kept = np.asarray(kept)
     loss._counter.grad += int(GRADS_PER_STEP.get(name, 1) * np.sum(np.maximum(last, 0)))
-    status, message = _outcome(code, stat, last, steps, gtol, max_norm)
+    status, message = _outcome(code, stat, last, steps, gtol, max_norm, FAILURES.get(name, ""))
     end = int(last.max())
     ks = list(range(0, end + 1, stride)) if spec.every is not None else [0]
     if ks[-1] != end:
@@ -302,7 +315,7 @@ def run_scheme(loss, name, X0, etas, dts, *, options, gtol, max_norm, spec, sing
                   extras=extras)
 
 
-def _outcome(code, stat, last, steps, gtol, max_norm):
+def _outcome(code, stat, last, steps, gtol, max_norm, failure):
     status = np.array([Status.REACHED_END] * len(code), dtype=object)
     message = np.full(len(code), f"ran all {steps} steps", dtype=object)
     for i in np.flatnonzero(code):
@@ -311,8 +324,7 @@ def _outcome(code, stat, last, steps, gtol, max_norm):
             status[i], message[i] = Status.CONVERGED, converged_message(stat[i], gtol, k)
         elif code[i] == FAILED:
             status[i] = Status.FAILED
-            message[i] = (f"step {k} failed: Newton's method did not meet the tolerance (the "
-                          "JAX backend has no line-search fallback; try backend='numpy')")
+            message[i] = f"step {k} failed: " + failure.replace("{k}", str(k))
         else:
             kept = code[i] == DIVERGED
             status[i] = Status.DIVERGED

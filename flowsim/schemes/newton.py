@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._driver import (as_record, common_arguments, finish, iterate,
+from ._driver import (as_record, common_arguments, finish, iterate, jax_run, on_jax,
                       schedule_steps)
 from ..ensemble.workers import parallel
 
@@ -11,7 +11,8 @@ __all__ = ["newton"]
 
 
 @parallel
-def newton(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", record_every=1):
+def newton(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", record_every=1,
+           backend="numpy"):
     r"""Newton's method x_{k+1} = x_k - eta_k H(x_k)^{-1} grad L(x_k), full or damped.
 
     Parameters
@@ -28,8 +29,8 @@ def newton(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", recor
         Stop (converged) at the first iterate with |grad L| <= gtol.
     max_norm : float
         Stop (diverged) once |x_k| > max_norm.
-    record, record_every
-        What a run keeps (see :func:`~flowsim.schemes.gradient_descent`).
+    record, record_every, backend
+        As in :func:`~flowsim.schemes.gradient_descent`.
 
     Returns
     -------
@@ -53,6 +54,10 @@ def newton(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", recor
         loss, x0, steps, gtol, max_norm, record, record_every)
     etas = schedule_steps(eta, steps, "eta (the damping of the Newton step)", upper=1.0)
     spec = as_record(record, record_every)
+    full = bool(np.all(etas == 1.0))
+    if on_jax(backend):
+        return jax_run(loss, "newton", X0, etas, etas, options={}, gtol=gtol, max_norm=max_norm,
+                       spec=spec, single=single, label="Newton" if full else "damped Newton")
     grad = loss._fast("grad", single)
 
     def step(k, X, rows):
@@ -73,6 +78,5 @@ def newton(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", recor
 
     before = loss.counts
     run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)
-    full = bool(np.all(etas == 1.0))
     return finish(loss, run, "newton", "Newton" if full else "damped Newton", before,
                   single=single, record=spec)
