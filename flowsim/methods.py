@@ -318,14 +318,14 @@ for _record in (
                reference=_mirror_of, accepts={"batch", "schedule"}, color="sienna",
                marker="H"),
         Method("adam", "Adam", "scheme", adam, order=1, flow="adam_flow", reference=_adam_ode,
-               fixed_ode=_adam_ladder, accepts={"batch", "schedule"}, color="crimson",
+               fixed_ode=_adam_ladder, accepts={"batch", "schedule", "jax"}, color="crimson",
                marker="*"),
-        Method("rmsprop", "RMSProp", "scheme", rmsprop, accepts={"batch", "schedule"},
+        Method("rmsprop", "RMSProp", "scheme", rmsprop, accepts={"batch", "schedule", "jax"},
                color="navy", marker="<"),
-        Method("adagrad", "AdaGrad", "scheme", adagrad, accepts={"batch", "schedule"},
+        Method("adagrad", "AdaGrad", "scheme", adagrad, accepts={"batch", "schedule", "jax"},
                color="gold", marker=">"),
         Method("sign_descent", "sign descent", "scheme", sign_descent, short="signgd",
-               order=1, flow="sign_flow", accepts={"batch", "schedule"}, color="slategray",
+               order=1, flow="sign_flow", accepts={"batch", "schedule", "jax"}, color="slategray",
                marker="d")):
     register(_record)
 del _record

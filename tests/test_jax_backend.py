@@ -24,7 +24,8 @@ def _same(a, b):
 
 def test_every_scheme_that_accepts_jax_is_covered():
     assert set(JAX_SCHEMES) == {"gradient_descent", "proximal_point", "heun", "heavy_ball",
-                                "nesterov", "newton"}
+                                "nesterov", "newton", "adagrad", "rmsprop", "adam",
+                                "sign_descent"}
 
 
 @pytest.mark.parametrize("name", JAX_SCHEMES)

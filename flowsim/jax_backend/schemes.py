@@ -106,6 +106,33 @@ def _newton(J, jnp, lax, options):
     return step
 
 
+def _adaptive(kind):
+    """AdaGrad, RMSProp, Adam (bias-corrected) and sign descent, as in
+    :mod:`flowsim.schemes.adaptive`; the state is the moment pair (m, v)."""
+    def factory(J, jnp, lax, options):
+        eps = options.get("eps", 0.0)
+
+        def step(k, eta, x, aux):
+            m, v = aux
+            g = J.grad(x)
+            if kind == "adagrad":
+                v = v + g * g
+                d = g / (jnp.sqrt(v) + eps)
+            elif kind == "rmsprop":
+                v = options["rho"] * v + (1 - options["rho"]) * g * g
+                d = g / (jnp.sqrt(v) + eps)
+            elif kind == "adam":
+                b1, b2 = options["beta1"], options["beta2"]
+                m = b1 * m + (1 - b1) * g
+                v = b2 * v + (1 - b2) * g * g
+                d = (m / (1 - b1 ** (k + 1))) / (jnp.sqrt(v / (1 - b2 ** (k + 1))) + eps)
+            else:
+                d = jnp.sign(g)
+            return x - eta * d, g, (m, v), False
+        return step
+    return factory
+
+
 def _sgd(J, jnp, lax, options):
     jax = options["_jax"]
     N, B = J.n_samples, options["batch_size"]
@@ -128,7 +155,8 @@ def _sgd(J, jnp, lax, options):
 #: scheme name -> factory ``(JaxLoss, jnp, lax, options)`` -> ``step``, where
 #: ``step(k, eta_k, x, aux)`` -> ``(x_next, g (inf: not tested), aux_next, failed)``
 UPDATES = {"gradient_descent": _gd, "heavy_ball": _heavy_ball, "nesterov": _nesterov,
-           "heun": _heun, "proximal_point": _proximal_point, "newton": _newton, "sgd": _sgd}
+           "heun": _heun, "proximal_point": _proximal_point, "newton": _newton, "sgd": _sgd,
+           **{kind: _adaptive(kind) for kind in ("adagrad", "rmsprop", "adam", "sign_descent")}}
 
 #: why a step failed, by scheme (the numpy path's words where it has them)
 FAILURES = {"proximal_point": "Newton's method did not meet the tolerance (the JAX backend has "
@@ -136,8 +164,9 @@ FAILURES = {"proximal_point": "Newton's method did not meet the tolerance (the J
             "newton": "the Hessian is singular at x_{k}"}
 
 #: the per-start state a scheme carries besides x: the previous iterate ("x0" starts it at
-#: x_0), or SGD's random key and velocity; none for the others
-AUX = {"heavy_ball": "x0", "nesterov": "x0", "sgd": "sgd"}
+#: x_0), SGD's random key and velocity, or the adaptive methods' moments; none for the others
+AUX = {"heavy_ball": "x0", "nesterov": "x0", "sgd": "sgd", "adagrad": "moments",
+       "rmsprop": "moments", "adam": "moments", "sign_descent": "moments"}
 
 #: gradient evaluations per step (for the loss's counters)
 GRADS_PER_STEP = {"heun": 2, "proximal_point": 2}
@@ -251,6 +280,8 @@ def _initial_aux(kind, X0, options, jnp, jax, chains):
         return jnp.zeros((X0.shape[0], 0))
     if kind == "x0":
         return jnp.asarray(X0)
+    if kind == "moments":
+        return jnp.zeros_like(jnp.asarray(X0)), jnp.zeros_like(jnp.asarray(X0))
     base = jax.random.key(int(options["seed"]))
     keys = jax.random.split(base, X0.shape[0]) if chains else \
         jnp.stack([base] * X0.shape[0])   # several starts without chains: one shared stream

@@ -18,17 +18,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._driver import as_record, common_arguments, finish, iterate, schedule_steps
+from ._driver import (as_record, common_arguments, finish, iterate, jax_run, on_jax,
+                      schedule_steps)
 
 __all__ = ["adagrad", "rmsprop", "adam", "sign_descent"]
 
 
-def _run(loss, x0, eta, steps, gtol, max_norm, record, record_every, update, name, label):
-    """The shared loop: ``update(k, G, rows, eta_k)`` -> the step for the active rows."""
+def _run(loss, x0, eta, steps, gtol, max_norm, record, record_every, update, name, label,
+         backend="numpy", options=None):
+    """The shared loop: ``update(k, G, rows, eta_k)`` -> the step for the active rows (on
+    JAX: :mod:`flowsim.jax_backend.schemes`'s rule ``name`` with ``options``)."""
     loss, X0, steps, gtol, max_norm, single = common_arguments(
         loss, x0, steps, gtol, max_norm, record, record_every)
     etas = schedule_steps(eta, steps)
     spec = as_record(record, record_every)
+    if on_jax(backend):
+        return jax_run(loss, name, X0, etas, etas, options=options or {}, gtol=gtol,
+                       max_norm=max_norm, spec=spec, single=single, label=label)
     grad = loss._fast("grad", points=False)
     state = {"m": np.zeros_like(X0), "v": np.zeros_like(X0)}
 
@@ -56,7 +62,7 @@ def _eps(value):
 
 
 def adagrad(loss, x0, eta, steps, *, eps=1e-8, gtol=None, max_norm=1e8, record="all",
-            record_every=1):
+            record_every=1, backend="numpy"):
     """AdaGrad (see the module docstring for the update).
 
     Parameters
@@ -67,7 +73,7 @@ def adagrad(loss, x0, eta, steps, *, eps=1e-8, gtol=None, max_norm=1e8, record="
     steps : int
     eps : float
         Added to the root of the accumulated squares.
-    gtol, max_norm, record, record_every
+    gtol, max_norm, record, record_every, backend
         As in :func:`~flowsim.schemes.gradient_descent`.
 
     Returns
@@ -81,11 +87,11 @@ def adagrad(loss, x0, eta, steps, *, eps=1e-8, gtol=None, max_norm=1e8, record="
         s["v"][rows] = s["v"][rows] + G * G
         return eta_k * G / (np.sqrt(s["v"][rows]) + eps)
     return _run(loss, x0, eta, steps, gtol, max_norm, record, record_every, update,
-                "adagrad", "AdaGrad")
+                "adagrad", "AdaGrad", backend, {"eps": eps})
 
 
 def rmsprop(loss, x0, eta, steps, *, rho=0.9, eps=1e-8, gtol=None, max_norm=1e8,
-            record="all", record_every=1):
+            record="all", record_every=1, backend="numpy"):
     """RMSProp (see the module docstring for the update).
 
     Parameters
@@ -95,7 +101,7 @@ def rmsprop(loss, x0, eta, steps, *, rho=0.9, eps=1e-8, gtol=None, max_norm=1e8,
     rho : float
         Decay of the mean square, in [0, 1).
     eps : float
-    gtol, max_norm, record, record_every
+    gtol, max_norm, record, record_every, backend
         As in :func:`~flowsim.schemes.gradient_descent`.
 
     Returns
@@ -108,11 +114,11 @@ def rmsprop(loss, x0, eta, steps, *, rho=0.9, eps=1e-8, gtol=None, max_norm=1e8,
         s["v"][rows] = rho * s["v"][rows] + (1 - rho) * G * G
         return eta_k * G / (np.sqrt(s["v"][rows]) + eps)
     return _run(loss, x0, eta, steps, gtol, max_norm, record, record_every, update,
-                "rmsprop", f"RMSProp (rho={rho:g})")
+                "rmsprop", f"RMSProp (rho={rho:g})", backend, {"rho": rho, "eps": eps})
 
 
 def adam(loss, x0, eta, steps, *, beta1=0.9, beta2=0.999, eps=1e-8, gtol=None, max_norm=1e8,
-         record="all", record_every=1):
+         record="all", record_every=1, backend="numpy"):
     """Adam with bias correction (see the module docstring for the update).
 
     Parameters
@@ -122,7 +128,7 @@ def adam(loss, x0, eta, steps, *, beta1=0.9, beta2=0.999, eps=1e-8, gtol=None, m
     beta1, beta2 : float
         Decays of the first and second moments, in [0, 1).
     eps : float
-    gtol, max_norm, record, record_every
+    gtol, max_norm, record, record_every, backend
         As in :func:`~flowsim.schemes.gradient_descent`.
 
     Returns
@@ -146,18 +152,19 @@ def adam(loss, x0, eta, steps, *, beta1=0.9, beta2=0.999, eps=1e-8, gtol=None, m
         v_hat = s["v"][rows] / (1 - beta2 ** (k + 1))
         return eta_k * m_hat / (np.sqrt(v_hat) + eps)
     return _run(loss, x0, eta, steps, gtol, max_norm, record, record_every, update,
-                "adam", f"Adam (beta1={beta1:g}, beta2={beta2:g})")
+                "adam", f"Adam (beta1={beta1:g}, beta2={beta2:g})", backend,
+                {"beta1": beta1, "beta2": beta2, "eps": eps})
 
 
 def sign_descent(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all",
-                 record_every=1):
+                 record_every=1, backend="numpy"):
     """Sign descent x_{k+1} = x_k - eta_k sign(grad L(x_k)).
 
     Parameters
     ----------
     loss, x0, eta, steps
         As for every scheme.
-    gtol, max_norm, record, record_every
+    gtol, max_norm, record, record_every, backend
         As in :func:`~flowsim.schemes.gradient_descent`.
 
     Returns
@@ -166,4 +173,4 @@ def sign_descent(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all",
     """
     return _run(loss, x0, eta, steps, gtol, max_norm, record, record_every,
                 lambda k, G, rows, eta_k, s: eta_k * np.sign(G), "sign_descent",
-                "sign descent")
+                "sign descent", backend)
