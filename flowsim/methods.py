@@ -270,7 +270,7 @@ def _nesterov_ode(options, h):
 for _record in (
         Method("gradient_flow", "gradient flow", "flow", gradient_flow,
                accepts={"batch", "maximize", "jax"}, color="black", marker=""),
-        Method("newton_flow", "Newton flow", "flow", newton_flow, accepts={"batch"},
+        Method("newton_flow", "Newton flow", "flow", newton_flow, accepts={"batch", "jax"},
                color="dimgray", marker=""),
         Method("heavy_ball_flow", "heavy ball ODE", "flow", heavy_ball_flow,
                accepts={"batch", "jax"}, color="darkred", marker=""),

@@ -184,3 +184,17 @@ def test_every_whitelisted_function_prints_to_jax_and_agrees_with_numpy():
     np.testing.assert_allclose(jax.vmap(J.value)(X), loss.value(X), rtol=1e-14, atol=1e-14)
     np.testing.assert_allclose(jax.vmap(J.grad)(X), loss.grad(X), rtol=1e-14, atol=1e-14)
     np.testing.assert_allclose(jax.vmap(J.hess)(X), loss.hess(X), rtol=1e-13, atol=1e-13)
+
+
+def test_newton_flow_keeps_its_positive_definite_rule():
+    # H = diag(3x^2 - 1/4, 2): not positive definite at x = 0, where the third start sits
+    loss = fs.Loss("x**4/4 + y**2 - x**2/8")
+    X = np.array([[1.0, 1.0], [0.8, -0.5], [0.0, 1.0]])
+    a = fs.newton_flow(loss, X, 3.0, method="RK45", rtol=1e-10, atol=1e-12)
+    b = fs.newton_flow(loss, X, 3.0, method="RK45", rtol=1e-10, atol=1e-12, backend="jax")
+    assert b.status == a.status and b.status[2].value == "failed"
+    assert b.message[2] == a.message[2]
+    np.testing.assert_allclose(b.xs, a.xs, atol=1e-8)
+    # the Newton flow's closed form: grad L(x(t)) = exp(-t) grad L(x0)
+    np.testing.assert_allclose(b.grad_norms[:2, -1], np.exp(-3.0) * b.grad_norms[:2, 0],
+                               rtol=1e-6)

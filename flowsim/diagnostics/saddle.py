@@ -57,7 +57,8 @@ class SaddleEscape(Report):
     def summary(self):
         """A few lines of text."""
         lines = [f"saddle at {np.round(self.saddle, 6).tolist()}: unstable eigenvalues "
-                 f"{np.round(self.unstable_eigenvalues, 6).tolist()}, growth e^({self.growth_rate:.6g} t)",
+                 f"{np.round(self.unstable_eigenvalues, 6).tolist()}, "
+                 f"growth e^({self.growth_rate:.6g} t)",
                  f"flow from distance {self.delta:g} leaves radius {self.radius:g} at "
                  f"t = {self.measured_time:.6g} (predicted {self.predicted_time:.6g})"]
         if self.eta is not None:

@@ -1,7 +1,8 @@
 """Continuous flows on scipy's ODE solvers, one file per flow.
 
 ``gradient`` (dx/dt = -grad L), ``newton`` (dx/dt = -H^{-1} grad L), ``momentum`` (the heavy
-ball and Nesterov ODEs in (x, v)), ``batch`` (many starts on the per-start engines of :mod:`flowsim.ensemble`),
+ball and Nesterov ODEs in (x, v)), ``batch`` (many starts on the per-start engines of
+:mod:`flowsim.ensemble`),
 ``nonsmooth`` (the minimal-norm subgradient flow of losses with kinks); ``_solver`` is the
 loop around ``solve_ivp``'s steppers (stop rules, step budget, stiffness watch) and
 ``_common`` what every flow checks and returns; ``central`` the sharpness gradient and the

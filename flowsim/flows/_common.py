@@ -8,8 +8,8 @@ from .._validate import as_loss, choice, positive, positive_int, real_array, sta
 from ..results import PositionPart, Status, Trajectory, cut_at_nonfinite
 from ._solver import METHODS
 
-__all__ = ["flow_arguments", "check_flow_arguments", "output_times", "check_start", "finish_flow", "converged",
-           "bound_stop"]
+__all__ = ["flow_arguments", "check_flow_arguments", "output_times", "check_start",
+           "finish_flow", "converged", "bound_stop"]
 
 
 def flow_arguments(loss, x0, t_end, method, rtol, atol, max_steps, gtol, max_norm, t_eval):

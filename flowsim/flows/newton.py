@@ -10,6 +10,7 @@ from .._numeric import row_norms
 from ..ensemble.explicit import TABLEAUS
 from ..ensemble.run import System, batch_run
 from ..ensemble.workers import parallel
+from ..schemes._driver import on_jax
 
 __all__ = ["newton_flow"]
 
@@ -45,7 +46,7 @@ def _newton_system(loss):
 @parallel
 def newton_flow(loss, x0, t_end, *, method="RK45", rtol=1e-8, atol=1e-10, t_eval=None,
                 dense_output=True, gtol=None, max_norm=1e8,
-                max_steps="default"):
+                max_steps="default", backend="numpy"):
     r"""Integrate the Newton flow dx/dt = -H(x)^{-1} grad L(x), the limit of damped Newton.
 
     Parameters
@@ -57,7 +58,7 @@ def newton_flow(loss, x0, t_end, *, method="RK45", rtol=1e-8, atol=1e-10, t_eval
     method : str
         RK45 by default: near a non-degenerate minimum the Newton flow's linearization is -I,
         so it is not stiff (implicit methods approximate its Jacobian by finite differences).
-    gtol, max_norm, max_steps
+    gtol, max_norm, max_steps, backend
         As in :func:`gradient_flow`.
 
     Returns
@@ -80,6 +81,11 @@ def newton_flow(loss, x0, t_end, *, method="RK45", rtol=1e-8, atol=1e-10, t_eval
     loss, x0, t_end, gtol, max_norm, t_eval = flow_arguments(
         loss, x0, t_end, method, rtol, atol, max_steps, gtol, max_norm, t_eval)
     bound = bound_stop(max_norm, loss.n)
+    if on_jax(backend):
+        from ..jax_backend.flows import newton_flow_jax
+        batch = newton_flow_jax(loss, np.atleast_2d(x0), t_end, method, rtol, atol, t_eval,
+                                dense_output, gtol, max_norm, max_steps)
+        return batch if x0.ndim == 2 else batch.trajectory(0)
     if x0.ndim == 2:
         if method not in TABLEAUS:
             raise ValueError(f"method: a batch of Newton flows runs on an explicit method "

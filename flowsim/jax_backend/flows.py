@@ -22,7 +22,7 @@ from ..results import BatchTrajectory, Status
 from . import require
 from .compiled import jax_loss
 
-__all__ = ["gradient_flow_jax", "second_order_jax", "SOLVERS"]
+__all__ = ["gradient_flow_jax", "newton_flow_jax", "second_order_jax", "SOLVERS"]
 
 #: numpy method name -> diffrax solver class name
 SOLVERS = {"RK23": "Bosh3", "RK45": "Dopri5", "DOP853": "Dopri8", "auto": "Tsit5",
@@ -44,7 +44,8 @@ def _second_order_field(J, jnp, coefficients):
     return field
 
 
-def _compiled(loss, key, field, n, method, rtol, atol, t_out, gtol, max_norm, budget):
+def _compiled(loss, key, field, n, method, rtol, atol, t_out, gtol, max_norm, budget,
+              guard=None):
     """The jitted, vmapped solve of y' = field(t, y) (x: the first n entries of y), cached on
     the loss under ``key`` and the settings."""
     key = ("jax_flow", key, method, rtol, atol, tuple(t_out), gtol, max_norm, budget)
@@ -66,7 +67,10 @@ def _compiled(loss, key, field, n, method, rtol, atol, t_out, gtol, max_norm, bu
     def escaped(t, y, args, **kwargs):
         return ~(jnp.linalg.norm(y[:n]) <= max_norm)
 
-    event = diffrax.Event([converged, escaped])
+    def guarded(t, y, args, **kwargs):   # the flow's own rule (None: always fine)
+        return guard(J, jnp, y) if guard is not None else False
+
+    event = diffrax.Event([converged, escaped, guarded])
 
     def solve(y0):
         sol = diffrax.diffeqsolve(term, solver, float(t_out[0]), float(t_out[-1]), None, y0,
@@ -88,7 +92,8 @@ def _compiled(loss, key, field, n, method, rtol, atol, t_out, gtol, max_norm, bu
         values = jax.vmap(J.value)(ys[:, :n])
         grads = jax.vmap(J.grad)(ys[:, :n])
         return (ys, values, grads, final, jnp.linalg.norm(J.grad(final[:n])), t_stop, ok, hit,
-                sol.event_mask[0], sol.event_mask[1], sol.stats["num_steps"])
+                sol.event_mask[0], sol.event_mask[1], sol.event_mask[2],
+                sol.stats["num_steps"])
 
     cache[key] = jax.jit(jax.vmap(solve))
     return cache[key]
@@ -108,18 +113,31 @@ def _budget(max_steps):
 
 
 def _run(loss, key, field, Y0, n, t0, t_end, method, rtol, atol, t_eval, gtol, max_norm,
-         max_steps):
+         max_steps, guard=None, guard_message=None):
     """Solve, and the outputs on the host: (t_out, ys, values, grads, grad_norms, status,
-    message, steps), the start time t0 left out unless asked for in t_eval."""
+    message, steps), the start time t0 left out unless asked for in t_eval. ``guard(J, jnp,
+    y)`` -> bool is a flow's own stop rule (status ``failed``, ``guard_message(x)`` saying
+    why), checked after every step and at the start."""
     jax, jnp = require()
     t_out, drop_first = _output_times(t0, t_end, t_eval)
     budget = _budget(max_steps)
     run = _compiled(loss, key, field, n, method, float(rtol), float(atol), t_out, gtol,
-                    float(max_norm), budget)
-    ys, values, grads, final, gnorms, t_stop, ok, hit, conv, out, steps = (
-        np.asarray(v) for v in run(jnp.asarray(Y0)))
+                    float(max_norm), budget, guard)
+    ys, values, grads, final, gnorms, t_stop, ok, hit, conv, out, own, steps = (
+        np.array(v) for v in run(jnp.asarray(Y0)))   # writable copies
     status, message = _outcomes(hit & conv, hit & out & ~conv, ok, final[:, :n], gnorms,
                                 t_stop, steps, t_end, gtol, max_norm, budget)
+    if guard is not None:   # the rule at the start, then where it stopped a start
+        J = jax_loss(loss)
+        at_start = np.asarray(jax.vmap(lambda y: guard(J, jnp, y))(jnp.asarray(Y0)))
+        status, message = list(status), list(message)
+        for i in np.flatnonzero(at_start | (hit & own & ~conv & ~out)):
+            held = Y0[i] if at_start[i] else final[i]
+            status[i], message[i] = Status.FAILED, guard_message(held[:n])
+            if at_start[i]:
+                ys[i] = Y0[i]
+                values[i], grads[i] = values[i, 0], grads[i, 0]
+        status, message = tuple(status), tuple(message)
     if drop_first:
         t_out, ys, values, grads = t_out[1:], ys[:, 1:], values[:, 1:], grads[:, 1:]
     loss._counter.grad += int(steps.sum())
@@ -140,6 +158,37 @@ def gradient_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output,
     return BatchTrajectory(t_out, xs, values, grad_norms, status, message, "gradient_flow",
                            label, dense=dense, extras={"steps_taken": np.broadcast_to(
                                steps[:, None], xs.shape[:2]).copy()})
+
+
+def newton_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output, gtol, max_norm,
+                    max_steps):
+    """x' = -H(x)^{-1} grad L(x) on diffrax; a start ends ``failed`` where H is not positive
+    definite (as :func:`flowsim.newton_flow`)."""
+    def field(J, jnp):
+        return lambda t, y, args: -jnp.linalg.solve(J.hess(y), J.grad(y))
+
+    def not_positive_definite(J, jnp, y):
+        eigs = jnp.linalg.eigvalsh(J.hess(y))
+        return ~jnp.all(jnp.isfinite(eigs)) | \
+            (eigs[0] <= 1e-12 * jnp.maximum(1.0, jnp.abs(eigs[-1])))
+
+    def why(x):
+        smallest = np.linalg.eigvalsh(loss.hess(x))[0]
+        return (f"the Hessian is not positive definite at x = {np.round(x, 6).tolist()} "
+                f"(smallest eigenvalue {smallest:.3g}); the Newton flow is not a descent flow "
+                "there")
+
+    t_out, xs, values, grads, grad_norms, status, message, steps = _run(
+        loss, ("newton",), field, X0, loss.n, 0.0, t_end, method, rtol, atol, t_eval, gtol,
+        max_norm, max_steps, not_positive_definite, why)
+    velocities = -np.linalg.solve(loss.hess(xs.reshape(-1, loss.n)),
+                                  grads.reshape(-1, loss.n)[..., None])[..., 0] \
+        if dense_output else None
+    dense = GridDense(t_out, xs, velocities.reshape(xs.shape)) if dense_output else None
+    return BatchTrajectory(t_out, xs, values, grad_norms, status, message, "newton_flow",
+                           f"Newton flow (diffrax {SOLVERS[method]}), m={len(X0)}", dense=dense,
+                           extras={"steps_taken": np.broadcast_to(steps[:, None],
+                                                                  xs.shape[:2]).copy()})
 
 
 def second_order_jax(loss, Y0, t0, t_end, method, rtol, atol, t_eval, dense_output, max_norm,

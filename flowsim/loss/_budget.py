@@ -42,9 +42,9 @@ class Budget:
     derivative_ops : int
         Most operations in the gradient and Hessian together: each distinct sub-expression
         counts its arguments plus three, once (the compilers share common sub-expressions),
-        and each entry one more. Measured as they are built; a derivative predicted to exceed what is
-        left is refused before it is taken. Non-smooth losses, differentiated by sympy, get
-        1/25 of it.
+        and each entry one more. Measured as they are built; a derivative predicted to
+        exceed what is left is refused before it is taken. Non-smooth losses, differentiated
+        by sympy, get 1/25 of it.
     """
 
     nodes: int = 100_000
