@@ -17,6 +17,8 @@ functions are cached per loss, scheme, options and step count: a second call run
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..results import Status
@@ -24,7 +26,7 @@ from ..schemes._driver import Run, converged_message, escape, finish
 from . import require
 from .compiled import jax_loss
 
-__all__ = ["run_scheme", "UPDATES"]
+__all__ = ["run_scheme", "Rule", "UPDATES"]
 
 CONVERGED, FAILED, DIVERGED, OUT_NONFINITE = 1, 2, 3, 4
 
@@ -152,24 +154,42 @@ def _sgd(J, jnp, lax, options):
     return step
 
 
-#: scheme name -> factory ``(JaxLoss, jnp, lax, options)`` -> ``step``, where
-#: ``step(k, eta_k, x, aux)`` -> ``(x_next, g (inf: not tested), aux_next, failed)``
-UPDATES = {"gradient_descent": _gd, "heavy_ball": _heavy_ball, "nesterov": _nesterov,
-           "heun": _heun, "proximal_point": _proximal_point, "newton": _newton, "sgd": _sgd,
-           **{kind: _adaptive(kind) for kind in ("adagrad", "rmsprop", "adam", "sign_descent")}}
+class Rule(NamedTuple):
+    """One scheme's update on JAX.
 
-#: why a step failed, by scheme (the numpy path's words where it has them)
-FAILURES = {"proximal_point": "Newton's method did not meet the tolerance (the JAX backend has "
-                              "no line-search fallback; try backend='numpy')",
-            "newton": "the Hessian is singular at x_{k}"}
+    Attributes
+    ----------
+    factory : callable
+        ``(JaxLoss, jnp, lax, options)`` -> ``step(k, eta_k, x, aux)`` ->
+        ``(x_next, g (inf: not tested against gtol), aux_next, failed)``.
+    aux : str or None
+        The per-start state carried besides x: ``"x0"`` (the previous iterate, started at
+        x_0), ``"sgd"`` (random key and velocity), ``"moments"`` (m, v), or None.
+    grads : int
+        Gradient evaluations per step (for the loss's counters).
+    failure : str
+        Why a step failed (the numpy path's words where it has them; ``{k}`` is the step).
+    """
 
-#: the per-start state a scheme carries besides x: the previous iterate ("x0" starts it at
-#: x_0), SGD's random key and velocity, or the adaptive methods' moments; none for the others
-AUX = {"heavy_ball": "x0", "nesterov": "x0", "sgd": "sgd", "adagrad": "moments",
-       "rmsprop": "moments", "adam": "moments", "sign_descent": "moments"}
+    factory: object
+    aux: object = None
+    grads: int = 1
+    failure: str = ""
 
-#: gradient evaluations per step (for the loss's counters)
-GRADS_PER_STEP = {"heun": 2, "proximal_point": 2}
+
+UPDATES = {
+    "gradient_descent": Rule(_gd),
+    "heavy_ball": Rule(_heavy_ball, "x0"),
+    "nesterov": Rule(_nesterov, "x0"),
+    "heun": Rule(_heun, grads=2),
+    "proximal_point": Rule(_proximal_point, grads=2, failure=(
+        "Newton's method did not meet the tolerance (the JAX backend has no line-search "
+        "fallback; try backend='numpy')")),
+    "newton": Rule(_newton, failure="the Hessian is singular at x_{k}"),
+    "sgd": Rule(_sgd, "sgd"),
+    **{kind: Rule(_adaptive(kind), "moments")
+       for kind in ("adagrad", "rmsprop", "adam", "sign_descent")},
+}
 
 
 def _norms(jnp, X):
@@ -209,7 +229,7 @@ def _compiled(loss, name, options, m, steps, every, gtol, max_norm):
     jax, jnp = require()
     lax = jax.lax
     J = jax_loss(loss)
-    update = UPDATES[name](J, jnp, lax, dict(options, _jax=jax))
+    update = UPDATES[name].factory(J, jnp, lax, dict(options, _jax=jax))
     vstep = jax.vmap(update, in_axes=(None, None, 0, 0))
 
     quick = max_norm / np.sqrt(J.n)   # max |x_i| <= quick means |x| <= max_norm
@@ -318,13 +338,14 @@ def run_scheme(loss, name, X0, etas, dts, *, options, gtol, max_norm, spec, sing
     # steps between kept iterates: the run's chunk length (all steps when only the ends count)
     stride = steps if spec.every is None else min(spec.every, steps)
     run = _compiled(loss, name, options, m, steps, stride, gtol, max_norm)
-    aux0 = _initial_aux(AUX.get(name), X0, options, jnp, jax, chains)
+    rule = UPDATES[name]
+    aux0 = _initial_aux(rule.aux, X0, options, jnp, jax, chains)
     before = loss.counts
     (X, _, _, last, code, stat, _), kept = run(jnp.asarray(X0), aux0, jnp.asarray(etas))
     X, last, code, stat = (np.asarray(v) for v in (X, last, code, stat))
     kept = np.asarray(kept)
-    loss._counter.grad += int(GRADS_PER_STEP.get(name, 1) * np.sum(np.maximum(last, 0)))
-    status, message = _outcome(code, stat, last, steps, gtol, max_norm, FAILURES.get(name, ""))
+    loss._counter.grad += int(rule.grads * np.sum(np.maximum(last, 0)))
+    status, message = _outcome(code, stat, last, steps, gtol, max_norm, rule.failure)
     end = int(last.max())
     ks = list(range(0, end + 1, stride)) if spec.every is not None else [0]
     if ks[-1] != end:
