@@ -32,7 +32,7 @@ class JaxLoss:
     """
 
     def __init__(self, loss):
-        jax, jnp = require()
+        _, jnp = require()
         self.n, self.n_samples = loss.n, loss.n_samples
         xs = list(loss.variables)
         bound = loss.symbol_values()

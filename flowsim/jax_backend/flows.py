@@ -115,7 +115,8 @@ def _budget(max_steps):
 def _run(loss, key, field, Y0, n, t0, t_end, method, rtol, atol, t_eval, gtol, max_norm,
          max_steps, guard=None, guard_message=None):
     """Solve, and the outputs on the host: (t_out, ys, values, grads, grad_norms, status,
-    message, steps), the start time t0 left out unless asked for in t_eval. ``guard(J, jnp,
+    message, extras) with ``extras["steps_taken"]`` (each start's accepted steps, at every
+    output), the start time t0 left out unless asked for in t_eval. ``guard(J, jnp,
     y)`` -> bool is a flow's own stop rule (status ``failed``, ``guard_message(x)`` saying
     why), checked after every step and at the start."""
     jax, jnp = require()
@@ -141,7 +142,8 @@ def _run(loss, key, field, Y0, n, t0, t_end, method, rtol, atol, t_eval, gtol, m
     if drop_first:
         t_out, ys, values, grads = t_out[1:], ys[:, 1:], values[:, 1:], grads[:, 1:]
     loss._counter.grad += int(steps.sum())
-    return t_out, ys, values, grads, np.linalg.norm(grads, axis=2), status, message, steps
+    extras = {"steps_taken": np.broadcast_to(steps[:, None], ys.shape[:2]).copy()}
+    return t_out, ys, values, grads, np.linalg.norm(grads, axis=2), status, message, extras
 
 
 def gradient_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output, gtol,
@@ -149,15 +151,14 @@ def gradient_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output,
     """The batched gradient flow on diffrax (arguments as :func:`flowsim.gradient_flow`'s,
     already checked; ``X0`` of shape (m, n))."""
     sign = 1.0 if maximize else -1.0
-    t_out, xs, values, grads, grad_norms, status, message, steps = _run(
+    t_out, xs, values, grads, grad_norms, status, message, extras = _run(
         loss, ("gradient", sign), lambda J, jnp: _gradient_field(J, jnp, sign), X0, loss.n,
         0.0, t_end, method, rtol, atol, t_eval, gtol, max_norm, max_steps)
     dense = GridDense(t_out, xs, sign * grads) if dense_output else None
     label = f"gradient {'ascent' if maximize else 'flow'} (diffrax {SOLVERS[method]}), " \
             f"m={len(X0)}"
     return BatchTrajectory(t_out, xs, values, grad_norms, status, message, "gradient_flow",
-                           label, dense=dense, extras={"steps_taken": np.broadcast_to(
-                               steps[:, None], xs.shape[:2]).copy()})
+                           label, dense=dense, extras=extras)
 
 
 def newton_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output, gtol, max_norm,
@@ -178,7 +179,7 @@ def newton_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output, g
                 f"(smallest eigenvalue {smallest:.3g}); the Newton flow is not a descent flow "
                 "there")
 
-    t_out, xs, values, grads, grad_norms, status, message, steps = _run(
+    t_out, xs, values, grads, grad_norms, status, message, extras = _run(
         loss, ("newton",), field, X0, loss.n, 0.0, t_end, method, rtol, atol, t_eval, gtol,
         max_norm, max_steps, not_positive_definite, why)
     velocities = -np.linalg.solve(loss.hess(xs.reshape(-1, loss.n)),
@@ -187,8 +188,7 @@ def newton_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output, g
     dense = GridDense(t_out, xs, velocities.reshape(xs.shape)) if dense_output else None
     return BatchTrajectory(t_out, xs, values, grad_norms, status, message, "newton_flow",
                            f"Newton flow (diffrax {SOLVERS[method]}), m={len(X0)}", dense=dense,
-                           extras={"steps_taken": np.broadcast_to(steps[:, None],
-                                                                  xs.shape[:2]).copy()})
+                           extras=extras)
 
 
 def second_order_jax(loss, Y0, t0, t_end, method, rtol, atol, t_eval, dense_output, max_norm,
@@ -196,13 +196,13 @@ def second_order_jax(loss, Y0, t0, t_end, method, rtol, atol, t_eval, dense_outp
     """m(t) x'' + c(t) x' + grad L(x) = 0 on diffrax from the rows (x0, v0) of ``Y0``
     (m, 2n); ``coefficients(jnp, t)`` -> (c, m) in JAX, ``key`` names them for the cache."""
     n = loss.n
-    t_out, ys, values, grads, grad_norms, status, message, steps = _run(
+    t_out, ys, values, grads, grad_norms, status, message, extras = _run(
         loss, ("second_order",) + tuple(key),
         lambda J, jnp: _second_order_field(J, jnp, coefficients), Y0, n, t0, t_end, method,
         rtol, atol, t_eval, None, max_norm, max_steps)
     xs = ys[..., :n]
-    extras = batch_extras(ys, values) if batch_extras is not None else {}
-    extras["steps_taken"] = np.broadcast_to(steps[:, None], xs.shape[:2]).copy()
+    if batch_extras is not None:
+        extras.update(batch_extras(ys, values))
     dense = GridDense(t_out, xs, ys[..., n:]) if dense_output else None
     return BatchTrajectory(t_out, xs, values, grad_norms, status, message, name,
                            f"{label} (diffrax {SOLVERS[method]}), m={len(Y0)}", dense=dense,
