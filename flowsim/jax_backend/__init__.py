@@ -9,7 +9,7 @@ JAX functions), ``flows`` (diffrax), ``schemes`` (the scan driver and each updat
 """
 from __future__ import annotations
 
-__all__ = ["available", "require"]
+__all__ = ["available", "require", "on_jax", "BACKENDS"]
 
 
 def available():
@@ -38,3 +38,26 @@ def require():
                           'diffrax), or use the default backend="numpy".') from None
     jax.config.update("jax_enable_x64", True)
     return jax, jnp
+
+
+BACKENDS = ("numpy", "jax")
+
+
+def on_jax(backend, **refused):
+    """Whether ``backend`` asks for JAX (checked); ``refused`` names options the JAX path
+    does not take, each with the value it was given (refused unless falsy or None).
+
+    Raises
+    ------
+    ValueError
+        For an unknown backend, or an option the JAX backend cannot honour.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be 'numpy' or 'jax', got {backend!r}.")
+    if backend != "jax":
+        return False
+    for name, value in refused.items():
+        if value:
+            raise ValueError(f"{name}={value!r} is not available with backend='jax'; drop it "
+                             "or use backend='numpy'.")
+    return True

@@ -57,29 +57,6 @@ def common_arguments(loss, x0, steps, gtol, max_norm, record="all", record_every
     return loss, X0, steps, gtol, positive(max_norm, "max_norm"), single
 
 
-BACKENDS = ("numpy", "jax")
-
-
-def on_jax(backend, **refused):
-    """Whether ``backend`` asks for JAX (checked); ``refused`` names options the JAX path
-    does not take, each with the value it was given (refused unless falsy or None).
-
-    Raises
-    ------
-    ValueError
-        For an unknown backend, or an option the JAX backend cannot honour.
-    """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be 'numpy' or 'jax', got {backend!r}.")
-    if backend != "jax":
-        return False
-    for name, value in refused.items():
-        if value:
-            raise ValueError(f"{name}={value!r} is not available with backend='jax'; drop it "
-                             "or use backend='numpy'.")
-    return True
-
-
 def jax_run(loss, name, X0, etas, dts, **kwargs):
     """The JAX backend's run of scheme ``name`` (see :mod:`flowsim.jax_backend.schemes`)."""
     from ..jax_backend.schemes import run_scheme

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._driver import (as_record, common_arguments, finish, iterate, jax_run, on_jax,
-                      schedule_steps)
+from ._driver import as_record, common_arguments, finish, iterate, jax_run, schedule_steps
+from ..jax_backend import on_jax
 
 __all__ = ["adagrad", "rmsprop", "adam", "sign_descent"]
 

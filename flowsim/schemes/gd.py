@@ -9,7 +9,8 @@ from .._numeric import row_norms
 from .._validate import positive
 from ..results import Status
 from ._driver import (Run, StepFailed, as_record, common_arguments, converged_message, escape,
-                      finish, iterate, jax_run, on_jax, schedule_steps)
+                      finish, iterate, jax_run, schedule_steps)
+from ..jax_backend import on_jax
 from ..ensemble.workers import parallel
 
 __all__ = ["gradient_descent"]

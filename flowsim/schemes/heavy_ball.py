@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import nonnegative
-from ._driver import (as_record, common_arguments, finish, iterate, jax_run, on_jax,
-                      schedule_steps)
+from ._driver import as_record, common_arguments, finish, iterate, jax_run, schedule_steps
+from ..jax_backend import on_jax
 from ..ensemble.workers import parallel
 
 __all__ = ["heavy_ball", "DEFAULT_MOMENTUM", "check_momentum"]

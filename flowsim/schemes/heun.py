@@ -1,8 +1,8 @@
 """Heun's method: the explicit trapezoid rule, a second-order discretization of the flow."""
 from __future__ import annotations
 
-from ._driver import (as_record, common_arguments, finish, iterate, jax_run, on_jax,
-                      schedule_steps)
+from ._driver import as_record, common_arguments, finish, iterate, jax_run, schedule_steps
+from ..jax_backend import on_jax
 from ..ensemble.workers import parallel
 
 __all__ = ["heun"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import positive
-from ._driver import (as_record, common_arguments, finish, iterate, jax_run, on_jax,
-                      schedule_steps)
+from ._driver import as_record, common_arguments, finish, iterate, jax_run, schedule_steps
+from ..jax_backend import on_jax
 from .heavy_ball import check_momentum
 from ..ensemble.workers import parallel
 

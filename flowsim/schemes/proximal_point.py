@@ -11,8 +11,9 @@ import scipy.sparse.linalg
 from .._numeric import row_norms
 from .._validate import positive, positive_int
 from ..loss import SPARSE_FROM
-from ._driver import (StepFailed, as_record, common_arguments, finish, iterate, jax_run, on_jax,
+from ._driver import (StepFailed, as_record, common_arguments, finish, iterate, jax_run,
                       schedule_steps)
+from ..jax_backend import on_jax
 from ..ensemble.workers import parallel
 
 __all__ = ["proximal_point", "proximal_step", "newton_batch"]
