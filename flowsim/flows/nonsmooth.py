@@ -143,7 +143,7 @@ def kink_model(loss):
     return model
 
 
-def _side_velocities(model, x, s, j, sliding=frozenset()):
+def _side_velocities(model, x, s, j, sliding):
     """d u_j / dt on the side u_j > 0 and on the side u_j < 0 (the other sliding kinks held)."""
     n = model.u_grad(x, s, j)
     plus, minus = s.copy(), s.copy()

@@ -218,11 +218,12 @@ def _where_rows(jax, jnp, mask, new, old):
         new, old)
 
 
-def _compiled(loss, name, options, m, steps, every, gtol, max_norm):
-    """The jitted run for these static settings (cached on the loss)."""
+def _compiled(loss, name, options, steps, every, gtol, max_norm):
+    """The jitted run for these static settings (cached on the loss; ``jax.jit`` compiles it
+    once per batch shape)."""
     key = ("jax_scheme", name, tuple(sorted((k, v) for k, v in options.items()
                                             if not k.startswith("_"))),
-           m, steps, every, gtol, max_norm)
+           steps, every, gtol, max_norm)
     cache = loss._cache.setdefault("jax_runs", {})
     if key in cache:
         return cache[key]
@@ -337,7 +338,7 @@ def run_scheme(loss, name, X0, etas, dts, *, options, gtol, max_norm, spec, sing
     m, steps = X0.shape[0], len(etas)
     # steps between kept iterates: the run's chunk length (all steps when only the ends count)
     stride = steps if spec.every is None else min(spec.every, steps)
-    run = _compiled(loss, name, options, m, steps, stride, gtol, max_norm)
+    run = _compiled(loss, name, options, steps, stride, gtol, max_norm)
     rule = UPDATES[name]
     aux0 = _initial_aux(rule.aux, X0, options, jnp, jax, chains)
     before = loss.counts
