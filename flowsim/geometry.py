@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
+from .loss._audit import lambdify_audited
+
 __all__ = ["Potential", "Metric"]
 
 
@@ -55,7 +57,10 @@ class Potential:
             if len(real) != 1:
                 return None
             parts.append(real[0])
-        return sp.lambdify([ys], parts, modules="numpy")
+        try:
+            return lambdify_audited(ys, parts, "numpy")
+        except ValueError:
+            return None   # a branch the audit does not pass: Newton instead
 
     @property
     def closed_form(self):
@@ -75,7 +80,7 @@ class Potential:
         no solution was found are nan."""
         if self._inverse is not None:
             with np.errstate(all="ignore"):
-                cols = self._inverse(np.moveaxis(Y, -1, 0))
+                cols = self._inverse(*np.moveaxis(Y, -1, 0))
             return np.stack([np.broadcast_to(np.asarray(c, dtype=float), Y.shape[:-1])
                              for c in cols], axis=-1)
         X = guess.copy()

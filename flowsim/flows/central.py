@@ -27,6 +27,7 @@ import scipy.optimize
 import symengine as se
 import sympy as sp
 
+from ..loss._audit import lambdify_audited
 from .._validate import as_loss, int_between, positive, start_points
 from ..results import Status, Trajectory
 
@@ -64,11 +65,11 @@ def third_derivatives(loss):
     except (RuntimeError, TypeError, ValueError, NotImplementedError):
         f = None
     if f is None:
-        g = sp.lambdify([xs + list(bound)], exprs, modules="numpy")
+        g = lambdify_audited(xs + list(bound), exprs, "numpy")
         values = [np.asarray(v, dtype=float) for v in bound.values()]
 
         def entries_of(x):
-            return np.array([np.mean(v) for v in g(list(x) + values)], dtype=float)
+            return np.array([np.mean(v) for v in g(*x, *values)], dtype=float)
     else:
         def entries_of(x):
             table[:, :n] = x

@@ -9,6 +9,8 @@ import numpy as np
 import scipy.special
 import sympy as sp
 
+from ..loss._audit import to_sympy
+
 __all__ = ["Bounds", "Enclosure", "WIDEN"]
 
 #: Relative outward widening applied after every operation (about 8 ulps).
@@ -256,7 +258,7 @@ class Enclosure:
     """
 
     def __init__(self, exprs, symbols):
-        self.exprs = [sp.sympify(e) for e in exprs]
+        self.exprs = [to_sympy(e) for e in exprs]
         self.symbols = tuple(symbols)
         free = set().union(*(e.free_symbols for e in self.exprs)) if self.exprs else set()
         missing = free - set(self.symbols)

@@ -1,17 +1,36 @@
-"""The audit of the Python code sympy generates for a loss, before it is ever called.
+"""The one door between flowsim and sympy's parsers and code printers.
 
-The gate (:mod:`flowsim.loss._gate`) decides what may reach a code printer; this module checks
-what came out: the source of every function ``sympy.lambdify`` writes is parsed, and only
-arguments, common sub-expressions, the printer's own names and plain arithmetic may occur.
+Text that reaches ``sympify``, ``nsimplify``, ``parse_expr`` or a code printer is run as
+Python by sympy, so nothing outside this module (and the formula parser and gate) calls them.
+What passes here is checked for what it must be:
+
+* :func:`to_sympy` and :func:`to_symengine` convert between the two symbolic libraries and
+  take only symbolic objects (never a string);
+* :func:`exact_real` turns a number given as an option (a momentum, a step) into an exact
+  sympy number, after checking it is a finite real number;
+* :func:`lambdify_audited` prints gate-checked expressions to Python and audits the source
+  before it is ever called: only arguments, common sub-expressions, the printer's own names
+  and plain arithmetic may occur.
+
+The gate (:mod:`flowsim.loss._gate`) decides what may reach a code printer; the audit checks
+what came out.
 """
 from __future__ import annotations
 
 import ast
 import inspect
+import numbers
 
+import numpy as np
 import sympy as sp
 
-__all__ = ["PRINTER_NAMES", "audit_source", "lambdify_audited"]
+try:  # symengine is a declared dependency, but sympy alone must keep working
+    import symengine as se
+except ImportError:  # pragma: no cover - exercised only where symengine is missing
+    se = None
+
+__all__ = ["PRINTER_NAMES", "audit_source", "lambdify_audited", "to_sympy", "to_symengine",
+           "exact_real"]
 
 
 #: Every bare name sympy's printers may write for the whitelisted functions, their
@@ -65,8 +84,53 @@ def audit_source(func):
     return source
 
 
+def _symbolic_only(items, where):
+    """Refuse anything that is not a sympy or symengine object or a plain number (text above
+    all); lists and tuples are looked into."""
+    kinds = (sp.Basic, numbers.Number) if se is None else (sp.Basic, se.Basic, numbers.Number)
+    for item in items:
+        if isinstance(item, (list, tuple)):
+            _symbolic_only(item, where)
+        elif isinstance(item, bool) or not isinstance(item, kinds):
+            raise TypeError(f"{where}: expected a symbolic expression, got "
+                            f"{type(item).__name__}; text never reaches sympy here.")
+
+
+def to_sympy(expr):
+    """A sympy expression from a sympy or symengine one (never from text)."""
+    _symbolic_only([expr], "to_sympy")
+    return expr if isinstance(expr, sp.Basic) else sp.sympify(expr)
+
+
+def to_symengine(expr):
+    """A symengine expression from a sympy or symengine one (never from text)."""
+    _symbolic_only([expr], "to_symengine")
+    return se.sympify(expr)
+
+
+def exact_real(value, name, low=-np.inf, high=np.inf, *, open_high=False):
+    """The number ``value``, checked to be a finite real in [low, high] (or [low, high)),
+    as an exact sympy number: a rational where a short one equals the float, else a Float.
+
+    Raises
+    ------
+    ValueError
+        For text, a bool, a complex or non-finite number, or one outside the range.
+    """
+    inside = isinstance(value, numbers.Real) and not isinstance(value, bool) and \
+        np.isfinite(float(value)) and low <= float(value) and \
+        (float(value) < high if open_high else float(value) <= high)
+    if not inside:
+        span = f"[{low:g}, {high:g}{')' if open_high else ']'}"
+        raise ValueError(f"{name} must be a real number in {span}, got {value!r}.")
+    number = float(value)
+    exact = sp.Rational(number).limit_denominator(10 ** 6)
+    return exact if float(exact) == number else sp.Float(number)
+
+
 def lambdify_audited(args, exprs, modules):
     """``sympy.lambdify`` with dummy arguments and cse, its source audited."""
+    _symbolic_only(list(args) + list(exprs), "lambdify_audited")
     func = sp.lambdify(args, list(exprs), modules=modules, cse=True, dummify=True)
     audit_source(func)
     return func

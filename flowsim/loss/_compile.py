@@ -23,7 +23,7 @@ import numpy as np
 import scipy.special
 import sympy as sp
 
-from ._audit import lambdify_audited
+from ._audit import lambdify_audited, to_symengine, to_sympy
 from ._budget import Budget, BudgetError, derivative_bound, postorder, same
 
 try:  # symengine is a declared dependency, but sympy alone must keep working
@@ -185,7 +185,7 @@ def _is_smooth(expr):
 _NUMPY_MODULES = [{"erf": scipy.special.erf}, "numpy"]
 
 
-def _sympy_lambdify(args, exprs):
+def _numpy_kernel(args, exprs):
     """A kernel from sympy's lambdify: broadcasts constant outputs to the batch shape."""
     func = lambdify_audited(args, exprs, _NUMPY_MODULES)
     k = len(exprs)
@@ -212,7 +212,7 @@ LARGE_ARGS = 200
 LARGE_OPS = 5_000
 
 
-def _symengine_lambdify(args, exprs, large=False):
+def _llvm_kernel(args, exprs, large=False):
     opt_level = 0 if large or len(args) >= LARGE_ARGS else 3
     try:
         func = se.Lambdify(args, list(exprs), backend="llvm", cse=True, opt_level=opt_level)
@@ -231,7 +231,7 @@ def _symengine_lambdify(args, exprs, large=False):
 
 
 def _compile_symengine(expr, variables, args, budget):
-    s_expr = se.sympify(expr)
+    s_expr = to_symengine(expr)
     s_vars = [se.Symbol(v.name) for v in variables]
     s_args = [se.Symbol(a.name) for a in args]
     zero = se.Integer(0)
@@ -241,14 +241,14 @@ def _compile_symengine(expr, variables, args, budget):
     if meter.unevaluated:
         raise NotImplementedError("symengine left an unevaluated derivative")
     large = meter.spent > LARGE_OPS
-    value = _symengine_lambdify(s_args, [s_expr], large)
-    grad = _symengine_lambdify(s_args, gradient, large)
-    hess = _symengine_lambdify(s_args, hessian, large) if hessian else _empty_kernel()
+    value = _llvm_kernel(s_args, [s_expr], large)
+    grad = _llvm_kernel(s_args, gradient, large)
+    hess = _llvm_kernel(s_args, hessian, large) if hessian else _empty_kernel()
     points = {}
     if len(variables) <= POINT_MAX and meter.spent <= POINT_MAX_OPS:
         points = _point_kernels(len(variables), [sp.Symbol(a.name) for a in args],
-                                sp.sympify(s_expr), [sp.sympify(g) for g in gradient],
-                                [sp.sympify(h) for h in hessian])
+                                to_sympy(s_expr), [to_sympy(g) for g in gradient],
+                                [to_sympy(h) for h in hessian])
     return Kernels(value, grad, hess, rows, cols, tuple(gradient), tuple(hessian), "symengine",
                    **points)
 
@@ -270,9 +270,9 @@ def _compile_sympy(expr, variables, args, budget):
         raise ValueError("loss: sympy could not differentiate the expression (an undefined "
                          "function or an unsupported construct remains); rewrite it with the "
                          "whitelisted functions.")
-    value = _sympy_lambdify(args, [expr])
-    grad = _sympy_lambdify(args, gradient)
-    hess = _sympy_lambdify(args, hessian) if hessian else _empty_kernel()
+    value = _numpy_kernel(args, [expr])
+    grad = _numpy_kernel(args, gradient)
+    hess = _numpy_kernel(args, hessian) if hessian else _empty_kernel()
     points = _point_kernels(len(variables), args, expr, gradient, hessian) \
         if meter.spent <= POINT_MAX_OPS else {}
     return Kernels(value, grad, hess, rows, cols, tuple(gradient), tuple(hessian), "sympy",
@@ -330,9 +330,9 @@ def compile_vector(exprs, args):
     symengine's LLVM where available, else sympy's audited lambdify (no derivatives taken).
     """
     if se is not None:
-        return _symengine_lambdify([se.Symbol(a.name) for a in args],
-                                   [se.sympify(e) for e in exprs])
-    return _sympy_lambdify(args, exprs)
+        return _llvm_kernel([se.Symbol(a.name) for a in args],
+                                   [to_symengine(e) for e in exprs])
+    return _numpy_kernel(args, exprs)
 
 
 def _empty_kernel():

@@ -7,6 +7,7 @@ import types
 import numpy as np
 import sympy as sp
 
+from ._audit import to_sympy
 from ._budget import Budget, as_budget
 from ._construction import (as_symbol_names, build_compiled, check_backend, check_params,
                             real_column, rebuild_loss, sample_index, to_expr)
@@ -286,7 +287,7 @@ class Loss(Evaluation):
                  + self._c.data_symbols}
         out = []
         for item in items:
-            e = sp.sympify(item) if not isinstance(item, sp.Basic) else item
+            e = to_sympy(item)
             out.append(e.xreplace({s: names.get(s.name, s) for s in e.free_symbols}))
         return out
 
