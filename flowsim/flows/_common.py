@@ -40,9 +40,12 @@ def output_times(t_eval, t_end):
         return None
     t_eval = real_array(t_eval, "t_eval")
     if t_eval.ndim != 1 or t_eval.size == 0 or not np.all(np.isfinite(t_eval)) or \
-            np.any(np.diff(t_eval) <= 0) or t_eval[0] < 0 or t_eval[-1] > t_end:
+            np.any(np.diff(t_eval) <= 0) or t_eval[0] < 0 or \
+            t_eval[-1] > t_end * (1 + 1e-12):
         raise ValueError(f"t_eval must be an increasing 1-D array inside [0, t_end = {t_end:g}].")
-    return t_eval
+    # a scheme's accumulated times (k * eta summed) may end a few ulps past t_end
+    return np.minimum(t_eval, t_end) if t_eval[-1] > t_end and (
+        t_eval.size == 1 or t_eval[-2] < t_end) else t_eval
 
 
 def check_start(loss, X, what="x0"):

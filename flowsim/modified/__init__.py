@@ -1,0 +1,5 @@
+"""Modified equations (backward error analysis): ``series`` holds the truncated power series a
+one-step map is evaluated on, ``equation`` the derivation and :class:`ModifiedEquation`."""
+from .equation import FIELDS, MAX_TERMS, TIME_LIMIT, ModifiedEquation, _terms, modified_equation
+
+__all__ = ["ModifiedEquation", "modified_equation", "FIELDS", "MAX_TERMS", "TIME_LIMIT"]
