@@ -8,7 +8,7 @@ import numpy as np
 
 __all__ = ["as_loss", "start_points", "positive", "nonnegative", "choice", "positive_int",
            "finite", "optional", "seed_value", "step_count", "int_between", "mapping",
-           "real_array", "one_trajectory", "writable_path", "check_bounds", "hessian_at",
+           "real_array", "one_trajectory", "writable_path", "writable_folder", "check_bounds", "hessian_at",
            "MAX_RECORDED"]
 
 #: Most numbers a run may record (states, values, gradient norms): 4 GB of float64.
@@ -81,6 +81,28 @@ def writable_path(path, name="path"):
         raise ValueError(f"{name}: the folder {folder!r} does not exist; create it first.")
     if not os.access(folder, os.W_OK):
         raise ValueError(f"{name}: the folder {folder!r} cannot be written; choose another.")
+    return path
+
+
+def writable_folder(path, name="path"):
+    """``path`` as a str: an existing folder that can be written, or one that can be made
+    (its parent exists and can be written); checked before any work."""
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)) or \
+            not str(os.fspath(path)).strip():
+        raise TypeError(f"{name} must be a folder path (str or os.PathLike), got {path!r}.")
+    path = os.fspath(path)
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise ValueError(f"{name} {path!r} is a file, not a folder; give a folder.")
+        if not os.access(path, os.W_OK):
+            raise ValueError(f"{name}: the folder {path!r} cannot be written; choose another.")
+        return path
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ValueError(f"{name}: the folder {parent!r} that would hold {path!r} does not "
+                         "exist; create it first.")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"{name}: the folder {parent!r} cannot be written; choose another.")
     return path
 
 

@@ -9,6 +9,8 @@ import enum
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ._validate import finite, real_array
 from .results import Picklable
 
 __all__ = ["PointKind", "KnownPoint", "LossFacts", "kind_of_spectrum", "ZERO_EIGENVALUE"]
@@ -77,8 +79,14 @@ class KnownPoint(Picklable):
     is_global: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "point", np.asarray(self.point, dtype=float))
+        point = real_array(self.point, "point")
+        if point.ndim != 1 or not np.all(np.isfinite(point)):
+            raise ValueError(f"point must be a finite point of shape (n,), got shape "
+                             f"{point.shape}.")
+        object.__setattr__(self, "point", point)
         object.__setattr__(self, "kind", PointKind(self.kind))
+        if not isinstance(self.is_global, (bool, np.bool_)):
+            raise TypeError(f"is_global must be True or False, got {self.is_global!r}.")
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,27 @@ class LossFacts(Picklable):
     min_value: float | None = None
     bounds: tuple | None = None
     flow_solution: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if not isinstance(self.name, str):
+            raise TypeError(f"name must be a str (a label), got {type(self.name).__name__}.")
+        points = tuple(self.critical_points)
+        if not all(isinstance(p, KnownPoint) for p in points):
+            raise TypeError("critical_points must be flowsim.KnownPoint records.")
+        object.__setattr__(self, "critical_points", points)
+        if not isinstance(self.complete, (bool, np.bool_)):
+            raise TypeError(f"complete must be True or False, got {self.complete!r}.")
+        if self.min_value is not None:
+            object.__setattr__(self, "min_value", finite(self.min_value, "min_value"))
+        if self.bounds is not None:
+            box = real_array(self.bounds, "bounds")
+            pairs = np.atleast_2d(box)
+            if pairs.ndim != 2 or pairs.shape[1] != 2 or not np.all(np.isfinite(pairs)) or \
+                    np.any(pairs[:, 0] >= pairs[:, 1]):
+                raise ValueError("bounds must be finite (low, high) pairs with low < high, "
+                                 "one per variable (or one for all).")
+            object.__setattr__(self, "bounds", tuple(box.tolist()) if box.ndim == 1 else
+                               tuple(map(tuple, box.tolist())))
 
     @property
     def minimizers(self):

@@ -77,7 +77,7 @@ def test_an_interrupted_sweep_resumes_to_the_same_rows(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "run_chunk", original)
     with pytest.raises(ValueError, match="resume=True"):
         _small_sweep(chunk_size=8, store=store)
-    with pytest.raises(ValueError, match="different sweep"):
+    with pytest.raises(ValueError, match="another sweep .chunk_size differs"):
         _small_sweep(chunk_size=9, store=store, resume=True)
     resumed = _small_sweep(chunk_size=8, store=store, resume=True)
     _same(_small_sweep(chunk_size=8), resumed)

@@ -1,10 +1,16 @@
 """Every core: a batch of starts split into chunks over worker processes, the results joined
-into one BatchTrajectory identical to the run in one process.
+into one BatchTrajectory identical to the run in one process; workers that may die.
 
 Each start's arithmetic is independent of the others' (per-start steps, per-start stops), so
 a chunk computes exactly the rows it would compute in one large batch; the loss travels to
-each worker in its pickled form (compiled once per process) and each chunk's starts travel
-once.
+each worker in its pickled form (compiled once per process, under the budget it was accepted
+with) and each chunk's starts travel once.
+
+A worker can die (killed, out of memory, ``os._exit`` in a user's callback): the pool is then
+broken and every unfinished chunk with it. :func:`run_calls` hands each finished chunk over as
+it finishes, retries the unfinished ones on a fresh pool (``RETRIES`` times), then runs each
+that is left alone in a pool of one, so that only a chunk that kills its own worker is given
+up, with the reason.
 """
 from __future__ import annotations
 
@@ -12,22 +18,29 @@ import concurrent.futures
 import functools
 import inspect
 import multiprocessing
+import os
 import sys
 
 import numpy as np
 
 from .._validate import int_between, positive_int
-from ..results import BatchTrajectory
+from ..results import BatchTrajectory, Status
 
-__all__ = ["parallel", "merge", "process_pool", "PARALLEL_DOC"]
+__all__ = ["parallel", "merge", "process_pool", "run_calls", "worker_count", "PARALLEL_DOC",
+           "RETRIES"]
+
+#: Fresh pools a chunk whose worker died is retried on, before it is run alone.
+RETRIES = 2
 
 PARALLEL_DOC = """    workers : int, optional
-        Split m starts into chunks over this many processes (None: this process).
+        Split m starts into chunks over this many processes (None: this process; at most
+        one per chunk and per core).
     executor : concurrent.futures.Executor, optional
         Run the chunks on this executor instead (a process pool, a Dask client's executor).
     chunk_size : int, optional
         Starts per chunk (by default m split evenly over the workers). The result is the
-        same whatever the workers and chunk sizes.
+        same whatever the workers and chunk sizes; a chunk whose worker keeps dying ends
+        its starts ``failed`` with the reason.
 """
 
 
@@ -40,12 +53,125 @@ def process_pool(workers):
     return concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 
+def worker_count(workers, calls):
+    """``workers`` checked (an int >= 1) and capped by the number of ``calls`` and of cores."""
+    workers = int_between(workers, "workers", 1, 4096)
+    return max(1, min(workers, calls, os.cpu_count() or 1))
+
+
+def _died(error):
+    """Whether ``error`` says the worker process running a call died."""
+    return isinstance(error, concurrent.futures.BrokenExecutor) or \
+        type(error).__name__ == "KilledWorker"
+
+
+def _as_completed(pool, futures):
+    """The futures in the order they finish (Dask's own futures need Dask's helper)."""
+    if type(pool).__module__.split(".")[0] == "distributed":
+        from distributed import as_completed
+        return as_completed(list(futures))
+    return concurrent.futures.as_completed(futures)
+
+
+def _round(pool, calls, deliver):
+    """Submit ``calls`` to ``pool``; deliver each result as it comes. Returns the keys whose
+    worker died, with the error."""
+    futures = {pool.submit(fn, *args): key for key, fn, args in calls}
+    died = {}
+    try:
+        for future in _as_completed(pool, futures):
+            key = futures[future]
+            try:
+                result = future.result()
+            except BaseException as error:
+                if not _died(error):
+                    raise
+                died[key] = error
+            else:
+                deliver(key, result)
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+    return died
+
+
+def run_calls(calls, deliver, *, workers=None, executor=None, retries=RETRIES):
+    """Run ``calls`` (a list of ``(key, function, args)``), handing ``deliver(key, result)``
+    each result as it finishes.
+
+    Parameters
+    ----------
+    workers : int, optional
+        Processes of a pool made here (None or 1 with no executor: in this process).
+    executor : concurrent.futures.Executor or dask.distributed.Client, optional
+        Where to submit instead; a process pool that breaks is replaced by fresh pools of
+        its size for the retries.
+    retries : int
+        Fresh pools a call whose worker died is retried on before it runs alone.
+
+    Returns
+    -------
+    dict
+        ``{key: reason}`` of the calls given up (their worker died every time); an exception
+        raised by a call itself propagates after the finished results were delivered.
+    """
+    if executor is None and (workers is None or workers == 1):
+        for key, fn, args in calls:
+            deliver(key, fn(*args))
+        return {}
+    size = getattr(executor, "_max_workers", None) or workers or (os.cpu_count() or 1)
+    lookup = {key: (key, fn, args) for key, fn, args in calls}
+    pending, attempt, given_up = list(calls), 0, {}
+    user = executor
+    while pending:
+        own = user is None
+        pool = process_pool(min(size, len(pending))) if own else user
+        try:
+            died = _round(pool, pending, deliver)
+        finally:
+            if own:
+                pool.shutdown(wait=True, cancel_futures=True)
+        if not died:
+            break
+        if isinstance(user, concurrent.futures.ProcessPoolExecutor):
+            user = None   # a broken process pool stays broken: fresh ones from here
+        attempt += 1
+        if attempt <= retries:
+            pending = [lookup[key] for key in died]
+            continue
+        for key, error in died.items():   # alone, so that a death is this call's own
+            if user is None:
+                with process_pool(1) as alone:
+                    again = _round(alone, [lookup[key]], deliver)
+            else:
+                again = {key: error}
+            if again:
+                given_up[key] = (f"the worker process running it died {attempt + 1} times "
+                                 f"({type(again[key]).__name__}: "
+                                 f"{str(again[key]).splitlines()[0] if str(again[key]) else 'no message'})")
+        break
+    return given_up
+
+
 def _pad(a, k):
     """``a`` (m, K, ...) held at its last row up to K = k rows."""
     if a.shape[1] == k:
         return a
     tail = np.repeat(a[:, -1:], k - a.shape[1], axis=1)
     return np.concatenate([a, tail], axis=1)
+
+
+def failed_piece(loss, X, ts, reason):
+    """A BatchTrajectory for starts ``X`` (m, n) that could not be run: held at the start,
+    status ``failed`` with ``reason``."""
+    m = len(X)
+    values, grads = loss._observe(X)
+    return BatchTrajectory(np.asarray(ts[:1], dtype=float), X[:, None, :].copy(),
+                           np.asarray(values, dtype=float).reshape(m, 1),
+                           np.asarray(grads, dtype=float).reshape(m, 1),
+                           (Status.FAILED,) * m, (f"not run: {reason}",) * m, "failed", "",
+                           extras={"steps_taken": np.zeros((m, 1), dtype=int)})
 
 
 def merge(parts):
@@ -62,9 +188,14 @@ def merge(parts):
             return None
         return np.concatenate([_pad(a, k) for a in arrays])
 
-    extras = {name: np.concatenate([_pad(p.extras[name], k) for p in parts])
-              for name in longest.extras}
-    first = parts[0]
+    def extra(name, p):
+        if name in p.extras:
+            return _pad(p.extras[name], k)
+        like = longest.extras[name]   # a failed piece: zeros of the same kind
+        return np.zeros((len(p), k) + like.shape[2:], dtype=like.dtype)
+
+    extras = {name: np.concatenate([extra(name, p) for p in parts]) for name in longest.extras}
+    first = next((p for p in parts if p.method != "failed"), parts[0])
     label = first.label.rsplit(", m=", 1)[0] + f", m={sum(len(p) for p in parts)}"
     return BatchTrajectory(longest.ts, join("xs"), join("values"), join("grad_norms"),
                            sum((p.status for p in parts), ()),
@@ -78,6 +209,13 @@ def _chunks(m, workers, chunk_size):
     return [slice(i, min(i + size, m)) for i in range(0, m, size)]
 
 
+def _on_copy(run, loss, X, *args, **kwargs):
+    """Run a chunk on the loss's own copy: its evaluations counted apart from other
+    chunks' (threads of one process share a loss object)."""
+    from ..loss import Loss
+    return run(loss.copy() if isinstance(loss, Loss) else loss, X, *args, **kwargs)
+
+
 def parallel(function):
     """Give a flow or scheme ``workers=``, ``executor=`` and ``chunk_size=`` for x0 of shape
     (m, n): the starts are split into chunks run on processes and joined by :func:`merge`.
@@ -89,8 +227,6 @@ def parallel(function):
 
     @functools.wraps(function)
     def run(loss, x0, *args, workers=None, executor=None, chunk_size=None, **kwargs):
-        if workers is None and executor is None:
-            return function(loss, x0, *args, **kwargs)
         if workers is not None:
             workers = int_between(workers, "workers", 1, 4096)
         if chunk_size is not None:
@@ -98,21 +234,29 @@ def parallel(function):
         if executor is not None and not isinstance(executor, concurrent.futures.Executor):
             raise TypeError("executor must be a concurrent.futures.Executor, got "
                             f"{type(executor).__name__}.")
+        if workers is None and executor is None:
+            return function(loss, x0, *args, **kwargs)
         X = np.asarray(x0, dtype=float)
         if X.ndim != 2:
             return function(loss, x0, *args, **kwargs)
+        from .._validate import as_loss
+        loss = as_loss(loss)
         if takes_dense:
             kwargs["dense_output"] = False
         pieces = _chunks(len(X), workers or 1, chunk_size)
-        target = functools.partial(run, loss)  # by name: the same object in a worker
-        if executor is not None:
-            futures = [executor.submit(target, X[p], *args, **kwargs) for p in pieces]
-            return merge([f.result() for f in futures])
-        if workers == 1:
-            return merge([target(X[p], *args, **kwargs) for p in pieces])
-        with process_pool(workers) as pool:
-            futures = [pool.submit(target, X[p], *args, **kwargs) for p in pieces]
-            return merge([f.result() for f in futures])
+        if workers is not None:
+            workers = worker_count(workers, len(pieces))
+        target = functools.partial(_on_copy, run, loss)  # by name: the same in a worker
+        done = {}
+
+        def deliver(i, result):
+            done[i] = result
+        calls = [(i, functools.partial(target, X[p], *args, **kwargs), ())
+                 for i, p in enumerate(pieces)]
+        given_up = run_calls(calls, deliver, workers=workers, executor=executor)
+        ts = next(iter(done.values())).ts if done else np.zeros(1)
+        return merge([done[i] if i in done else failed_piece(loss, X[p], ts, given_up[i])
+                      for i, p in enumerate(pieces)])
 
     signature = inspect.signature(function)
     extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None)

@@ -176,6 +176,7 @@ def central_flow(loss, x0, eta, t_end, *, n_outputs=201, rtol=1e-9, atol=1e-12, 
     eta = positive(eta, "eta")
     t_end = positive(t_end, "t_end")
     n_outputs = int_between(n_outputs, "n_outputs", 2, 10 ** 6)
+    gain = positive(gain, "gain")
     third = third_derivatives(loss)
     edge = 2.0 / eta
     ts = np.linspace(0.0, t_end, n_outputs)

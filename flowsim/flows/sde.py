@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import int_between, positive, seed_value, start_points
+from .._validate import as_loss, int_between, positive, seed_value, start_points
 from ..results import BatchTrajectory, Status
 
 __all__ = ["sgd_sde"]
@@ -68,6 +68,7 @@ def sgd_sde(loss, x0, eta, t_end, *, batch_size=1, sampling="with_replacement", 
     True
     """
     from ..schemes.sgd import SAMPLINGS
+    loss = as_loss(loss)
     if loss.n_samples is None:
         raise ValueError("loss: sgd_sde needs a finite-sum loss; build it with "
                          "Loss.from_samples.")

@@ -38,6 +38,7 @@ class Compiled:
     csr_indices: np.ndarray    # the same pattern in CSR order: column indices,
     csr_indptr: np.ndarray     # row pointers,
     csr_take: np.ndarray       # and the upper-triangle value feeding each stored entry
+    budget: Budget = Budget()  # the limits it was accepted under (they travel with a pickle)
 
 
 def as_symbol_names(items, what):
@@ -159,11 +160,13 @@ _CACHE_SIZE = 64
 
 
 def rebuild_loss(expr, var_names, param_names, data_names, params, data, facts, backend,
-                  counts):
-    """Unpickle a Loss: the expression passes the gate again, kernels come from the cache."""
-    check_expression(expr)
+                  counts, budget=None):
+    """Unpickle a Loss: the expression passes the gate again (under the budget it was
+    accepted with), kernels come from the cache."""
+    budget = budget if isinstance(budget, Budget) else Budget()
+    check_expression(expr, budget)
     compiled = build_compiled(expr, list(var_names), list(param_names), list(data_names),
-                               backend, Budget())
+                               backend, budget)
     from .core import Loss
     loss = Loss._from_parts(compiled, params, data, facts)
     loss._counter.value, loss._counter.grad, loss._counter.hess = counts
@@ -199,4 +202,4 @@ def compile_parts(expr, var_names, param_names, data_names, backend, budget):
     indptr = np.searchsorted(full_rows[order], np.arange(len(variables) + 1))
     return Compiled(expr, variables, param_symbols, data_symbols, kernels,
                      full_rows, full_cols, full_take,
-                     full_cols[order], indptr, full_take[order])
+                     full_cols[order], indptr, full_take[order], budget or Budget())

@@ -128,7 +128,7 @@ class Loss(Evaluation):
         state = (c.expr, tuple(v.name for v in c.variables),
                  tuple(p.name for p in c.param_symbols), tuple(d.name for d in c.data_symbols),
                  dict(self._params), self._data, self._facts, c.kernels.backend,
-                 (self._counter.value, self._counter.grad, self._counter.hess))
+                 (self._counter.value, self._counter.grad, self._counter.hess), c.budget)
         return rebuild_loss, state
 
     def __deepcopy__(self, memo):
@@ -239,6 +239,15 @@ class Loss(Evaluation):
         params = dict(self._params)
         params.update(check_params(values, "with_params"))
         return Loss._from_parts(self._c, params, self._data, self._facts)
+
+    def copy(self):
+        """The same compiled loss with its own evaluation counter, starting at zero.
+
+        Work that runs beside other work on one loss (a chunk on a thread pool) counts its
+        evaluations on a copy, so that each run's ``nfev``/``ngev``/``nhev`` are its own.
+        Nothing is compiled again.
+        """
+        return Loss._from_parts(self._c, self._params, self._data, self._facts)
 
     def with_facts(self, facts):
         """The same compiled loss carrying ``facts`` (a :class:`LossFacts`)."""

@@ -86,6 +86,10 @@ def contour(loss, trajectories=None, ax=None, *, bounds=None, critical=True, lev
         for j, xs in enumerate(paths):
             draw_path(ax, xs[:, 0], xs[:, 1], traj, i, label=traj.label if j == 0 else None)
             ax.plot(xs[0, 0], xs[0, 1], "s", color="k", ms=6, zorder=4)
+    if not isinstance(critical, (bool, list, tuple)) and \
+            type(critical).__name__ != "CriticalPointSet":
+        raise TypeError("critical must be True, False or a sequence of critical points, got "
+                        f"{type(critical).__name__}.")
     if critical is True:
         critical = critical_points(loss, box, time_limit=10.0)
     for cp in critical or ():

@@ -2,6 +2,7 @@
 turned into tidy rows (one per run) and, when asked, long rows of paths."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ import pandas
 
 from .. import methods
 
-__all__ = ["Task", "run_chunk", "derived_seed"]
+__all__ = ["Task", "run_chunk", "derived_seed", "failed_rows"]
 
 
 def derived_seed(*parts):
@@ -100,8 +101,14 @@ def _time_to_tol(task, batch):
     return np.where(below.any(axis=1), batch.ts[first], np.nan)
 
 
-def run_chunk(task, rows, X):
-    """Run ``task`` on the starts ``X`` (their indices ``rows`` in the sweep's starts).
+def failed_rows(task, rows, X, reason):
+    """The rows of a chunk that could not be run: each start ``failed`` with ``reason``."""
+    return run_chunk(task, rows, X, reason=reason)
+
+
+def run_chunk(task, rows, X, *, reason=None):
+    """Run ``task`` on the starts ``X`` (their indices ``rows`` in the sweep's starts), or,
+    with ``reason``, report them ``failed`` for it without running.
 
     Returns
     -------
@@ -110,7 +117,10 @@ def run_chunk(task, rows, X):
     paths : pandas.DataFrame or None
         Long rows (run, step, t, x1..xn, L) when the task keeps paths.
     """
-    batch = _run(task, X)
+    from ..ensemble.workers import failed_piece
+    task = dataclasses.replace(task, loss=task.loss.copy())   # its own evaluation counts
+    batch = _run(task, X) if reason is None else \
+        failed_piece(task.loss, X, np.zeros(1), reason)
     m, n = X.shape
     final = batch.xs[:, -1]
     values = batch.values[:, -1] if batch.values is not None else task.loss._values(final)
@@ -132,7 +142,7 @@ def run_chunk(task, rows, X):
         runs[f"_{name}"] = np.zeros(m)
         runs.loc[0, f"_{name}"] = getattr(batch, name)
     paths = None
-    if task.paths:
+    if task.paths and reason is None:
         k = len(batch.ts)
         paths = pandas.DataFrame({"task": np.full(m * k, task.index),
                                   "start": np.repeat(rows, k), "step": np.tile(np.arange(k), m),

@@ -1,15 +1,20 @@
 """``flowsim.sweep``: losses x methods x step sizes x starts, in chunks, on any executor."""
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import sys
 
 import numpy as np
 
 from .. import methods as registry
-from .._validate import as_loss, int_between, mapping, positive, start_points, step_count
-from ..ensemble.workers import process_pool
+from .._validate import (MAX_RECORDED, as_loss, finite, int_between, mapping, positive,
+                         seed_value, start_points, step_count, writable_folder)
+from ..ensemble.workers import run_calls, worker_count
 from ..loss import Loss
-from .chunk import Task, derived_seed, run_chunk
+from . import chunk as chunk_module
+from .chunk import Task, derived_seed, failed_rows, run_chunk
+from .identity import fingerprint, loss_parts
 from .store import ChunkStore, assemble
 
 __all__ = ["sweep", "grid_starts"]
@@ -78,15 +83,75 @@ def _tasks(losses, records, etas, steps, t_end, options, reference, tol, min_val
     return tasks
 
 
-def _executor(workers, executor):
+def _check_options(options, records):
+    """Every method's options by name against its signature, before any chunk runs."""
+    names = {r.name for r in records} | {r.short for r in records if r.short}
+    for key, opts in options.items():
+        if key not in names:
+            raise ValueError(f"options: {key!r} is not one of the swept methods "
+                             f"({', '.join(r.name for r in records)}).")
+        if not isinstance(opts, dict):
+            raise TypeError(f"options[{key!r}] must be a dict of keyword arguments, got "
+                            f"{type(opts).__name__}.")
+    for record in records:
+        params = inspect.signature(record.function).parameters
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        for key in options.get(record.name, options.get(record.short, {})):
+            if key in RESERVED or (key not in params and not takes_any):
+                raise ValueError(f"options[{record.name!r}]: {key!r} is not an option of "
+                                 f"{record.name}" + (" (the sweep sets it)" if key in RESERVED
+                                                     else "") + "; remove it.")
+
+
+#: Arguments a sweep gives every run itself.
+RESERVED = frozenset({"loss", "x0", "eta", "steps", "t_end", "record", "t_eval",
+                      "dense_output", "workers", "executor", "chunk_size"})
+
+
+def _probe(tasks, X):
+    """Run each distinct (method, options) once on one start for one step, so that an option
+    the method refuses is refused before the first chunk (one sentence, naming it)."""
+    seen = set()
+    for task in tasks:
+        key = (task.method, fingerprint(task.options))
+        if key in seen:
+            continue
+        seen.add(key)
+        probe = dataclasses.replace(task, steps=1 if task.steps else None,
+                                    t_end=min(task.t_end, 1e-6) if task.t_end else None,
+                                    reference=False, paths=False, tol=None)
+        try:
+            chunk_module.run_chunk(probe, np.arange(1), X[:1])
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"options[{task.method!r}]: {error}") from None
+
+
+def _identity(items, records, etas, steps, t_end, options, reference, tol, min_value, paths,
+              chunk_size, seed, X):
+    """The hash of each ingredient of the sweep, by name (see :mod:`.identity`)."""
+    from .. import __version__
+    out = {"flowsim version": fingerprint(__version__)}
+    for name, loss in items:
+        for part, value in loss_parts(loss).items():
+            out[f"loss {name!r}: {part}"] = fingerprint(value)
+    out.update({"methods": fingerprint([r.name for r in records]), "etas": fingerprint(etas),
+                "steps": fingerprint(steps), "t_end": fingerprint(t_end),
+                "options": fingerprint(options), "reference": fingerprint(reference),
+                "tol": fingerprint(tol), "min_value": fingerprint(min_value),
+                "paths": fingerprint(paths), "chunk_size": fingerprint(chunk_size),
+                "seed": fingerprint(seed), "starts": fingerprint(X)})
+    return out
+
+
+def _executor(workers, executor, chunks):
     if executor is not None:
         if not hasattr(executor, "submit"):
             raise TypeError("executor must have submit() (a concurrent.futures.Executor or a "
                             f"dask.distributed.Client), got {type(executor).__name__}.")
-        return executor, False
-    if workers is None or workers == 1:
-        return None, False
-    return process_pool(workers), True
+        return None
+    if workers is None:
+        return None
+    return worker_count(workers, chunks)
 
 
 def _progress(total, progress):
@@ -185,47 +250,82 @@ def sweep(losses, methods, *, starts=None, resolution=None, bounds=None, etas=No
         if t_end is None:
             raise ValueError("t_end is required to sweep flows.")
     options = mapping(options, "options")
+    _check_options(options, records)
+    min_value = finite(min_value, "min_value") if min_value is not None else None
+    seed = seed_value(seed)
+    if not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer >= 0 (a study records it), got {seed!r}.")
+    for flag, value in (("reference", reference), ("paths", paths), ("resume", resume)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{flag} must be True or False, got {value!r}.")
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"progress must be True, False or None, got {progress!r}.")
+    store = writable_folder(store, "store") if store is not None else None
     tasks = _tasks(items, records, etas, steps, t_end, options, bool(reference), tol,
                    min_value, bool(paths), seed)
+    _check_size(tasks, X, steps, bool(paths) or tol is not None)
+    n_chunks = -(-len(X) // chunk_size)
+    keys = [(task.index, c) for task in tasks for c in range(n_chunks)]
+    workers = _executor(workers, executor, len(keys))
+    _probe(tasks, X)
     spec = {"losses": [name for name, _ in items], "methods": [r.name for r in records],
             "etas": [float(e) for e in etas], "steps": steps, "t_end": t_end,
             "starts": X.tolist() if X.size <= 2_000 else f"{X.shape} array",
             "options": {k: {kk: repr(vv) for kk, vv in v.items()} for k, v in options.items()},
-            "reference": bool(reference), "tol": tol, "paths": bool(paths),
-            "chunk_size": chunk_size, "seed": seed}
-    keys = [(task.index, c) for task in tasks for c in range(-(-len(X) // chunk_size))]
+            "reference": bool(reference), "tol": tol, "min_value": min_value,
+            "paths": bool(paths), "chunk_size": chunk_size, "seed": seed}
+
+    def rows_of(key):
+        return np.arange(key[1] * chunk_size, min((key[1] + 1) * chunk_size, len(X)))
+
+    def chunk_key(key):   # what the chunk's rows depend on
+        task = tasks[key[0]]
+        return fingerprint(loss_parts(task.loss), task.method, task.eta, task.steps,
+                           task.t_end, task.options, task.reference, task.tol,
+                           task.min_value, task.paths, rows_of(key), X[rows_of(key)])
+
     chunks = ChunkStore(store) if store is not None else None
-    done = {}
-    if chunks is not None:
-        chunks.open(spec, resume)
-        done = {key: chunks.get(key) for key in chunks.keys() if key in set(keys)}
-    todo = [key for key in keys if key not in done]
-    pool, own = _executor(workers, executor)
-    bar = _progress(len(todo), progress)
-
-    def args(key):
-        rows = np.arange(key[1] * chunk_size, min((key[1] + 1) * chunk_size, len(X)))
-        return tasks[key[0]], rows, X[rows]
-
+    done, failed = {}, {}
     try:
-        if pool is None:
-            for key in todo:
-                done[key] = _finished(chunks, key, run_chunk(*args(key)), bar)
-        else:
-            futures = {key: pool.submit(run_chunk, *args(key)) for key in todo}
-            for key, future in futures.items():
-                done[key] = _finished(chunks, key, future.result(), bar)
+        if chunks is not None:
+            identity = _identity(items, records, etas, steps, t_end, options, reference, tol,
+                                 min_value, paths, chunk_size, seed, X)
+            stored = chunks.open(spec, identity, keys, resume)
+            done = {key: chunks.get(key) for key in keys if stored.get(key) == chunk_key(key)}
+        todo = [key for key in keys if key not in done]
+        bar = _progress(len(todo), progress)
+
+        def deliver(key, result):
+            if chunks is not None:
+                chunks.put(key, chunk_key(key), *result)
+            done[key] = result
+            if bar is not None:
+                bar.update()
+        try:
+            given_up = run_calls([(key, run_chunk, (tasks[key[0]], rows_of(key),
+                                                    X[rows_of(key)])) for key in todo],
+                                 deliver, workers=workers, executor=executor)
+        finally:
+            if bar is not None:
+                bar.close()
+        for key, reason in given_up.items():
+            failed[key] = f"task {key[0]} chunk {key[1]}: {reason}"
+            done[key] = failed_rows(tasks[key[0]], rows_of(key), X[rows_of(key)], reason)
     finally:
-        if own:
-            pool.shutdown()
-        if bar is not None:
-            bar.close()
-    return assemble([done[key] for key in keys], spec)
+        if chunks is not None:
+            chunks.close()
+    return assemble([done[key] for key in keys], spec, missing=tuple(failed.values()))
 
 
-def _finished(chunks, key, result, bar):
-    if chunks is not None:
-        chunks.put(key, *result)
-    if bar is not None:
-        bar.update()
-    return result
+def _check_size(tasks, X, steps, keep_paths):
+    """Refuse a sweep whose rows (or kept paths) would pass the memory limit, before any run.
+    """
+    m, n = X.shape
+    per_row = 2 * n + 30       # numbers, and about 20 numbers' worth of text per row
+    total = len(tasks) * m * per_row
+    if keep_paths and steps:
+        total += sum(1 for t in tasks if t.steps) * m * (steps + 1) * (n + 4)
+    if total > MAX_RECORDED:
+        raise ValueError(f"the sweep would hold {total:.3g} numbers ({total * 8 / 1e9:.3g} GB) "
+                         f"for {len(tasks)} task(s) x {m} start(s); the limit is "
+                         f"{MAX_RECORDED:.3g}: sweep fewer starts, step sizes or steps.")
