@@ -8,8 +8,9 @@ import numpy as np
 
 __all__ = ["as_loss", "start_points", "positive", "nonnegative", "choice", "positive_int",
            "finite", "optional", "seed_value", "step_count", "int_between", "mapping",
-           "real_array", "one_trajectory", "writable_path", "writable_folder", "check_bounds", "hessian_at",
-           "MAX_RECORDED"]
+           "real_array", "one_trajectory", "writable_path", "writable_folder", "check_bounds",
+           "hessian_at",
+           "MAX_RECORDED", "check_recorded"]
 
 #: Most numbers a run may record (states, values, gradient norms): 4 GB of float64.
 MAX_RECORDED = 500_000_000
@@ -137,17 +138,22 @@ def int_between(value, name, low, high):
     return int(value)
 
 
+def check_recorded(numbers, what, fix):
+    """Refuse, before anything is allocated, a result of more than :data:`MAX_RECORDED`
+    numbers: ``what`` would record ``numbers``; ``fix`` says what to ask for instead."""
+    if numbers > MAX_RECORDED:
+        raise ValueError(f"{what} would record {numbers:.3g} numbers ({numbers * 8 / 1e9:.3g} "
+                         f"GB); the limit is {MAX_RECORDED:.3g}: {fix}.")
+
+
 def step_count(value, name="steps", n=1, m=1, every=1):
     """A number of steps whose record (m starts x (steps // every + 2) kept states x (n + 2)
     numbers) fits in :data:`MAX_RECORDED` numbers, checked before anything is allocated;
     ``every`` is None where only the start and the end are kept."""
     steps = positive_int(value, name)
     kept = 2 if every is None else (steps + 1 if every == 1 else steps // every + 2)
-    numbers_ = kept * m * (n + 2)
-    if numbers_ > MAX_RECORDED:
-        raise ValueError(f"{name} = {steps} would record {numbers_:.3g} numbers "
-                         f"({numbers_ * 8 / 1e9:.3g} GB) for {m} start(s) in {n} variables; "
-                         f"the limit is {MAX_RECORDED:.3g}: ask for fewer steps or starts.")
+    check_recorded(kept * m * (n + 2), f"{name} = {steps} for {m} start(s) in {n} variables",
+                   "ask for fewer steps or starts, or a larger record_every")
     return steps
 
 

@@ -206,7 +206,7 @@ def compare(loss, x0, eta, steps, schemes=("gd", "pp"), *, flow_method="auto",
     x0 = start_points(x0, loss.n, batch=False)
     schedule, fixed = as_schedule(eta)
     steps = step_count(steps, "steps", loss.n)
-    etas = step_sizes(schedule, steps)
+    etas = step_sizes(schedule, steps).array()   # compare keeps every step anyway
     eta = float(etas[0])
     choice(flow_method, tuple(SOLVERS) + ("auto",), "flow_method")
     positive(rtol, "rtol")

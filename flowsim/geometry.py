@@ -67,6 +67,21 @@ class Potential:
         """Whether the inverse mirror map is in closed form (else Newton)."""
         return self._inverse is not None
 
+    def check_at(self, X, what="x0"):
+        """Refuse starts ``X`` (m, n) where psi's Hessian is not finite and positive definite
+        (there the mirror map is not invertible: a constant or linear psi, for one)."""
+        with np.errstate(all="ignore"):
+            H = np.asarray(self.hess(np.atleast_2d(X)), dtype=float)
+        ok = np.all(np.isfinite(H), axis=(-2, -1))
+        lowest = np.full(len(H), -np.inf)
+        if ok.any():
+            lowest[ok] = np.linalg.eigvalsh(H[ok])[:, 0]
+        if not np.all(lowest > 0):
+            raise ValueError(f"potential: its Hessian is not positive definite at {what} "
+                             f"(lowest eigenvalue {lowest.min():.3g}), so the mirror map "
+                             "cannot be inverted there; use a strictly convex potential, e.g. "
+                             "sum(x*log(x)) on x > 0 or |x|^2/2.")
+
     def grad(self, X):
         """The mirror map grad psi at X (..., n)."""
         return self.psi.grad(X)
@@ -87,7 +102,11 @@ class Potential:
         with np.errstate(all="ignore"):
             for _ in range(iterations):
                 R = self.psi.grad(X) - Y
-                step = np.linalg.solve(self.psi.hess(X), R[..., None])[..., 0]
+                try:
+                    step = np.linalg.solve(self.psi.hess(X), R[..., None])[..., 0]
+                except np.linalg.LinAlgError:   # a singular Hessian at some row
+                    step = np.einsum("...ij,...j->...i",
+                                     np.linalg.pinv(self.psi.hess(X)), R)
                 X = X - step
                 if np.all(np.abs(step) <= 1e-15 * (1 + np.abs(X))):
                     break

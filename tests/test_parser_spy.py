@@ -14,7 +14,6 @@ import tempfile
 
 import numpy as np
 import pytest
-import sympy
 import sympy.parsing.sympy_parser as sympy_parser
 import symengine
 

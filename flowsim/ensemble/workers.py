@@ -147,9 +147,9 @@ def run_calls(calls, deliver, *, workers=None, executor=None, retries=RETRIES):
             else:
                 again = {key: error}
             if again:
+                text = (str(again[key]).splitlines() or ["no message"])[0]
                 given_up[key] = (f"the worker process running it died {attempt + 1} times "
-                                 f"({type(again[key]).__name__}: "
-                                 f"{str(again[key]).splitlines()[0] if str(again[key]) else 'no message'})")
+                                 f"({type(again[key]).__name__}: {text})")
         break
     return given_up
 

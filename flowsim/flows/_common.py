@@ -4,11 +4,14 @@ from __future__ import annotations
 import numpy as np
 
 from .._numeric import safe_norm
-from .._validate import as_loss, choice, positive, positive_int, real_array, start_points
+from .._validate import (as_loss, check_recorded, choice, positive, positive_int, real_array,
+                         start_points)
+from ..ensemble.run import DEFAULT_OUTPUTS
 from ..results import PositionPart, Status, Trajectory, cut_at_nonfinite
 from ._solver import METHODS
 
 __all__ = ["flow_arguments", "check_flow_arguments", "output_times", "check_start",
+           "refuse_kinks",
            "finish_flow", "converged", "bound_stop"]
 
 
@@ -19,7 +22,7 @@ def flow_arguments(loss, x0, t_end, method, rtol, atol, max_steps, gtol, max_nor
     x0 = start_points(x0, loss.n)
     gtol = positive(gtol, "gtol") if gtol is not None else None
     max_norm = positive(max_norm, "max_norm")
-    t_eval = output_times(t_eval, t_end)
+    t_eval = output_times(t_eval, t_end, x0)
     check_start(loss, x0)
     return loss, x0, t_end, gtol, max_norm, t_eval
 
@@ -35,7 +38,16 @@ def check_flow_arguments(loss, t_end, method, rtol, atol, max_steps):
     return loss, t_end
 
 
-def output_times(t_eval, t_end):
+def output_times(t_eval, t_end, x0=None, dims=None):
+    """``t_eval`` checked (increasing, inside [0, t_end]) and its record predicted: m starts
+    (from ``x0``) x outputs (``t_eval``, or the batch's 101) x (``dims`` + 2) numbers."""
+    if x0 is not None:
+        X = np.atleast_2d(x0)
+        outputs = np.size(t_eval) if t_eval is not None else \
+            (DEFAULT_OUTPUTS if np.ndim(x0) == 2 else 0)
+        check_recorded(len(X) * outputs * ((dims or X.shape[1]) + 2),
+                       f"{len(X)} start(s) x {outputs} output times",
+                       "ask for fewer starts or output times")
     if t_eval is None:
         return None
     t_eval = real_array(t_eval, "t_eval")
@@ -46,6 +58,15 @@ def output_times(t_eval, t_end):
     # a scheme's accumulated times (k * eta summed) may end a few ulps past t_end
     return np.minimum(t_eval, t_end) if t_eval[-1] > t_end and (
         t_eval.size == 1 or t_eval[-2] < t_end) else t_eval
+
+
+def refuse_kinks(loss, what):
+    """Refuse a loss with kinks (abs, max, min, sign) for a flow that needs derivatives."""
+    from .nonsmooth import has_kinks
+    if has_kinks(loss.expr):
+        raise ValueError(f"loss: {what} needs a smooth loss, and this one has kinks (abs, max, "
+                         "min, sign); smooth them (sqrt(x**2 + eps) for abs(x)), or use "
+                         "gradient_flow, whose subgradient flow handles kinks.")
 
 
 def check_start(loss, X, what="x0"):

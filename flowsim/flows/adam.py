@@ -16,40 +16,53 @@ at t = 0).
 from __future__ import annotations
 
 import numpy as np
-import scipy.integrate
 
-from .._validate import as_loss, positive, start_points
-from ..results import Status, Trajectory
+from .._validate import int_between, positive, start_points
+from ._common import (bound_stop, check_flow_arguments, check_start, finish_flow,
+                      output_times, refuse_kinks)
+from ._solver import integrate
+from .mirror import MAX_STEPS
 
 __all__ = ["adam_flow"]
 
 
 def adam_flow(loss, x0, t_end, *, a=1.0, b=2.0, eps=1e-8, method="DOP853", rtol=1e-10,
-              atol=1e-12, n_outputs=101):
+              atol=1e-12, n_outputs=101, t_eval=None, max_norm=1e8, max_steps=MAX_STEPS):
     """Integrate the Adam ODE.
 
     Parameters
     ----------
     loss : Loss or str
+        A smooth loss.
     x0 : array_like, shape (n,)
     t_end : float
     a, b : float
         (1 - beta_1)/eta and (1 - beta_2)/eta.
     eps : float
     method, rtol, atol
-        For :func:`scipy.integrate.solve_ivp`.
+        The scipy solver (explicit methods; ``"auto"`` is DOP853).
     n_outputs : int
+        Evenly spaced output times where ``t_eval`` is not given.
+    t_eval, max_norm, max_steps
+        As in :func:`flowsim.gradient_flow`; the budget is
+        :data:`flowsim.flows.mirror.MAX_STEPS` steps.
 
     Returns
     -------
     Trajectory
-        ``method="adam_flow"``, with ``dense`` (the x part) and ``extras`` ``"m"``, ``"v"``.
+        ``method="adam_flow"``, with ``dense`` (the x part) and ``extras`` ``"m"``, ``"v"``;
+        a path that leaves ``max_norm`` ends ``diverged``, a spent budget ``failed``.
     """
-    loss = as_loss(loss)
+    loss, t_end = check_flow_arguments(loss, t_end, method, rtol, atol, max_steps)
     x0 = start_points(x0, loss.n, batch=False)
-    t_end = positive(t_end, "t_end")
     method = "DOP853" if method == "auto" else method   # compare's default: explicit
-    a, b = positive(a, "a"), positive(b, "b")
+    a, b, eps = positive(a, "a"), positive(b, "b"), positive(eps, "eps")
+    n_outputs = int_between(n_outputs, "n_outputs", 2, 10 ** 6)
+    t_eval = output_times(t_eval if t_eval is not None else np.linspace(0.0, t_end, n_outputs),
+                          t_end, x0, 3 * loss.n)
+    max_norm = positive(max_norm, "max_norm")
+    refuse_kinks(loss, "the Adam ODE")
+    check_start(loss, x0)
     n = loss.n
     g0 = loss.grad(x0)
 
@@ -62,27 +75,9 @@ def adam_flow(loss, x0, t_end, *, a=1.0, b=2.0, eps=1e-8, method="DOP853", rtol=
             dx = -m / (np.sqrt(np.maximum(v, 0.0)) + eps)
         return np.concatenate([dx, fa * (g - m), fb * (g * g - v)])
 
-    sol = scipy.integrate.solve_ivp(rate, (0.0, t_end), np.concatenate([x0, g0, g0 * g0]),
-                                    method=method, rtol=rtol, atol=atol, dense_output=True,
-                                    t_eval=np.linspace(0.0, t_end, n_outputs))
-    ok = sol.status == 0 and np.all(np.isfinite(sol.y))
-    z = sol.y.T
-    xs = z[:, :n]
-    with np.errstate(all="ignore"):
-        values = loss.value(xs)
-        grads = np.linalg.norm(loss.grad(xs), axis=-1)
-    dense = _XPart(sol.sol, n) if ok else None
-    return Trajectory(sol.t, xs, values, grads, Status.REACHED_END if ok else Status.FAILED,
-                      "reached t_end" if ok else f"the solver stopped: {sol.message}",
-                      "adam_flow", f"Adam ODE (a={a:g}, b={b:g})", nfev=int(sol.nfev),
-                      extras={"m": z[:, n:2 * n], "v": z[:, 2 * n:]}, dense=dense)
-
-
-class _XPart:
-    """The x part of the dense solution (picklable)."""
-
-    def __init__(self, sol, n):
-        self.sol, self.n = sol, n
-
-    def __call__(self, t):
-        return np.asarray(self.sol(t))[:self.n]
+    bound = bound_stop(max_norm, n)
+    before = loss.counts
+    run = integrate(rate, np.concatenate([x0, g0, g0 * g0]), t_end, method=method, rtol=rtol,
+                    atol=atol, stop=lambda t, z, solver: bound(z), max_steps=max_steps)
+    return finish_flow(loss, run, t_eval, "adam_flow", f"Adam ODE (a={a:g}, b={b:g})", before,
+                       split=n, extras=lambda z: {"m": z[:, n:2 * n], "v": z[:, 2 * n:]})

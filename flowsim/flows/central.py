@@ -22,14 +22,15 @@ oscillation along u_i, so GD's time-averaged loss is predicted as
 from __future__ import annotations
 
 import numpy as np
-import scipy.integrate
 import scipy.optimize
 import symengine as se
 import sympy as sp
 
 from ..loss._audit import lambdify_audited
 from .._validate import as_loss, int_between, positive, start_points
-from ..results import Status, Trajectory
+from ._common import (bound_stop, check_flow_arguments, check_start, finish_flow,
+                      output_times, refuse_kinks)
+from ._solver import integrate
 
 __all__ = ["third_derivatives", "sharpness_gradient", "central_flow"]
 
@@ -138,7 +139,16 @@ def _central_rates(loss, third, x, edge, gain):
     return rate, c, lam[active], lam[-1]
 
 
-def central_flow(loss, x0, eta, t_end, *, n_outputs=201, rtol=1e-9, atol=1e-12, gain=10.0):
+#: Most distinct third derivatives the central flow compiles (n = 24 variables): their count
+#: grows like n^3/6 and each output solves an eigenproblem and a least-squares problem.
+MAX_THIRD = 2_600
+MAX_N = 24
+#: Step budget of the central flow (each step makes six eigendecompositions).
+MAX_STEPS = 20_000
+
+
+def central_flow(loss, x0, eta, t_end, *, n_outputs=201, rtol=1e-9, atol=1e-12, gain=10.0,
+                 max_norm=1e8, max_steps=MAX_STEPS):
     r"""The central flow of gradient descent with step ``eta`` (see the module docstring).
 
     Parameters
@@ -156,6 +166,8 @@ def central_flow(loss, x0, eta, t_end, *, n_outputs=201, rtol=1e-9, atol=1e-12, 
         Tolerances of the integrator (scipy's RK45).
     gain : float
         Rate at which drift above the edge is relaxed back (1/time).
+    max_norm, max_steps
+        As in :func:`flowsim.gradient_flow`; the budget is :data:`MAX_STEPS` steps.
 
     Returns
     -------
@@ -171,34 +183,40 @@ def central_flow(loss, x0, eta, t_end, *, n_outputs=201, rtol=1e-9, atol=1e-12, 
     >>> bool(abs(cf.extras["sharpness"][-1] - 2 / 0.4) < 1e-3)
     True
     """
-    loss = as_loss(loss)
+    loss, t_end = check_flow_arguments(loss, t_end, "RK45", rtol, atol, max_steps)
     x0 = start_points(x0, loss.n, batch=False)
     eta = positive(eta, "eta")
-    t_end = positive(t_end, "t_end")
     n_outputs = int_between(n_outputs, "n_outputs", 2, 10 ** 6)
+    t_eval = output_times(np.linspace(0.0, t_end, n_outputs), t_end, x0)
     gain = positive(gain, "gain")
+    max_norm = positive(max_norm, "max_norm")
+    refuse_kinks(loss, "the central flow")
+    entries = loss.n * (loss.n + 1) * (loss.n + 2) // 6
+    if entries > MAX_THIRD:
+        raise ValueError(f"loss: the central flow needs all {entries:,} third derivatives of "
+                         f"a loss in {loss.n} variables, over the limit of {MAX_THIRD:,} "
+                         f"(n <= {MAX_N}); use fewer variables.")
+    check_start(loss, x0)
     third = third_derivatives(loss)
     edge = 2.0 / eta
-    ts = np.linspace(0.0, t_end, n_outputs)
+    bound = bound_stop(max_norm, loss.n)
+    before = loss.counts
     with np.errstate(all="ignore"):
-        sol = scipy.integrate.solve_ivp(
-            lambda t, x: _central_rates(loss, third, x, edge, gain)[0], (0.0, t_end), x0,
-            t_eval=ts, rtol=rtol, atol=atol, max_step=t_end / 50)
-    xs = sol.y.T
-    ok = sol.status == 0 and np.all(np.isfinite(xs))
-    sharp, on_edge, sigma2, predicted = [], [], [], []
-    with np.errstate(all="ignore"):
-        values = loss.value(xs)
-        grads = np.linalg.norm(loss.grad(xs), axis=-1)
-        for x, v in zip(xs, values):
-            _, c, lam, top = _central_rates(loss, third, x, edge, gain)
-            sharp.append(top)
-            on_edge.append(bool(len(c)) and bool(np.any(c > 0)))
-            sigma2.append(2 * c.sum())
-            predicted.append(v + float(c @ lam))
-    return Trajectory(sol.t, xs, values, grads,
-                      Status.REACHED_END if ok else Status.FAILED,
-                      "reached t_end" if ok else f"the integrator stopped: {sol.message}",
-                      "central_flow", f"central flow (eta={eta:g})", nfev=int(sol.nfev),
-                      extras={"sharpness": np.array(sharp), "on_edge": np.array(on_edge),
-                              "sigma2": np.array(sigma2), "predicted_loss": np.array(predicted)})
+        run = integrate(lambda t, x: _central_rates(loss, third, x, edge, gain)[0], x0, t_end,
+                        method="RK45", rtol=rtol, atol=atol,
+                        solver_options={"max_step": t_end / 50},
+                        stop=lambda t, x, solver: bound(x), max_steps=max_steps)
+
+    def extras(xs):
+        sharp, on_edge, sigma2, predicted = [], [], [], []
+        with np.errstate(all="ignore"):
+            for x, v in zip(xs, loss._values(xs)):
+                _, c, lam, top = _central_rates(loss, third, x, edge, gain)
+                sharp.append(top)
+                on_edge.append(bool(len(c)) and bool(np.any(c > 0)))
+                sigma2.append(2 * c.sum())
+                predicted.append(v + float(c @ lam))
+        return {"sharpness": np.array(sharp), "on_edge": np.array(on_edge),
+                "sigma2": np.array(sigma2), "predicted_loss": np.array(predicted)}
+    return finish_flow(loss, run, t_eval, "central_flow", f"central flow (eta={eta:g})",
+                       before, extras=extras)

@@ -9,11 +9,12 @@ Mirror flow of a potential psi: :math:`\frac{d}{dt}\nabla\psi(x) = -\nabla L(x)`
 from __future__ import annotations
 
 import numpy as np
-import scipy.integrate
 
-from .._validate import as_loss, positive, start_points
+from .._validate import int_between, positive, start_points
 from ..geometry import Metric, Potential
-from ..results import Status, Trajectory
+from ._common import (bound_stop, check_flow_arguments, check_start, converged, finish_flow,
+                      output_times, refuse_kinks)
+from ._solver import integrate
 
 __all__ = ["mirror_flow", "geometry_of"]
 
@@ -34,13 +35,20 @@ def geometry_of(loss, potential, metric):
     return "natural gradient", G
 
 
+#: Step budget of the flows whose right-hand side solves a linear system at every stage.
+MAX_STEPS = 20_000
+
+
 def mirror_flow(loss, x0, t_end, *, potential=None, metric=None, n_outputs=101, rtol=1e-10,
-                atol=1e-12, method="DOP853"):
+                atol=1e-12, method="DOP853", t_eval=None, gtol=None, max_norm=1e8,
+                max_steps=MAX_STEPS):
     """The mirror flow of ``potential`` or the natural-gradient flow of ``metric``.
 
     Parameters
     ----------
     loss : Loss or str
+        A smooth loss (a kink has no mirror flow here; see :func:`flowsim.gradient_flow`
+        for the subgradient flow).
     x0 : array_like, shape (n,)
     t_end : float
     potential : str or sympy.Expr, optional
@@ -48,15 +56,19 @@ def mirror_flow(loss, x0, t_end, *, potential=None, metric=None, n_outputs=101, 
     metric : n x n nested sequence of formulas, optional
         G(x), e.g. ``[["1 + x**2", "0"], ["0", "1"]]``. With neither, the gradient flow.
     n_outputs : int
-        Output times, evenly spaced (the dense solution covers all of [0, t_end]).
+        Output times, evenly spaced, where ``t_eval`` is not given (the dense solution covers
+        all of [0, t_end]).
     rtol, atol, method
-        For :func:`scipy.integrate.solve_ivp`.
+        The scipy solver (explicit methods; ``"auto"`` is DOP853).
+    t_eval, gtol, max_norm, max_steps
+        As in :func:`flowsim.gradient_flow`; the budget is :data:`MAX_STEPS` steps.
 
     Returns
     -------
     Trajectory
-        ``method="mirror_flow"``, with ``dense``. A singular metric or a state outside the
-        potential's domain ends the run with status ``failed``.
+        ``method="mirror_flow"``, with ``dense``. A metric that turns singular or a state
+        outside the potential's domain ends the run ``failed`` (non-finite: ``diverged``),
+        with the path up to there.
 
     Examples
     --------
@@ -64,30 +76,37 @@ def mirror_flow(loss, x0, t_end, *, potential=None, metric=None, n_outputs=101, 
     >>> bool(np.allclose(tr.xs[-1], [np.exp(-2), 2 * np.exp(-3)], rtol=1e-9))
     True
     """
-    loss = as_loss(loss)
+    loss, t_end = check_flow_arguments(loss, t_end, method, rtol, atol, max_steps)
     x0 = start_points(x0, loss.n, batch=False)
-    t_end = positive(t_end, "t_end")
     method = "DOP853" if method == "auto" else method   # compare's default: explicit
+    n_outputs = int_between(n_outputs, "n_outputs", 2, 10 ** 6)
+    t_eval = output_times(t_eval if t_eval is not None else np.linspace(0.0, t_end, n_outputs),
+                          t_end, x0)
+    gtol = positive(gtol, "gtol") if gtol is not None else None
+    max_norm = positive(max_norm, "max_norm")
+    refuse_kinks(loss, "the mirror flow")
     kind, G = geometry_of(loss, potential, metric)
+    check_start(loss, x0)
+    with np.errstate(all="ignore"):
+        G0 = np.asarray(G(x0[None])[0], dtype=float)
+    if not np.all(np.isfinite(G0)) or np.linalg.eigvalsh((G0 + G0.T) / 2)[0] <= 0:
+        raise ValueError("x0: the metric is not positive definite at the start; choose a start "
+                         "where it is (inside the potential's domain).")
 
     def rate(t, x):
         with np.errstate(all="ignore"):
-            out = -np.linalg.solve(G(x[None])[0], loss.grad(x))
-        return out if np.all(np.isfinite(out)) else np.full_like(x, np.nan)
+            try:
+                out = -np.linalg.solve(G(x[None])[0], loss.grad(x))
+            except np.linalg.LinAlgError:
+                return np.full_like(x, np.nan)
+        return out
 
-    try:
-        sol = scipy.integrate.solve_ivp(rate, (0.0, t_end), x0, method=method, rtol=rtol,
-                                        atol=atol, dense_output=True,
-                                        t_eval=np.linspace(0.0, t_end, n_outputs))
-        ok, message = sol.status == 0 and np.all(np.isfinite(sol.y)), sol.message
-    except np.linalg.LinAlgError:
-        raise ValueError("the metric is singular at x0; choose a start where it is positive "
-                         "definite.") from None
-    xs = sol.y.T
-    with np.errstate(all="ignore"):
-        values = loss.value(xs)
-        grads = np.linalg.norm(loss.grad(xs), axis=-1)
-    return Trajectory(sol.t, xs, values, grads, Status.REACHED_END if ok else Status.FAILED,
-                      "reached t_end" if ok else f"the solver stopped: {message}",
-                      "mirror_flow", f"{kind} flow", nfev=int(sol.nfev),
-                      dense=sol.sol if ok else None)
+    bound = bound_stop(max_norm, loss.n)
+
+    def stop(t, x, solver):
+        return bound(x) or converged(np.linalg.norm(loss.grad(x)), gtol)
+
+    before = loss.counts
+    run = integrate(rate, x0, t_end, method=method, rtol=rtol, atol=atol, stop=stop,
+                    max_steps=max_steps)
+    return finish_flow(loss, run, t_eval, "mirror_flow", f"{kind} flow", before)

@@ -135,7 +135,8 @@ def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method=
         return (np.full(np.shape(t), gamma), np.full(np.shape(t), mass)) if batch else \
             (gamma, mass)
 
-    return _second_order(loss, x0, v0, t_end, method, rtol, atol, output_times(t_eval, t_end),
+    t_eval = output_times(t_eval, t_end, start_points(x0, loss.n), 2 * loss.n)
+    return _second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval,
                          dense_output, positive(max_norm, "max_norm"), max_steps,
                          coefficients, "heavy_ball_flow",
                          f"heavy ball ODE (m={mass:g}, gamma={gamma:g}, {method})",
@@ -200,7 +201,8 @@ def nesterov_flow(loss, x0, t_end, *, r=3.0, t0=0.0, method="LSODA", rtol=1e-8, 
         safe = np.where(t > 0, t, 1.0)
         return np.where(t > 0, -r / safe ** 2, 0.0), np.zeros(np.shape(t))
 
-    return _second_order(loss, x0, None, t_end, method, rtol, atol, output_times(t_eval, t_end),
+    t_eval = output_times(t_eval, t_end, start_points(x0, loss.n), 2 * loss.n)
+    return _second_order(loss, x0, None, t_end, method, rtol, atol, t_eval,
                          dense_output, positive(max_norm, "max_norm"), max_steps, coefficients,
                          "nesterov_flow", f"Nesterov ODE (r={r:g}, {method})", t0=t0,
                          extras=lambda ys: {"velocities": ys[:, loss.n:]},

@@ -127,7 +127,8 @@ def _run(loss, key, field, Y0, n, t0, t_end, method, rtol, atol, t_eval, gtol, m
     ys, values, grads, final, gnorms, t_stop, ok, hit, conv, out, own, steps = (
         np.array(v) for v in run(jnp.asarray(Y0)))   # writable copies
     status, message = _outcomes(hit & conv, hit & out & ~conv, ok, final[:, :n], gnorms,
-                                t_stop, steps, t_end, gtol, max_norm, budget)
+                                t_stop, steps, t_end, gtol, max_norm, budget,
+                                np.linalg.norm(Y0[:, :n], axis=1))
     if guard is not None:   # the rule at the start, then where it stopped a start
         J = jax_loss(loss)
         at_start = np.asarray(jax.vmap(lambda y: guard(J, jnp, y))(jnp.asarray(Y0)))
@@ -209,19 +210,27 @@ def second_order_jax(loss, Y0, t0, t_end, method, rtol, atol, t_eval, dense_outp
                            extras=extras)
 
 
-def _outcomes(conv, out, ok, final, gnorms, t_stop, steps, t_end, gtol, max_norm, budget):
+def _outcomes(conv, out, ok, final, gnorms, t_stop, steps, t_end, gtol, max_norm, budget,
+              start_norms):
     """Each start's Status and message, built per kind (a million starts in well under a
-    second)."""
+    second). A start whose solver gave up far out (|x| grown tenfold and beyond 10) is a
+    blow-up, ``diverged`` as on numpy (:func:`flowsim.flows._solver._blow_up`)."""
     m = len(ok)
-    code = np.where(conv, 1, np.where(out, 2, np.where(ok, 0, 3)))
-    kinds = (Status.REACHED_END, Status.CONVERGED, Status.DIVERGED, Status.FAILED)
+    norms = np.linalg.norm(final, axis=1)
+    blown = ~ok & ~conv & ~out & (norms > 10 * np.maximum(1.0, start_norms))
+    code = np.where(conv, 1, np.where(out, 2, np.where(ok, 0, np.where(blown, 4, 3))))
+    kinds = (Status.REACHED_END, Status.CONVERGED, Status.DIVERGED, Status.FAILED,
+             Status.DIVERGED)
     status = [kinds[c] for c in code.tolist()]
     message = [""] * m
     for i, n in zip(np.flatnonzero(code == 0).tolist(), steps[code == 0].tolist()):
         message[i] = f"reached t_end = {t_end:g} in {n} steps"
     for i in np.flatnonzero(code == 1).tolist():
         message[i] = f"|grad L| = {gnorms[i]:.3g} <= gtol = {gtol:g}"
-    norms = np.linalg.norm(final, axis=1)
+    for i in np.flatnonzero(code == 4).tolist():
+        status[i] = Status.DIVERGED
+        message[i] = (f"the path blows up in finite time: |state| = {norms[i]:.3g} at "
+                      f"t = {t_stop[i]:.6g}, where the solver could go no further")
     for i in np.flatnonzero(code == 2).tolist():
         message[i] = f"|x| = {norms[i]:.3g} exceeded max_norm = {max_norm:g}; the path diverges"
     for i in np.flatnonzero(code == 3).tolist():

@@ -52,8 +52,8 @@ class _Meter:
     What the compilers pay for is unique structure (both run common-subexpression
     elimination) and outputs, so each new node counts its arguments once, however many
     derivatives share it, and each derivative counts one more. Before a derivative is
-    taken, :func:`flowsim.loss._budget.derivative_bound` predicts its (tree) size; a prediction over
-    what is left refuses the loss before the work is done (one product of 200 factors would
+    taken, :func:`flowsim.loss._budget.derivative_bound` predicts its (tree) size; a prediction
+    over what is left refuses the loss before the work is done (one product of 200 factors would
     otherwise take minutes).
 
     Parameters

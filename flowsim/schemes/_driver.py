@@ -16,7 +16,7 @@ import numpy as np
 from .._numeric import row_norms, safe_norm
 from .._validate import as_loss, positive, start_points, step_count
 from ..results import BatchTrajectory, Status, Trajectory
-from ..schedules import as_schedule, step_sizes
+from ..schedules import StepSizes, as_schedule, step_sizes
 from ._record import Record, Recorder, as_record
 
 __all__ = ["StepFailed", "iterate", "finish", "common_arguments", "escape", "schedule_steps",
@@ -71,12 +71,7 @@ def schedule_steps(eta, steps, name="eta", upper=None, extra=0):
     ``extra`` steps more than run are returned where a scheme records the step it would
     take next from its last iterate.
     """
-    etas = step_sizes(as_schedule(eta)[0], steps + extra)
-    if upper is not None and np.any(etas > upper):
-        k = int(np.flatnonzero(etas > upper)[0])
-        raise ValueError(f"{name} must be at most {upper:g} at every step; step {k} is "
-                         f"{etas[k]:g}.")
-    return etas
+    return step_sizes(as_schedule(eta)[0], steps + extra).check(upper, name)
 
 
 def converged_message(gnorm, gtol, k):
@@ -110,8 +105,8 @@ def iterate(loss, X0, steps, step, dts, *, gtol=None, max_norm=1e8, records=(),
         the step's duration, one start only; ``"failed"``, a mask, with
         ``"failed_messages"``, ends those rows without a second call) or None. Raises
         :class:`StepFailed` when no row can go on.
-    dts : ndarray, shape (steps,)
-        Duration of each step in the flow's time.
+    dts : StepSizes or ndarray, shape (steps,)
+        Duration of each step in the flow's time (a run's overrides go to a copy).
     record : Record, optional
         Which iterates to keep (every one by default, see :func:`as_record`).
 
@@ -120,7 +115,7 @@ def iterate(loss, X0, steps, step, dts, *, gtol=None, max_norm=1e8, records=(),
     Run
     """
     m, n = X0.shape
-    dts = np.array(dts, dtype=float)
+    dts = dts[:len(dts)] if isinstance(dts, StepSizes) else np.array(dts, dtype=float)
     keeper = Recorder(steps, m, n, records, record)
     status = np.array([Status.REACHED_END] * m, dtype=object)  # np.full makes them str
     message = np.full(m, f"ran all {steps} steps", dtype=object)
@@ -208,6 +203,11 @@ def finish(loss, run, method, label, before, *, single, extras=None, values=None
     extras = dict(extras or {})
     broken = ~np.isfinite(values)
     broken[broken[:, 0]] = False  # L already not finite at the start (an overflowing start)
+    outside = np.isnan(values[:, 0])
+    for i in np.flatnonzero(outside & (status != Status.FAILED)):  # not a loss value at all
+        status[i] = Status.FAILED
+        message[i] = ("L(x0) is nan: the start lies outside the loss's domain, so no step "
+                      "means anything there; start inside it")
     for i in np.flatnonzero(broken.any(axis=1)):  # cut where L turns non-finite, hold there
         j = int(np.argmax(broken[i]))
         for series in [xs[i], values[i], grad_norms[i]] + [e[i] for e in extras.values()]:
@@ -218,7 +218,7 @@ def finish(loss, run, method, label, before, *, single, extras=None, values=None
     if len(ts) > 1:  # the growth test, for every start that ran to its end
         worse = values[:, -1] < values[:, 0] if maximize else values[:, -1] > values[:, 0]
         away = worse & (grad_norms[:, -1] > grad_norms[:, 0]) & \
-            (status == Status.REACHED_END) & ~broken.any(axis=1)
+            (status == Status.REACHED_END) & ~broken.any(axis=1) & ~outside
         for i in np.flatnonzero(away):
             status[i] = Status.DIVERGED
             message[i] = (f"ran all {len(ts) - 1} steps but L went from {values[i, 0]:.6g} "

@@ -69,7 +69,8 @@ class Recorder:
         self.final = np.zeros((m, n))
         self.last = np.full(m, -1)
         self.steps = steps
-        self.rec = {name: np.full((m, steps + 1), np.nan) for name in records}
+        # per-step records at the kept iterates only (the last one, off the grid, is nan)
+        self.rec = {name: np.full((m, self.slots.shape[0]), np.nan) for name in records}
 
     def keep(self, k, rows, X):
         """Iterate k of the starts ``rows`` (indices, or a slice) is ``X``."""
@@ -81,8 +82,8 @@ class Recorder:
         for name, value in info.items():
             if name == "dt":
                 dts[k] = np.asarray(value).reshape(-1)[0]
-            else:
-                self.rec[name][rows, k] = value
+            elif k % self.every == 0:
+                self.rec[name][rows, k // self.every] = value
 
     def stop(self, rows, k, X):
         """The starts ``rows`` ended at iterate k in the states ``X``."""
@@ -102,6 +103,13 @@ class Recorder:
         xs[:, regular.size:] = self.final[:, None]  # the last iterate, off the regular grid
         at_end = ks[None, :] >= self.last[:, None]  # its last state (kept at the stop), held
         xs = np.where(at_end[..., None], self.final[:, None, :], xs)
-        times = np.concatenate([[0.0], np.cumsum(dts[:end])])
-        records = {name: series[:, ks] for name, series in self.rec.items()}
-        return xs, times[ks], ks, records
+        if hasattr(dts, "cumulative"):
+            times = dts.cumulative(ks)
+        else:
+            times = np.concatenate([[0.0], np.cumsum(dts[:end])])[ks]
+        on_grid = ks % self.every == 0
+        records = {}
+        for name, series in self.rec.items():
+            records[name] = np.full((series.shape[0], ks.size), np.nan)
+            records[name][:, on_grid] = series[:, ks[on_grid] // self.every]
+        return xs, times, ks, records

@@ -103,10 +103,10 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
         if fast is not None:
             xs, status, message = fast
             ks = np.arange(len(xs))
-            ts = np.concatenate([[0.0], np.cumsum(etas[:len(xs) - 1])])
+            ts = etas.cumulative(ks)
             run = Run(xs[None], ts, ks, [status], [message], {}, np.array([ks[-1]]))
             return finish(loss, run, "gradient_descent", label, before, single=True,
-                          maximize=maximize, extras={"step_sizes": recorded[None, ks]})
+                          maximize=maximize, extras={"step_sizes": recorded[ks][None]})
     grad = loss._fast("grad", single)
     value = loss._fast("value", single)
 
@@ -156,7 +156,8 @@ def _python_float_loop(loss, x0, etas, sign, gtol, max_norm):
     out = [xl]
     status, message = Status.REACHED_END, f"ran all {len(etas)} steps"
     try:
-        for k, e in enumerate((sign * etas).tolist()):
+        for k, e in enumerate(etas):
+            e = sign * e
             g = grad(*xl)
             if gtol is not None and sum(b * b for b in g) <= gtol * gtol:
                 status = Status.CONVERGED

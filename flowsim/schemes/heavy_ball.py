@@ -67,9 +67,9 @@ def heavy_ball(loss, x0, eta, steps, *, momentum=DEFAULT_MOMENTUM, gtol=None, ma
     beta = check_momentum(momentum)
     spec = as_record(record, record_every)
     if on_jax(backend):
-        return jax_run(loss, "heavy_ball", X0, etas, np.sqrt(etas), options={"momentum": beta},
-                       gtol=gtol, max_norm=max_norm, spec=spec, single=single,
-                       label=f"heavy ball (beta={beta:g})")
+        return jax_run(loss, "heavy_ball", X0, etas, etas.map(np.sqrt),
+                       options={"momentum": beta}, gtol=gtol, max_norm=max_norm, spec=spec,
+                       single=single, label=f"heavy ball (beta={beta:g})")
     grad = loss._fast("grad", single)
     prev = X0.copy()
 
@@ -80,7 +80,7 @@ def heavy_ball(loss, x0, eta, steps, *, momentum=DEFAULT_MOMENTUM, gtol=None, ma
         return X_next, G, None
 
     before = loss.counts
-    run = iterate(loss, X0, steps, step, np.sqrt(etas), gtol=gtol, max_norm=max_norm,
+    run = iterate(loss, X0, steps, step, etas.map(np.sqrt), gtol=gtol, max_norm=max_norm,
                   record=spec)
     return finish(loss, run, "heavy_ball", f"heavy ball (beta={beta:g})", before,
                   single=single, record=spec)

@@ -17,6 +17,7 @@ def _setup(loss, x0, eta, steps, gtol, max_norm, record, record_every, potential
     if potential is None:
         potential = " + ".join(f"{v.name}**2/2" for v in loss.variables)
     psi = potential if isinstance(potential, Potential) else Potential(loss, potential)
+    psi.check_at(X0)
     return (loss, X0, steps, gtol, max_norm, single, psi, schedule_steps(eta, steps),
             as_record(record, record_every))
 

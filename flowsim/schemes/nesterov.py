@@ -66,7 +66,7 @@ def nesterov(loss, x0, eta, steps, *, r=3.0, momentum=None, gtol=None, max_norm=
     spec = as_record(record, record_every)
     label = f"Nesterov (r={r:g})" if beta_const is None else f"Nesterov (beta={beta_const:g})"
     if on_jax(backend):
-        return jax_run(loss, "nesterov", X0, etas, np.sqrt(etas),
+        return jax_run(loss, "nesterov", X0, etas, etas.map(np.sqrt),
                        options={"momentum": beta_const, "r": r}, gtol=gtol, max_norm=max_norm,
                        spec=spec, single=single, label=label)
     grad = loss._fast("grad", single)
@@ -80,6 +80,6 @@ def nesterov(loss, x0, eta, steps, *, r=3.0, momentum=None, gtol=None, max_norm=
         return Y - etas[k] * G, G if beta == 0 else None, None
 
     before = loss.counts
-    run = iterate(loss, X0, steps, step, np.sqrt(etas), gtol=gtol, max_norm=max_norm,
+    run = iterate(loss, X0, steps, step, etas.map(np.sqrt), gtol=gtol, max_norm=max_norm,
                   record=spec)
     return finish(loss, run, "nesterov", label, before, single=single, record=spec)

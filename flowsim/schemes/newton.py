@@ -54,7 +54,7 @@ def newton(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", recor
         loss, x0, steps, gtol, max_norm, record, record_every)
     etas = schedule_steps(eta, steps, "eta (the damping of the Newton step)", upper=1.0)
     spec = as_record(record, record_every)
-    full = bool(np.all(etas == 1.0))
+    full = etas.constant == 1.0
     if on_jax(backend):
         return jax_run(loss, "newton", X0, etas, etas, options={}, gtol=gtol, max_norm=max_norm,
                        spec=spec, single=single, label="Newton" if full else "damped Newton")

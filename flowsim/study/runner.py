@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 from .. import methods as registry
-from .._validate import (MAX_RECORDED, as_loss, finite, int_between, mapping, positive,
+from .._validate import (as_loss, check_recorded, finite, int_between, mapping, positive,
                          seed_value, start_points, step_count, writable_folder)
 from ..ensemble.workers import run_calls, worker_count
 from ..loss import Loss
@@ -85,11 +85,8 @@ def _tasks(losses, records, etas, steps, t_end, options, reference, tol, min_val
 
 def _check_options(options, records):
     """Every method's options by name against its signature, before any chunk runs."""
-    names = {r.name for r in records} | {r.short for r in records if r.short}
     for key, opts in options.items():
-        if key not in names:
-            raise ValueError(f"options: {key!r} is not one of the swept methods "
-                             f"({', '.join(r.name for r in records)}).")
+        registry.get(key)   # a registered method (options of one not swept are unused)
         if not isinstance(opts, dict):
             raise TypeError(f"options[{key!r}] must be a dict of keyword arguments, got "
                             f"{type(opts).__name__}.")
@@ -325,7 +322,5 @@ def _check_size(tasks, X, steps, keep_paths):
     total = len(tasks) * m * per_row
     if keep_paths and steps:
         total += sum(1 for t in tasks if t.steps) * m * (steps + 1) * (n + 4)
-    if total > MAX_RECORDED:
-        raise ValueError(f"the sweep would hold {total:.3g} numbers ({total * 8 / 1e9:.3g} GB) "
-                         f"for {len(tasks)} task(s) x {m} start(s); the limit is "
-                         f"{MAX_RECORDED:.3g}: sweep fewer starts, step sizes or steps.")
+    check_recorded(total, f"the sweep of {len(tasks)} task(s) x {m} start(s)",
+                   "sweep fewer starts, step sizes or steps")
