@@ -22,10 +22,20 @@ def _etas(text):
     return _vector(text, "etas")
 
 
+def _out_path(path):
+    """``--out`` checked before any work: a .csv file in an existing, writable folder (not an
+    existing folder), or a folder that exists or can be made in one."""
+    from ._validate import writable_folder, writable_path
+    if path.lower().endswith(".csv"):
+        return writable_path(path, "--out")
+    return writable_folder(path, "--out")
+
+
 def _cmd_sweep(args):
     from .cli import UsageError, _figure_path, _start, _vector, resolve_loss
     from .study.recipes import basin_map, disagreement, step_size_sweep, time_to_tolerance
     plot = _figure_path(args.plot) if args.plot else None
+    out = _out_path(args.out) if args.out else None
     loss = resolve_loss(args.loss)
     methods = [m.strip() for m in args.methods.split(",")] if args.methods else None
     common = dict(workers=args.workers, progress=None)
@@ -48,9 +58,9 @@ def _cmd_sweep(args):
                                                                         "hb", "nag"),
                                   args.eta, args.steps, **common)
     print(study.summary())
-    if args.out:
-        path = study.save(args.out) if not args.out.endswith(".csv") else \
-            study.runs.to_csv(args.out, index=False) or args.out
+    if out:
+        path = study.save(out) if not out.endswith(".csv") else \
+            study.runs.to_csv(out, index=False) or out
         print(f"wrote {path}")
     if plot:
         from . import plot as pictures

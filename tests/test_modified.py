@@ -148,8 +148,11 @@ def test_the_heavy_ball_follows_its_field_to_second_order_only_from_the_slow_man
 def test_the_flow_takes_the_schemes_own_times_and_keeps_a_dense_solution():
     L = fs.Loss(CONVEX)
     gd = fs.gradient_descent(L, [1.5, -1.0], 0.01, 100)
-    assert gd.ts[-1] > 1.0   # the accumulated times end a few ulps past 1
-    flow = modified_equation(L, "gd", 0.01, order=2).flow([1.5, -1.0], 1.0, t_eval=gd.ts)
+    me = modified_equation(L, "gd", 0.01, order=2)
+    summed = np.concatenate([[0.0], np.cumsum(np.full(100, 0.01))])  # ends a few ulps past 1
+    assert summed[-1] > 1.0
+    assert me.flow([1.5, -1.0], 1.0, t_eval=summed).ts[-1] == 1.0
+    flow = me.flow([1.5, -1.0], t_eval=gd.ts)
     assert len(flow.ts) == len(gd.ts) and flow.status is fs.Status.REACHED_END
     np.testing.assert_allclose(flow.at(0.5), flow.dense(0.5), atol=0)
     assert np.max(np.linalg.norm(flow.xs - gd.xs, axis=1)) < 5e-5   # O(eta^3): 1e-5

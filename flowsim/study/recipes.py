@@ -61,6 +61,9 @@ def step_size_sweep(loss, x0, etas, methods=("gd", "hb", "nag"), steps=500, **kw
     return study
 
 
+#: Most steps a recipe derives by itself from t_end / eta (an explicit steps= may be more).
+MAX_DERIVED_STEPS = 10 ** 7
+
 def basin_map(loss, eta=0.01, resolution=100, *, bounds=None, steps=None, t_end=None,
               methods=("gradient_flow", "gd", "pp"), **kwargs):
     """Which known minimizer each method reaches from each point of a grid.
@@ -104,7 +107,12 @@ def basin_map(loss, eta=0.01, resolution=100, *, bounds=None, steps=None, t_end=
     resolution = int_between(resolution, "resolution", 2, 4000)
     eta = positive(eta, "eta")
     t_end = positive(t_end, "t_end") if t_end is not None else 20.0
-    steps = steps if steps is not None else int(np.ceil(t_end / eta))
+    if steps is None:
+        steps = int(np.ceil(t_end / eta))
+        if steps > MAX_DERIVED_STEPS:
+            raise ValueError(f"eta: t_end / eta = {t_end:g} / {eta:g} makes {steps:.3g} steps "
+                             f"per start, over {MAX_DERIVED_STEPS:.0e}; give a larger eta, a "
+                             "shorter t_end, or steps= explicitly.")
     starts = grid_starts(loss, resolution, bounds)
     options = {"gradient_flow": dict(FLOW_OPTIONS)} | dict(kwargs.pop("options", None) or {})
     study = sweep(loss, methods, starts=starts, etas=[eta], steps=steps, t_end=t_end,
