@@ -165,3 +165,59 @@ def test_pictures_of_losses_with_undefined_regions():
 def test_order_needs_a_reference_that_reaches_t_end():
     with pytest.raises(ValueError, match="reference ODE ended at t = 0.1"):
         fs.convergence_order(BLOW_UP, [1.0, 0.5], "gd", t_end=0.2)
+
+
+# -- every run ends with a true status (issue: runs that do not end, statuses that lie) ------
+def test_a_scheme_started_outside_the_domain_fails_saying_so():
+    for scheme in (fs.gradient_descent, fs.heun):
+        traj = scheme("x - log(x)", [-1.0], 0.1, 10)
+        assert traj.status is Status.FAILED and "outside the loss's domain" in traj.message
+    batch = fs.gradient_descent("x - log(x)", [[-1.0], [2.0]], 0.1, 10)
+    assert batch.status == (Status.FAILED, Status.REACHED_END)
+
+
+def test_flows_that_need_derivatives_refuse_kinks_and_end_within_their_budget():
+    import time
+    for call in (lambda: fs.mirror_flow("abs(x) + y**2", [1.0, 1.0], 1.0),
+                 lambda: fs.adam_flow("abs(x) + y**2", [1.0, 1.0], 1.0),
+                 lambda: fs.central_flow("abs(x) + y**2", [1.0, 1.0], 0.1, 1.0)):
+        with pytest.raises(ValueError, match="kinks"):
+            call()
+    wide = " + ".join(f"x{i}**2*(1 + x{(i + 1) % 30}**2)" for i in range(30))
+    with pytest.raises(ValueError, match="third derivatives"):
+        fs.central_flow(wide, np.ones(30), 0.1, 1.0)
+    start = time.perf_counter()
+    traj = fs.central_flow("(x*y - 1)**2/2", [0.2, 3.0], 0.4, 5.0, gain=1e12, max_steps=200)
+    assert time.perf_counter() - start < 20
+    assert traj.status is Status.REACHED_END or (traj.status is Status.FAILED and
+                                                 "max_steps" in traj.message)
+    blow = fs.adam_flow("-x**4 - y**4", [1.0, 1.0], 50.0, max_norm=20.0)  # |x'| ~ 1
+    assert blow.status is Status.DIVERGED and np.all(np.isfinite(blow.xs))
+    spent = fs.mirror_flow("x**2 + y**2", [1.0, 1.0], 10.0, max_steps=5)
+    assert spent.status is Status.FAILED and "max_steps" in spent.message
+
+
+def test_a_singular_mirror_potential_is_refused_in_one_sentence():
+    for potential in ("x + y", "3"):
+        with pytest.raises(ValueError, match="potential: its Hessian is not positive definite"):
+            fs.mirror_descent("x**2 + y**2", [1.0, 1.0], 0.1, 5, potential=potential)
+
+
+def test_stability_at_a_maximum_and_a_saddle_says_what_holds():
+    top = fs.stability("-x**2 - 3*y**2", [0.0, 0.0], eta=0.1)
+    assert top.kind == "maximum" and top.unstable == 2 and np.isnan(top.max_stable_step)
+    text = top.summary()
+    assert "inf" not in text and "--" not in text and "2 direction(s)" in text
+    saddle = fs.stability("x**2 - 3*y**2", [0.0, 0.0])
+    assert saddle.kind == "saddle" and saddle.max_stable_step == pytest.approx(1.0)
+    assert "no step size makes it attract" in saddle.summary()
+    from flowsim.study.recipes import step_size_sweep
+    s = step_size_sweep("-x**2 - 3*y**2", [0.1, 0.1], [0.1], ("gd",), 5)
+    assert s.spec["max_stable_step"] is None and s.spec["stability"] == "maximum"
+
+
+def test_critical_points_on_a_huge_box_end_without_warnings():
+    for formula in ("exp(x) + y**2", "sin(x)*cos(y)"):
+        found = fs.critical_points(formula, [(-1e300, 1e300)] * 2, time_limit=2,
+                                   max_boxes=2000)
+        assert found.status in ("budget", "proven", "complete", "sampled")

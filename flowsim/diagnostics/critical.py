@@ -291,6 +291,7 @@ def critical_points(loss, bounds, *, method="auto", kinds=None, global_only=Fals
     positive(margin, "margin")
     if method == "auto":
         method = "interval" if loss.n <= 3 else "newton"
-    return run_search(loss, B, method, kinds=kinds, global_only=bool(global_only),
-                      max_boxes=max_boxes, time_limit=time_limit, resolution=resolution,
-                      n_starts=n_starts, seed=seed, tol=tol, margin=margin)
+    with np.errstate(all="ignore"):   # a huge box overflows distances: no warnings, a result
+        return run_search(loss, B, method, kinds=kinds, global_only=bool(global_only),
+                          max_boxes=max_boxes, time_limit=time_limit, resolution=resolution,
+                          n_starts=n_starts, seed=seed, tol=tol, margin=margin)

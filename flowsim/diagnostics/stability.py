@@ -23,15 +23,18 @@ class StabilityReport(Report):
     eigenvalues : ndarray, shape (n,)
         Hessian eigenvalues, ascending.
     condition_number : float
-        kappa = lambda_max / lambda_min (inf unless the Hessian is positive definite).
+        kappa = lambda_max / lambda_min (nan unless the Hessian is positive definite).
     max_stable_step : float
-        2 / lambda_max: GD with a fixed step converges locally iff eta is below it.
+        2 / lambda_max: at a minimum GD with a fixed step converges locally iff eta is below
+        it; at a saddle it bounds the steps that keep the stable directions stable (no step
+        makes the point attract); nan where no direction is stable (a maximum).
     best_step : float
-        2 / (lambda_min + lambda_max), the fixed step with the fastest worst-case rate.
+        2 / (lambda_min + lambda_max), the fixed step with the fastest worst-case rate (nan
+        unless the Hessian is positive definite).
     best_rate : float
-        (kappa - 1) / (kappa + 1), GD's contraction per step at ``best_step``.
+        (kappa - 1) / (kappa + 1), GD's contraction per step at ``best_step`` (nan likewise).
     flow_rate : float
-        lambda_min: the flow contracts like e^{-lambda_min t}.
+        lambda_min: the flow contracts like e^{-lambda_min t} (grows, for lambda_min < 0).
     eta : float or None
     flow_factors, gd_factors, prox_factors : ndarray, shape (n,), or None
         For the given eta, each eigendirection's factor per step: e^{-eta lambda_i} (the
@@ -39,6 +42,11 @@ class StabilityReport(Report):
         1 / (1 + eta lambda_i) (proximal point).
     gd_stable : bool or None
         Whether every |1 - eta lambda_i| < 1.
+    kind : str
+        What the spectrum makes the point: ``"minimum"``, ``"maximum"``, ``"saddle"`` or
+        ``"degenerate"`` (:func:`flowsim.kind_of_spectrum`), whether or not it is critical.
+    unstable : int
+        Directions with lambda_i < 0: the flow and every scheme leave along them, at any step.
     """
 
     point: np.ndarray
@@ -53,16 +61,35 @@ class StabilityReport(Report):
     gd_factors: np.ndarray | None = None
     prox_factors: np.ndarray | None = None
     gd_stable: bool | None = None
+    kind: str = "minimum"
+    unstable: int = 0
 
     _series = ("eigenvalues", "flow_factors", "gd_factors", "prox_factors")
 
     def summary(self):
         """A few lines of text."""
-        lines = [f"Hessian eigenvalues {np.round(self.eigenvalues, 6).tolist()}, condition "
-                 f"number {self.condition_number:.4g}",
-                 f"GD stable for eta < 2/lambda_max = {self.max_stable_step:.6g}; best fixed "
-                 f"step 2/(lambda_min+lambda_max) = {self.best_step:.6g} with rate "
-                 f"{self.best_rate:.6g}; the flow contracts like exp(-{self.flow_rate:.6g} t)"]
+        lam = np.round(self.eigenvalues, 6).tolist()
+        if self.kind == "minimum":
+            lines = [f"Hessian eigenvalues {lam}, condition number "
+                     f"{self.condition_number:.4g}",
+                     f"GD stable for eta < 2/lambda_max = {self.max_stable_step:.6g}; best fixed "
+                     f"step 2/(lambda_min+lambda_max) = {self.best_step:.6g} with rate "
+                     f"{self.best_rate:.6g}; the flow contracts like "
+                     f"exp(-{self.flow_rate:.6g} t)"]
+        elif self.unstable:
+            stable = (f"steps below 2/lambda_max = {self.max_stable_step:.6g} keep the other "
+                      "directions stable" if np.isfinite(self.max_stable_step) else
+                      "no direction is stable")
+            lines = [f"Hessian eigenvalues {lam}: a {self.kind}, not a minimum",
+                     f"no step size makes it attract: the flow and every scheme leave along "
+                     f"{self.unstable} direction(s), the flow like "
+                     f"exp({-self.flow_rate:.6g} t); {stable}"]
+        else:
+            lines = [f"Hessian eigenvalues {lam}: degenerate (lambda_min = "
+                     f"{self.flow_rate:.3g}); the local rates say nothing along its null "
+                     "directions",
+                     f"GD keeps the other directions stable for eta < 2/lambda_max = "
+                     f"{self.max_stable_step:.6g}"]
         if self.eta is not None:
             lines.append(f"per-step factors at x = {np.round(self.point, 6).tolist()}, eta = "
                          f"{self.eta:g} (GD {'stable' if self.gd_stable else 'UNSTABLE'}):")
@@ -102,14 +129,16 @@ def stability(loss, x, eta=None):
     >>> round(float(r.best_step), 12), round(float(r.best_rate), 12)
     (0.4, 0.6)
     """
+    from ..facts import kind_of_spectrum
     loss, x, H = hessian_at(loss, x)
     lam = np.linalg.eigvalsh(H)
     lo, hi = lam[0], lam[-1]
-    kappa = hi / lo if lo > 0 else np.inf
+    kappa = hi / lo if lo > 0 else np.nan
     report = dict(point=x, eigenvalues=lam, condition_number=kappa,
-                  max_stable_step=2 / hi if hi > 0 else np.inf,
+                  max_stable_step=2 / hi if hi > 0 else np.nan,
                   best_step=2 / (lo + hi) if lo > 0 else np.nan,
-                  best_rate=(kappa - 1) / (kappa + 1) if lo > 0 else np.nan, flow_rate=lo)
+                  best_rate=(kappa - 1) / (kappa + 1) if lo > 0 else np.nan, flow_rate=lo,
+                  kind=kind_of_spectrum(lam).value, unstable=int(np.sum(lam < 0)))
     if eta is not None:
         eta = positive(eta, "eta")
         gd = np.abs(1 - eta * lam)

@@ -88,12 +88,29 @@ def _proximal_point(J, jnp, lax, options):
             F, gy = residual(y)
             return (i < max_inner) & ~(jnp.linalg.norm(F) <= scale(gy))
 
+        def objective(y):   # the proximal objective L(y) + |y - x|^2 / (2 eta)
+            return J.value(y) + jnp.sum((y - x) ** 2) / (2 * eta)
+
         def newton(state):
+            # Newton on F, its step halved while the proximal objective is not finite or
+            # rises (a step out of the loss's domain), as the numpy path's line search does
             y, i = state
             F, _ = residual(y)
-            return y - jnp.linalg.solve(eye + eta * J.hess(y), F), i + 1
+            d = jnp.linalg.solve(eye + eta * J.hess(y), F)
+            here = objective(y)
 
-        y, _ = lax.while_loop(unsolved, newton, (x - eta * J.grad(x), 0))
+            def worse(s):
+                t, _ = s
+                there = objective(y - t * d)
+                return (t > 1e-9) & ~(there <= here + 1e-12 * jnp.abs(here)) & \
+                    jnp.isfinite(here)
+
+            t, _ = lax.while_loop(worse, lambda s: (s[0] / 2, s[1] + 1), (1.0, 0))
+            return y - t * d, i + 1
+
+        guess = x - eta * J.grad(x)
+        guess = jnp.where(jnp.isfinite(objective(guess)), guess, x)
+        y, _ = lax.while_loop(unsolved, newton, (guess, 0))
         F, gy = residual(y)
         bound = scale(gy)
         failed = ~(jnp.linalg.norm(F) <= bound) | ~jnp.isfinite(bound) | \

@@ -20,6 +20,10 @@ __all__ = ["step_size_sweep", "basin_map", "time_to_tolerance", "disagreement"]
 FLOW_OPTIONS = {"method": "RK45", "rtol": 1e-6, "atol": 1e-9, "gtol": 1e-4}
 
 
+def _finite_or_none(value):
+    """A float for the study's spec, or None where the theory gives no number."""
+    return float(value) if np.isfinite(value) else None
+
 def step_size_sweep(loss, x0, etas, methods=("gd", "hb", "nag"), steps=500, **kwargs):
     """Final loss and status against the step size, per method, from one start (or several).
 
@@ -56,8 +60,9 @@ def step_size_sweep(loss, x0, etas, methods=("gd", "hb", "nag"), steps=500, **kw
         mins = loss.facts.minimizers
         anchor = mins[np.argmin(np.linalg.norm(mins - anchor, axis=1))]
     report = stability(loss, anchor)
-    study.spec.update(max_stable_step=float(report.max_stable_step),
-                      best_step=float(report.best_step), recipe="step_size_sweep")
+    study.spec.update(max_stable_step=_finite_or_none(report.max_stable_step),
+                      best_step=_finite_or_none(report.best_step), stability=report.kind,
+                      recipe="step_size_sweep")
     return study
 
 
