@@ -133,7 +133,7 @@ class StepSizes:
     (a line search's step) with ``steps[k] = value``.
     """
 
-    BLOCK = 1 << 14
+    BLOCK = 1 << 12
 
     def __init__(self, schedule, n, value=None, transform=None):
         self.schedule, self.n, self.value, self.transform = schedule, int(n), value, transform

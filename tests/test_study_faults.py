@@ -52,6 +52,11 @@ def _manifest_lines(store):
     return open(path).read().count("\n") if os.path.exists(path) else 0
 
 
+def _chunks_written(store):
+    return len([n for n in os.listdir(store) if n.startswith("chunk-") and "runs" in n]) \
+        if os.path.isdir(store) else 0
+
+
 # -- kill -9 at random points, then resume ----------------------------------------------------
 SLOW_SWEEP = textwrap.dedent("""
     import sys, time
@@ -75,7 +80,7 @@ def test_a_sweep_killed_at_any_point_resumes_to_the_uninterrupted_rows(tmp_path,
     store = str(tmp_path / "store")
     proc = subprocess.Popen([sys.executable, "-c", SLOW_SWEEP, store])
     deadline = time.time() + 60
-    while _manifest_lines(store) < after and proc.poll() is None and time.time() < deadline:
+    while _chunks_written(store) < after and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -401,14 +406,17 @@ def test_sizes_past_the_limit_are_refused_before_allocating(monkeypatch):
 
 
 def test_record_final_keeps_no_per_step_arrays():
+    steps, schedule = 40_000, fs.schedules.inverse_time(1e-9, 1e-3)
+    fs.heavy_ball("x**2/2 + y**2", [[1.0, 1.0]], schedule, 3, record="final")   # warm
     tracemalloc.start()
     try:
-        traj = fs.gradient_descent("x**2/2 + y**2", [[1.0, 1.0], [0.5, 2.0]], 1e-9,
-                                   200_000, record="final")
-        schedule = fs.schedules.inverse_time(1e-9, 1e-3)
-        fs.heavy_ball("x**2/2 + y**2", [[1.0, 1.0]], schedule, 200_000, record="final")
+        traj = fs.gradient_descent("x**2/2 + y**2", [[1.0, 1.0], [0.5, 2.0]], 1e-9, steps,
+                                   record="final")
+        hb = fs.heavy_ball("x**2/2 + y**2", [[1.0, 1.0]], schedule, steps, record="final")
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 200_000 * 8     # less than one float64 per step
-    assert traj.ts.tolist() == [0.0, 200_000 * 1e-9]
+    assert peak < steps * 8     # less than one float64 per step
+    assert traj.ts.tolist() == [0.0, steps * 1e-9]
+    exact = np.sum(np.sqrt(schedule(np.arange(steps))))    # the heavy ball's ODE time
+    assert hb.ts[-1] == pytest.approx(exact, rel=1e-12)
