@@ -198,3 +198,27 @@ def test_newton_flow_keeps_its_positive_definite_rule():
     # the Newton flow's closed form: grad L(x(t)) = exp(-t) grad L(x0)
     np.testing.assert_allclose(b.grad_norms[:2, -1], np.exp(-3.0) * b.grad_norms[:2, 0],
                                rtol=1e-6)
+
+
+def test_statuses_agree_with_numpy_where_they_used_to_differ():
+    # proximal point whose Newton steps would leave the domain of log
+    L = fs.Loss("x - 2*log(x)")
+    X = np.array([[0.05], [0.5], [3.0], [50.0]])
+    for eta in (1.0, 5.0):
+        a = fs.proximal_point(L, X, eta, 30)
+        b = fs.proximal_point(L, X, eta, 30, backend="jax")
+        assert a.status == b.status
+        np.testing.assert_allclose(b.xs, a.xs, rtol=1e-10)
+    # a finite-time blow-up: diverged on both (JAX's solver gives up far out)
+    numpy_flow = fs.gradient_flow("-x**4", [[1.0], [0.5]], 5.0, max_steps=3000)
+    jax_flow = fs.gradient_flow("-x**4", [[1.0], [0.5]], 5.0, max_steps=3000, backend="jax")
+    assert numpy_flow.status == jax_flow.status == (fs.Status.DIVERGED,) * 2
+    assert "blows up" in jax_flow.message[0]
+    # any integer seed, on both backends; numpy integers are the same seed
+    fit = fs.Loss.from_samples("(a*x - y)**2", {"x": [1.0, 2.0], "y": [1.0, 3.0]}, ["a"])
+    for backend in ("numpy", "jax"):
+        big = fs.sgd(fit, [0.0], 0.1, 5, seed=2 ** 64, backend=backend)
+        assert big.status is fs.Status.REACHED_END
+        np.testing.assert_array_equal(fs.sgd(fit, [0.0], 0.1, 5, seed=np.int64(3),
+                                             backend=backend).xs,
+                                      fs.sgd(fit, [0.0], 0.1, 5, seed=3, backend=backend).xs)

@@ -200,12 +200,25 @@ def stop_rules(ens, ok, hs, t, check, max_steps):
         if rows.size:
             for status, local, messages in check(ens.Y[rows], ens.F[rows]):
                 endings.mark(rows[local], status, messages)
-    tiny = np.flatnonzero(~ok & (hs <= 10 * np.spacing(np.maximum(np.abs(t), 1.0))))
+    tiny = ~ok & (hs <= 10 * np.spacing(np.maximum(np.abs(t), 1.0)))
+    over = ens.nsteps >= max_steps
+    # a start that got stuck far out (tenfold its start, beyond 10) is a finite-time blow-up,
+    # diverged as the single run's blow-up test says (flowsim.flows._solver._blow_up)
+    blown = np.zeros_like(over)
+    if tiny.any() or over.any():   # rare: only then are the norms taken
+        stuck = np.flatnonzero(tiny | over)
+        start = np.linalg.norm(ens.out[ens.idx[stuck], 0], axis=-1)
+        blown[stuck] = np.linalg.norm(ens.Y[stuck], axis=-1) > 10 * np.maximum(1.0, start)
+    if blown.any():
+        endings.mark(np.flatnonzero(blown), Status.DIVERGED,
+                     [f"the path blows up in finite time: |state| = {r:.3g} at t = {tt:.6g}, "
+                      "where the steps could go no further" for r, tt in
+                      zip(np.linalg.norm(ens.Y[blown], axis=-1), t[blown])])
+    tiny, over = np.flatnonzero(tiny & ~blown), np.flatnonzero(over & ~blown)
     if tiny.size:
         endings.mark(tiny, Status.FAILED,
                      [f"stopped at t = {tt:.6g}: the step size fell below the spacing of floats "
                       "(the flow is singular there, or the loss is not finite)" for tt in t[tiny]])
-    over = np.flatnonzero(ens.nsteps >= max_steps)
     if over.size:
         endings.mark(over, Status.FAILED, f"spent its max_steps = {max_steps} steps")
     return endings
