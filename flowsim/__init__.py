@@ -8,6 +8,7 @@ from . import diagnostics, losses, methods, prox, schedules, schemes, study
 from .compare import Comparison, compare
 from .diagnostics import (classify, critical_points, lipschitz_estimate, lyapunov,
                           saddle_escape, sharpness, stability)
+from .diagnostics.facts_on_demand import derive_facts, with_facts
 from .facts import KnownPoint, LossFacts, PointKind, kind_of_spectrum
 from .flows import (adam_flow, central_flow, gradient_flow, heavy_ball_flow, mirror_flow,
                     nesterov_flow, newton_flow, sgd_sde, sharpness_gradient, sign_flow)
@@ -33,7 +34,8 @@ __all__ = ["Loss", "Budget", "EvalCounts", "LossFacts", "KnownPoint", "PointKind
            "modified_equation", "ModifiedEquation", "central_flow",
            "sharpness_gradient", "sgd_sde", "mirror_flow", "mirror_descent",
            "natural_gradient", "bregman_proximal_point", "adam", "rmsprop", "adagrad",
-           "sign_descent", "adam_flow", "sign_flow", "__version__"]
+           "sign_descent", "adam_flow", "sign_flow", "with_facts", "derive_facts",
+           "__version__"]
 
 
 def __getattr__(name):

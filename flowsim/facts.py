@@ -109,6 +109,10 @@ class LossFacts(Picklable):
     flow_solution : callable or None
         ``flow_solution(t, x0)`` -> the exact gradient-flow state, shape ``(n,)``, where a
         closed form exists.
+    source : str
+        Where the facts came from, said wherever a result uses them: ``"literature"`` (the
+        named losses), ``"given"`` (by the user), or how :func:`flowsim.with_facts` derived
+        them (``"critical_points on [...]: proven"``).
     """
 
     name: str
@@ -117,8 +121,11 @@ class LossFacts(Picklable):
     min_value: float | None = None
     bounds: tuple | None = None
     flow_solution: object = field(default=None, repr=False, compare=False)
+    source: str = "given"
 
     def __post_init__(self):
+        if not isinstance(self.source, str):
+            raise TypeError(f"source must be a str, got {type(self.source).__name__}.")
         if not isinstance(self.name, str):
             raise TypeError(f"name must be a str (a label), got {type(self.name).__name__}.")
         points = tuple(self.critical_points)

@@ -45,7 +45,8 @@ def _with_facts(loss, name, points, *, complete, min_value=None, bounds=None, fl
                 polish=True):
     known = tuple(KnownPoint(_polish(loss, p) if polish else p, kind, is_global)
                   for p, kind, is_global in points)
-    return loss.with_facts(LossFacts(name, known, complete, min_value, bounds, flow))
+    return loss.with_facts(LossFacts(name, known, complete, min_value, bounds, flow,
+                                     source="literature"))
 
 
 def _symbols(n, prefix="x"):

@@ -94,11 +94,15 @@ def _minimizer_reached(loss, final):
 
 
 def _time_to_tol(task, batch):
+    """The first time, and for a scheme the iteration, with L - L* <= tol (nan: never)."""
     if task.tol is None or task.min_value is None or batch.values is None:
-        return np.full(len(batch), np.nan)
+        return np.full(len(batch), np.nan), np.full(len(batch), np.nan)
     below = (batch.values - task.min_value) <= task.tol
     first = np.argmax(below, axis=1)
-    return np.where(below.any(axis=1), batch.ts[first], np.nan)
+    reached = below.any(axis=1)
+    scheme = methods.get(task.method).kind == "scheme"
+    return (np.where(reached, batch.ts[first], np.nan),
+            np.where(reached & scheme, first.astype(float), np.nan))
 
 
 def failed_rows(task, rows, X, reason):
@@ -124,6 +128,7 @@ def run_chunk(task, rows, X, *, reason=None):
     m, n = X.shape
     final = batch.xs[:, -1]
     values = batch.values[:, -1] if batch.values is not None else task.loss._values(final)
+    to_tol = _time_to_tol(task, batch)
     table = {"task": np.full(m, task.index), "loss": [task.loss_name] * m,
              "method": [task.method] * m, "eta": np.full(m, task.eta), "start": rows}
     table.update({f"x0_{i + 1}": X[:, i] for i in range(n)})
@@ -131,7 +136,7 @@ def run_chunk(task, rows, X, *, reason=None):
     table.update(L=values, status=[s.value for s in batch.status],
                  message=list(batch.message), t_final=np.full(m, float(batch.ts[-1])),
                  steps=batch.extras["steps_taken"][:, -1],
-                 time_to_tol=_time_to_tol(task, batch),
+                 time_to_tol=to_tol[0], iterations_to_tol=to_tol[1],
                  deviation=_deviation(task, X, batch) if task.reference and
                  methods.get(task.method).kind == "scheme" else np.full(m, np.nan),
                  minimizer=_minimizer_reached(task.loss, final))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..diagnostics.facts_on_demand import box_around, needed
 from .._validate import as_loss, int_between, positive, start_points
 from ..diagnostics.stability import stability
 from .runner import grid_starts, sweep
@@ -105,10 +106,7 @@ def basin_map(loss, eta=0.01, resolution=100, *, bounds=None, steps=None, t_end=
     >>> sorted(disagreement(s))
     ['gradient_descent', 'proximal_point']
     """
-    loss = as_loss(loss)
-    if loss.facts is None or not loss.facts.minimizers.size:
-        raise ValueError("loss: a basin map needs a loss whose facts list its minimizers "
-                         "(a named loss such as losses.himmelblau()).")
+    loss, source = needed(loss, "minimizers", bounds=bounds, where="a basin map")
     resolution = int_between(resolution, "resolution", 2, 4000)
     eta = positive(eta, "eta")
     t_end = positive(t_end, "t_end") if t_end is not None else 20.0
@@ -122,7 +120,8 @@ def basin_map(loss, eta=0.01, resolution=100, *, bounds=None, steps=None, t_end=
     options = {"gradient_flow": dict(FLOW_OPTIONS)} | dict(kwargs.pop("options", None) or {})
     study = sweep(loss, methods, starts=starts, etas=[eta], steps=steps, t_end=t_end,
                   options=options, **kwargs)
-    study.spec.update(resolution=resolution, recipe="basin_map",
+    study.spec.update(resolution=resolution, recipe="basin_map", minimizers_source=source,
+                      minimizers=loss.facts.minimizers.tolist(),
                       bounds=np.asarray(bounds if bounds is not None else
                                         loss.facts.bounds, dtype=float).tolist())
     return study
@@ -141,13 +140,16 @@ def disagreement(study, reference="gradient_flow"):
 
 
 def time_to_tolerance(loss, starts, tol=1e-8, methods=("gradient_flow", "gd", "hb", "nag"),
-                      eta=1e-3, steps=20_000, t_end=None, **kwargs):
+                      eta=1e-3, steps=20_000, t_end=None, *, min_value=None, bounds=None,
+                      **kwargs):
     """First time at which L - L* <= tol, per method and start (nan: never within the run).
 
     Parameters
     ----------
     loss : Loss or str
-        L* is the loss's known minimum value (or ``min_value=``).
+        L* is ``min_value=``, else the loss's known minimum value, else the lowest minimum
+        :func:`flowsim.with_facts` finds in ``bounds`` (by default a box around the starts);
+        ``spec["min_value_source"]`` says which.
     starts : array_like, shape (m, n)
     tol : float
     methods : sequence of str
@@ -157,8 +159,29 @@ def time_to_tolerance(loss, starts, tol=1e-8, methods=("gradient_flow", "gd", "h
     Returns
     -------
     Study
-        ``runs["time_to_tol"]``; time is the flow's time (k eta for GD, k sqrt(eta) for the
-        momentum methods).
+        ``runs["time_to_tol"]`` (nan where a run never got there) and
+        ``runs["iterations_to_tol"]`` (the iteration k of that time, for schemes); time is the flow's time (k eta for GD,
+        k sqrt(eta) for the momentum methods).
+
+    Examples
+    --------
+    >>> s = time_to_tolerance("(x - 1)**2 + 10*y**2", [[2.0, 1.0]], 1e-6, ("gd",), eta=0.05,
+    ...                       steps=400, progress=False)
+    >>> s.spec["min_value"], s.spec["min_value_source"]
+    (0.0, 'critical_points on [[1.0, 3.0], [0.0, 2.0]]: proven')
+    >>> bool(s.runs["time_to_tol"].notna().all())
+    True
     """
-    return sweep(loss, methods, starts=starts, etas=[eta], steps=steps,
-                 t_end=t_end if t_end is not None else eta * steps, tol=tol, **kwargs)
+    loss = as_loss(loss)
+    X = np.atleast_2d(start_points(starts, loss.n))
+    loss, source = needed(loss, "min_value", min_value=min_value,
+                          bounds=bounds if bounds is not None else (
+                              None if loss.facts is not None and loss.facts.bounds is not None
+                              else box_around(X)), where="time_to_tolerance")
+    star = min_value if min_value is not None else loss.facts.min_value
+    study = sweep(loss, methods, starts=X, etas=[eta], steps=steps,
+                  t_end=t_end if t_end is not None else eta * steps, tol=tol,
+                  min_value=star, **kwargs)
+    study.spec.update(min_value=float(star), min_value_source=source,
+                      recipe="time_to_tolerance")
+    return study

@@ -258,6 +258,12 @@ def sweep(losses, methods, *, starts=None, resolution=None, bounds=None, etas=No
     if progress is not None and not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"progress must be True, False or None, got {progress!r}.")
     store = writable_folder(store, "store") if store is not None else None
+    if tol is not None and min_value is None:
+        for name, loss in items:
+            if loss.facts is None or loss.facts.min_value is None:
+                raise ValueError(f"tol: the loss {name!r} carries no minimum value L*, so "
+                                 "L - L* <= tol cannot be told; give min_value=, or carry it "
+                                 "with flowsim.with_facts(loss, bounds=...).")
     tasks = _tasks(items, records, etas, steps, t_end, options, bool(reference), tol,
                    min_value, bool(paths), seed)
     _check_size(tasks, X, steps, bool(paths) or tol is not None)
