@@ -46,17 +46,25 @@ def _cmd_sweep(args):
         bounds = _vector(args.bounds, "bounds") if args.bounds else None
         study = basin_map(loss, args.eta, args.resolution, bounds=bounds,
                           methods=methods or ("gradient_flow", "gd", "pp"), **common)
+        print(f"minimizers {np.round(study.spec['minimizers'], 6).tolist()} "
+              f"({study.spec['minimizers_source']})")
         print("starts ending elsewhere than the flow: " + ", ".join(
             f"{k} {100 * v:.2f}%" for k, v in disagreement(study).items()))
     else:
-        if loss.facts is None or loss.facts.bounds is None:
-            raise UsageError("time: this loss has no usual box to draw starts from; use a "
-                             "named loss.")
-        box = np.asarray(loss.facts.bounds, dtype=float)
+        from ._validate import check_bounds
+        if args.bounds:
+            box = check_bounds(_vector(args.bounds, "bounds"), loss.n)
+        elif loss.facts is not None and loss.facts.bounds is not None:
+            box = check_bounds(loss.facts.bounds, loss.n)
+        else:
+            raise UsageError("time: give --bounds low,high (the box the starts are drawn "
+                             "from, and where L* is found) for a loss with no usual box.")
         starts = np.random.default_rng(0).uniform(box[:, 0], box[:, 1], (args.starts, loss.n))
         study = time_to_tolerance(loss, starts, args.tol, methods or ("gradient_flow", "gd",
                                                                         "hb", "nag"),
-                                  args.eta, args.steps, **common)
+                                  args.eta, args.steps, min_value=args.min_value,
+                                  bounds=box, **common)
+        print(f"L* = {study.spec['min_value']:.6g} ({study.spec['min_value_source']})")
     print(study.summary())
     if out:
         path = study.save(out) if not out.endswith(".csv") else \
@@ -89,7 +97,10 @@ def add_sweep_parser(sub, named):
     sweep.add_argument("--eta", type=float, default=0.01, help="step (basins, time)")
     sweep.add_argument("--steps", type=int, default=2000, help="steps of the schemes")
     sweep.add_argument("--resolution", type=int, default=120, help="grid side (basins)")
-    sweep.add_argument("--bounds", help="low,high or low,high per variable (basins)")
+    sweep.add_argument("--bounds", help="low,high or low,high per variable: the grid (basins), "
+                                        "the starts (time), and where facts are derived")
+    sweep.add_argument("--min-value", type=float, dest="min_value",
+                       help="L* (time; by default known, or derived in --bounds)")
     sweep.add_argument("--tol", type=float, default=1e-8, help="L - L* tolerance (time)")
     sweep.add_argument("--starts", type=int, default=1000, help="random starts (time)")
     sweep.add_argument("--workers", type=int, help="processes")

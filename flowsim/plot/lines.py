@@ -6,12 +6,13 @@ import numpy as np
 
 from .._validate import as_loss, finite, hessian_at, int_between, optional, positive
 from .maps import contour
-from .style import axes_for, check_comparison, comparison_paths, draw_path
+from .style import (axes_for, check_comparison, comparison_paths, draw_path, fit_log_axis,
+                    positive_part)
 
 __all__ = ["values", "deviation", "spectrum", "stability_picture", "comparison_figure"]
 
 
-def values(trajectories, ax=None, *, min_value=0.0):
+def values(trajectories, ax=None, *, min_value=0.0, source=None):
     """V = L - L* against time, on a log scale, for flows and schemes.
 
     Parameters
@@ -19,20 +20,27 @@ def values(trajectories, ax=None, *, min_value=0.0):
     trajectories : Comparison, Trajectory, or sequence/dict of Trajectory
     min_value : float
         L* to subtract (the known minimum value, 0 by default).
+    source : str, optional
+        Where L* came from, for the axis label.
     ax : matplotlib Axes, optional
 
     Returns
     -------
     matplotlib.axes.Axes
-        One line per trajectory (for a batch, one per start), in the method's colour.
+        One line per trajectory (for a batch, one per start), in the method's colour. Points
+        with L - L* <= 0 are gaps; the axis spans the data.
     """
     min_value = finite(min_value, "min_value")
     ax = axes_for(ax)
     trajs = comparison_paths(trajectories)
+    drawn = []
     for i, traj in enumerate(trajs):
-        V = np.maximum(traj.values - min_value, 1e-300)
+        V = positive_part(traj.values - min_value)
+        drawn.append(V)
         draw_path(ax, traj.ts, V.T, traj, i, label=traj.label, log=True)
-    ax.set(xlabel="t", ylabel="L - L*")
+    fit_log_axis(ax, drawn)
+    ax.set(xlabel="t", ylabel=f"L - L*  (L* = {min_value:.6g}" +
+           (f", {source})" if source else ")"))
     ax.legend(fontsize=8)
     return ax
 
@@ -54,7 +62,7 @@ def deviation(comparison, ax=None):
     ax = axes_for(ax)
     for i, (name, dev) in enumerate(comparison.deviation.items()):
         traj = comparison.schemes[name]
-        draw_path(ax, np.arange(len(dev))[1:], np.maximum(dev[1:], 1e-300), traj, i,
+        draw_path(ax, np.arange(len(dev))[1:], positive_part(dev[1:]), traj, i,
                   label=traj.label, log=True)
     ax.set(xlabel="step k", ylabel="|x_k - x(t_k)|")
     ax.legend(fontsize=8)
@@ -124,6 +132,27 @@ def spectrum(loss, x, ax=None):
     return ax
 
 
+def _min_value_for(loss, trajs):
+    """L* for a picture and where it came from: the loss's facts, else derived from the
+    critical points in a box around the paths (a few seconds at most), else the lowest value
+    on the paths (then said so)."""
+    facts = loss.facts
+    if facts is not None and facts.min_value is not None:
+        return facts.min_value, facts.source
+    from ..diagnostics.facts_on_demand import box_around, with_facts
+    points = np.concatenate([np.reshape(t.xs, (-1, loss.n)) for t in trajs])
+    points = points[np.all(np.isfinite(points), axis=1)]
+    lowest = min(float(np.nanmin(t.values)) for t in trajs)
+    try:
+        derived = with_facts(loss, bounds=box_around(points), time_limit=5.0).facts
+    except ValueError:
+        derived = None
+    if derived is not None and derived.min_value is not None and \
+            derived.min_value <= lowest + 1e-12 * max(1.0, abs(lowest)):
+        return derived.min_value, derived.source
+    return lowest, "the lowest value on the paths"
+
+
 def comparison_figure(comparison, loss):
     """Three panels for a :class:`~flowsim.Comparison`: the paths on the contour map (2-D
     losses), L - L* over time, and the per-step deviation; each method in its one colour.
@@ -146,9 +175,8 @@ def comparison_figure(comparison, loss):
     if loss.n == 2:
         contour(loss, comparison_paths(comparison), ax=axes[0], critical=True)
         axes[0].set_title("paths")
-    min_value = loss.facts.min_value if loss.facts and loss.facts.min_value is not None else \
-        min(float(np.min(t.values)) for t in comparison_paths(comparison))
-    values(comparison, ax=axes[-2], min_value=min_value)
+    min_value, source = _min_value_for(loss, comparison_paths(comparison))
+    values(comparison, ax=axes[-2], min_value=min_value, source=source)
     axes[-2].set_title("L - L* along the way")
     deviation(comparison, ax=axes[-1])
     axes[-1].set_title(f"distance to the flow (eta = {comparison.eta:g})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import methods
-from .style import axes_for
+from .style import axes_for, fit_log_axis, positive_part
 
 __all__ = ["step_size_picture", "basin_maps", "time_to_tolerance_picture"]
 
@@ -36,17 +36,21 @@ def step_size_picture(study, ax=None):
     ax = axes_for(ax)
     runs = runs[np.isfinite(runs["eta"])]
     floor = np.nanmin(runs["L"].where(np.isfinite(runs["L"]))) if len(runs) else 0.0
-    shift = min(floor, 0.0)
+    known = study.spec.get("min_value")
+    shift = known if known is not None else min(floor, 0.0)
+    where = study.spec.get("min_value_source", "known" if known is not None else
+                           "0, or the lowest final value if below")
     top = 1.0
     for method, group in runs.groupby("method", sort=False):
         color, marker, _ = methods.style(method)
         group = group.groupby("eta").agg(L=("L", "median"),
                                          diverged=("status", lambda s: (s == "diverged").mean()))
         ok = group["diverged"] < 0.5
-        gap = np.maximum(group["L"] - shift, 1e-300)
+        gap = positive_part(group["L"] - shift)
         label = methods.get(method).label if method in methods.REGISTRY else method
         ax.loglog(group.index[ok], gap[ok], "-", color=color, marker=marker, ms=4, label=label)
-        top = max(top, float(np.nanmax(gap[ok])) if ok.any() else top)
+        seen = gap[ok][np.isfinite(gap[ok])]
+        top = max(top, float(seen.max()) if seen.size else top)
         if (~ok).any():
             ax.plot(group.index[~ok], np.full((~ok).sum(), top * 10), "x", color=color, ms=7)
     for key, style, text in (("max_stable_step", ":", "2/lambda_max"),
@@ -54,7 +58,7 @@ def step_size_picture(study, ax=None):
         value = study.spec.get(key)
         if value is not None and np.isfinite(value):
             ax.axvline(value, color="k", ls=style, lw=1, label=f"{text} = {value:.3g}")
-    ax.set(xlabel="eta", ylabel="final L - L* (median; x: diverged)")
+    ax.set(xlabel="eta", ylabel=f"final L - L* (median; x: diverged)\nL* = {shift:.4g} ({where})")
     ax.legend(fontsize=8)
     return ax
 
@@ -103,29 +107,55 @@ def basin_maps(study, axes=None):
     return fig
 
 
-def time_to_tolerance_picture(study, ax=None):
-    """The fraction of starts that reached L - L* <= tol by time t, per method.
+def time_to_tolerance_picture(study, ax=None, *, x=None):
+    """The fraction of starts that reached L - L* <= tol by iteration k (or time t), per
+    method.
 
     Parameters
     ----------
     study : Study
         From :func:`~flowsim.study.recipes.time_to_tolerance`.
     ax : matplotlib Axes, optional
+    x : {"iterations", "time"}, optional
+        What the horizontal axis counts. ``"iterations"`` (the default when the study has
+        schemes) compares schemes like with like: the flow's time is k eta for gradient
+        descent but k sqrt(eta) for the momentum methods, so on a time axis a heavy ball
+        looks sqrt(1/eta) times slower than it is. ``"time"`` draws the flows too.
 
     Returns
     -------
     matplotlib.axes.Axes
+        A step curve per method; where no run reached the tolerance the panel says so.
     """
     runs = _study(study)
     ax = axes_for(ax)
+    has_schemes = bool(np.isfinite(runs["eta"]).any())
+    x = x if x is not None else ("iterations" if has_schemes else "time")
+    if x not in ("iterations", "time"):
+        raise ValueError(f"x must be 'iterations' or 'time', got {x!r}.")
+    column = "iterations_to_tol" if x == "iterations" else "time_to_tol"
+    drawn = 0
     for method, group in runs.groupby("method", sort=False):
-        color, _, _ = methods.style(method)
-        times = np.sort(group["time_to_tol"].to_numpy())
+        if x == "iterations" and not np.isfinite(group["eta"]).any():
+            continue   # a flow has no iterations
+        color, marker, _ = methods.style(method)
+        times = np.sort(group[column].to_numpy(dtype=float))
         reached = np.isfinite(times)
+        label = methods.get(method).label if method in methods.REGISTRY else method
         if reached.any():
             ax.step(times[reached], np.arange(1, reached.sum() + 1) / len(times), where="post",
-                    color=color, label=methods.get(method).label
-                    if method in methods.REGISTRY else method)
-    ax.set(xlabel="t (flow time)", ylabel="fraction of starts with L - L* <= tol", ylim=(0, 1))
-    ax.legend(fontsize=8)
+                    color=color, marker=marker, markevery=max(1, reached.sum() // 8),
+                    label=f"{label} ({reached.sum()}/{len(times)})")
+            drawn += 1
+    star = study.spec.get("min_value")
+    where = study.spec.get("min_value_source")
+    ax.set(xlabel="iteration k" if x == "iterations" else "t (flow time)",
+           ylabel="fraction of starts with L - L* <= tol", ylim=(0, 1.02))
+    if star is not None:
+        ax.set_title(f"L* = {star:.6g}" + (f" ({where})" if where else ""), fontsize=8)
+    if drawn:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no run reached L - L* <= tol within its steps", ha="center",
+                va="center", transform=ax.transAxes)
     return ax

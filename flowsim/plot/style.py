@@ -2,6 +2,8 @@
 and the checks every plotting function makes of its trajectories."""
 from __future__ import annotations
 
+import numpy as np
+
 
 from .. import methods
 from ..facts import PointKind
@@ -32,6 +34,23 @@ def draw_path(ax, x, y, traj, index=0, label=None, log=False):
     """Draw one path (or one series over time) of ``traj`` in its style; returns the Line2D."""
     plot = ax.semilogy if log else ax.plot
     return plot(x, y, label=label, **path_style(traj, index))[0]
+
+
+def positive_part(y):
+    """``y`` for a log axis: entries that are not > 0 (a run that lands exactly on L*, or
+    below an estimated L*) become gaps, never a clipped 1e-300 that stretches the axis."""
+    y = np.array(y, dtype=float)
+    y[~(y > 0)] = np.nan
+    return y
+
+
+def fit_log_axis(ax, arrays, pad=2.0):
+    """Set a log y-axis to the range of the positive, finite data in ``arrays``."""
+    data = np.concatenate([np.ravel(a) for a in arrays]) if arrays else np.zeros(0)
+    data = data[np.isfinite(data) & (data > 0)]
+    if data.size:
+        low, high = float(data.min()), float(data.max())
+        ax.set_ylim(low / pad, high * pad if high > low else low * pad * pad)
 
 
 def axes_for(ax, projection=None):
