@@ -1,9 +1,19 @@
-"""Lyapunov checks: V = L - L* must fall along a flow at the rate -|grad L|^2.
+"""Lyapunov checks: the right V for each equation, and the rate at which it must fall.
+
+* gradient flow: V = L - L*, dV/dt = -|grad L|^2;
+* heavy-ball ODE m x'' + gamma x' + grad L = 0: V = E - L* with the energy
+  E = m|v|^2/2 + L, dV/dt = -gamma |v|^2 (L itself may rise);
+* Nesterov's ODE x'' + (r/t) x' + grad L = 0: the same energy with dV/dt = -(r/t)|v|^2, and
+  given a minimizer x* the Su-Boyd-Candes energy
+  2 t^2 (L - L*)/(r - 1) + (r - 1)|x + t x'/(r - 1) - x*|^2, non-increasing on convex losses;
+* other flows (Newton, mirror, Adam, ...): V = L - L*, monotonicity only (the gradient-flow
+  identity is not theirs); discrete runs: monotonicity and, given a Lipschitz bound, the
+  descent lemma, both up to rounding.
 
 Flows are checked in integral form: on each output interval [t_k, t_{k+1}],
-V(t_{k+1}) - V(t_k) = -integral |grad L(x(t))|^2 dt, the integral taken by Gauss-Legendre
-quadrature on the dense solution, so the mismatch measures the solver's error and not the
-check's own (a central difference of L(x(t)) is limited to about 1e-3 at any tolerance).
+V(t_{k+1}) - V(t_k) = -integral rate dt, the integral taken by Gauss-Legendre quadrature on the
+dense solution, so the mismatch measures the solver's error and not the check's own (a central
+difference of L(x(t)) is limited to about 1e-3 at any tolerance).
 """
 from __future__ import annotations
 
@@ -12,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validate import as_loss, finite, one_trajectory, positive
+from .._validate import as_loss, finite, one_trajectory, positive, start_points
 from ..results import Report
 
 __all__ = ["LyapunovReport", "lyapunov"]
@@ -26,7 +36,12 @@ class LyapunovReport(Report):
     ----------
     min_value : float
     min_value_source : str
-        ``"given"``, ``"known minimum"`` (the loss's facts) or ``"lowest value found"``.
+        ``"given"``, the loss's facts' source, how :func:`flowsim.with_facts` derived it, or
+        ``"the lowest value on the path"`` (then V only shows monotonicity).
+    V_name : str
+        What V is for this equation (see the module docstring).
+    rate_name : str or None
+        The rate dV/dt the flow check compares with, or None where no identity is checked.
     ts, V : ndarray, shape (n_points,)
     monotone : bool
         V never rose (beyond rounding).
@@ -61,6 +76,8 @@ class LyapunovReport(Report):
 
     min_value: float
     min_value_source: str
+    V_name: str
+    rate_name: str | None
     ts: np.ndarray
     V: np.ndarray
     monotone: bool
@@ -81,13 +98,15 @@ class LyapunovReport(Report):
 
     def summary(self):
         """A few lines of text."""
-        lines = [f"V = L - L* with L* = {self.min_value:.10g} ({self.min_value_source}); V from "
-                 f"{self.V[0]:.6g} to {self.V[-1]:.6g}; "
-                 + ("monotone" if self.monotone else
+        lines = [f"V = {self.V_name} with L* = {self.min_value:.10g} "
+                 f"({self.min_value_source}); V from {self.V[0]:.6g} to {self.V[-1]:.6g}; "
+                 + ("non-increasing" if self.monotone else
                     f"rose at {len(self.rises)} steps (largest {self.rise_sizes.max():.3g})")]
         if self.max_relative_mismatch is not None:
-            lines.append(f"dV/dt against -|grad L|^2: largest relative mismatch "
+            lines.append(f"dV/dt against {self.rate_name}: largest relative mismatch "
                          f"{self.max_relative_mismatch:.3g}")
+        elif self.rate_name is None and self.dVdt is None and len(self.ts) > 1:
+            lines.append("no rate identity checked for this equation (monotonicity only)")
         if self.descent_violations is not None:
             lines.append(f"descent lemma violated at {len(self.descent_violations)} steps")
         if self.energy_rate_mismatch is not None:
@@ -107,7 +126,8 @@ def _rounding(values):
     return 64 * np.finfo(float).eps * (1 + np.abs(values))
 
 
-def lyapunov(loss, trajectory, min_value=None, *, lipschitz=None, friction=None, distance=None):
+def lyapunov(loss, trajectory, min_value=None, *, lipschitz=None, friction=None, distance=None,
+             minimizer=None):
     """Check V(x) = L(x) - L* as a Lyapunov function along ``trajectory``.
 
     Parameters
@@ -116,15 +136,21 @@ def lyapunov(loss, trajectory, min_value=None, *, lipschitz=None, friction=None,
     trajectory : Trajectory
         A flow (with its dense solution) or a discrete run.
     min_value : float, optional
-        L*; by default the loss's known minimum value, else the lowest value on the path.
+        L*; by default the loss's known minimum value, else the lowest minimum that
+        :func:`flowsim.with_facts` finds in a box around the path, else the lowest value on
+        the path (said in ``min_value_source``).
     lipschitz : float, optional
         A bound lambda on the Hessian's spectral norm, to check the descent lemma of a
         discrete run.
     friction : float, optional
-        gamma of a heavy-ball flow, to check dE/dt = -gamma |v|^2.
+        gamma of a heavy-ball flow (read from the trajectory's label by default), to check
+        dE/dt = -gamma |v|^2.
     distance : callable, optional
         ``distance(xs)`` -> shape (n_points,): distance to a set of minimizers; by default
         the distance to the nearest known global minimizer when the loss lists several.
+    minimizer : array_like, shape (n,), optional
+        x* for the Su-Boyd-Candes energy of Nesterov's ODE (by default the loss's unique
+        known global minimizer).
 
     Returns
     -------
@@ -149,26 +175,35 @@ def lyapunov(loss, trajectory, min_value=None, *, lipschitz=None, friction=None,
                         "None.")
     if lipschitz is not None:
         lipschitz = positive(lipschitz, "lipschitz")
-    if min_value is not None:
-        min_value, source = finite(min_value, "min_value"), "given"
-    elif facts is not None and facts.min_value is not None:
-        min_value, source = float(facts.min_value), "known minimum"
-    else:
-        min_value, source = float(np.min(values)), "lowest value found"
-    energy = trajectory.extras.get("energy")
-    V = (values if energy is None else np.asarray(energy)) - min_value
+    if minimizer is not None:
+        minimizer = start_points(minimizer, loss.n, batch=False, name="minimizer")
+    min_value, source = _min_value(loss, trajectory, min_value)
+    equation = _equation(trajectory, friction)
+    V = values - min_value
+    if equation is not None and equation[0] != "gradient":
+        V = _energy(trajectory, loss, equation) - min_value
     dV = np.diff(V)
     rises = np.flatnonzero(dV > _rounding(V[:-1]))
-    report = dict(min_value=min_value, min_value_source=source, ts=trajectory.ts, V=V,
-                  monotone=not rises.size, rises=rises, rise_sizes=dV[rises])
-    if trajectory.dense is not None and len(trajectory.ts) > 1:
-        report.update(_flow_rates(trajectory, loss, friction, V))
-        report.update(_nesterov_energy(trajectory, loss, min_value))
+    names = {None: ("L - L*", None), "gradient": ("L - L*", "-|grad L|^2"),
+             "heavy_ball": ("E - L* (E = m|v|^2/2 + L, the energy)", "-gamma |v|^2"),
+             "nesterov": ("E - L* (E = |v|^2/2 + L, the energy)", "-(r/t) |v|^2")}
+    V_name, rate_name = names[equation[0] if equation else None]
+    report = dict(min_value=min_value, min_value_source=source, V_name=V_name,
+                  rate_name=rate_name, ts=trajectory.ts, V=V, monotone=not rises.size,
+                  rises=rises, rise_sizes=dV[rises])
+    if trajectory.dense is not None and len(trajectory.ts) > 1 and equation is not None:
+        report.update(_flow_rates(trajectory, loss, equation, V))
+        if equation[0] == "nesterov":
+            report.update(_nesterov_energy(trajectory, loss, min_value, equation[1],
+                                           minimizer))
     elif lipschitz is not None and len(trajectory.ts) > 1:
         lam = positive(lipschitz, "lipschitz")
         eta = np.diff(trajectory.ts)
-        bound = values[:-1] - eta * (1 - eta * lam / 2) * trajectory.grad_norms[:-1] ** 2
-        report["descent_violations"] = np.flatnonzero(values[1:] > bound + _rounding(bound))
+        drop = eta * (1 - eta * lam / 2) * trajectory.grad_norms[:-1] ** 2
+        bound = values[:-1] - drop
+        slack = 64 * np.finfo(float).eps * (np.abs(values[:-1]) + np.abs(values[1:]) +
+                                            np.abs(drop) + 1e-300)
+        report["descent_violations"] = np.flatnonzero(values[1:] > bound + slack)
     if distance is None and facts is not None and len(facts.global_minimizers) > 1:
         mins = facts.global_minimizers
 
@@ -194,47 +229,92 @@ def _interval_integrals(ts, integrand):
     return (values * _WEIGHTS[None, :]).sum(axis=1) * half
 
 
-def _flow_rates(trajectory, loss, friction, V):
-    """Interval checks of V (or of the heavy ball's energy) against its dissipation."""
+def _min_value(loss, trajectory, min_value):
+    """L* and where it came from (see :func:`lyapunov`)."""
+    if min_value is not None:
+        return finite(min_value, "min_value"), "given"
+    facts = loss.facts
+    if facts is not None and facts.min_value is not None:
+        return float(facts.min_value), facts.source
+    lowest = float(np.nanmin(trajectory.values))
+    from .facts_on_demand import box_around, with_facts
+    try:
+        derived = with_facts(loss, bounds=box_around(trajectory.xs), time_limit=3.0).facts
+    except ValueError:
+        derived = None
+    if derived is not None and derived.min_value <= lowest + 1e-12 * max(1.0, abs(lowest)):
+        return float(derived.min_value), derived.source
+    return lowest, "the lowest value on the path (no L* known: V shows monotonicity only)"
+
+
+_LABELS = {"heavy_ball_flow": re.compile(r"m=([-+0-9.eE]+), gamma=([-+0-9.eE]+)"),
+           "nesterov_flow": re.compile(r"Nesterov ODE \(r=([-+0-9.eE]+)")}
+
+
+def _equation(trajectory, friction):
+    """``(kind, parameters)`` of the equation a flow solved, or None (a scheme, or a flow
+    with no rate identity here)."""
+    method = trajectory.method
+    if method == "gradient_flow" and "ascent" not in trajectory.label:
+        return "gradient", None
+    match = _LABELS.get(method, re.compile("$^")).search(trajectory.label)
+    if method == "heavy_ball_flow" and match is not None:
+        mass, gamma = float(match.group(1)), float(match.group(2))
+        return "heavy_ball", (mass, friction if friction is not None else gamma)
+    if method == "nesterov_flow" and match is not None and "velocities" in trajectory.extras:
+        return "nesterov", float(match.group(1))
+    return None
+
+
+def _energy(trajectory, loss, equation):
+    """E = m|v|^2/2 + L along a momentum flow's outputs."""
+    v = np.asarray(trajectory.extras["velocities"])
+    mass = equation[1][0] if equation[0] == "heavy_ball" else 1.0
+    return mass * np.sum(v * v, axis=-1) / 2 + trajectory.values
+
+
+def _flow_rates(trajectory, loss, equation, V):
+    """Interval checks of V against the equation's dissipation rate."""
     ts = trajectory.ts
     dt = np.diff(ts)
     if np.any(dt <= 0):
         return {}
-    if "energy" in trajectory.extras:
-        if friction is None or not hasattr(trajectory.dense, "dense"):
+    kind, parameters = equation
+    n = loss.n
+    if kind == "gradient":
+        def dissipation_rate(t):
+            _, g = loss._observe(np.asarray(trajectory.dense(t)).T, full=True)
+            return np.sum(g * g, axis=-1)
+    else:
+        full = getattr(trajectory.dense, "dense", None)
+        if full is None:
             return {}
-        n = loss.n
 
-        def velocity_squared(t):
-            v = np.asarray(trajectory.dense.dense(t))[n:]
-            return np.sum(v * v, axis=0)
-        lost = friction * _interval_integrals(ts, velocity_squared)
-        scale = max(np.abs(lost).max(), 1e-300)
-        return {"energy_rate_mismatch": float(np.abs(np.diff(V) + lost).max() / scale)}
-
-    def grad_squared(t):
-        _, g = loss._observe(np.asarray(trajectory.dense(t)).T, full=True)
-        return np.sum(g * g, axis=-1)
-    dissipation = _interval_integrals(ts, grad_squared)
-    predicted = -dissipation / dt
+        def dissipation_rate(t):
+            v = np.asarray(full(t))[n:]
+            friction = parameters[1] if kind == "heavy_ball" else parameters / t
+            return friction * np.sum(v * v, axis=0)
+    predicted = -_interval_integrals(ts, dissipation_rate) / dt
     measured = np.diff(V) / dt
     scale = max(np.abs(predicted).max(), 1e-300)
-    return {"rate_ts": (ts[1:] + ts[:-1]) / 2, "dVdt": measured, "predicted": predicted,
-            "max_relative_mismatch": float(np.abs(measured - predicted).max() / scale)}
+    mismatch = float(np.abs(measured - predicted).max() / scale)
+    out = {"rate_ts": (ts[1:] + ts[:-1]) / 2, "dVdt": measured, "predicted": predicted,
+           "max_relative_mismatch": mismatch}
+    if kind == "heavy_ball":
+        out["energy_rate_mismatch"] = mismatch
+    return out
 
 
-def _nesterov_energy(trajectory, loss, min_value):
-    """Su-Boyd-Candes energy along a Nesterov ODE path, where a unique minimizer is known."""
-    match = re.match(r"Nesterov ODE \(r=([-+0-9.eE]+)", trajectory.label)
+def _nesterov_energy(trajectory, loss, min_value, r, minimizer):
+    """Su-Boyd-Candes energy along a Nesterov ODE path, given or knowing one minimizer."""
     facts = loss.facts
-    if trajectory.method != "nesterov_flow" or match is None or facts is None or \
-            "velocities" not in trajectory.extras or len(facts.global_minimizers) != 1:
-        return {}
-    r = float(match.group(1))
-    x_star = facts.global_minimizers[0]
+    if minimizer is None:
+        if facts is None or len(facts.global_minimizers) != 1:
+            return {}
+        minimizer = facts.global_minimizers[0]
     t, x, v = trajectory.ts, trajectory.xs, trajectory.extras["velocities"]
     gap = trajectory.values - min_value
-    w = x + t[:, None] * v / (r - 1) - x_star
+    w = x + t[:, None] * v / (r - 1) - minimizer
     energy = 2 * t ** 2 * gap / (r - 1) + (r - 1) * np.sum(w * w, axis=1)
     return {"nesterov_energy": energy,
             "nesterov_energy_decreasing": bool(np.all(np.diff(energy) <= _rounding(energy[:-1])))}
