@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import methods
-from ._validate import (as_loss, choice, int_between, positive, real_array, start_points,
-                        step_count)
+from ._validate import (as_loss, choice, int_between, mapping, positive, real_array,
+                        start_points, step_count)
 from .compare import reference_flow
 from .flows._solver import METHODS as SOLVERS
-from .results import Report
+from .results import Report, Status
 
 __all__ = ["ConvergenceOrder", "convergence_order", "MAX_LADDER_STEPS"]
 
@@ -75,7 +75,8 @@ class ConvergenceOrder(Report):
 
 
 def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
-                      friction=1.0, flow_method="DOP853", rtol=1e-13, atol=1e-15):
+                      friction=1.0, flow_method="DOP853", rtol=1e-13, atol=1e-15,
+                      options=None):
     r"""Empirical order of a scheme against the ODE it discretizes, from the global error.
 
     Parameters
@@ -99,11 +100,17 @@ def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
         gamma of the heavy-ball ODE (momentum beta = 1 - gamma sqrt(eta) per level).
     flow_method, rtol, atol
         Solver and tolerances of the reference ODE.
+    options : dict, optional
+        The scheme's own keyword arguments, as for :func:`flowsim.compare` (``potential=``
+        of mirror descent, ``metric=`` of natural gradient, ...); its reference ODE is built
+        with them. Options the ladder sets itself (the heavy ball's momentum) are refused.
 
     Returns
     -------
     ConvergenceOrder
         Near the record's ``order``: about 1 for gd, pp, newton, hb and nag, 2 for heun.
+        A level at which the scheme did not run to the end (failed, diverged) is left out,
+        and ``warning`` says which and why.
 
     Notes
     -----
@@ -124,6 +131,11 @@ def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
         raise ValueError(f"scheme: {record.name} has no deterministic order (it is "
                          "stochastic); choose a deterministic scheme.")
     friction = positive(friction, "friction")
+    options = mapping(options, "options")
+    fixed = set(record.fixed_ode(1.0, friction)) if record.fixed_ode is not None else set()
+    if fixed & set(options):
+        raise ValueError(f"options: {sorted(fixed & set(options))[0]!r} of {record.name} is "
+                         "set at each level by the ladder (from friction=); remove it.")
     choice(flow_method, tuple(SOLVERS) + ("auto",), "flow_method")
     positive(rtol, "rtol")
     positive(atol, "atol")
@@ -161,7 +173,8 @@ def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
     # the scheme's own ODE, built where compare builds it; a scheme that holds its ODE
     # fixed (the heavy ball: momentum 1 - gamma h gives back the friction gamma at every h)
     def options_at(h):
-        return record.fixed_ode(h, friction) if record.fixed_ode is not None else {}
+        return {**options, **(record.fixed_ode(h, friction) if record.fixed_ode is not None
+                              else {})}
 
     h0 = t_end / counts[0]
     _, _, reference = reference_flow(record, loss, x0, t_end, h0, options_at(h0), flow_method,
@@ -172,9 +185,14 @@ def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
                          "over a shorter t_end.")
     x_ref = reference.at(grid)
     hs = t_end / counts
-    errors = []
+    errors, broken = [], []
     for n_steps, h in zip(counts, hs):
         traj = record.function(loss, x0, record.eta_of(h), int(n_steps), **options_at(h))
+        if traj.status not in (Status.REACHED_END, Status.CONVERGED):
+            broken.append(f"{traj.status.value} at eta = {record.eta_of(h):.3g}: "
+                          f"{traj.message}")
+            errors.append(np.nan)
+            continue
         stride = int(n_steps // counts[0])
         xs = traj.xs[::stride]
         errors.append(np.max(np.linalg.norm(xs - x_ref[:len(xs)], axis=1))
@@ -192,9 +210,12 @@ def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
         elif np.ptp(local) > 0.2:
             warning = (f"the local slopes range from {local.min():.3g} to {local.max():.3g}: "
                        "the steps may not yet be in the asymptotic regime")
-    else:
-        warning = ("fewer than two levels lie above the rounding floor (or the scheme "
-                   "diverged); use larger steps or a longer t_end")
+    elif not broken:
+        warning = ("fewer than two levels lie above the rounding floor; use larger steps or "
+                   "a longer t_end")
+    if broken:
+        warning = (f"the scheme did not run to the end at {len(broken)} level(s), left out "
+                   f"({broken[0]})" + (f"; {warning}" if warning else ""))
     return ConvergenceOrder(record.name, order, record.eta_of(hs), hs, errors, used,
                             float(floor), t_end, warning)
 

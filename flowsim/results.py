@@ -190,8 +190,10 @@ class _Result(Picklable):
     nhev: int = 0
     extras: types.MappingProxyType = field(default_factory=dict)
     dense: object = field(default=None, repr=False, compare=False)
+    variables: tuple = ()
 
     def __post_init__(self):
+        object.__setattr__(self, "variables", tuple(str(v) for v in self.variables))
         for name in ("ts", "xs", "values", "grad_norms"):
             if getattr(self, name) is not None:  # a batch may leave L and |grad L| unkept
                 object.__setattr__(self, name, _frozen(getattr(self, name)))
@@ -209,6 +211,20 @@ class _Result(Picklable):
     def counts(self):
         """Evaluations spent by the run, as ``{"nfev": ..., "ngev": ..., "nhev": ...}``."""
         return {"nfev": self.nfev, "ngev": self.ngev, "nhev": self.nhev}
+
+    def state_columns(self, prefix="x_"):
+        """Column names of the state's components: ``prefix`` + the loss's variable names
+        (``x_x``, ``x_y``), or + 1..n where the names are not known. The one convention of
+        every frame: ``x_`` a state, ``x0_`` a start."""
+        n = self.xs.shape[-1]
+        names = self.variables if len(self.variables) == n else \
+            tuple(str(i + 1) for i in range(n))
+        return [prefix + name for name in names]
+
+    def _attrs(self, frame):
+        frame.attrs.update(method=self.method, label=self.label, variables=list(self.variables),
+                           nfev=int(self.nfev), ngev=int(self.ngev), nhev=int(self.nhev))
+        return frame
 
 
 @dataclass(frozen=True, repr=False)
@@ -271,13 +287,16 @@ class Trajectory(_Result):
                 f"{self.grad_norms[-1]:.3g}; {self.message}")
 
     def to_frame(self):
-        """The path as a ``pandas.DataFrame``: ``t``, ``x1`` .. ``xn``, ``L``, ``grad_norm``,
-        and every one-column extra series."""
+        """The path as a ``pandas.DataFrame``: ``t``, ``x_<variable>`` per component (see
+        :meth:`state_columns`), ``L``, ``grad_norm`` and every one-column extra series;
+        ``.attrs`` hold the method, label, status, message, variables and counts."""
         columns = {"t": self.ts}
-        columns.update({f"x{i + 1}": self.xs[:, i] for i in range(self.xs.shape[1])})
+        columns.update(dict(zip(self.state_columns(), self.xs.T)))
         columns.update(L=self.values, grad_norm=self.grad_norms)
         columns.update({k: v for k, v in self.extras.items() if v.ndim == 1})
-        return _table(columns)
+        frame = self._attrs(_table(columns))
+        frame.attrs.update(status=self.status.value, message=self.message)
+        return frame
 
     def __repr__(self):
         return (f"Trajectory(method={self.method!r}, label={self.label!r}, "
@@ -361,7 +380,7 @@ class BatchTrajectory(_Result):
         return Trajectory(self.ts, self.xs[i], values, norms,
                           self.status[i], self.message[i], self.method, self.label,
                           extras={k: v[i] for k, v in self.extras.items()}, dense=dense,
-                          **share)
+                          variables=self.variables, **share)
 
     def summary(self):
         """One line: label, m, how many starts ended how, the spread of the final L."""
@@ -377,16 +396,18 @@ class BatchTrajectory(_Result):
 
     def to_frame(self):
         """One row per start: ``start``, ``status``, ``t_end``, ``L``, ``grad_norm``,
-        ``x1`` .. ``xn`` (final state) and ``message``."""
+        ``x0_<variable>`` (start), ``x_<variable>`` (final state) and ``message``;
+        ``.attrs`` hold the method, label, variables and counts."""
         columns = {"start": np.arange(len(self)), "status": [s.value for s in self.status],
                    "t_end": np.full(len(self), self.ts[-1])}
         if self.values is not None:
             columns["L"] = self.values[:, -1]
         if self.grad_norms is not None:
             columns["grad_norm"] = self.grad_norms[:, -1]
-        columns.update({f"x{i + 1}": self.x_final[:, i] for i in range(self.xs.shape[2])})
+        columns.update(dict(zip(self.state_columns("x0_"), self.xs[:, 0].T)))
+        columns.update(dict(zip(self.state_columns(), self.x_final.T)))
         columns["message"] = list(self.message)
-        return _table(columns).set_index("start")
+        return self._attrs(_table(columns).set_index("start"))
 
     def __repr__(self):
         return (f"BatchTrajectory(method={self.method!r}, label={self.label!r}, m={len(self)}, "

@@ -142,7 +142,7 @@ def test_a_sweep_runs_its_chunks_on_jax_through_the_options():
     loss = fs.losses.himmelblau()
     a = fs.sweep([loss], ["gd"], **kw).runs
     b = fs.sweep([loss], ["gd"], options={"gd": {"backend": "jax"}}, **kw).runs
-    np.testing.assert_allclose(b[["x_1", "x_2", "L"]], a[["x_1", "x_2", "L"]], rtol=1e-12,
+    np.testing.assert_allclose(b[["x_x", "x_y", "L"]], a[["x_x", "x_y", "L"]], rtol=1e-12,
                                atol=1e-12)
     assert (a["status"] == b["status"]).all() and (a["ngev"] == b["ngev"]).all()
 

@@ -50,7 +50,7 @@ def test_a_basin_map_of_a_formula_derives_its_minimizers():
     assert "proven" in study.spec["minimizers_source"]
     flow = study.runs[study.runs["method"] == "gradient_flow"]
     # the flow reaches the minimizer on its own side of x = 0 (the grid avoids x = 0)
-    side = np.where(flow["x0_1"] > 0, 1.0, -1.0)
+    side = np.where(flow["x0_x"] > 0, 1.0, -1.0)
     reached = np.array(study.spec["minimizers"])[flow["minimizer"].to_numpy(), 0]
     np.testing.assert_array_equal(reached, side)
     assert set(disagreement(study)) == {"gradient_descent"}
@@ -103,3 +103,42 @@ def test_the_descent_lemma_at_equality_is_not_a_violation():
     gd = fs.gradient_descent(q, [0.0, 1.0], 0.1, 80)   # eta = 1/lambda: equality every step
     r = fs.lyapunov(q, gd, lipschitz=10.0)
     assert r.descent_violations.size == 0
+
+
+# -- frames name the loss's variables ----------------------------------------------------------
+def test_every_frame_names_the_loss_variables_and_carries_attrs():
+    L = fs.Loss("(w - 1)**2 + 3*(b + 2)**2", variables=["w", "b"])
+    one = fs.gradient_descent(L, [0.0, 0.0], 0.1, 5).to_frame()
+    assert list(one.columns[:3]) == ["t", "x_w", "x_b"]
+    assert one.attrs["method"] == "gradient_descent" and one.attrs["status"] == "reached_end"
+    assert one.attrs["variables"] == ["w", "b"]
+    flow = fs.gradient_flow(L, [0.0, 0.0], 0.5).to_frame()
+    assert "x_w" in flow and flow.attrs["label"].startswith("gradient flow")
+    batch = fs.heun(L, [[0.0, 0.0], [1.0, 1.0]], 0.1, 5).to_frame()
+    assert {"x0_w", "x0_b", "x_w", "x_b"} <= set(batch.columns)
+    study = fs.sweep(L, ["gd"], starts=[[0.0, 0.0]], etas=[0.1], steps=5, paths=True,
+                     progress=False)
+    assert {"x0_w", "x0_b", "x_w", "x_b"} <= set(study.runs.columns)
+    assert {"x_w", "x_b"} <= set(study.paths.columns)
+
+
+# -- per-scheme options and honest classification ---------------------------------------------
+def test_convergence_order_takes_the_schemes_options_and_says_when_it_failed():
+    L = "x*log(x) + y*log(y) + (x - 0.3)**2"
+    md = fs.convergence_order(L, [0.5, 0.7], "md",
+                              options={"potential": "x*log(x) + y*log(y)"})
+    assert md.order == pytest.approx(1.0, abs=0.1) and md.warning is None
+    with pytest.raises(ValueError, match="set at each level"):
+        fs.convergence_order("x**2", [1.0], "hb", options={"momentum": 0.5})
+    # levels at which the scheme diverged are left out and named, not blamed on rounding
+    steep = fs.convergence_order("10*x**2", [1.0], "gd", t_end=1.0,
+                                 etas=[0.25, 0.125, 0.0625, 0.03125, 0.015625])
+    assert "did not run to the end at 2 level(s)" in steep.warning
+    assert "diverged at eta = 0.25" in steep.warning and np.isfinite(steep.order)
+
+
+def test_classify_says_when_a_point_is_not_critical():
+    off = fs.classify("x**2 - y**2 + x", [0.0, 0.0])
+    assert not off.is_critical and off.summary().startswith("NOT a critical point")
+    on = fs.classify("x**2 - y**2", [0.0, 0.0])
+    assert on.is_critical and on.kind.value == "saddle"

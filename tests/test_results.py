@@ -10,7 +10,7 @@ from flowsim import Status, losses
 from .test_pickle import _results
 
 FIELDS = ("ts", "xs", "values", "grad_norms", "status", "message", "method", "label", "nfev",
-          "ngev", "nhev", "extras", "dense")
+          "ngev", "nhev", "extras", "dense", "variables")
 
 
 def test_trajectory_and_batch_have_the_same_fields_and_methods():
@@ -48,7 +48,9 @@ def test_batch_gd_counts_extras_and_table_per_start():
         batch.at(0.05)
     frame = batch.to_frame()
     assert list(frame.index) == [0, 1] and (frame["status"] == "reached_end").all()
-    np.testing.assert_allclose(frame[["x1", "x2"]].to_numpy(), batch.x_final)
+    np.testing.assert_allclose(frame[["x_x", "x_y"]].to_numpy(), batch.x_final)
+    np.testing.assert_allclose(frame[["x0_x", "x0_y"]].to_numpy(), starts)
+    assert frame.attrs["variables"] == ["x", "y"] and frame.attrs["method"] == "gradient_descent"
     assert "2 reached_end" in batch.summary()
 
 

@@ -31,9 +31,9 @@ def test_a_sweep_is_the_product_and_its_rows_follow_the_runs():
     assert len(runs) == 23 * (1 + 3 * 2)
     assert runs.groupby(["method", "eta"], dropna=False).size().tolist() == [23] * 7
     gd = runs[(runs["method"] == "gradient_descent") & (runs["eta"] == 0.02)]
-    X = gd[["x0_1", "x0_2"]].to_numpy()
+    X = gd[["x0_x", "x0_y"]].to_numpy()
     direct = fs.gradient_descent(losses.himmelblau(), X, 0.02, 60)
-    np.testing.assert_array_equal(gd[["x_1", "x_2"]].to_numpy(), direct.x_final)
+    np.testing.assert_array_equal(gd[["x_x", "x_y"]].to_numpy(), direct.x_final)
     assert gd["status"].tolist() == [s.value for s in direct.status]
     np.testing.assert_allclose(gd["L"], direct.values[:, -1])
     assert "study: 161 runs" in study.summary()
@@ -100,7 +100,7 @@ def test_save_and_load_are_exact_with_nan_inf_and_paths(tmp_path):
     pandas.testing.assert_frame_equal(study.paths, back.paths, check_exact=True)
     assert back.spec == study.spec
     path = study.paths[(study.paths["task"] == 0) & (study.paths["start"] == 0)]
-    np.testing.assert_allclose(path["x_1"], (1 - 0.1) ** np.arange(401), rtol=1e-12)
+    np.testing.assert_allclose(path["x_x"], (1 - 0.1) ** np.arange(401), rtol=1e-12)
     with pytest.raises(ValueError, match="holds no study"):
         fs.load_study(str(tmp_path))
 

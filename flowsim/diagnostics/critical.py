@@ -31,7 +31,8 @@ class CriticalPoint(Report):
         Column i belongs to eigenvalue i.
     kind : PointKind
         minimum, maximum, saddle, or degenerate (some eigenvalue within ``tol`` of zero,
-        relative to the largest magnitude).
+        relative to the largest magnitude): the curvature's kind, which names a critical
+        point only where :attr:`is_critical`.
     morse_index : int
         Number of negative eigenvalues.
     tol : float
@@ -55,16 +56,29 @@ class CriticalPoint(Report):
     proven: bool = False
     enclosure: np.ndarray = None
 
+    @property
+    def is_critical(self):
+        """Whether grad L vanishes here, up to rounding: |grad L| <= 1e-6 max(1, |lambda|max,
+        |lambda|max |x|) (a found critical point sits near machine precision)."""
+        lam = float(np.max(np.abs(self.eigenvalues))) if self.eigenvalues.size else 0.0
+        scale = max(1.0, lam, lam * float(np.max(np.abs(self.point))))
+        return bool(self.grad_norm <= 1e-6 * scale)
+
     def summary(self):
-        """One line: kind, point, L, |grad L| and the eigenvalues."""
-        return (f"{self.kind.value} at {np.round(self.point, 8).tolist()}: L = {self.value:.10g}, "
-                f"|grad L| = {self.grad_norm:.2g}, eigenvalues "
+        """One line: kind, point, L, |grad L| and the eigenvalues; a point that is not
+        critical says so first."""
+        head = "" if self.is_critical else \
+            f"NOT a critical point (|grad L| = {self.grad_norm:.3g}); its curvature is that of a "
+        return (f"{head}{self.kind.value} at {np.round(self.point, 8).tolist()}: L = "
+                f"{self.value:.10g}, |grad L| = {self.grad_norm:.2g}, eigenvalues "
                 f"{np.round(self.eigenvalues, 6).tolist()} (Morse index {self.morse_index})"
                 + (", proven" if self.proven else ""))
 
     def __repr__(self):
+        note = "" if self.is_critical else f", NOT critical: |grad L|={self.grad_norm:.3g}"
         return (f"CriticalPoint({self.kind.value}, point={np.round(self.point, 8).tolist()}, "
-                f"value={self.value:.8g}, eigenvalues={np.round(self.eigenvalues, 6).tolist()})")
+                f"value={self.value:.8g}, eigenvalues={np.round(self.eigenvalues, 6).tolist()}"
+                f"{note})")
 
 
 def classify(loss, x, tol=ZERO_EIGENVALUE, *, proven=False, enclosure=None):
@@ -83,7 +97,8 @@ def classify(loss, x, tol=ZERO_EIGENVALUE, *, proven=False, enclosure=None):
     Returns
     -------
     CriticalPoint
-        ``grad_norm`` says whether x is actually critical.
+        ``is_critical`` (and ``grad_norm``) says whether x is actually critical; the summary
+        of a point that is not says so first.
 
     Raises
     ------

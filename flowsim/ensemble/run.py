@@ -147,4 +147,4 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
     dense_path = GridDense(t_out, xs, ens.fout[:, :, :n]) if dense else None
     return BatchTrajectory(t_out, xs, values, grad_norms, tuple(Status(s) for s in ens.status),
                            tuple(message), name, f"{label}, m={m}", extras=more,
-                           dense=dense_path, **counts)
+                           dense=dense_path, variables=loss.variable_names, **counts)

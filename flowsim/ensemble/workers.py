@@ -171,7 +171,8 @@ def failed_piece(loss, X, ts, reason):
                            np.asarray(values, dtype=float).reshape(m, 1),
                            np.asarray(grads, dtype=float).reshape(m, 1),
                            (Status.FAILED,) * m, (f"not run: {reason}",) * m, "failed", "",
-                           extras={"steps_taken": np.zeros((m, 1), dtype=int)})
+                           extras={"steps_taken": np.zeros((m, 1), dtype=int)},
+                           variables=loss.variable_names)
 
 
 def merge(parts):
@@ -201,7 +202,8 @@ def merge(parts):
                            sum((p.status for p in parts), ()),
                            sum((p.message for p in parts), ()), first.method, label,
                            nfev=sum(p.nfev for p in parts), ngev=sum(p.ngev for p in parts),
-                           nhev=sum(p.nhev for p in parts), extras=extras)
+                           nhev=sum(p.nhev for p in parts), extras=extras,
+                           variables=first.variables)
 
 
 def _chunks(m, workers, chunk_size):

@@ -99,7 +99,7 @@ def finish_flow(loss, run, t_eval, method, label, before, split=None, extras=Non
     dense = run.dense if split is None or run.dense is None else PositionPart(run.dense, split)
     more = extras(ys) if extras is not None else {}
     return Trajectory(ts, xs, values, grad_norms, status, message, method, label,
-                      extras=more, dense=dense, **counts)
+                      extras=more, dense=dense, variables=loss.variable_names, **counts)
 
 
 def converged(gnorm, gtol):

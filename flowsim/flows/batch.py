@@ -114,7 +114,8 @@ def _one_by_one(loss, X, t_end, method, rtol, atol, t_eval, dense_output, gtol, 
     return BatchTrajectory(ts, xs, values, grad_norms, tuple(r.status for r in runs),
                            tuple(r.message for r in runs), "gradient_flow",
                            f"{runs[0].label}, m={len(runs)}",
-                           dense=PerStartDense(runs) if dense_output else None, **counts)
+                           dense=PerStartDense(runs) if dense_output else None,
+                           variables=loss.variable_names, **counts)
 
 
 def batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output, gtol,

@@ -119,4 +119,4 @@ def sgd_sde(loss, x0, eta, t_end, *, batch_size=1, sampling="with_replacement", 
     message = "reached t_end" if status is Status.REACHED_END else "a path diverged"
     label = f"SGD SDE (order {order}, eta={eta:g}, batch {batch_size}, {sampling})"
     return BatchTrajectory(ts, out, values, grads, (status,) * paths, (message,) * paths,
-                           "sgd_sde", label)
+                           "sgd_sde", label, variables=loss.variable_names)

@@ -159,7 +159,7 @@ def gradient_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output,
     label = f"gradient {'ascent' if maximize else 'flow'} (diffrax {SOLVERS[method]}), " \
             f"m={len(X0)}"
     return BatchTrajectory(t_out, xs, values, grad_norms, status, message, "gradient_flow",
-                           label, dense=dense, extras=extras)
+                           label, dense=dense, extras=extras, variables=loss.variable_names)
 
 
 def newton_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output, gtol, max_norm,
@@ -189,7 +189,7 @@ def newton_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output, g
     dense = GridDense(t_out, xs, velocities.reshape(xs.shape)) if dense_output else None
     return BatchTrajectory(t_out, xs, values, grad_norms, status, message, "newton_flow",
                            f"Newton flow (diffrax {SOLVERS[method]}), m={len(X0)}", dense=dense,
-                           extras=extras)
+                           extras=extras, variables=loss.variable_names)
 
 
 def second_order_jax(loss, Y0, t0, t_end, method, rtol, atol, t_eval, dense_output, max_norm,
@@ -207,7 +207,7 @@ def second_order_jax(loss, Y0, t0, t_end, method, rtol, atol, t_eval, dense_outp
     dense = GridDense(t_out, xs, ys[..., n:]) if dense_output else None
     return BatchTrajectory(t_out, xs, values, grad_norms, status, message, name,
                            f"{label} (diffrax {SOLVERS[method]}), m={len(Y0)}", dense=dense,
-                           extras=extras)
+                           extras=extras, variables=loss.variable_names)
 
 
 def _outcomes(conv, out, ok, final, gnorms, t_stop, steps, t_end, gtol, max_norm, budget,

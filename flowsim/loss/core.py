@@ -267,6 +267,11 @@ class Loss(Evaluation):
         return self._c.variables
 
     @property
+    def variable_names(self):
+        """The variables' names, in component order (a tuple of str)."""
+        return tuple(v.name for v in self._c.variables)
+
+    @property
     def n(self):
         """Number of variables."""
         return len(self._c.variables)

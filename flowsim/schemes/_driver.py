@@ -227,7 +227,9 @@ def finish(loss, run, method, label, before, *, single, extras=None, values=None
     extras["steps_taken"] = np.minimum(run.ks[None, :], run.last[:, None])
     if single:
         return Trajectory(ts, xs[0], values[0], grad_norms[0], status[0], message[0], method,
-                          label, extras={name: e[0] for name, e in extras.items()}, **spent)
+                          label, extras={name: e[0] for name, e in extras.items()},
+                          variables=loss.variable_names, **spent)
     return BatchTrajectory(ts, xs, values if "loss" in fields else None,
                            grad_norms if "grad_norm" in fields else None, tuple(status),
-                           tuple(message), method, label, extras=extras, **spent)
+                           tuple(message), method, label, extras=extras,
+                           variables=loss.variable_names, **spent)

@@ -131,8 +131,9 @@ def run_chunk(task, rows, X, *, reason=None):
     to_tol = _time_to_tol(task, batch)
     table = {"task": np.full(m, task.index), "loss": [task.loss_name] * m,
              "method": [task.method] * m, "eta": np.full(m, task.eta), "start": rows}
-    table.update({f"x0_{i + 1}": X[:, i] for i in range(n)})
-    table.update({f"x_{i + 1}": final[:, i] for i in range(n)})
+    names = task.loss.variable_names
+    table.update({f"x0_{name}": X[:, i] for i, name in enumerate(names)})
+    table.update({f"x_{name}": final[:, i] for i, name in enumerate(names)})
     table.update(L=values, status=[s.value for s in batch.status],
                  message=list(batch.message), t_final=np.full(m, float(batch.ts[-1])),
                  steps=batch.extras["steps_taken"][:, -1],
@@ -153,6 +154,6 @@ def run_chunk(task, rows, X, *, reason=None):
                                   "start": np.repeat(rows, k), "step": np.tile(np.arange(k), m),
                                   "t": np.tile(batch.ts, m)})
         for i in range(n):
-            paths[f"x_{i + 1}"] = batch.xs[:, :, i].ravel()
+            paths[f"x_{names[i]}"] = batch.xs[:, :, i].ravel()
         paths["L"] = batch.values.ravel() if batch.values is not None else np.nan
     return runs, paths

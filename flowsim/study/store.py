@@ -101,14 +101,15 @@ class Study(Picklable):
     ----------
     runs : pandas.DataFrame
         One row per (loss, method, eta, start): ``task``, ``loss``, ``method``, ``eta`` (nan
-        for flows), ``start``, ``x0_1..``, ``x_1..`` (final state), ``L``, ``status``,
+        for flows), ``start``, ``x0_<variable>`` (start), ``x_<variable>`` (final state; the
+        loss's variable names, as in every frame), ``L``, ``status``,
         ``message``, ``t_final``, ``steps`` (taken by that start), ``nfev``/``ngev``/``nhev``
         (the task's evaluations per start, on average),
         ``time_to_tol`` (first time with L - L* <= tol, nan if never or not asked),
         ``deviation`` (largest distance to the gradient flow, when asked), ``minimizer``
         (index of the loss's known minimizer reached, -1 for none).
     paths : pandas.DataFrame or None
-        Long rows ``task, start, step, t, x_1.., L`` when the sweep kept paths.
+        Long rows ``task, start, step, t, x_<variable>.., L`` when the sweep kept paths.
     spec : dict
         What was swept (JSON-serializable), for the record and for resuming.
     complete : bool
