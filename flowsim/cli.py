@@ -20,7 +20,7 @@ import sys
 import numpy as np
 
 from . import losses, methods
-from ._validate import int_between, positive, step_count, writable_path
+from ._validate import check_bounds, int_between, positive, step_count, writable_path
 from .cli_sweep import add_sweep_parser
 from .compare import compare
 from .loss import Loss
@@ -168,10 +168,16 @@ def _cmd_critical(args):
     else:
         raise UsageError("give the search box with --bounds low,high (or low,high per "
                          "variable).")
-    print(f"searching {np.asarray(bounds).tolist()} ...", flush=True)
-    points = critical_points(loss, bounds)
-    print(f"{len(points)} critical points of L = {loss.expr} ({points.status}: "
-          f"{points.message})")
+    bounds = check_bounds(bounds, loss.n)              # refused here, before any search
+    int_between(args.starts, "--starts", 1, 1_000_000)
+    positive(args.time_limit, "--time-limit")
+    print(f"searching {bounds.tolist()} ({args.method}) ...", flush=True)
+    points = critical_points(loss, bounds, method=args.method, n_starts=args.starts,
+                             time_limit=args.time_limit)
+    print(f"{len(points)} critical points of L = {loss.expr} by {points.method} "
+          f"({points.status}: {points.message})")
+    if len(points):
+        print(f"  points are ({', '.join(loss.variable_names)})")
     for cp in points:
         print(f"  {cp.kind.value:<10s} {np.round(cp.point, 8).tolist()}  L = {cp.value:.10g}  "
               f"eigenvalues {np.round(cp.eigenvalues, 6).tolist()}"
@@ -199,9 +205,19 @@ def build_parser():
     comp.add_argument("--rows", type=int, default=11, help="rows of the printed table")
     comp.add_argument("--plot", help="write the comparison figure to this file")
     comp.set_defaults(run=_cmd_compare)
-    crit = sub.add_parser("critical", help="find and classify the critical points in a box")
-    crit.add_argument("loss")
-    crit.add_argument("--bounds", help="low,high for every variable, or low,high per variable")
+    crit = sub.add_parser("critical", help="find and classify the critical points in a box",
+                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    crit.add_argument("loss", help="a named loss (%s) or a formula" % ", ".join(losses.NAMED))
+    crit.add_argument("--bounds", help="low,high for every variable, or low,high per variable "
+                                       "(named losses have a usual box)")
+    crit.add_argument("--method", default="auto",
+                      choices=("auto", "interval", "symbolic", "newton", "convex"),
+                      help="interval: complete and proven (up to about 3 variables); convex: "
+                           "one proven minimizer where the interval Hessian proves convexity; "
+                           "newton: a quick sample; auto chooses")
+    crit.add_argument("--starts", type=int, default=400, help="random starts of newton")
+    crit.add_argument("--time-limit", type=float, default=60.0, dest="time_limit",
+                      help="seconds the search may take")
     crit.set_defaults(run=_cmd_critical)
     add_sweep_parser(sub, losses.NAMED)
     meth = sub.add_parser("methods", help="the registered flows and schemes")

@@ -153,9 +153,12 @@ def _symbolic_candidates(loss, max_degree=40):
     return np.array(points, dtype=float).reshape(-1, 2)
 
 
-def _newton_candidates(loss, B, n_starts, seed, iterations=60, starts=None):
+def _newton_candidates(loss, B, n_starts, seed, iterations=60, starts=None, time_limit=None):
     """Batched Newton iterations on grad L = 0 from random starts in the box (or from
-    ``starts``); also the number of starts drawn again because L is undefined there."""
+    ``starts``); also the number of starts drawn again because L is undefined there. The
+    iterations stop early once ``time_limit`` seconds are spent."""
+    import time
+    begin = time.perf_counter()
     rng = np.random.default_rng(seed)
     lo, hi = B[:, 0], B[:, 1]
     X = lo + (hi - lo) * rng.random((n_starts, loss.n)) if starts is None else starts.copy()
@@ -163,6 +166,8 @@ def _newton_candidates(loss, B, n_starts, seed, iterations=60, starts=None):
     width = np.max(hi - lo)
     with np.errstate(all="ignore"):
         for _ in range(iterations):
+            if time_limit is not None and time.perf_counter() - begin > time_limit:
+                break
             G = loss.grad(X)
             H = loss.hess(X)
             # a start outside the loss's domain (non-finite G or H) is drawn again instead of
@@ -232,7 +237,7 @@ def critical_points(loss, bounds, *, method="auto", kinds=None, global_only=Fals
     loss : Loss or str
     bounds : (low, high) or sequence of n pairs
         The box.
-    method : {"auto", "interval", "symbolic", "newton"}
+    method : {"auto", "interval", "symbolic", "newton", "convex"}
         ``interval``: the complete search (:mod:`flowsim.diagnostics._box_search`): the box
         is subdivided, boxes where an interval enclosure of grad L excludes 0 are dropped,
         and each critical point is proven unique in a small box by the Krawczyk test
@@ -240,8 +245,12 @@ def critical_points(loss, bounds, *, method="auto", kinds=None, global_only=Fals
         with Y the inverse Hessian at the centre c. ``symbolic``: a lex Groebner basis of
         the gradient system (polynomial losses in two variables; exact, so complete), each
         point then proven by one Krawczyk test. ``newton``: batched Newton's method from
-        ``n_starts`` random starts, a quick look (status ``"sampled"``). ``auto``:
-        ``interval`` up to 3 variables, else ``newton``.
+        ``n_starts`` random starts, a quick look (status ``"sampled"``), within
+        ``time_limit``. ``convex``: a certificate that L is strictly convex on the box (the
+        interval Hessian, by Gershgorin's theorem, positive definite on it), then its one
+        critical point by Newton's method and a Krawczyk proof (status ``"proven"``; refused
+        where the certificate fails). ``auto``: ``interval`` up to 3 variables; beyond,
+        ``convex`` where the certificate holds, else ``newton``.
     kinds : sequence of {"minimum", "maximum", "saddle", "degenerate"}, optional
         Keep only these kinds; the interval search also prunes boxes whose Hessian diagonal
         rules them out (a minimum needs H_ii >= 0 somewhere in the box).
@@ -283,8 +292,9 @@ def critical_points(loss, bounds, *, method="auto", kinds=None, global_only=Fals
     from .critical_search import run_search
     loss = as_loss(loss)
     B = check_bounds(bounds, loss.n)
-    if method not in ("auto", "interval", "symbolic", "newton"):
-        raise ValueError(f"method must be 'auto', 'interval', 'symbolic' or 'newton', got "
+    if method not in ("auto", "interval", "symbolic", "newton", "convex"):
+        raise ValueError("method must be 'auto', 'interval', 'symbolic', 'newton' or 'convex', "
+                         f"got "
                          f"{method!r}.")
     if kinds is not None:
         kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
@@ -305,7 +315,9 @@ def critical_points(loss, bounds, *, method="auto", kinds=None, global_only=Fals
     positive(tol, "tol")
     positive(margin, "margin")
     if method == "auto":
-        method = "interval" if loss.n <= 3 else "newton"
+        from .critical_search import strictly_convex
+        method = "interval" if loss.n <= 3 else (
+            "convex" if not global_only and strictly_convex(loss, B) else "newton")
     with np.errstate(all="ignore"):   # a huge box overflows distances: no warnings, a result
         return run_search(loss, B, method, kinds=kinds, global_only=bool(global_only),
                           max_boxes=max_boxes, time_limit=time_limit, resolution=resolution,

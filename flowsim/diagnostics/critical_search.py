@@ -149,6 +149,85 @@ def _interval(loss, B, kinds, global_only, max_boxes, time_limit, resolution, n_
     return points, regions, status, _message(status, search, regions, len(points)), search
 
 
+#: Most sub-boxes the convexity certificate splits the box into before it gives up.
+CONVEX_BOXES = 64
+
+
+def strictly_convex(loss, B, max_boxes=CONVEX_BOXES):
+    """Whether the interval Hessian proves L strictly convex on the box ``B`` (n, 2).
+
+    Gershgorin's theorem on the enclosure [H] of the Hessian over a box: every symmetric H in
+    it has lambda_min >= min_i (lo(H_ii) - sum_{j != i} max |H_ij|); where that is > 0 on every
+    sub-box (the box is halved along its widest side while it is not, up to ``max_boxes``
+    boxes), the Hessian is positive definite on all of B, so L is strictly convex there and
+    has at most one critical point in it: its minimizer.
+    """
+    from ..interval import LossEnclosure
+    if loss.n_samples is not None and loss.n_samples * loss.n ** 2 > 2_000_000:
+        return False
+    enclosure = LossEnclosure(loss)
+    rows, cols = enclosure.hessian_index
+    boxes = [np.asarray(B, dtype=float)]
+    while boxes and len(boxes) <= max_boxes:
+        b = enclosure("hessian", np.stack(boxes))
+        if np.any(b.partly | b.nowhere | b.jump):
+            return False
+        n = loss.n
+        size = np.maximum(np.abs(b.lo), np.abs(b.hi))
+        off = np.zeros((len(boxes), n, n))
+        off[:, rows, cols] = size
+        off[:, cols, rows] = size
+        diag_lo = np.zeros((len(boxes), n))
+        on = rows == cols
+        diag_lo[:, rows[on]] = b.lo[:, on]
+        margin = diag_lo - (off.sum(axis=2) - np.diagonal(off, axis1=1, axis2=2))
+        ok = np.all(margin > 0, axis=1)
+        undecided = [box for box, good in zip(boxes, ok) if not good]
+        if not undecided:
+            return True
+        boxes = []
+        for box in undecided:   # halve along the widest side
+            k = int(np.argmax(box[:, 1] - box[:, 0]))
+            mid = box[k].mean()
+            left, right = box.copy(), box.copy()
+            left[k, 1] = right[k, 0] = mid
+            boxes += [left, right]
+    return False
+
+
+def _convex_minimizer(loss, B, tol, margin, time_limit):
+    """The one critical point of a loss proven strictly convex on ``B``: Newton's method with
+    a backtracking line search from the box's centre, then a Krawczyk proof; ``([points],
+    status, message)``."""
+    x = B.mean(axis=1)
+    start = time.perf_counter()
+    with np.errstate(all="ignore"):
+        for _ in range(200):
+            g = loss.grad(x)
+            if np.linalg.norm(g) <= 1e-14 * (1 + np.linalg.norm(x)) or \
+                    time.perf_counter() - start > time_limit:
+                break
+            step = np.linalg.solve(loss.hess(x), g)
+            t, f0 = 1.0, loss.value(x)
+            while t > 1e-12 and not loss.value(x - t * step) <= f0:
+                t /= 2
+            x = x - t * step
+    inside = polished(loss, [x], B, (), margin)
+    if not inside:
+        return [], "proven", ("the loss is strictly convex on the box (interval Hessian, "
+                              "Gershgorin), so it has at most one critical point there, and it "
+                              "has none: its minimum over the box lies on the boundary.")
+    proof = verify_points(loss, B, inside)
+    proven = [p for p, _, _ in proof.proven]
+    points = _classified(loss, proven or inside, tol, bool(proven),
+                         [e for _, e, _ in proof.proven] if proven else None)
+    status = "proven" if proven else "complete"
+    return points, status, ("the loss is strictly convex on the box (interval Hessian, "
+                            "Gershgorin): its one critical point is the minimizer, " +
+                            ("proven unique by a Krawczyk test." if proven else
+                             "found by Newton's method (the Krawczyk test did not close)."))
+
+
 def undefined_fraction(loss, B, seed, n=4096):
     """Share of the box where L is not finite, estimated on a scrambled Sobol sample."""
     from scipy.stats import qmc
@@ -163,7 +242,14 @@ def run_search(loss, B, method, *, kinds, global_only, max_boxes, time_limit, re
     """Run ``method`` ("interval", "symbolic" or "newton") and assemble the result."""
     start = time.perf_counter()
     regions, examined, skipped = [], 0, 0
-    if method == "interval":
+    if method == "convex" and not strictly_convex(loss, B):
+        raise ValueError("method='convex': the interval Hessian does not prove the loss "
+                         "strictly convex on this box; use method='newton' or 'interval'.")
+    if method == "convex":
+        points, status, message = _convex_minimizer(loss, B, tol, margin,
+                                                    time_limit or np.inf)
+        examined = 1
+    elif method == "interval":
         points, regions, status, message, search = _interval(
             loss, B, kinds, global_only, max_boxes, time_limit, resolution, n_starts, seed,
             tol, margin)
@@ -183,7 +269,7 @@ def run_search(loss, B, method, *, kinds, global_only, max_boxes, time_limit, re
         message = (f"all real solutions of the gradient system (a lex Groebner basis); "
                    f"{len(proven)} of {len(inside)} proven unique by a Krawczyk test.")
     else:
-        X, skipped = _newton_candidates(loss, B, n_starts, seed)
+        X, skipped = _newton_candidates(loss, B, n_starts, seed, time_limit=time_limit)
         examined = n_starts
         points = _classified(loss, polished(loss, X, B, (), margin), tol)
         status = "sampled"
