@@ -97,6 +97,8 @@ def _cmd_compare(args):
     int_between(args.rows, "--rows", 1, 100_000)
     plot = _figure_path(args.plot) if args.plot else None
     loss = resolve_loss(args.loss)
+    if args.loss == DEFAULT_LOSS and DEFAULT_LOSS not in args.argv:
+        print(f"loss: {DEFAULT_LOSS} (the default; give a named loss or a formula first)")
     x0 = _start(args, loss)
     positive(args.eta, "--eta")
     step_count(args.steps, "--steps", loss.n)
@@ -187,19 +189,25 @@ def _cmd_critical(args):
     return 0
 
 
+#: The loss ``flowsim compare`` runs when none is named (said when it does).
+DEFAULT_LOSS = "rosenbrock"
+
+
 def build_parser():
     """The argument parser of the ``flowsim`` command."""
     parser = argparse.ArgumentParser(prog="flowsim", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    comp = sub.add_parser("compare", help="compare the flow with discrete schemes, step by step")
-    comp.add_argument("loss", nargs="?", default="rosenbrock",
+    defaults = argparse.ArgumentDefaultsHelpFormatter
+    comp = sub.add_parser("compare", help="compare the flow with discrete schemes, step by step",
+                          formatter_class=defaults)
+    comp.add_argument("loss", nargs="?", default=DEFAULT_LOSS,
                       help="a named loss (%s) or a formula" % ", ".join(losses.NAMED))
     comp.add_argument("--x0", help="start, comma separated (named losses have a default)")
-    comp.add_argument("--eta", type=float, default=1e-3, help="step size (default 1e-3)")
-    comp.add_argument("--steps", type=int, default=2000, help="number of steps (default 2000)")
-    comp.add_argument("--schemes", default="gd,pp",
-                      help="comma separated names or short names (default gd,pp: gradient "
-                           "descent and proximal point; 'flowsim methods' lists them)")
+    comp.add_argument("--eta", type=float, default=1e-3, help="step size")
+    comp.add_argument("--steps", type=int, default=2000, help="number of steps")
+    comp.add_argument("--methods", "--schemes", dest="schemes", default="gd,pp", metavar="NAMES",
+                      help="schemes, comma separated names or short names (gd: gradient "
+                           "descent, pp: proximal point; 'flowsim methods' lists them)")
     comp.add_argument("--flow-method", default="auto",
                       help="solver of the reference flow (auto: DOP853, Radau once stiff)")
     comp.add_argument("--rows", type=int, default=11, help="rows of the printed table")
@@ -223,7 +231,7 @@ def build_parser():
     meth = sub.add_parser("methods", help="the registered flows and schemes")
     meth.set_defaults(run=_cmd_methods)
     info = sub.add_parser("info", help="variables, gradient, Hessian, known critical points")
-    info.add_argument("loss")
+    info.add_argument("loss", help="a named loss (%s) or a formula" % ", ".join(losses.NAMED))
     info.set_defaults(run=_cmd_info)
     return parser
 
@@ -253,6 +261,7 @@ def main(argv=None):
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(_join_negative_values(argv))
+    args.argv = argv
     try:
         return args.run(args)
     except (UsageError, ValueError, TypeError) as err:

@@ -85,12 +85,16 @@ def _cmd_sweep(args):
 
 def add_sweep_parser(sub, named):
     """The ``sweep`` subcommand of the ``flowsim`` parser."""
-    sweep = sub.add_parser("sweep", help="many runs: step sizes, basins, time to tolerance")
+    import argparse
+    sweep = sub.add_parser("sweep", help="many runs: step sizes, basins, time to tolerance",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sweep.add_argument("recipe", choices=("step-size", "basins", "time"),
                        help="step-size: final L against eta per method; basins: which minimum "
                             "each grid point reaches per method; time: time to L - L* <= tol")
     sweep.add_argument("loss", help="a named loss (%s) or a formula" % ", ".join(named))
-    sweep.add_argument("--methods", help="comma separated registry names or short names")
+    sweep.add_argument("--methods", "--schemes", dest="methods", metavar="NAMES",
+                       help="comma separated registry names or short names (by default the "
+                            "recipe's own)")
     sweep.add_argument("--x0", help="start (step-size), comma separated")
     sweep.add_argument("--etas", default="1e-4:0.5:30",
                        help="step sizes: LOW:HIGH:COUNT (geometric) or comma separated")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import flowsim as fs
-from flowsim import Status, losses
+from flowsim import losses
 
 
 # -- facts on demand -------------------------------------------------------------------------

@@ -58,6 +58,9 @@ CALLS = {
                          {"a": 2.0}),
     "Loss.subset": (lambda: _fit().subset, ([0],), {}),
     "Loss.with_facts": (lambda: fs.Loss(Q).with_facts, (fs.LossFacts("q"),), {}),
+    "with_facts": (fs.with_facts, (Q,), {"bounds": (-1, 1), "min_value": None,
+                                         "minimizers": None, "time_limit": 5.0}),
+    "derive_facts": (fs.derive_facts, (Q, (-1, 1)), {"time_limit": 5.0, "name": None}),
     "Budget": (fs.Budget, (), {"nodes": 1000, "depth": 50}),
     "LossFacts": (fs.LossFacts, ("q",), {"min_value": 0.0, "bounds": ((-1, 1), (-1, 1))}),
     "KnownPoint": (fs.KnownPoint, (np.zeros(2), fs.PointKind.MINIMUM), {"is_global": True}),
@@ -238,7 +241,7 @@ def spied(monkeypatch, tmp_path):
 
 
 #: Arguments that are free text by design (labels and names looked up, never parsed).
-TEXT = {("LossFacts", "argument 0"), ("methods.style", "argument 0")}
+TEXT = {("LossFacts", "argument 0"), ("methods.style", "argument 0"), ("derive_facts", "name")}
 
 
 def _resolve(name, tmp_path):

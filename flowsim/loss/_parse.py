@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import keyword
 import math
 import re
 
@@ -275,6 +276,28 @@ class _Builder:
         return self.number_check(node, constructor(*args))
 
 
+def _syntax_hint(text, err):
+    """``(column, hint)`` for a formula Python cannot parse: the 1-based column of the
+    trouble (Python reports 0 for some errors) and what to write instead."""
+    column = err.offset or 0
+    for match in re.finditer(r"[A-Za-z_][A-Za-z0-9_]*", text):
+        if keyword.iskeyword(match.group()) and match.group() not in ("and", "or", "not"):
+            return match.start() + 1, (f": {match.group()!r} is a Python keyword and cannot "
+                                       f"name a variable; rename it (e.g. {match.group()}_)")
+    implicit = re.search(r"(?<![A-Za-z_0-9.])(\d+\.?\d*(?:[eE][-+]?\d+)?)\s*([A-Za-z_(])", text) \
+        or re.search(r"(\))\s*([A-Za-z_0-9(])", text) \
+        or re.search(r"([A-Za-z_][A-Za-z0-9_]*|\d)\s+([A-Za-z_(0-9])", text)
+    if implicit:
+        a, b = implicit.group(1), implicit.group(2)
+        if not (b in "eE" and a[-1:].isdigit() and implicit.group(0).count(" ") == 0):
+            return implicit.start(2) + 1, (f": write the multiplication explicitly, "
+                                           f"{a}*{b}... (no implicit products)")
+    stripped = text.rstrip()
+    if stripped.endswith(("*", "+", "-", "/", "^", "(", ",")):
+        return len(stripped), ": the formula ends with an operator; complete it"
+    return max(column, 1), ""
+
+
 def parse_formula(text, budget=None):
     """Parse an untrusted loss formula into a sympy expression.
 
@@ -341,8 +364,9 @@ def parse_formula(text, budget=None):
     try:
         tree = ast.parse(text.replace("^", "**"), mode="eval")
     except SyntaxError as err:
+        column, hint = _syntax_hint(text, err)
         raise ValueError(f"loss formula is not a valid expression ({err.msg}) near column "
-                         f"{(err.offset or 0) + lead}.") from None
+                         f"{column + lead}{hint}.") from None
     except (RecursionError, MemoryError, ValueError) as err:
         raise ValueError(f"loss formula is too long or too deeply nested for Python's "
                          f"parser ({type(err).__name__}); build a loss this large as a sympy "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import methods
-from .style import axes_for, fit_log_axis, positive_part
+from .style import axes_for, positive_part
 
 __all__ = ["step_size_picture", "basin_maps", "time_to_tolerance_picture"]
 

@@ -160,8 +160,8 @@ def time_to_tolerance(loss, starts, tol=1e-8, methods=("gradient_flow", "gd", "h
     -------
     Study
         ``runs["time_to_tol"]`` (nan where a run never got there) and
-        ``runs["iterations_to_tol"]`` (the iteration k of that time, for schemes); time is the flow's time (k eta for GD,
-        k sqrt(eta) for the momentum methods).
+        ``runs["iterations_to_tol"]`` (the iteration k of that time, for schemes); time is
+        the flow's time (k eta for GD, k sqrt(eta) for the momentum methods).
 
     Examples
     --------
