@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import enum
 import types
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from ._report import Picklable, Report, _table
 
 
 __all__ = ["Status", "Trajectory", "BatchTrajectory", "cut_at_nonfinite", "Picklable", "Report",
@@ -41,82 +43,6 @@ def cut_at_nonfinite(values, status, message, ts):
     return k, Status.DIVERGED, (f"L(x) is not finite at t = {ts[k]:.6g} (the path left the "
                                 f"loss's domain or overflowed); kept the path up to "
                                 f"t = {ts[k - 1]:.6g}")
-
-
-def _plain(value):
-    if isinstance(value, types.MappingProxyType):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
-
-
-def _rebuild(cls, values):
-    return cls(**values)
-
-
-class Picklable:
-    """Mixin for frozen result dataclasses: pickle and deep-copy through the constructor.
-
-    Read-only mappings (``types.MappingProxyType``, which pickle refuses) travel as dicts and
-    read-only arrays are frozen again by ``__post_init__`` on arrival, so a round trip gives
-    an equal object: arrays bitwise, statuses, messages and counts.
-    """
-
-    __slots__ = ()
-
-    def __reduce__(self):
-        return _rebuild, (type(self), {f.name: _plain(getattr(self, f.name))
-                                       for f in fields(self)})
-
-    def __deepcopy__(self, memo):
-        import copy
-        cls, (kind, values) = self.__reduce__()
-        return cls(kind, copy.deepcopy(values, memo))
-
-
-class Report(Picklable):
-    """Mixin of every diagnostic report: ``summary()`` (text) and ``to_frame()`` (a table).
-
-    A report lists in ``_series`` the fields that hold one entry per row (per point, per
-    eigendirection, per level); ``to_frame`` makes them the columns and keeps the scalar
-    fields in ``DataFrame.attrs``. A report without series gives one row of its scalars.
-    """
-
-    __slots__ = ()
-    _series = ()
-
-    def summary(self):  # pragma: no cover - every report overrides it
-        raise NotImplementedError
-
-    def _scalars(self):
-        out = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, enum.Enum):
-                value = value.value
-            if isinstance(value, (bool, int, float, str, np.bool_, np.integer, np.floating)) \
-                    or value is None:
-                out[f.name] = value.item() if isinstance(value, np.generic) else value
-        return out
-
-    def to_frame(self):
-        """The report as a ``pandas.DataFrame``: its series as columns (scalars in
-        ``.attrs``), or one row of its scalar fields."""
-        scalars = self._scalars()
-        series = {name: getattr(self, name) for name in self._series
-                  if getattr(self, name) is not None}
-        if not series:
-            return _table({k: [v] for k, v in scalars.items()})
-        length = max(len(v) for v in series.values())
-        columns = {}
-        for name, value in series.items():
-            value = np.asarray(value)
-            if value.ndim == 2:  # one column per component
-                columns.update({f"{name}_{i + 1}": value[:, i] for i in range(value.shape[1])})
-            elif len(value) == length:
-                columns[name] = value
-        frame = _table(columns)
-        frame.attrs.update(scalars)
-        return frame
 
 
 class PositionPart:
@@ -165,11 +91,6 @@ def _own_times(ts, t_arr):
         raise ValueError("this discrete trajectory has no dense solution; ask for states "
                          "at its own times ts.")
     return idx
-
-
-def _table(columns):
-    import pandas
-    return pandas.DataFrame(columns)
 
 
 @dataclass(frozen=True)

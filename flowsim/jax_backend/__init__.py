@@ -9,7 +9,9 @@ JAX functions), ``flows`` (diffrax), ``schemes`` (the scan driver and each updat
 """
 from __future__ import annotations
 
-__all__ = ["available", "require", "on_jax", "BACKENDS"]
+import hashlib
+
+__all__ = ["available", "require", "on_jax", "key_seed", "BACKENDS"]
 
 
 def available():
@@ -61,3 +63,12 @@ def on_jax(backend, **refused):
             raise ValueError(f"{name}={value!r} is not available with backend='jax'; drop it "
                              "or use backend='numpy'.")
     return True
+
+
+def key_seed(seed):
+    """A seed JAX's key takes (below 2^63): the seed itself, or for a larger one a hash of
+    it, so that any integer >= 0 names one stream."""
+    if seed < 2 ** 63:
+        return seed
+    digest = hashlib.sha256(str(seed).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1

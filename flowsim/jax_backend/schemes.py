@@ -17,15 +17,13 @@ functions are cached per loss, scheme, options and step count: a second call run
 """
 from __future__ import annotations
 
-import hashlib
-
 from typing import NamedTuple
 
 import numpy as np
 
 from ..results import Status
 from ..schemes._driver import Run, converged_message, escape, finish
-from . import require
+from . import key_seed, require
 from .compiled import jax_loss
 
 __all__ = ["run_scheme", "Rule", "UPDATES"]
@@ -152,15 +150,6 @@ def _adaptive(kind):
             return x - eta * d, g, (m, v), False
         return step
     return factory
-
-
-def _key_seed(seed):
-    """A seed JAX's key takes (below 2^63): the seed itself, or for a larger one a hash of
-    it, so that any integer >= 0 names one stream."""
-    if seed < 2 ** 63:
-        return seed
-    digest = hashlib.sha256(str(seed).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def _sgd(J, jnp, lax, options):
@@ -331,7 +320,7 @@ def _initial_aux(kind, X0, options, jnp, jax, chains):
         return jnp.asarray(X0)
     if kind == "moments":
         return jnp.zeros_like(jnp.asarray(X0)), jnp.zeros_like(jnp.asarray(X0))
-    base = jax.random.key(_key_seed(int(options["seed"])))
+    base = jax.random.key(key_seed(int(options["seed"])))
     keys = jax.random.split(base, X0.shape[0]) if chains else \
         jnp.stack([base] * X0.shape[0])   # several starts without chains: one shared stream
     return keys, jnp.zeros_like(jnp.asarray(X0))
