@@ -14,7 +14,7 @@ import numpy as np
 from .._validate import as_loss, check_bounds, finite, positive, real_array
 from ..facts import KnownPoint, LossFacts, PointKind
 
-__all__ = ["with_facts", "derive_facts", "needed", "box_around"]
+__all__ = ["with_facts", "derive_facts", "needed", "box_around", "min_value_along"]
 
 #: Seconds a derivation may take by default (an interval search of a 2-D loss: well under 1).
 TIME_LIMIT = 20.0
@@ -175,3 +175,24 @@ def needed(loss, what, *, bounds=None, min_value=None, where="this"):
                          "it from its critical points), or use flowsim.with_facts.")
     derived = with_facts(loss, bounds=box)
     return derived, derived.facts.source
+
+
+def min_value_along(loss, xs, values, time_limit=3.0):
+    """``(L*, source)`` for results that ran through the states ``xs`` (..., n) with values
+    ``values``: the loss's own facts, else the lowest minimum :func:`with_facts` finds in a
+    box around the states (when it is not above the lowest value seen), else that lowest
+    value, said as such."""
+    facts = loss.facts
+    if facts is not None and facts.min_value is not None:
+        return float(facts.min_value), facts.source
+    points = np.reshape(xs, (-1, loss.n))
+    points = points[np.all(np.isfinite(points), axis=1)]
+    lowest = float(np.nanmin(values))
+    try:
+        derived = with_facts(loss, bounds=box_around(points), time_limit=time_limit).facts
+    except ValueError:
+        derived = None
+    if derived is not None and derived.min_value is not None and \
+            derived.min_value <= lowest + 1e-12 * max(1.0, abs(lowest)):
+        return float(derived.min_value), derived.source
+    return lowest, "the lowest value seen"

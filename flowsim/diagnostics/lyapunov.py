@@ -233,18 +233,11 @@ def _min_value(loss, trajectory, min_value):
     """L* and where it came from (see :func:`lyapunov`)."""
     if min_value is not None:
         return finite(min_value, "min_value"), "given"
-    facts = loss.facts
-    if facts is not None and facts.min_value is not None:
-        return float(facts.min_value), facts.source
-    lowest = float(np.nanmin(trajectory.values))
-    from .facts_on_demand import box_around, with_facts
-    try:
-        derived = with_facts(loss, bounds=box_around(trajectory.xs), time_limit=3.0).facts
-    except ValueError:
-        derived = None
-    if derived is not None and derived.min_value <= lowest + 1e-12 * max(1.0, abs(lowest)):
-        return float(derived.min_value), derived.source
-    return lowest, "the lowest value on the path (no L* known: V shows monotonicity only)"
+    from .facts_on_demand import min_value_along
+    star, source = min_value_along(loss, trajectory.xs, trajectory.values)
+    if source == "the lowest value seen":
+        source = "the lowest value on the path (no L* known: V shows monotonicity only)"
+    return star, source
 
 
 _LABELS = {"heavy_ball_flow": re.compile(r"m=([-+0-9.eE]+), gamma=([-+0-9.eE]+)"),

@@ -132,27 +132,6 @@ def spectrum(loss, x, ax=None):
     return ax
 
 
-def _min_value_for(loss, trajs):
-    """L* for a picture and where it came from: the loss's facts, else derived from the
-    critical points in a box around the paths (a few seconds at most), else the lowest value
-    on the paths (then said so)."""
-    facts = loss.facts
-    if facts is not None and facts.min_value is not None:
-        return facts.min_value, facts.source
-    from ..diagnostics.facts_on_demand import box_around, with_facts
-    points = np.concatenate([np.reshape(t.xs, (-1, loss.n)) for t in trajs])
-    points = points[np.all(np.isfinite(points), axis=1)]
-    lowest = min(float(np.nanmin(t.values)) for t in trajs)
-    try:
-        derived = with_facts(loss, bounds=box_around(points), time_limit=5.0).facts
-    except ValueError:
-        derived = None
-    if derived is not None and derived.min_value is not None and \
-            derived.min_value <= lowest + 1e-12 * max(1.0, abs(lowest)):
-        return derived.min_value, derived.source
-    return lowest, "the lowest value on the paths"
-
-
 def comparison_figure(comparison, loss):
     """Three panels for a :class:`~flowsim.Comparison`: the paths on the contour map (2-D
     losses), L - L* over time, and the per-step deviation; each method in its one colour.
@@ -175,7 +154,12 @@ def comparison_figure(comparison, loss):
     if loss.n == 2:
         contour(loss, comparison_paths(comparison), ax=axes[0], critical=True)
         axes[0].set_title("paths")
-    min_value, source = _min_value_for(loss, comparison_paths(comparison))
+    from ..diagnostics.facts_on_demand import min_value_along
+    trajs = comparison_paths(comparison)
+    min_value, source = min_value_along(loss, np.concatenate([np.reshape(t.xs, (-1, loss.n))
+                                                              for t in trajs]),
+                                        np.concatenate([np.ravel(t.values) for t in trajs]),
+                                        time_limit=5.0)
     values(comparison, ax=axes[-2], min_value=min_value, source=source)
     axes[-2].set_title("L - L* along the way")
     deviation(comparison, ax=axes[-1])
