@@ -111,7 +111,9 @@ def with_facts(loss, *, bounds=None, min_value=None, minimizers=None, derive=Tru
             given.min_value is not None and given.minimizers.size:
         return loss   # it already knows
     derived = None
-    if derive and (min_value is None or not points) and box is not None:
+    has_min = min_value is not None or (given is not None and given.min_value is not None)
+    has_points = bool(points) or (given is not None and bool(given.critical_points))
+    if derive and not (has_min and has_points) and box is not None:
         derived = derive_facts(loss, box, time_limit=time_limit)
     sources = []
 
