@@ -188,9 +188,8 @@ def test_flows_that_need_derivatives_refuse_kinks_and_end_within_their_budget():
         fs.central_flow(wide, np.ones(30), 0.1, 1.0)
     start = time.perf_counter()
     traj = fs.central_flow("(x*y - 1)**2/2", [0.2, 3.0], 0.4, 5.0, gain=1e12, max_steps=200)
-    assert time.perf_counter() - start < 20
-    assert traj.status is Status.REACHED_END or (traj.status is Status.FAILED and
-                                                 "max_steps" in traj.message)
+    assert time.perf_counter() - start < 20   # an absurd gain is stiff: the budget ends it
+    assert traj.status is Status.FAILED and "max_steps = 200" in traj.message
     blow = fs.adam_flow("-x**4 - y**4", [1.0, 1.0], 50.0, max_norm=20.0)  # |x'| ~ 1
     assert blow.status is Status.DIVERGED and np.all(np.isfinite(blow.xs))
     spent = fs.mirror_flow("x**2 + y**2", [1.0, 1.0], 10.0, max_steps=5)
@@ -219,5 +218,6 @@ def test_stability_at_a_maximum_and_a_saddle_says_what_holds():
 def test_critical_points_on_a_huge_box_end_without_warnings():
     for formula in ("exp(x) + y**2", "sin(x)*cos(y)"):
         found = fs.critical_points(formula, [(-1e300, 1e300)] * 2, time_limit=2,
-                                   max_boxes=2000)
-        assert found.status in ("budget", "proven", "complete", "sampled")
+                                   max_boxes=2000)   # warnings are errors in this file
+        assert found.status == "budget" and "max_boxes" in found.message
+        assert all(np.isfinite(p.value) and p.is_critical for p in found.points)

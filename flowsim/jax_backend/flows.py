@@ -227,8 +227,7 @@ def _outcomes(conv, out, ok, final, gnorms, t_stop, steps, t_end, gtol, max_norm
         message[i] = f"reached t_end = {t_end:g} in {n} steps"
     for i in np.flatnonzero(code == 1).tolist():
         message[i] = f"|grad L| = {gnorms[i]:.3g} <= gtol = {gtol:g}"
-    for i in np.flatnonzero(code == 4).tolist():
-        status[i] = Status.DIVERGED
+    for i in np.flatnonzero(code == 4).tolist():   # kinds[4]: diverged, a blow-up
         message[i] = (f"the path blows up in finite time: |state| = {norms[i]:.3g} at "
                       f"t = {t_stop[i]:.6g}, where the solver could go no further")
     for i in np.flatnonzero(code == 2).tolist():

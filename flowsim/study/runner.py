@@ -140,7 +140,9 @@ def _identity(items, records, etas, steps, t_end, options, reference, tol, min_v
     return out
 
 
-def _executor(workers, executor, chunks):
+def _worker_count(workers, executor, chunks):
+    """Processes to start: None where an executor or this process runs the chunks, else
+    ``workers`` checked and capped (:func:`~flowsim.ensemble.workers.worker_count`)."""
     if executor is not None:
         if not hasattr(executor, "submit"):
             raise TypeError("executor must have submit() (a concurrent.futures.Executor or a "
@@ -269,7 +271,7 @@ def sweep(losses, methods, *, starts=None, resolution=None, bounds=None, etas=No
     _check_size(tasks, X, steps, bool(paths) or tol is not None)
     n_chunks = -(-len(X) // chunk_size)
     keys = [(task.index, c) for task in tasks for c in range(n_chunks)]
-    workers = _executor(workers, executor, len(keys))
+    workers = _worker_count(workers, executor, len(keys))
     _probe(tasks, X)
     spec = {"losses": [name for name, _ in items], "methods": [r.name for r in records],
             "etas": [float(e) for e in etas], "steps": steps, "t_end": t_end,
@@ -281,11 +283,16 @@ def sweep(losses, methods, *, starts=None, resolution=None, bounds=None, etas=No
     def rows_of(key):
         return np.arange(key[1] * chunk_size, min((key[1] + 1) * chunk_size, len(X)))
 
-    def chunk_key(key):   # what the chunk's rows depend on
-        task = tasks[key[0]]
-        return fingerprint(loss_parts(task.loss), task.method, task.eta, task.steps,
-                           task.t_end, task.options, task.reference, task.tol,
-                           task.min_value, task.paths, rows_of(key), X[rows_of(key)])
+    task_keys = {}
+
+    def chunk_key(key):   # what the chunk's rows depend on: its task (hashed once), its starts
+        if key[0] not in task_keys:
+            t = tasks[key[0]]
+            task_keys[key[0]] = fingerprint(loss_parts(t.loss), t.method, t.eta, t.steps,
+                                            t.t_end, t.options, t.reference, t.tol,
+                                            t.min_value, t.paths)
+        rows = rows_of(key)
+        return fingerprint(task_keys[key[0]], rows, X[rows])
 
     chunks = ChunkStore(store) if store is not None else None
     done, failed = {}, {}
