@@ -13,6 +13,8 @@ from .facts import KnownPoint, LossFacts, PointKind, kind_of_spectrum
 from .flows import (adam_flow, central_flow, gradient_flow, heavy_ball_flow, mirror_flow,
                     nesterov_flow, newton_flow, sgd_sde, sharpness_gradient, sign_flow)
 from .loss import Budget, EvalCounts, Loss
+from .methods import register
+from .rules import LossOps, UpdateRule, VectorField
 from .modified import ModifiedEquation, modified_equation
 from .order import ConvergenceOrder, convergence_order
 from .results import BatchTrajectory, Status, Trajectory
@@ -35,6 +37,7 @@ __all__ = ["Loss", "Budget", "EvalCounts", "LossFacts", "KnownPoint", "PointKind
            "sharpness_gradient", "sgd_sde", "mirror_flow", "mirror_descent",
            "natural_gradient", "bregman_proximal_point", "adam", "rmsprop", "adagrad",
            "sign_descent", "adam_flow", "sign_flow", "with_facts", "derive_facts",
+           "register", "UpdateRule", "VectorField", "LossOps",
            "__version__"]
 
 

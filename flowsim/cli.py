@@ -196,6 +196,9 @@ DEFAULT_LOSS = "rosenbrock"
 def build_parser():
     """The argument parser of the ``flowsim`` command."""
     parser = argparse.ArgumentParser(prog="flowsim", description=__doc__.splitlines()[0])
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import this module first (repeatable): its flowsim.register "
+                             "calls add your own schemes and flows to every command")
     sub = parser.add_subparsers(dest="command", required=True)
     defaults = argparse.ArgumentDefaultsHelpFormatter
     comp = sub.add_parser("compare", help="compare the flow with discrete schemes, step by step",
@@ -256,6 +259,23 @@ def _join_negative_values(argv):
     return out
 
 
+_MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+def _load_plugins(names):
+    """Import each ``--plugin`` module (a dotted Python name, checked as one first)."""
+    import importlib
+    for name in names:
+        if not _MODULE_NAME.fullmatch(name):
+            raise UsageError(f"--plugin must name a Python module (dotted identifiers such "
+                             f"as my_methods), got {name!r}.")
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            raise UsageError(f"--plugin {name}: the module cannot be imported ({err}); put "
+                             "its folder on PYTHONPATH or install it.") from None
+
+
 def main(argv=None):
     """Run the command; returns the exit status (errors: one line on stderr, status 2)."""
     parser = build_parser()
@@ -263,8 +283,9 @@ def main(argv=None):
     args = parser.parse_args(_join_negative_values(argv))
     args.argv = argv
     try:
+        _load_plugins(args.plugin)
         return args.run(args)
-    except (UsageError, ValueError, TypeError) as err:
+    except (UsageError, ValueError) as err:   # bad input; a TypeError is a bug: it shows
         print(f"flowsim {args.command}: error: {err}", file=sys.stderr)
         return 2
     except MemoryError:

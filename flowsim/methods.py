@@ -47,10 +47,16 @@ from .flows.sign import sign_flow
 from .schemes import (bregman_proximal_point, gradient_descent, heavy_ball, heun,
                       mirror_descent, natural_gradient, nesterov, newton, proximal_gradient,
                       proximal_point, sgd)
-from .schemes.adaptive import adagrad, adam, rmsprop, sign_descent
-from .schemes.heavy_ball import DEFAULT_MOMENTUM
+from .schemes.adaptive import (ADAGRAD, ADAM, RMSPROP, SIGN_DESCENT, adagrad, adam, rmsprop,
+                               sign_descent)
+from .schemes.gd import GRADIENT_DESCENT
+from .schemes.heavy_ball import DEFAULT_MOMENTUM, HEAVY_BALL
+from .schemes.heun import HEUN
+from .schemes.nesterov import NESTEROV
+from .schemes.newton import NEWTON
 
-__all__ = ["Method", "REGISTRY", "register", "get", "schemes", "flows", "style"]
+__all__ = ["Method", "REGISTRY", "register", "unregister", "get", "schemes", "flows",
+           "style"]
 
 KINDS = ("flow", "scheme")
 STEP_TIMES = ("eta", "sqrt(eta)")
@@ -101,6 +107,9 @@ class Method:
         field ``f`` (a function of a symbolic point) of its flow and the symbol h; implicit
         maps are unrolled ``depth`` times (exact to h^depth). Read by
         :func:`flowsim.modified_equation`.
+    rule : UpdateRule, VectorField or None
+        The method written once (:mod:`flowsim.rules`): every backend runs it. A method
+        with a rule runs batched and on JAX (``accepts`` gains ``batch`` and ``jax``).
     """
 
     name: str
@@ -118,6 +127,7 @@ class Method:
     fixed_ode: object = field(default=None, repr=False)
     max_eta: float | None = None
     one_step: object = field(default=None, repr=False)
+    rule: object = field(default=None, repr=False)
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -130,7 +140,15 @@ class Method:
         if unknown:
             raise ValueError(f"accepts: unknown features {sorted(unknown)}; use "
                              f"{sorted(FEATURES)}.")
-        object.__setattr__(self, "accepts", frozenset(self.accepts))
+        accepts = frozenset(self.accepts)
+        if self.rule is not None:
+            from .rules import UpdateRule, VectorField
+            wanted = UpdateRule if self.kind == "scheme" else VectorField
+            if not isinstance(self.rule, wanted):
+                raise TypeError(f"rule of a {self.kind} must be a flowsim.{wanted.__name__}, "
+                                f"got {type(self.rule).__name__}.")
+            accepts |= {"batch", "jax"} | ({"schedule"} if self.kind == "scheme" else set())
+        object.__setattr__(self, "accepts", accepts)
 
     def step_of(self, eta):
         """The ODE time h of one step of size ``eta`` (array or float)."""
@@ -159,16 +177,113 @@ class Method:
 REGISTRY = {}
 
 
-def register(method):
-    """Add ``method`` (a :class:`Method`) to the registry; its names must be new."""
-    if not isinstance(method, Method):
-        raise TypeError(f"method must be a flowsim.methods.Method, got {type(method).__name__}.")
+#: Colours and markers a registered method gets when it names none (after the built-ins').
+_PALETTE = ("tab:pink", "darkcyan", "mediumvioletred", "peru", "steelblue", "yellowgreen",
+            "orchid", "cadetblue")
+_MARKERS = ("*", "X", "p", "8", "1", "2", "3", "4")
+
+
+def register(method, rule=None, *, label=None, short=None, flow=None, order=None,
+             step_time="eta", color=None, marker=None, reference=None, fixed_ode=None,
+             one_step=None, accepts=()):
+    r"""Add a method to the registry: a :class:`Method` record, or a name and its rule.
+
+    Parameters
+    ----------
+    method : str or Method
+        The new method's machine name (a Python identifier not yet registered), or a
+        complete record.
+    rule : UpdateRule or VectorField
+        With a name: the scheme's update rule or the flow's vector field
+        (:mod:`flowsim.rules`). The function that runs it (numpy, batches, workers, JAX) is
+        made from it, and every consumer takes the method from then on: ``compare``,
+        ``convergence_order``, ``modified_equation`` (with ``one_step``), ``sweep``, the
+        pictures and the ``flowsim`` command (``--plugin MODULE``).
+    label, short, flow, order, step_time, color, marker, reference, fixed_ode, one_step
+        The record's fields (see :class:`Method`); ``flow`` names the registered flow a
+        scheme discretizes.
+    accepts : iterable of str
+        Further features (``batch``, ``jax`` and ``schedule`` follow from the rule).
+
+    Returns
+    -------
+    Method
+        The registered record (its ``function`` is the runnable scheme or flow).
+
+    Examples
+    --------
+    A researcher's own scheme, gradient descent with a relaxed step (1 + a) eta / 2:
+
+    >>> import flowsim as fs
+    >>> def relaxed(k, eta, x, state, ops, options):
+    ...     g = ops.grad(x)
+    ...     return x - (1 + options["a"]) * eta / 2 * g, g, state, False
+    >>> record = fs.register("relaxed_gd", fs.UpdateRule(relaxed, options={"a": 1.0}),
+    ...                      flow="gradient_flow", order=1)
+    >>> record.function("x**2 / 2", [1.0], 0.5, 2).xs[:, 0].tolist()
+    [1.0, 0.5, 0.25]
+    >>> _ = fs.methods.unregister("relaxed_gd")
+    """
+    if isinstance(method, Method):
+        if rule is not None:
+            raise TypeError("rule: a Method record carries its own rule; pass the record "
+                            "alone.")
+        record = method
+    else:
+        record = _record_from_rule(method, rule, label=label, short=short, flow=flow,
+                                   order=order, step_time=step_time, color=color,
+                                   marker=marker, reference=reference, fixed_ode=fixed_ode,
+                                   one_step=one_step, accepts=accepts)
     taken = {m.name for m in REGISTRY.values()} | {m.short for m in REGISTRY.values()}
-    for name in (method.name, method.short):
+    for name in (record.name, record.short):
         if name is not None and name in taken:
-            raise ValueError(f"a method named {name!r} is already registered; pick a new name.")
-    REGISTRY[method.name] = method
-    return method
+            raise ValueError(f"a method named {name!r} is already registered; pick a new name "
+                             "(or remove the old one with flowsim.methods.unregister).")
+    if record.flow is not None and record.flow not in REGISTRY:
+        raise ValueError(f"flow: no flow named {record.flow!r} is registered; register the "
+                         "flow first, or pass flow=None.")
+    REGISTRY[record.name] = record
+    return record
+
+
+def _record_from_rule(name, rule, *, label, short, flow, order, step_time, color, marker,
+                      **fields):
+    from .rules import UpdateRule, VectorField
+    if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+        raise ValueError(f"method must be a Method record or a name that is a Python "
+                         f"identifier (letters, digits, _), got {name!r}.")
+    if short is not None and (not isinstance(short, str) or not short.isidentifier()):
+        raise ValueError(f"short must be a Python identifier or None, got {short!r}.")
+    if label is not None and not isinstance(label, str):
+        raise TypeError(f"label must be a str, got {type(label).__name__}.")
+    if isinstance(rule, UpdateRule):
+        from .schemes.from_rule import RuleScheme
+        kind, function = "scheme", RuleScheme(name, label or name.replace("_", " "), rule,
+                                              step_time)
+    elif isinstance(rule, VectorField):
+        from .flows.field import FieldFlow
+        kind, function = "flow", FieldFlow(name, label or name.replace("_", " "), rule)
+    else:
+        raise TypeError("rule must be a flowsim.UpdateRule (a scheme) or a flowsim.VectorField "
+                        f"(a flow), got {type(rule).__name__}.")
+    own = sum(1 for m in REGISTRY.values() if m.color in _PALETTE)
+    if order is not None:
+        from ._validate import positive
+        order = positive(order, "order")
+    return Method(name, label or name.replace("_", " "), kind, function, short=short,
+                  order=order, flow=flow, step_time=step_time,
+                  color=color or _PALETTE[own % len(_PALETTE)],
+                  marker=marker if marker is not None else
+                  ("" if kind == "flow" else _MARKERS[own % len(_MARKERS)]),
+                  rule=rule, **fields)
+
+
+def unregister(name):
+    """Remove the method ``name`` (a machine or short name) from the registry; returns its
+    record. Built-in methods can be removed too (for a session that replaces one)."""
+    record = get(name)
+    del REGISTRY[record.name]
+    return record
 
 
 def get(name, kind=None):
@@ -282,28 +397,25 @@ for _record in (
                marker=""),
         Method("gradient_descent", "gradient descent", "scheme", gradient_descent, short="gd",
                order=1, flow="gradient_flow", reference=_gradient_flow_of,
-               accepts={"batch", "schedule", "line_search", "maximize", "jax"}, color="tab:blue",
-               marker="o", one_step=_explicit_euler),
+               accepts={"line_search", "maximize"}, color="tab:blue",
+               marker="o", one_step=_explicit_euler, rule=GRADIENT_DESCENT),
         Method("proximal_point", "proximal point", "scheme", proximal_point, short="pp",
                order=1, flow="gradient_flow", accepts={"batch", "schedule", "jax"},
                color="tab:orange",
                marker="s", one_step=_implicit_euler),
         Method("heun", "Heun", "scheme", heun, order=2, flow="gradient_flow",
-               accepts={"batch", "schedule", "jax"}, color="tab:green", marker="^",
-               one_step=_heun_step),
+               color="tab:green", marker="^", one_step=_heun_step, rule=HEUN),
         Method("sgd", "SGD", "scheme", sgd, order=None, flow="gradient_flow",
                accepts={"batch", "schedule", "samples", "jax"}, color="tab:olive", marker="."),
         Method("newton", "Newton", "scheme", newton, order=1, flow="newton_flow",
-               accepts={"batch", "schedule", "jax"}, color="tab:brown", marker="P",
-               max_eta=1.0),
+               color="tab:brown", marker="P", max_eta=1.0, rule=NEWTON),
         Method("heavy_ball", "heavy ball", "scheme", heavy_ball, short="hb", order=1,
                flow="heavy_ball_flow", step_time="sqrt(eta)", reference=_heavy_ball_ode,
-               fixed_ode=_heavy_ball_ladder, accepts={"batch", "schedule", "momentum", "jax"},
-               color="tab:red", marker="D"),
+               fixed_ode=_heavy_ball_ladder, accepts={"momentum"}, color="tab:red",
+               marker="D", rule=HEAVY_BALL),
         Method("nesterov", "Nesterov", "scheme", nesterov, short="nag", order=1,
                flow="nesterov_flow", step_time="sqrt(eta)", reference=_nesterov_ode,
-               accepts={"batch", "schedule", "momentum", "jax"}, color="tab:purple",
-               marker="v"),
+               accepts={"momentum"}, color="tab:purple", marker="v", rule=NESTEROV),
         Method("proximal_gradient", "proximal gradient", "scheme", proximal_gradient,
                short="pg", order=1, accepts={"batch", "schedule", "prox"}, color="tab:cyan",
                marker="x"),
@@ -318,14 +430,10 @@ for _record in (
                reference=_mirror_of, accepts={"batch", "schedule"}, color="sienna",
                marker="H"),
         Method("adam", "Adam", "scheme", adam, order=1, flow="adam_flow", reference=_adam_ode,
-               fixed_ode=_adam_ladder, accepts={"batch", "schedule", "jax"}, color="crimson",
-               marker="*"),
-        Method("rmsprop", "RMSProp", "scheme", rmsprop, accepts={"batch", "schedule", "jax"},
-               color="navy", marker="<"),
-        Method("adagrad", "AdaGrad", "scheme", adagrad, accepts={"batch", "schedule", "jax"},
-               color="gold", marker=">"),
+               fixed_ode=_adam_ladder, color="crimson", marker="*", rule=ADAM),
+        Method("rmsprop", "RMSProp", "scheme", rmsprop, color="navy", marker="<", rule=RMSPROP),
+        Method("adagrad", "AdaGrad", "scheme", adagrad, color="gold", marker=">", rule=ADAGRAD),
         Method("sign_descent", "sign descent", "scheme", sign_descent, short="signgd",
-               order=1, flow="sign_flow", accepts={"batch", "schedule", "jax"}, color="slategray",
-               marker="d")):
+               order=1, flow="sign_flow", color="slategray", marker="d", rule=SIGN_DESCENT)):
     register(_record)
 del _record

@@ -189,6 +189,11 @@ class Trajectory(_Result):
         """The last state, shape (n,)."""
         return self.xs[-1]
 
+    @property
+    def t_final(self):
+        """The time at which the run stopped (its last time)."""
+        return float(self.ts[-1])
+
     def at(self, t):
         """The state at time(s) ``t``: shape (n,) for a scalar, (len(t), n) for an array.
 
@@ -250,11 +255,22 @@ class BatchTrajectory(_Result):
         Series of shape (m, n_points, ...).
     dense : callable or None
         For flows, the continuous solution of all starts (see :meth:`at`).
+    t_stop : ndarray, shape (m,), or None
+        The time at which each start stopped (see :attr:`t_final`).
     """
+
+    t_stop: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         super().__post_init__()
         m = self.xs.shape[0]
+        if self.t_stop is not None:
+            t_stop = np.array(self.t_stop, dtype=float).reshape(-1)
+            if t_stop.shape != (m,):
+                raise ValueError(f"t_stop needs one time per start (m = {m}), got shape "
+                                 f"{t_stop.shape}.")
+            t_stop.setflags(write=False)
+            object.__setattr__(self, "t_stop", t_stop)
         status = tuple(self.status)
         if not all(type(s) is Status for s in status):   # (a million starts: skip the calls)
             status = tuple(Status(s) for s in status)
@@ -277,6 +293,14 @@ class BatchTrajectory(_Result):
     def x_final(self):
         """Final states, shape (m, n)."""
         return self.xs[:, -1]
+
+    @property
+    def t_final(self):
+        """Each start's own end time, shape (m,): where it converged, diverged or failed, or
+        the run's end (a start stopped at t = 0.3 says 0.3, not the grid's last time)."""
+        if self.t_stop is not None:
+            return self.t_stop
+        return np.full(len(self), float(self.ts[-1]))
 
     def at(self, t):
         """States at time(s) ``t``: shape (m, n) for a scalar, (m, len(t), n) for an array
@@ -320,7 +344,7 @@ class BatchTrajectory(_Result):
         ``x0_<variable>`` (start), ``x_<variable>`` (final state) and ``message``;
         ``.attrs`` hold the method, label, variables and counts."""
         columns = {"start": np.arange(len(self)), "status": [s.value for s in self.status],
-                   "t_end": np.full(len(self), self.ts[-1])}
+                   "t_end": self.t_final}
         if self.values is not None:
             columns["L"] = self.values[:, -1]
         if self.grad_norms is not None:

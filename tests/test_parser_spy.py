@@ -45,8 +45,40 @@ def _fit():
     return fs.Loss.from_samples("(a*x - y)**2", {"x": [1.0, 2.0], "y": [2.0, 3.0]}, ["a"])
 
 
+def _spy_step(k, eta, x, state, ops, options):
+    g = ops.grad(x)
+    return x - eta * g, g, state, False
+
+
+def _spy_field(x, ops, options):
+    return -ops.grad(x)
+
+
+def _register_once(name, rule, **kwargs):
+    """register, then take the record out again (each call starts from the same registry)."""
+    record = fs.register(name, rule, **kwargs)
+    methods.unregister(record.name)
+    return record
+
+
+def _unregister(name):
+    if name == "spy_gone":
+        fs.register("spy_gone", fs.UpdateRule(_spy_step))
+    return methods.unregister(name)
+
+
 #: name -> (callable or a factory of the bound method, args, kwargs)
 CALLS = {
+    "register": (_register_once, ("spy_method", fs.UpdateRule(_spy_step)),
+                 {"label": "spy", "short": "spy", "flow": "gradient_flow", "order": 1.0,
+                  "step_time": "eta", "color": "tab:pink", "marker": "o"}),
+    "methods.unregister": (_unregister, ("spy_gone",), {}),
+    "UpdateRule": (fs.UpdateRule, (_spy_step,), {"init": None, "options": {"a": 1.0},
+                                                 "grads_per_step": 1, "failure": "why"}),
+    "VectorField": (fs.VectorField, (_spy_field,), {"jacobian": None, "options": {"c": 1.0}}),
+    "Loss.evaluator": (lambda: fs.Loss(Q).evaluator, ("grad",), {"batched": True}),
+    "Loss.charge": (lambda: fs.Loss(Q).charge, (), {"value": 1, "grad": 2, "hess": 0}),
+    "Loss.uncounted": (lambda: fs.Loss(Q).uncounted, (), {}),
     "Loss": (fs.Loss, (Q,), {"variables": ["x", "y"], "params": None, "backend": "auto",
                             "budget": None}),
     "Loss.from_samples": (fs.Loss.from_samples, ("(a*x - y)**2", {"x": [1.0], "y": [2.0]},
@@ -184,11 +216,12 @@ BUILT_BY_FLOWSIM = {
     "LipschitzEstimate", "Sharpness", "QuadraticFlow", "Composite", "Method", "register",
     "NonNegative", "himmelblau", "six_hump_camel", "beale", "monkey_saddle", "saddle",
     "double_well", "comparison_figure", "deviation", "animate", "step_size_picture",
-    "basin_maps", "time_to_tolerance_picture"}
+    "basin_maps", "time_to_tolerance_picture", "LossOps"}
 #: ... and why each of the last ones needs no row of its own: constructors with no arguments
 #: (the named losses, NonNegative), pictures of results (their arguments are flowsim's own
 #: objects and an Axes), ``register`` (a Method record, checked by type), and ``animate``
-#: (its path is checked by ``writable_path`` like ``Study.save``'s, tested there).
+#: (its path is checked by ``writable_path`` like ``Study.save``'s, tested there), and
+#: ``LossOps`` (the loss as an update rule sees it, built by flowsim's drivers).
 
 
 def test_the_table_covers_the_public_api():
@@ -241,7 +274,9 @@ def spied(monkeypatch, tmp_path):
 
 
 #: Arguments that are free text by design (labels and names looked up, never parsed).
-TEXT = {("LossFacts", "argument 0"), ("methods.style", "argument 0"), ("derive_facts", "name")}
+TEXT = {("LossFacts", "argument 0"), ("methods.style", "argument 0"), ("derive_facts", "name"),
+        ("register", "label"), ("register", "color"), ("register", "marker"),
+        ("UpdateRule", "failure")}
 
 
 def _resolve(name, tmp_path):

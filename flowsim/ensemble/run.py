@@ -28,7 +28,8 @@ class System:
     number of leading components that are the position x; ``spectral(t, Y)`` estimates the
     spectral radius of df/dy (for the stiffness watch); ``dfdt`` is df/dt for a
     non-autonomous system; ``speed(F)`` the stationarity measure tested against gtol;
-    ``guard(Y)`` -> (status, message) arrays (None where fine) for a flow's own stop rules.
+    ``guard(Y)`` -> (status, message) arrays (None where fine) for a flow's own stop rules;
+    ``stationarity(Y)``, where given, is tested against gtol instead of ``speed(F)``.
     """
 
     fun: object
@@ -38,6 +39,7 @@ class System:
     dfdt: object = None
     speed: object = None
     guard: object = None
+    stationarity: object = None
 
 
 class GridDense:
@@ -77,7 +79,8 @@ def _check(system, gtol, max_norm):
                           [f"|x| = {v:.3g} exceeded max_norm = {max_norm:g}; the path diverges"
                            for v in norms[out]]))
         if gtol is not None:
-            speed = system.speed(F) if system.speed is not None else row_norms(F)
+            speed = system.stationarity(Y) if system.stationarity is not None else \
+                system.speed(F) if system.speed is not None else row_norms(F)
             done = np.flatnonzero(speed <= gtol)
             if done.size:
                 found.append((Status.CONVERGED, done,
@@ -138,6 +141,7 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
         for i in np.flatnonzero(own != None):  # noqa: E711
             ens.out[i] = Y0[i]
             ens.status[i], ens.message[i], ens.steps_taken[i] = own[i], why[i], 0
+            ens.t_stop[i] = t0
     xs = ens.out[:, :, :n]
     values, grad_norms = loss._observe(xs)
     message = [text or f"reached t_end = {t_end:g} in {steps} steps"
@@ -147,4 +151,5 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
     dense_path = GridDense(t_out, xs, ens.fout[:, :, :n]) if dense else None
     return BatchTrajectory(t_out, xs, values, grad_norms, tuple(Status(s) for s in ens.status),
                            tuple(message), name, f"{label}, m={m}", extras=more,
-                           dense=dense_path, variables=loss.variable_names, **counts)
+                           dense=dense_path, variables=loss.variable_names,
+                           t_stop=ens.t_stop.copy(), **counts)

@@ -26,8 +26,8 @@ import numpy as np
 from .._validate import int_between, positive_int
 from ..results import BatchTrajectory, Status
 
-__all__ = ["parallel", "merge", "process_pool", "run_calls", "worker_count", "PARALLEL_DOC",
-           "RETRIES"]
+__all__ = ["parallel", "in_chunks", "merge", "process_pool", "run_calls", "worker_count",
+           "PARALLEL_DOC", "RETRIES"]
 
 #: Fresh pools a chunk whose worker died is retried on, before it is run alone.
 RETRIES = 2
@@ -172,7 +172,7 @@ def failed_piece(loss, X, ts, reason):
                            np.asarray(grads, dtype=float).reshape(m, 1),
                            (Status.FAILED,) * m, (f"not run: {reason}",) * m, "failed", "",
                            extras={"steps_taken": np.zeros((m, 1), dtype=int)},
-                           variables=loss.variable_names)
+                           variables=loss.variable_names, t_stop=np.full(m, float(ts[0])))
 
 
 def merge(parts):
@@ -203,7 +203,8 @@ def merge(parts):
                            sum((p.message for p in parts), ()), first.method, label,
                            nfev=sum(p.nfev for p in parts), ngev=sum(p.ngev for p in parts),
                            nhev=sum(p.nhev for p in parts), extras=extras,
-                           variables=first.variables)
+                           variables=first.variables,
+                           t_stop=np.concatenate([p.t_final for p in parts]))
 
 
 def _chunks(m, workers, chunk_size):
@@ -218,6 +219,57 @@ def _on_copy(run, loss, X, *args, **kwargs):
     return run(loss.copy() if isinstance(loss, Loss) else loss, X, *args, **kwargs)
 
 
+def _check_picklable(target):
+    """Refuse, before any process starts, a method that cannot travel to a worker."""
+    import pickle
+    try:
+        pickle.dumps(target)
+    except Exception as err:   # pickling raises many kinds (TypeError, AttributeError, ...)
+        raise ValueError(f"workers: {getattr(target, '__name__', target)!r} cannot be sent to "
+                         f"worker processes ({err}); define its rule's functions at the top "
+                         "level of a module (not as lambdas or inside functions), or run "
+                         "without workers.") from None
+
+
+def in_chunks(target, function, loss, x0, args, kwargs, *, workers, executor, chunk_size,
+              takes_dense):
+    """Run ``function(loss, x0, *args, **kwargs)``, split into chunks of starts over
+    ``workers`` processes or an ``executor`` when one is asked for (arguments checked here);
+    each chunk calls the picklable ``target`` (the same function) on its rows."""
+    if workers is not None:
+        workers = int_between(workers, "workers", 1, 4096)
+    if chunk_size is not None:
+        chunk_size = positive_int(chunk_size, "chunk_size")
+    if executor is not None and not isinstance(executor, concurrent.futures.Executor):
+        raise TypeError("executor must be a concurrent.futures.Executor, got "
+                        f"{type(executor).__name__}.")
+    if workers is None and executor is None:
+        return function(loss, x0, *args, **kwargs)
+    X = np.asarray(x0, dtype=float)
+    if X.ndim != 2:
+        return function(loss, x0, *args, **kwargs)
+    from .._validate import as_loss
+    loss = as_loss(loss)
+    if takes_dense:
+        kwargs["dense_output"] = False
+    pieces = _chunks(len(X), workers or 1, chunk_size)
+    if workers is not None:
+        workers = worker_count(workers, len(pieces))
+    call = functools.partial(_on_copy, target, loss)
+    if executor is not None or (workers or 1) > 1:
+        _check_picklable(target)
+    done = {}
+
+    def deliver(i, result):
+        done[i] = result
+    calls = [(i, functools.partial(call, X[p], *args, **kwargs), ())
+             for i, p in enumerate(pieces)]
+    given_up = run_calls(calls, deliver, workers=workers, executor=executor)
+    ts = next(iter(done.values())).ts if done else np.zeros(1)
+    return merge([done[i] if i in done else failed_piece(loss, X[p], ts, given_up[i])
+                  for i, p in enumerate(pieces)])
+
+
 def parallel(function):
     """Give a flow or scheme ``workers=``, ``executor=`` and ``chunk_size=`` for x0 of shape
     (m, n): the starts are split into chunks run on processes and joined by :func:`merge`.
@@ -229,36 +281,9 @@ def parallel(function):
 
     @functools.wraps(function)
     def run(loss, x0, *args, workers=None, executor=None, chunk_size=None, **kwargs):
-        if workers is not None:
-            workers = int_between(workers, "workers", 1, 4096)
-        if chunk_size is not None:
-            chunk_size = positive_int(chunk_size, "chunk_size")
-        if executor is not None and not isinstance(executor, concurrent.futures.Executor):
-            raise TypeError("executor must be a concurrent.futures.Executor, got "
-                            f"{type(executor).__name__}.")
-        if workers is None and executor is None:
-            return function(loss, x0, *args, **kwargs)
-        X = np.asarray(x0, dtype=float)
-        if X.ndim != 2:
-            return function(loss, x0, *args, **kwargs)
-        from .._validate import as_loss
-        loss = as_loss(loss)
-        if takes_dense:
-            kwargs["dense_output"] = False
-        pieces = _chunks(len(X), workers or 1, chunk_size)
-        if workers is not None:
-            workers = worker_count(workers, len(pieces))
-        target = functools.partial(_on_copy, run, loss)  # by name: the same in a worker
-        done = {}
-
-        def deliver(i, result):
-            done[i] = result
-        calls = [(i, functools.partial(target, X[p], *args, **kwargs), ())
-                 for i, p in enumerate(pieces)]
-        given_up = run_calls(calls, deliver, workers=workers, executor=executor)
-        ts = next(iter(done.values())).ts if done else np.zeros(1)
-        return merge([done[i] if i in done else failed_piece(loss, X[p], ts, given_up[i])
-                      for i, p in enumerate(pieces)])
+        # ``run`` travels to the workers by name (its module attribute)
+        return in_chunks(run, function, loss, x0, args, kwargs, workers=workers,
+                         executor=executor, chunk_size=chunk_size, takes_dense=takes_dense)
 
     signature = inspect.signature(function)
     extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None)

@@ -115,7 +115,8 @@ def _one_by_one(loss, X, t_end, method, rtol, atol, t_eval, dense_output, gtol, 
                            tuple(r.message for r in runs), "gradient_flow",
                            f"{runs[0].label}, m={len(runs)}",
                            dense=PerStartDense(runs) if dense_output else None,
-                           variables=loss.variable_names, **counts)
+                           variables=loss.variable_names,
+                           t_stop=np.array([r.ts[-1] for r in runs]), **counts)
 
 
 def batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output, gtol,

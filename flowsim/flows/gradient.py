@@ -22,7 +22,7 @@ from ._common import bound_stop, converged, finish_flow, flow_arguments
 from ._solver import (AUTO, STABILITY_LIMIT, Integration, default_max_steps, integrate,
                       jacobian_for)
 from .nonsmooth import has_kinks, integrate_nonsmooth
-from ..jax_backend import on_jax
+from ..backends import on_jax
 from ..ensemble.workers import parallel
 
 __all__ = ["gradient_flow"]

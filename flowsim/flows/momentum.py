@@ -9,7 +9,7 @@ from .._validate import nonnegative, positive, start_points
 from ..ensemble.run import batch_run
 from ..loss import SPARSE_FROM
 from .batch import second_order_system
-from ..jax_backend import on_jax
+from ..backends import on_jax
 from ._common import (bound_stop, check_flow_arguments, check_start, finish_flow,
                       output_times)
 from ..ensemble.workers import parallel

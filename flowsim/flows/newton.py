@@ -10,7 +10,7 @@ from .._numeric import row_norms
 from ..ensemble.explicit import TABLEAUS
 from ..ensemble.run import System, batch_run
 from ..ensemble.workers import parallel
-from ..jax_backend import on_jax
+from ..backends import on_jax
 
 __all__ = ["newton_flow"]
 

@@ -22,7 +22,8 @@ from ..results import BatchTrajectory, Status
 from . import require
 from .compiled import jax_loss
 
-__all__ = ["gradient_flow_jax", "newton_flow_jax", "second_order_jax", "SOLVERS"]
+__all__ = ["gradient_flow_jax", "newton_flow_jax", "second_order_jax", "field_flow_jax",
+           "SOLVERS"]
 
 #: numpy method name -> diffrax solver class name
 SOLVERS = {"RK23": "Bosh3", "RK45": "Dopri5", "DOP853": "Dopri8", "auto": "Tsit5",
@@ -142,8 +143,9 @@ def _run(loss, key, field, Y0, n, t0, t_end, method, rtol, atol, t_eval, gtol, m
         status, message = tuple(status), tuple(message)
     if drop_first:
         t_out, ys, values, grads = t_out[1:], ys[:, 1:], values[:, 1:], grads[:, 1:]
-    loss._counter.grad += int(steps.sum())
-    extras = {"steps_taken": np.broadcast_to(steps[:, None], ys.shape[:2]).copy()}
+    loss.charge(grad=steps.sum())
+    extras = {"steps_taken": np.broadcast_to(steps[:, None], ys.shape[:2]).copy(),
+              "_t_stop": np.where(at_start, t0, t_stop) if guard is not None else t_stop}
     return t_out, ys, values, grads, np.linalg.norm(grads, axis=2), status, message, extras
 
 
@@ -159,7 +161,34 @@ def gradient_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output,
     label = f"gradient {'ascent' if maximize else 'flow'} (diffrax {SOLVERS[method]}), " \
             f"m={len(X0)}"
     return BatchTrajectory(t_out, xs, values, grad_norms, status, message, "gradient_flow",
-                           label, dense=dense, extras=extras, variables=loss.variable_names)
+                           label, dense=dense, t_stop=extras.pop("_t_stop"), extras=extras,
+                           variables=loss.variable_names)
+
+
+def field_flow_jax(loss, name, vector_field, options, X0, t_end, method, rtol, atol, t_eval,
+                   dense_output, gtol, max_norm, max_steps, label):
+    """A registered :class:`~flowsim.rules.VectorField` on diffrax (arguments checked by
+    :class:`flowsim.flows.field.FieldFlow`); the same field function the numpy paths run."""
+    from ..rules import jax_ops, numpy_ops
+    key = ("field", name, vector_field, tuple(sorted(options.items())))
+
+    def field(J, jnp):
+        ops = jax_ops(J, jnp)
+        return lambda t, y, args: vector_field.field(y, ops, options)
+
+    t_out, xs, values, grads, grad_norms, status, message, extras = _run(
+        loss, key, field, X0, loss.n, 0.0, t_end, method, rtol, atol, t_eval, gtol, max_norm,
+        max_steps)
+    dense = None
+    if dense_output:
+        with loss.uncounted():
+            flat = xs.reshape(-1, loss.n)
+            velocities = vector_field.field(flat, numpy_ops(loss), options)
+        dense = GridDense(t_out, xs, np.asarray(velocities).reshape(xs.shape))
+    return BatchTrajectory(t_out, xs, values, grad_norms, status, message, name,
+                           f"{label} (diffrax {SOLVERS[method]}), m={len(X0)}", dense=dense,
+                           t_stop=extras.pop("_t_stop"), extras=extras,
+                           variables=loss.variable_names)
 
 
 def newton_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output, gtol, max_norm,
@@ -189,7 +218,8 @@ def newton_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output, g
     dense = GridDense(t_out, xs, velocities.reshape(xs.shape)) if dense_output else None
     return BatchTrajectory(t_out, xs, values, grad_norms, status, message, "newton_flow",
                            f"Newton flow (diffrax {SOLVERS[method]}), m={len(X0)}", dense=dense,
-                           extras=extras, variables=loss.variable_names)
+                           t_stop=extras.pop("_t_stop"), extras=extras,
+                           variables=loss.variable_names)
 
 
 def second_order_jax(loss, Y0, t0, t_end, method, rtol, atol, t_eval, dense_output, max_norm,
@@ -207,7 +237,8 @@ def second_order_jax(loss, Y0, t0, t_end, method, rtol, atol, t_eval, dense_outp
     dense = GridDense(t_out, xs, ys[..., n:]) if dense_output else None
     return BatchTrajectory(t_out, xs, values, grad_norms, status, message, name,
                            f"{label} (diffrax {SOLVERS[method]}), m={len(Y0)}", dense=dense,
-                           extras=extras, variables=loss.variable_names)
+                           t_stop=extras.pop("_t_stop"), extras=extras,
+                           variables=loss.variable_names)
 
 
 def _outcomes(conv, out, ok, final, gnorms, t_stop, steps, t_end, gtol, max_norm, budget,

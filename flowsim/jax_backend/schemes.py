@@ -17,6 +17,7 @@ functions are cached per loss, scheme, options and step count: a second call run
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -26,47 +27,9 @@ from ..schemes._driver import Run, converged_message, escape, finish
 from . import key_seed, require
 from .compiled import jax_loss
 
-__all__ = ["run_scheme", "Rule", "UPDATES"]
+__all__ = ["run_scheme", "Rule", "UPDATES", "from_update_rule"]
 
 CONVERGED, FAILED, DIVERGED, OUT_NONFINITE = 1, 2, 3, 4
-
-
-def _gd(J, jnp, lax, options):
-    def step(k, eta, x, aux):
-        g = J.grad(x)
-        return x - eta * g, g, aux, False
-    return step
-
-
-def _heavy_ball(J, jnp, lax, options):
-    beta = options["momentum"]
-
-    def step(k, eta, x, prev):
-        g = J.grad(x)
-        return x - eta * g + beta * (x - prev), g, x, False
-    return step
-
-
-def _nesterov(J, jnp, lax, options):
-    beta_const, r = options.get("momentum"), options["r"]
-
-    def step(k, eta, x, prev):
-        if beta_const is None:
-            beta = jnp.where(k > 0, (k - 1.0) / (k + r - 1.0), 0.0)
-        else:
-            beta = jnp.asarray(beta_const, dtype=jnp.float64)
-        y = x + beta * (x - prev)
-        g = J.grad(y)
-        # |grad L| is tested where the gradient is taken at x_k itself (beta = 0), as in numpy
-        return y - eta * g, jnp.where(beta == 0, g, jnp.inf), x, False
-    return step
-
-
-def _heun(J, jnp, lax, options):
-    def step(k, eta, x, aux):
-        g = J.grad(x)
-        return x - eta / 2 * (g + J.grad(x - eta * g)), g, aux, False
-    return step
 
 
 def _proximal_point(J, jnp, lax, options):
@@ -117,41 +80,6 @@ def _proximal_point(J, jnp, lax, options):
     return step
 
 
-def _newton(J, jnp, lax, options):
-    def step(k, eta, x, aux):
-        g = J.grad(x)
-        d = jnp.linalg.solve(J.hess(x), g)
-        return x - eta * d, g, aux, ~jnp.all(jnp.isfinite(d))   # singular H: inf or nan
-    return step
-
-
-def _adaptive(kind):
-    """AdaGrad, RMSProp, Adam (bias-corrected) and sign descent, as in
-    :mod:`flowsim.schemes.adaptive`; the state is the moment pair (m, v)."""
-    def factory(J, jnp, lax, options):
-        eps = options.get("eps", 0.0)
-
-        def step(k, eta, x, aux):
-            m, v = aux
-            g = J.grad(x)
-            if kind == "adagrad":
-                v = v + g * g
-                d = g / (jnp.sqrt(v) + eps)
-            elif kind == "rmsprop":
-                v = options["rho"] * v + (1 - options["rho"]) * g * g
-                d = g / (jnp.sqrt(v) + eps)
-            elif kind == "adam":
-                b1, b2 = options["beta1"], options["beta2"]
-                m = b1 * m + (1 - b1) * g
-                v = b2 * v + (1 - b2) * g * g
-                d = (m / (1 - b1 ** (k + 1))) / (jnp.sqrt(v / (1 - b2 ** (k + 1))) + eps)
-            else:
-                d = jnp.sign(g)
-            return x - eta * d, g, (m, v), False
-        return step
-    return factory
-
-
 def _sgd(J, jnp, lax, options):
     jax = options["_jax"]
     N, B = J.n_samples, options["batch_size"]
@@ -179,9 +107,9 @@ class Rule(NamedTuple):
     factory : callable
         ``(JaxLoss, jnp, lax, options)`` -> ``step(k, eta_k, x, aux)`` ->
         ``(x_next, g (inf: not tested against gtol), aux_next, failed)``.
-    aux : str or None
-        The per-start state carried besides x: ``"x0"`` (the previous iterate, started at
-        x_0), ``"sgd"`` (random key and velocity), ``"moments"`` (m, v), or None.
+    aux : UpdateRule, str or None
+        The per-start state carried besides x: an update rule's own (``rule.start``),
+        ``"sgd"`` (random key and velocity), or None.
     grads : int
         Gradient evaluations per step (for the loss's counters).
     failure : str
@@ -194,19 +122,32 @@ class Rule(NamedTuple):
     failure: str = ""
 
 
+#: The explicit JAX extensions: schemes whose numpy path is not an update rule (proximal
+#: point's line-search fallback, SGD's sampling); every other scheme runs its record's
+#: :class:`~flowsim.rules.UpdateRule` here.
 UPDATES = {
-    "gradient_descent": Rule(_gd),
-    "heavy_ball": Rule(_heavy_ball, "x0"),
-    "nesterov": Rule(_nesterov, "x0"),
-    "heun": Rule(_heun, grads=2),
     "proximal_point": Rule(_proximal_point, grads=2, failure=(
         "Newton's method did not meet the tolerance (the JAX backend has no line-search "
         "fallback; try backend='numpy')")),
-    "newton": Rule(_newton, failure="the Hessian is singular at x_{k}"),
     "sgd": Rule(_sgd, "sgd"),
-    **{kind: Rule(_adaptive(kind), "moments")
-       for kind in ("adagrad", "rmsprop", "adam", "sign_descent")},
 }
+
+
+@functools.lru_cache(maxsize=None)
+def from_update_rule(rule):
+    """The :class:`Rule` that runs an :class:`~flowsim.rules.UpdateRule` on JAX."""
+    def factory(J, jnp, lax, options):
+        from ..rules import jax_ops
+        ops = jax_ops(J, jnp)
+        own = {k: v for k, v in options.items() if not k.startswith("_")}
+
+        def step(k, eta, x, state):
+            x_next, g, state, failed = rule.step(k, eta, x, state, ops, own)
+            if g is None:
+                g = jnp.full_like(x, jnp.inf)
+            return x_next, g, state, jnp.asarray(failed, dtype=bool)
+        return step
+    return Rule(factory, rule, rule.grads_per_step, rule.failure)
 
 
 def _norms(jnp, X):
@@ -235,11 +176,11 @@ def _where_rows(jax, jnp, mask, new, old):
         new, old)
 
 
-def _compiled(loss, name, options, steps, every, gtol, max_norm):
+def _compiled(loss, name, rule, options, steps, every, gtol, max_norm):
     """The jitted run for these static settings (cached on the loss; ``jax.jit`` compiles it
     once per batch shape)."""
-    key = ("jax_scheme", name, tuple(sorted((k, v) for k, v in options.items()
-                                            if not k.startswith("_"))),
+    key = ("jax_scheme", name, rule, tuple(sorted((k, v) for k, v in options.items()
+                                                  if not k.startswith("_"))),
            steps, every, gtol, max_norm)
     cache = loss._cache.setdefault("jax_runs", {})
     if key in cache:
@@ -247,7 +188,7 @@ def _compiled(loss, name, options, steps, every, gtol, max_norm):
     jax, jnp = require()
     lax = jax.lax
     J = jax_loss(loss)
-    update = UPDATES[name].factory(J, jnp, lax, dict(options, _jax=jax))
+    update = rule.factory(J, jnp, lax, dict(options, _jax=jax))
     vstep = jax.vmap(update, in_axes=(None, None, 0, 0))
 
     quick = max_norm / np.sqrt(J.n)   # max |x_i| <= quick means |x| <= max_norm
@@ -314,12 +255,11 @@ def _compiled(loss, name, options, steps, every, gtol, max_norm):
 
 
 def _initial_aux(kind, X0, options, jnp, jax, chains):
+    if hasattr(kind, "start"):   # an UpdateRule: its own initial state
+        return kind.start(jnp.asarray(X0), {k: v for k, v in options.items()
+                                           if not k.startswith("_")}, jnp)
     if kind is None:
         return jnp.zeros((X0.shape[0], 0))
-    if kind == "x0":
-        return jnp.asarray(X0)
-    if kind == "moments":
-        return jnp.zeros_like(jnp.asarray(X0)), jnp.zeros_like(jnp.asarray(X0))
     base = jax.random.key(key_seed(int(options["seed"])))
     keys = jax.random.split(base, X0.shape[0]) if chains else \
         jnp.stack([base] * X0.shape[0])   # several starts without chains: one shared stream
@@ -327,7 +267,7 @@ def _initial_aux(kind, X0, options, jnp, jax, chains):
 
 
 def run_scheme(loss, name, X0, etas, dts, *, options, gtol, max_norm, spec, single, label,
-               chains=False, step_sizes=None):
+               chains=False, extras=None, rule=None, maximize=False):
     """Run scheme ``name`` on JAX from the validated arguments of its numpy function.
 
     Parameters
@@ -344,8 +284,11 @@ def run_scheme(loss, name, X0, etas, dts, *, options, gtol, max_norm, spec, sing
         As the numpy path has them.
     chains : bool
         One random stream per start (SGD's ``chains``) instead of one shared by all.
-    step_sizes : ndarray, shape (steps + 1,), optional
-        Gradient descent's ``extras["step_sizes"]`` (the schedule, one step ahead).
+    extras : callable, optional
+        ``extras(run)`` -> the result's extras from the kept iterates (a ``Run``).
+    rule : UpdateRule, optional
+        The scheme's update rule (its record's); None for the explicit extensions in
+        :data:`UPDATES`.
 
     Returns
     -------
@@ -355,14 +298,14 @@ def run_scheme(loss, name, X0, etas, dts, *, options, gtol, max_norm, spec, sing
     m, steps = X0.shape[0], len(etas)
     # steps between kept iterates: the run's chunk length (all steps when only the ends count)
     stride = steps if spec.every is None else min(spec.every, steps)
-    run = _compiled(loss, name, options, steps, stride, gtol, max_norm)
-    rule = UPDATES[name]
+    rule = UPDATES[name] if rule is None else from_update_rule(rule)
+    run = _compiled(loss, name, rule, options, steps, stride, gtol, max_norm)
     aux0 = _initial_aux(rule.aux, X0, options, jnp, jax, chains)
     before = loss.counts
     (X, _, _, last, code, stat, _), kept = run(jnp.asarray(X0), aux0, jnp.asarray(etas))
     X, last, code, stat = (np.asarray(v) for v in (X, last, code, stat))
     kept = np.asarray(kept)
-    loss._counter.grad += int(rule.grads * np.sum(np.maximum(last, 0)))
+    loss.charge(grad=rule.grads * np.sum(np.maximum(last, 0)))
     status, message = _outcome(code, stat, last, steps, gtol, max_norm, rule.failure)
     end = int(last.max())
     ks = list(range(0, end + 1, stride)) if spec.every is not None else [0]
@@ -378,11 +321,9 @@ def run_scheme(loss, name, X0, etas, dts, *, options, gtol, max_norm, spec, sing
     xs[:, regular.size:] = X[:, None]
     xs = np.where((ks[None, :] >= last[:, None])[..., None], X[:, None, :], xs)
     times = np.concatenate([[0.0], np.cumsum(dts[:end])])
-    result = Run(xs, times[ks], ks, status, message, {}, last)
-    extras = None if step_sizes is None else \
-        {"step_sizes": np.broadcast_to(step_sizes[ks], xs.shape[:2]).copy()}
+    result = Run(xs, times[ks], ks, status, message, {}, last, times[last])
     return finish(loss, result, name, f"{label} [jax]", before, single=single, record=spec,
-                  extras=extras)
+                  extras=extras(result) if extras is not None else None, maximize=maximize)
 
 
 def _outcome(code, stat, last, steps, gtol, max_norm, failure):

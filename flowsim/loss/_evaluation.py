@@ -6,6 +6,7 @@ compiled kernels; the other half (construction and the symbolic view) is in
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +69,44 @@ class Evaluation:
     def reset_counts(self):
         """Set the evaluation counts back to zero."""
         self._counter.value = self._counter.grad = self._counter.hess = 0
+
+    def evaluator(self, which, batched=True):
+        """The loss's counted kernel ``which`` ("value", "grad" or "hess") for hot loops.
+
+        The protocol for code outside the loss (update rules, vector fields, drivers):
+        no argument checks, a writeable float array of shape (n,) or (m, n) in, values
+        (...), gradients (..., n) or Hessians (..., n, n) out, every point counted in
+        :attr:`counts`. ``batched=True`` always takes the batched kernel (each row's
+        numbers do not depend on how many rows come with it).
+        """
+        if not isinstance(batched, (bool, np.bool_)):
+            raise TypeError(f"batched must be True or False, got {batched!r}.")
+        if which == "hess":
+            return self.hess
+        if which not in ("value", "grad"):
+            raise ValueError(f"which must be 'value', 'grad' or 'hess', got {which!r}.")
+        return self._fast(which, points=not batched)
+
+    def charge(self, value=0, grad=0, hess=0):
+        """Count evaluations done elsewhere (on JAX, in another process) at this loss."""
+        import numbers
+        for name, v in (("value", value), ("grad", grad), ("hess", hess)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
+                raise ValueError(f"{name} must be an integer >= 0 (evaluations), got {v!r}.")
+        c = self._counter
+        c.value += int(value)
+        c.grad += int(grad)
+        c.hess += int(hess)
+
+    @contextlib.contextmanager
+    def uncounted(self):
+        """A block whose evaluations stay out of :attr:`counts` (bookkeeping, pictures)."""
+        c = self._counter
+        saved = (c.value, c.grad, c.hess)
+        try:
+            yield self
+        finally:
+            c.value, c.grad, c.hess = saved
 
     def _points(self, x):
         if isinstance(x, np.ndarray) and x.dtype == np.float64:

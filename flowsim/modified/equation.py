@@ -71,10 +71,6 @@ FIELDS = {"gradient_flow": _gradient_field, "newton_flow": _newton_field}
 #: f_j = (-1)^(j-1) f_j of the other. Backward Euler is the adjoint of forward Euler.
 ADJOINT_OF = {"proximal_point": "gradient_descent"}
 
-#: First-order coefficient c of each gradient-flow scheme: f_2 = -c H grad L, so the field is
-#: -grad(L + c h |grad L|^2 / 2). Checked against the derived terms before use.
-_FIRST_ORDER = {"gradient_descent": sp.Rational(1, 2), "proximal_point": -sp.Rational(1, 2),
-                "heun": sp.S.Zero}
 
 #: The options that shape each scheme's map (others change nothing here and are refused).
 _OPTIONS = {"heavy_ball": ("momentum",)}
@@ -356,26 +352,47 @@ def modified_equation(loss, method, eta, order=1, *, max_terms=MAX_TERMS,
     field_expr = sum((t * h ** j for j, t in enumerate(terms)), sp.zeros(len(xs), 1))
     if step != eta:
         field_expr = field_expr * (h / sp.Float(step))
-    mod_loss = _modified_loss(L, sx, xs, record.name, derived, eta, order)
+    mod_loss = _modified_loss(L, sx, xs, record, derived, eta, order)
     return ModifiedEquation(loss, record.name, eta, order, tuple(terms), step, field_expr,
                             mod_loss, options)
 
 
-def _modified_loss(L, sx, xs, name, derived, eta, order):
-    """L + c eta |grad L|^2 / 2 where the derived f_2 is -c H grad L (decided exactly when
-    the difference expands to 0, else numerically at sample points)."""
+def _modified_loss(L, sx, xs, record, derived, eta, order):
+    """L + c eta |grad L|^2 / 2 where the derived f_2 of a gradient-flow scheme is
+    -c H grad L for a number c (1/2 for gradient descent, -1/2 for proximal point, 0 for
+    Heun; read off the terms, then checked: exactly when the difference expands to 0, else
+    numerically at sample points). None where f_2 has another form."""
     from ..loss import Loss
-    if order != 1 or name not in _FIRST_ORDER:
+    if order != 1 or record.flow != "gradient_flow":
         return None
-    c = to_symengine(_FIRST_ORDER[name])
     g = se.Matrix([se.diff(L, x) for x in sx])
     H = se.Matrix([[se.diff(gi, x) for x in sx] for gi in g])
+    c = _ratio(derived[1], H * g, sx)
+    if c is None:
+        return None
     gap = [se.expand(a + c * b) for a, b in zip(derived[1], H * g)]
     if any(e != 0 for e in gap) and not _vanishes(gap, sx):
         return None  # pragma: no cover - the derivation disagrees with the table
     expr = L + se.RealDouble(eta) * c / 2 * sum(e ** 2 for e in g)
     back = {sp.Symbol(v.name): v for v in xs}
     return Loss(to_sympy(expr).xreplace(back), [v.name for v in xs])
+
+
+def _ratio(f2, Hg, sx, points=8):
+    """The number -c with f2 = -c Hg at sample points, as an exact fraction (the one-step
+    maps' coefficients are rationals), or None where no sample point tells it."""
+    from fractions import Fraction
+    rng = np.random.default_rng(1)
+    f = se.Lambdify(sx, list(f2) + list(Hg), backend="lambda")
+    n = len(sx)
+    with np.errstate(all="ignore"):
+        for x in rng.uniform(-1.5, 1.5, size=(points, n)):
+            v = np.asarray(f(x), dtype=float).ravel()
+            a, b = v[:n], v[n:]
+            if np.all(np.isfinite(v)) and b @ b > 1e-12:
+                c = Fraction(float(-(a @ b) / (b @ b))).limit_denominator(10 ** 6)
+                return se.Rational(c.numerator, c.denominator)
+    return None
 
 
 def _vanishes(exprs, sx, points=8, tol=1e-9):

@@ -33,6 +33,7 @@ class Run(NamedTuple):
     message: np.ndarray  #: (m,) str per start
     records: dict        #: name -> (m, K) per-step records (nan at the last iterate)
     last: np.ndarray = None  #: (m,) the iterate at which each start stopped
+    t_last: np.ndarray = None  #: (m,) its time
 
 
 class StepFailed(Exception):
@@ -171,7 +172,19 @@ def iterate(loss, X0, steps, step, dts, *, gtol=None, max_norm=1e8, records=(),
             keeper.keep(k, sel, X)
     keeper.stop(rows, k, X)
     xs, ts, ks, records = keeper.result(dts)
-    return Run(xs, ts, ks, status, message, records, keeper.last.copy())
+    last = keeper.last.copy()
+    return Run(xs, ts, ks, status, message, records, last, _times_of(dts, last))
+
+
+def _times_of(dts, ks):
+    """The times of iterates ``ks``: sums of the first ks step durations."""
+    ks = np.asarray(ks)
+    if isinstance(dts, StepSizes):   # (cumulative takes sorted iterates)
+        order = np.argsort(ks, kind="stable")
+        out = np.empty(ks.shape)
+        out[order] = dts.cumulative(ks[order])
+        return out
+    return np.concatenate([[0.0], np.cumsum(dts)])[ks]
 
 
 def _escaped(X, max_norm, stopped):
@@ -229,7 +242,47 @@ def finish(loss, run, method, label, before, *, single, extras=None, values=None
         return Trajectory(ts, xs[0], values[0], grad_norms[0], status[0], message[0], method,
                           label, extras={name: e[0] for name, e in extras.items()},
                           variables=loss.variable_names, **spent)
+    t_stop = run.t_last if run.t_last is not None else ts[np.minimum(
+        np.searchsorted(run.ks, run.last), len(ts) - 1)]
     return BatchTrajectory(ts, xs, values if "loss" in fields else None,
                            grad_norms if "grad_norm" in fields else None, tuple(status),
                            tuple(message), method, label, extras=extras,
-                           variables=loss.variable_names, **spent)
+                           variables=loss.variable_names, t_stop=t_stop, **spent)
+
+
+def run_rule(loss, rule, options, X0, steps, etas, dts, *, gtol, max_norm, spec, single, name,
+             label, backend="numpy", extras=None, maximize=False):
+    """Run an :class:`~flowsim.rules.UpdateRule` from validated arguments, on numpy (this
+    loop, on the active rows) or on JAX (the same rule vmapped and scanned).
+
+    ``options`` are the rule's checked options; ``dts`` the steps' durations in the flow's
+    time; ``extras(run)`` -> the result's extras from the kept iterates; ``maximize`` turns
+    the growth test of :func:`finish` around. Returns the Trajectory or BatchTrajectory.
+    """
+    from ..rules import numpy_ops, put_rows, take_rows
+    if backend == "jax":
+        return jax_run(loss, name, X0, etas, dts, options=options, gtol=gtol,
+                       max_norm=max_norm, spec=spec, single=single, label=label, rule=rule,
+                       extras=extras, maximize=maximize)
+    ops = numpy_ops(loss, single)
+    state = [rule.start(X0, options, np)]
+    failure = rule.failure
+
+    def step(k, X, sel):
+        whole = isinstance(sel, slice)
+        S = state[0] if whole else take_rows(state[0], sel)
+        X_next, G, S_next, failed = rule.step(k, etas[k], X, S, ops, options)
+        if whole:   # every start is active: the new state replaces the old one
+            state[0] = S_next
+        else:
+            put_rows(state[0], sel, S_next)
+        if failed is False or not np.any(failed):
+            return X_next, G, None
+        bad = np.broadcast_to(np.asarray(failed, dtype=bool), (len(X),))
+        text = failure.replace("{k}", str(k))
+        return X_next, G, {"failed": bad, "failed_messages": [text] * int(bad.sum())}
+
+    before = loss.counts
+    run = iterate(loss, X0, steps, step, dts, gtol=gtol, max_norm=max_norm, record=spec)
+    return finish(loss, run, name, label, before, single=single, record=spec,
+                  extras=extras(run) if extras is not None else None, maximize=maximize)

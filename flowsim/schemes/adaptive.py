@@ -16,35 +16,63 @@ Adam with :math:`\beta_1 = 1 - a\eta`, :math:`\beta_2 = 1 - b\eta` follows the O
 """
 from __future__ import annotations
 
-import numpy as np
+from ._driver import as_record, common_arguments, run_rule, schedule_steps
+from ..backends import on_jax
+from ..rules import UpdateRule
+from ..ensemble.workers import parallel
 
-from ._driver import as_record, common_arguments, finish, iterate, jax_run, schedule_steps
-from ..jax_backend import on_jax
-
-__all__ = ["adagrad", "rmsprop", "adam", "sign_descent"]
+__all__ = ["adagrad", "rmsprop", "adam", "sign_descent", "ADAGRAD", "RMSPROP", "ADAM",
+           "SIGN_DESCENT"]
 
 
-def _run(loss, x0, eta, steps, gtol, max_norm, record, record_every, update, name, label,
+def _moments(X0, options, xp):
+    """The state (m, v): first and second moments, zero at the start."""
+    return xp.zeros_like(X0), xp.zeros_like(X0)
+
+
+def _adagrad_step(k, eta, x, state, ops, o):
+    g = ops.grad(x)
+    v = state[1] + g * g
+    return x - eta * g / (ops.xp.sqrt(v) + o["eps"]), g, (state[0], v), False
+
+
+def _rmsprop_step(k, eta, x, state, ops, o):
+    g = ops.grad(x)
+    v = o["rho"] * state[1] + (1 - o["rho"]) * g * g
+    return x - eta * g / (ops.xp.sqrt(v) + o["eps"]), g, (state[0], v), False
+
+
+def _adam_step(k, eta, x, state, ops, o):
+    g = ops.grad(x)
+    b1, b2 = o["beta1"], o["beta2"]
+    m = b1 * state[0] + (1 - b1) * g
+    v = b2 * state[1] + (1 - b2) * g * g
+    m_hat = m / (1 - b1 ** (k + 1))
+    v_hat = v / (1 - b2 ** (k + 1))
+    return x - eta * m_hat / (ops.xp.sqrt(v_hat) + o["eps"]), g, (m, v), False
+
+
+def _sign_step(k, eta, x, state, ops, o):
+    g = ops.grad(x)
+    return x - eta * ops.xp.sign(g), g, state, False
+
+
+ADAGRAD = UpdateRule(_adagrad_step, _moments, options={"eps": 1e-8})
+RMSPROP = UpdateRule(_rmsprop_step, _moments, options={"rho": 0.9, "eps": 1e-8})
+ADAM = UpdateRule(_adam_step, _moments, options={"beta1": 0.9, "beta2": 0.999, "eps": 1e-8})
+SIGN_DESCENT = UpdateRule(_sign_step)
+
+
+def _run(loss, x0, eta, steps, gtol, max_norm, record, record_every, rule, name, label,
          backend="numpy", options=None):
-    """The shared loop: ``update(k, G, rows, eta_k)`` -> the step for the active rows (on
-    JAX: :mod:`flowsim.jax_backend.schemes`'s rule ``name`` with ``options``)."""
+    """One adaptive scheme's run of ``rule`` with the checked ``options``."""
     loss, X0, steps, gtol, max_norm, single = common_arguments(
         loss, x0, steps, gtol, max_norm, record, record_every)
     etas = schedule_steps(eta, steps)
     spec = as_record(record, record_every)
-    if on_jax(backend):
-        return jax_run(loss, name, X0, etas, etas, options=options or {}, gtol=gtol,
-                       max_norm=max_norm, spec=spec, single=single, label=label)
-    grad = loss._fast("grad", points=False)
-    state = {"m": np.zeros_like(X0), "v": np.zeros_like(X0)}
-
-    def step(k, X, rows):
-        G = grad(X)
-        return X - update(k, G, rows, etas[k], state), G, None
-
-    before = loss.counts
-    run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)
-    return finish(loss, run, name, label, before, single=single, record=spec)
+    return run_rule(loss, rule, options or {}, X0, steps, etas, etas, gtol=gtol,
+                    max_norm=max_norm, spec=spec, single=single, name=name, label=label,
+                    backend="jax" if on_jax(backend) else "numpy")
 
 
 def _unit(value, name, closed_right=False):
@@ -61,6 +89,7 @@ def _eps(value):
     return value
 
 
+@parallel
 def adagrad(loss, x0, eta, steps, *, eps=1e-8, gtol=None, max_norm=1e8, record="all",
             record_every=1, backend="numpy"):
     """AdaGrad (see the module docstring for the update).
@@ -82,14 +111,11 @@ def adagrad(loss, x0, eta, steps, *, eps=1e-8, gtol=None, max_norm=1e8, record="
         Iterate k at time eta_0 + ... + eta_{k-1}.
     """
     eps = _eps(eps)
-
-    def update(k, G, rows, eta_k, s):
-        s["v"][rows] = s["v"][rows] + G * G
-        return eta_k * G / (np.sqrt(s["v"][rows]) + eps)
-    return _run(loss, x0, eta, steps, gtol, max_norm, record, record_every, update,
+    return _run(loss, x0, eta, steps, gtol, max_norm, record, record_every, ADAGRAD,
                 "adagrad", "AdaGrad", backend, {"eps": eps})
 
 
+@parallel
 def rmsprop(loss, x0, eta, steps, *, rho=0.9, eps=1e-8, gtol=None, max_norm=1e8,
             record="all", record_every=1, backend="numpy"):
     """RMSProp (see the module docstring for the update).
@@ -109,14 +135,11 @@ def rmsprop(loss, x0, eta, steps, *, rho=0.9, eps=1e-8, gtol=None, max_norm=1e8,
     Trajectory or BatchTrajectory
     """
     rho, eps = _unit(rho, "rho"), _eps(eps)
-
-    def update(k, G, rows, eta_k, s):
-        s["v"][rows] = rho * s["v"][rows] + (1 - rho) * G * G
-        return eta_k * G / (np.sqrt(s["v"][rows]) + eps)
-    return _run(loss, x0, eta, steps, gtol, max_norm, record, record_every, update,
+    return _run(loss, x0, eta, steps, gtol, max_norm, record, record_every, RMSPROP,
                 "rmsprop", f"RMSProp (rho={rho:g})", backend, {"rho": rho, "eps": eps})
 
 
+@parallel
 def adam(loss, x0, eta, steps, *, beta1=0.9, beta2=0.999, eps=1e-8, gtol=None, max_norm=1e8,
          record="all", record_every=1, backend="numpy"):
     """Adam with bias correction (see the module docstring for the update).
@@ -144,18 +167,12 @@ def adam(loss, x0, eta, steps, *, beta1=0.9, beta2=0.999, eps=1e-8, gtol=None, m
     [0.9, 0.9]
     """
     beta1, beta2, eps = _unit(beta1, "beta1"), _unit(beta2, "beta2"), _eps(eps)
-
-    def update(k, G, rows, eta_k, s):
-        s["m"][rows] = beta1 * s["m"][rows] + (1 - beta1) * G
-        s["v"][rows] = beta2 * s["v"][rows] + (1 - beta2) * G * G
-        m_hat = s["m"][rows] / (1 - beta1 ** (k + 1))
-        v_hat = s["v"][rows] / (1 - beta2 ** (k + 1))
-        return eta_k * m_hat / (np.sqrt(v_hat) + eps)
-    return _run(loss, x0, eta, steps, gtol, max_norm, record, record_every, update,
+    return _run(loss, x0, eta, steps, gtol, max_norm, record, record_every, ADAM,
                 "adam", f"Adam (beta1={beta1:g}, beta2={beta2:g})", backend,
                 {"beta1": beta1, "beta2": beta2, "eps": eps})
 
 
+@parallel
 def sign_descent(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all",
                  record_every=1, backend="numpy"):
     """Sign descent x_{k+1} = x_k - eta_k sign(grad L(x_k)).
@@ -172,5 +189,5 @@ def sign_descent(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all",
     Trajectory or BatchTrajectory
     """
     return _run(loss, x0, eta, steps, gtol, max_norm, record, record_every,
-                lambda k, G, rows, eta_k, s: eta_k * np.sign(G), "sign_descent",
+                SIGN_DESCENT, "sign_descent",
                 "sign descent", backend)

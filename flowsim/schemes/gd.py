@@ -9,11 +9,21 @@ from .._numeric import row_norms
 from .._validate import positive
 from ..results import Status
 from ._driver import (Run, StepFailed, as_record, common_arguments, converged_message, escape,
-                      finish, iterate, jax_run, schedule_steps)
-from ..jax_backend import on_jax
+                      finish, iterate, run_rule, schedule_steps)
+from ..backends import on_jax
 from ..ensemble.workers import parallel
+from ..rules import UpdateRule
 
-__all__ = ["gradient_descent"]
+__all__ = ["gradient_descent", "GRADIENT_DESCENT"]
+
+
+def _gd_step(k, eta, x, state, ops, options):
+    g = ops.grad(x)
+    return x + (options["sign"] * eta) * g, g, state, False
+
+
+#: x_{k+1} = x_k - eta_k grad L(x_k) (sign = +1: gradient ascent), on every backend.
+GRADIENT_DESCENT = UpdateRule(_gd_step, options={"sign": -1.0})
 
 
 @parallel
@@ -93,10 +103,14 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
     sign = 1.0 if maximize else -1.0
     label = ("gradient ascent" if maximize else "gradient descent") + \
         (" + Armijo" if line_search else "") + ("" if single else f", m={len(X0)}")
-    if on_jax(backend, line_search=line_search, maximize=maximize):
-        return jax_run(loss, "gradient_descent", X0, etas, etas, options={}, gtol=gtol,
-                       max_norm=max_norm, spec=spec, single=single, label=label,
-                       step_sizes=recorded)
+    def schedule(run):   # eta_k at every kept iterate, the next one at the last
+        return {"step_sizes": np.broadcast_to(recorded[run.ks], run.xs.shape[:2]).copy()}
+
+    if on_jax(backend, line_search=line_search):
+        return run_rule(loss, GRADIENT_DESCENT, {"sign": sign}, X0, steps, etas, etas,
+                        gtol=gtol, max_norm=max_norm, spec=spec, single=single,
+                        name="gradient_descent", label=label, backend="jax",
+                        extras=schedule, maximize=maximize)
     before = loss.counts
     if line_search is None and single and spec.every == 1:
         fast = _python_float_loop(loss, X0[0], etas, sign, gtol, max_norm)
@@ -107,12 +121,13 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
             run = Run(xs[None], ts, ks, [status], [message], {}, np.array([ks[-1]]))
             return finish(loss, run, "gradient_descent", label, before, single=True,
                           maximize=maximize, extras={"step_sizes": recorded[ks][None]})
+    if line_search is None:
+        return run_rule(loss, GRADIENT_DESCENT, {"sign": sign}, X0, steps, etas, etas,
+                        gtol=gtol, max_norm=max_norm, spec=spec, single=single,
+                        name="gradient_descent", label=label, extras=schedule,
+                        maximize=maximize)
     grad = loss._fast("grad", single)
     value = loss._fast("value", single)
-
-    def plain(k, X, rows):
-        G = grad(X)
-        return X + (sign * etas[k]) * G, G, None
 
     def armijo(k, X, rows):
         x, g = X[0], grad(X[0])
@@ -128,16 +143,11 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
         raise StepFailed(f"Armijo backtracking found no sufficient "
                          f"{'increase' if maximize else 'decrease'} down to step {a:.3g}")
 
-    run = iterate(loss, X0, steps, armijo if line_search else plain, etas, gtol=gtol,
-                  max_norm=max_norm, records=("step_sizes",) if line_search else (),
-                  record=spec)
-    if line_search:
-        run.records["step_sizes"][:, -1] = recorded[run.ks[-1]]  # the next first trial step
-        extras = run.records
-    else:
-        extras = {"step_sizes": np.broadcast_to(recorded[run.ks], run.xs.shape[:2]).copy()}
-    return finish(loss, run, "gradient_descent", label, before, single=single, extras=extras,
-                  maximize=maximize, record=spec)
+    run = iterate(loss, X0, steps, armijo, etas, gtol=gtol, max_norm=max_norm,
+                  records=("step_sizes",), record=spec)
+    run.records["step_sizes"][:, -1] = recorded[run.ks[-1]]  # the next first trial step
+    return finish(loss, run, "gradient_descent", label, before, single=single,
+                  extras=run.records, maximize=maximize, record=spec)
 
 
 def _python_float_loop(loss, x0, etas, sign, gtol, max_norm):

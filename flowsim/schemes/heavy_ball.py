@@ -4,11 +4,12 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import nonnegative
-from ._driver import as_record, common_arguments, finish, iterate, jax_run, schedule_steps
-from ..jax_backend import on_jax
+from ._driver import as_record, common_arguments, run_rule, schedule_steps
+from ..backends import on_jax
 from ..ensemble.workers import parallel
+from ..rules import UpdateRule
 
-__all__ = ["heavy_ball", "DEFAULT_MOMENTUM", "check_momentum"]
+__all__ = ["heavy_ball", "DEFAULT_MOMENTUM", "check_momentum", "HEAVY_BALL"]
 
 #: Default momentum beta of :func:`heavy_ball`.
 DEFAULT_MOMENTUM = 0.9
@@ -20,6 +21,21 @@ def check_momentum(beta, name="momentum"):
     if beta >= 1:
         raise ValueError(f"{name} must lie in [0, 1), got {beta}.")
     return beta
+
+
+def _previous_iterate(X0, options, xp):
+    """The state of a two-step scheme: the previous iterate, x_{-1} = x_0."""
+    return xp.array(X0, copy=True)
+
+
+def _heavy_ball_step(k, eta, x, prev, ops, options):
+    g = ops.grad(x)
+    return x - eta * g + options["momentum"] * (x - prev), g, x, False
+
+
+#: x_{k+1} = x_k - eta_k grad L(x_k) + beta (x_k - x_{k-1}), on every backend.
+HEAVY_BALL = UpdateRule(_heavy_ball_step, _previous_iterate,
+                        options={"momentum": DEFAULT_MOMENTUM})
 
 
 @parallel
@@ -66,21 +82,7 @@ def heavy_ball(loss, x0, eta, steps, *, momentum=DEFAULT_MOMENTUM, gtol=None, ma
     etas = schedule_steps(eta, steps)
     beta = check_momentum(momentum)
     spec = as_record(record, record_every)
-    if on_jax(backend):
-        return jax_run(loss, "heavy_ball", X0, etas, etas.map(np.sqrt),
-                       options={"momentum": beta}, gtol=gtol, max_norm=max_norm, spec=spec,
-                       single=single, label=f"heavy ball (beta={beta:g})")
-    grad = loss._fast("grad", single)
-    prev = X0.copy()
-
-    def step(k, X, rows):
-        G = grad(X)
-        X_next = X - etas[k] * G + beta * (X - prev[rows])
-        prev[rows] = X
-        return X_next, G, None
-
-    before = loss.counts
-    run = iterate(loss, X0, steps, step, etas.map(np.sqrt), gtol=gtol, max_norm=max_norm,
-                  record=spec)
-    return finish(loss, run, "heavy_ball", f"heavy ball (beta={beta:g})", before,
-                  single=single, record=spec)
+    return run_rule(loss, HEAVY_BALL, {"momentum": beta}, X0, steps, etas, etas.map(np.sqrt),
+                    gtol=gtol, max_norm=max_norm, spec=spec, single=single, name="heavy_ball",
+                    label=f"heavy ball (beta={beta:g})",
+                    backend="jax" if on_jax(backend) else "numpy")

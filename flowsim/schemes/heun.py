@@ -1,11 +1,21 @@
 """Heun's method: the explicit trapezoid rule, a second-order discretization of the flow."""
 from __future__ import annotations
 
-from ._driver import as_record, common_arguments, finish, iterate, jax_run, schedule_steps
-from ..jax_backend import on_jax
+from ._driver import as_record, common_arguments, run_rule, schedule_steps
+from ..backends import on_jax
 from ..ensemble.workers import parallel
+from ..rules import UpdateRule
 
-__all__ = ["heun"]
+__all__ = ["heun", "HEUN"]
+
+
+def _heun_step(k, eta, x, state, ops, options):
+    g = ops.grad(x)
+    return x - eta / 2 * (g + ops.grad(x - eta * g)), g, state, False
+
+
+#: x_{k+1} = x_k - eta_k/2 (grad L(x_k) + grad L(x_k - eta_k grad L(x_k))), on every backend.
+HEUN = UpdateRule(_heun_step, grads_per_step=2)
 
 
 @parallel
@@ -49,15 +59,6 @@ def heun(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", record_
         loss, x0, steps, gtol, max_norm, record, record_every)
     etas = schedule_steps(eta, steps)
     spec = as_record(record, record_every)
-    if on_jax(backend):
-        return jax_run(loss, "heun", X0, etas, etas, options={}, gtol=gtol, max_norm=max_norm,
-                       spec=spec, single=single, label="Heun")
-    grad = loss._fast("grad", single)
-
-    def step(k, X, rows):
-        G = grad(X)
-        return X - etas[k] / 2 * (G + grad(X - etas[k] * G)), G, None
-
-    before = loss.counts
-    run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)
-    return finish(loss, run, "heun", "Heun", before, single=single, record=spec)
+    return run_rule(loss, HEUN, {}, X0, steps, etas, etas, gtol=gtol, max_norm=max_norm,
+                    spec=spec, single=single, name="heun", label="Heun",
+                    backend="jax" if on_jax(backend) else "numpy")

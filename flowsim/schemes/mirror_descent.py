@@ -6,6 +6,7 @@ import numpy as np
 
 from ..geometry import Metric, Potential
 from ._driver import as_record, common_arguments, finish, iterate, schedule_steps
+from ..ensemble.workers import parallel
 
 __all__ = ["mirror_descent", "natural_gradient", "bregman_proximal_point"]
 
@@ -22,6 +23,7 @@ def _setup(loss, x0, eta, steps, gtol, max_norm, record, record_every, potential
             as_record(record, record_every))
 
 
+@parallel
 def mirror_descent(loss, x0, eta, steps, *, potential=None, gtol=None, max_norm=1e8, record="all",
                    record_every=1):
     r"""Mirror descent :math:`\nabla\psi(x_{k+1}) = \nabla\psi(x_k) - \eta_k \nabla L(x_k)`.
@@ -74,6 +76,7 @@ def mirror_descent(loss, x0, eta, steps, *, potential=None, gtol=None, max_norm=
                   record=spec)
 
 
+@parallel
 def natural_gradient(loss, x0, eta, steps, *, metric=None, gtol=None, max_norm=1e8, record="all",
                      record_every=1):
     r"""Natural-gradient descent :math:`x_{k+1} = x_k - \eta_k G(x_k)^{-1}\nabla L(x_k)`.
@@ -130,6 +133,7 @@ def natural_gradient(loss, x0, eta, steps, *, metric=None, gtol=None, max_norm=1
                   record=spec)
 
 
+@parallel
 def bregman_proximal_point(loss, x0, eta, steps, *, potential=None, iterations=50, gtol=None,
                            max_norm=1e8, record="all", record_every=1):
     r"""Bregman proximal point :math:`\nabla\psi(x_{k+1}) = \nabla\psi(x_k) -

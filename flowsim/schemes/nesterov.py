@@ -4,12 +4,28 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import positive
-from ._driver import as_record, common_arguments, finish, iterate, jax_run, schedule_steps
-from ..jax_backend import on_jax
-from .heavy_ball import check_momentum
+from ._driver import as_record, common_arguments, run_rule, schedule_steps
+from ..backends import on_jax
+from .heavy_ball import _previous_iterate, check_momentum
 from ..ensemble.workers import parallel
+from ..rules import UpdateRule
 
-__all__ = ["nesterov"]
+__all__ = ["nesterov", "NESTEROV"]
+
+
+def _nesterov_step(k, eta, x, prev, ops, options):
+    xp, beta = ops.xp, options["momentum"]
+    if beta is None:
+        beta = xp.where(k > 0, (k - 1.0) / (k + options["r"] - 1.0), 0.0)
+    y = x + beta * (x - prev)
+    g = ops.grad(y)
+    # |grad L| is tested where the gradient is taken at x_k itself (beta_k = 0)
+    return y - eta * g, xp.where(beta == 0, g, xp.inf), x, False
+
+
+#: y_k = x_k + beta_k (x_k - x_{k-1}), x_{k+1} = y_k - eta_k grad L(y_k), beta_k =
+#: (k - 1)/(k + r - 1) or a constant momentum, on every backend.
+NESTEROV = UpdateRule(_nesterov_step, _previous_iterate, options={"momentum": None, "r": 3.0})
 
 
 @parallel
@@ -65,21 +81,7 @@ def nesterov(loss, x0, eta, steps, *, r=3.0, momentum=None, gtol=None, max_norm=
     beta_const = None if momentum is None else check_momentum(momentum)
     spec = as_record(record, record_every)
     label = f"Nesterov (r={r:g})" if beta_const is None else f"Nesterov (beta={beta_const:g})"
-    if on_jax(backend):
-        return jax_run(loss, "nesterov", X0, etas, etas.map(np.sqrt),
-                       options={"momentum": beta_const, "r": r}, gtol=gtol, max_norm=max_norm,
-                       spec=spec, single=single, label=label)
-    grad = loss._fast("grad", single)
-    prev = X0.copy()
-
-    def step(k, X, rows):
-        beta = beta_const if beta_const is not None else (k - 1) / (k + r - 1) if k else 0.0
-        Y = X + beta * (X - prev[rows])
-        G = grad(Y)
-        prev[rows] = X
-        return Y - etas[k] * G, G if beta == 0 else None, None
-
-    before = loss.counts
-    run = iterate(loss, X0, steps, step, etas.map(np.sqrt), gtol=gtol, max_norm=max_norm,
-                  record=spec)
-    return finish(loss, run, "nesterov", label, before, single=single, record=spec)
+    return run_rule(loss, NESTEROV, {"momentum": beta_const, "r": r}, X0, steps, etas,
+                    etas.map(np.sqrt), gtol=gtol, max_norm=max_norm, spec=spec,
+                    single=single, name="nesterov", label=label,
+                    backend="jax" if on_jax(backend) else "numpy")

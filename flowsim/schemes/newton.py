@@ -1,13 +1,23 @@
 """Damped Newton's method: forward Euler on the Newton flow dx/dt = -H(x)^{-1} grad L(x)."""
 from __future__ import annotations
 
-import numpy as np
-
-from ._driver import as_record, common_arguments, finish, iterate, jax_run, schedule_steps
-from ..jax_backend import on_jax
+from ._driver import as_record, common_arguments, run_rule, schedule_steps
+from ..backends import on_jax
 from ..ensemble.workers import parallel
+from ..rules import UpdateRule
 
-__all__ = ["newton"]
+__all__ = ["newton", "NEWTON"]
+
+
+def _newton_step(k, eta, x, state, ops, options):
+    g = ops.grad(x)
+    d = ops.solve(ops.hess(x), g)
+    # a singular Hessian gives a non-finite direction: that start's step fails
+    return x - eta * d, g, state, ~ops.xp.all(ops.xp.isfinite(d), axis=-1)
+
+
+#: x_{k+1} = x_k - eta_k H(x_k)^{-1} grad L(x_k), on every backend.
+NEWTON = UpdateRule(_newton_step, failure="the Hessian is singular at x_{k}")
 
 
 @parallel
@@ -55,28 +65,7 @@ def newton(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", recor
     etas = schedule_steps(eta, steps, "eta (the damping of the Newton step)", upper=1.0)
     spec = as_record(record, record_every)
     full = etas.constant == 1.0
-    if on_jax(backend):
-        return jax_run(loss, "newton", X0, etas, etas, options={}, gtol=gtol, max_norm=max_norm,
-                       spec=spec, single=single, label="Newton" if full else "damped Newton")
-    grad = loss._fast("grad", single)
-
-    def step(k, X, rows):
-        G = grad(X)
-        H = loss.hess(X)
-        try:
-            D = np.linalg.solve(H, G[..., None])[..., 0]
-            singular = np.zeros(len(X), bool)
-        except np.linalg.LinAlgError:  # solve row by row; the singular rows end failed
-            D, singular = np.zeros_like(X), np.zeros(len(X), bool)
-            for i, (h, g) in enumerate(zip(H, G)):
-                try:
-                    D[i] = np.linalg.solve(h, g)
-                except np.linalg.LinAlgError:
-                    singular[i] = True
-        return X - etas[k] * D, G, {"failed": singular, "failed_messages":
-                                    [f"the Hessian is singular at x_{k}"] * int(singular.sum())}
-
-    before = loss.counts
-    run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)
-    return finish(loss, run, "newton", "Newton" if full else "damped Newton", before,
-                  single=single, record=spec)
+    return run_rule(loss, NEWTON, {}, X0, steps, etas, etas, gtol=gtol, max_norm=max_norm,
+                    spec=spec, single=single, name="newton",
+                    label="Newton" if full else "damped Newton",
+                    backend="jax" if on_jax(backend) else "numpy")

@@ -13,7 +13,7 @@ from .._validate import positive, positive_int
 from ..loss import SPARSE_FROM
 from ._driver import (StepFailed, as_record, common_arguments, finish, iterate, jax_run,
                       schedule_steps)
-from ..jax_backend import on_jax
+from ..backends import on_jax
 from ..ensemble.workers import parallel
 
 __all__ = ["proximal_point", "proximal_step", "newton_batch"]
@@ -153,7 +153,6 @@ def _fallback(loss, x, eta, y0, tol, scale, inner):
     return y, inner + sol.nit, res
 
 
-@parallel
 def _objective(value, X, Y, eta):
     """The proximal objectives L(y) + |y - x|^2 / (2 eta) of each row, shape (a,)."""
     D = Y - X
@@ -236,6 +235,7 @@ def newton_batch(loss, X, eta, tol=1e-12, max_inner=50, c=1e-4):
     return Y, inner, res, pending
 
 
+@parallel
 def proximal_point(loss, x0, eta, steps, *, tol=1e-12, max_inner=50, gtol=None,
                    max_norm=1e8, record="all", record_every=1, backend="numpy"):
     r"""Proximal point x_{k+1} = x_k - eta grad L(x_{k+1}): backward Euler on the flow.

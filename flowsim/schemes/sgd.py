@@ -5,7 +5,7 @@ import numpy as np
 
 from .._validate import positive_int, seed_value
 from ._driver import as_record, common_arguments, finish, iterate, jax_run, schedule_steps
-from ..jax_backend import on_jax
+from ..backends import on_jax
 from ..ensemble.workers import parallel
 
 __all__ = ["sgd"]

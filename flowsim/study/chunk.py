@@ -65,6 +65,21 @@ class Task:
     paths: bool = False
 
 
+def apportion(total, steps):
+    """Each start's share of a batch's ``total`` evaluations, in proportion to the steps it
+    took (integers summing to ``total``, largest remainders first). Exact for schemes, whose
+    every step costs the same; for flows the share of the accepted steps."""
+    steps = np.asarray(steps, dtype=float)
+    if total == 0 or steps.sum() <= 0:
+        return np.zeros(len(steps), dtype=np.int64)
+    exact = total * steps / steps.sum()
+    out = np.floor(exact).astype(np.int64)
+    rest = int(total - out.sum())
+    if rest:
+        out[np.argsort(-(exact - out), kind="stable")[:rest]] += 1
+    return out
+
+
 def _run(task, X):
     record = methods.get(task.method)
     if record.kind == "flow":
@@ -135,18 +150,27 @@ def run_chunk(task, rows, X, *, reason=None):
     table.update({f"x0_{name}": X[:, i] for i, name in enumerate(names)})
     table.update({f"x_{name}": final[:, i] for i, name in enumerate(names)})
     table.update(L=values, status=[s.value for s in batch.status],
-                 message=list(batch.message), t_final=np.full(m, float(batch.ts[-1])),
+                 message=list(batch.message), t_final=batch.t_final,
                  steps=batch.extras["steps_taken"][:, -1],
                  time_to_tol=to_tol[0], iterations_to_tol=to_tol[1],
                  deviation=_deviation(task, X, batch) if task.reference and
                  methods.get(task.method).kind == "scheme" else np.full(m, np.nan),
                  minimizer=_minimizer_reached(task.loss, final))
     runs = pandas.DataFrame(table)
-    # the chunk's evaluations, on its first row: assemble() turns the task's total into the
-    # mean per start, the same whatever the chunking
+    # evaluations: each run's own where every step costs the same (schemes written as an
+    # update rule: the batch's count shared by steps taken is exact), else the chunk's total
+    # on its first row, which assemble() turns into the task's mean per start (the same
+    # whatever the chunking)
+    exact = getattr(methods.get(task.method), "rule", None) is not None and \
+        methods.get(task.method).kind == "scheme"
+    steps = batch.extras["steps_taken"][:, -1]
     for name in ("nfev", "ngev", "nhev"):
-        runs[f"_{name}"] = np.zeros(m)
-        runs.loc[0, f"_{name}"] = getattr(batch, name)
+        if exact:
+            runs[f"_{name}"] = apportion(getattr(batch, name), steps).astype(float)
+        else:
+            runs[f"_{name}"] = np.zeros(m)
+            runs.loc[0, f"_{name}"] = getattr(batch, name)
+    runs["_exact"] = exact
     paths = None
     if task.paths and reason is None:
         k = len(batch.ts)

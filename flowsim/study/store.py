@@ -24,6 +24,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas
 
 from ..results import Picklable
@@ -103,8 +104,10 @@ class Study(Picklable):
         One row per (loss, method, eta, start): ``task``, ``loss``, ``method``, ``eta`` (nan
         for flows), ``start``, ``x0_<variable>`` (start), ``x_<variable>`` (final state; the
         loss's variable names, as in every frame), ``L``, ``status``,
-        ``message``, ``t_final``, ``steps`` (taken by that start), ``nfev``/``ngev``/``nhev``
-        (the task's evaluations per start, on average),
+        ``message``, ``t_final`` (the time at which that start stopped), ``steps`` (taken
+        by that start), ``nfev``/``ngev``/``nhev`` (that run's own evaluations for schemes
+        written as an update rule, whose steps all cost the same; for the others the
+        task's evaluations per start, on average),
         ``time_to_tol`` (first time with L - L* <= tol, nan if never or not asked),
         ``deviation`` (largest distance to the gradient flow, when asked), ``minimizer``
         (index of the loss's known minimizer reached, -1 for none).
@@ -378,11 +381,14 @@ def assemble(parts, spec, missing=()):
     kept = [p[1] for p in parts if p[1] is not None]
     paths = pandas.concat(kept, ignore_index=True) if kept else None
     runs = runs.sort_values(["task", "start"], kind="stable").reset_index(drop=True)
-    if "_ngev" in runs:  # chunk totals -> the task's mean evaluations per start
+    if "_ngev" in runs:  # each run's own count where exact, else the task's mean per start
+        exact = runs["_exact"].fillna(False).astype(bool).to_numpy() if "_exact" in runs \
+            else np.zeros(len(runs), bool)
         for name in ("nfev", "ngev", "nhev"):
-            runs[name] = runs.groupby("task")[f"_{name}"].transform("sum") / \
+            mean = runs.groupby("task")[f"_{name}"].transform("sum") / \
                 runs.groupby("task")["start"].transform("size")
-        runs = runs.drop(columns=["_nfev", "_ngev", "_nhev"])
+            runs[name] = np.where(exact, runs[f"_{name}"], mean)
+        runs = runs.drop(columns=["_nfev", "_ngev", "_nhev", "_exact"], errors="ignore")
     if paths is not None:
         paths = paths.sort_values(["task", "start", "step"], kind="stable") \
             .reset_index(drop=True)

@@ -1,0 +1,151 @@
+r"""A flow made from a :class:`~flowsim.rules.VectorField`: what :func:`flowsim.register`
+gives a researcher's own ODE.
+
+One field ``f(x, ops, options)``, written over ``ops.xp``, is run three ways:
+
+* one start: scipy's steppers on the guarded loop (:func:`flowsim.flows._solver.integrate`:
+  step budget, ``gtol``, ``max_norm``, ``t_eval``, dense output, statuses);
+* m starts on numpy: the per-start engines of :mod:`flowsim.ensemble` (explicit pairs, or
+  the Rosenbrock pair with the field's Jacobian, by finite differences where it has none);
+* m starts on JAX: diffrax, vmapped (:mod:`flowsim.jax_backend.flows`).
+
+``gtol`` stops a start where |grad L(x)| <= gtol on every path.
+"""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from .._numeric import row_norms
+from ..ensemble.run import System, batch_run
+from ..ensemble.workers import PARALLEL_DOC, in_chunks
+from ..backends import on_jax
+from ..rules import check_options, numpy_ops
+from ._common import bound_stop, converged, finish_flow, flow_arguments
+from ._solver import integrate
+
+__all__ = ["FieldFlow", "finite_difference_jacobian"]
+
+_P = inspect.Parameter
+_COMMON = [("method", "RK45"), ("rtol", 1e-8), ("atol", 1e-10), ("t_eval", None),
+           ("dense_output", True), ("gtol", None), ("max_norm", 1e8),
+           ("max_steps", "default"), ("backend", "numpy"), ("workers", None),
+           ("executor", None), ("chunk_size", None)]
+
+
+def finite_difference_jacobian(fun, X, F=None):
+    """Forward-difference Jacobians of a batched field: ``fun(X)`` (a, n) -> (a, n, n)."""
+    F = fun(X) if F is None else F
+    a, n = X.shape
+    J = np.empty((a, n, n))
+    for j in range(n):
+        h = np.sqrt(np.finfo(float).eps) * np.maximum(1.0, np.abs(X[:, j]))
+        Xh = X.copy()
+        Xh[:, j] += h
+        J[:, :, j] = (fun(Xh) - F) / h[:, None]
+    return J
+
+
+class FieldFlow:
+    r"""The flow ``name``: dx/dt = ``field.field(x, ops, options)``.
+
+    Parameters
+    ----------
+    name, label : str
+    field : VectorField
+
+    Notes
+    -----
+    Calling it: ``flow(loss, x0, t_end, **options)`` with x0 of shape (n,) (a
+    :class:`~flowsim.Trajectory`) or (m, n) (a :class:`~flowsim.BatchTrajectory`); the
+    field's options are keywords, the rest are :func:`flowsim.gradient_flow`'s.
+    """
+
+    def __init__(self, name, label, field):
+        self.name, self.label, self.field = name, label, field
+        self.__name__ = self.__qualname__ = name
+        self.__module__ = "flowsim.registered"
+        params = [_P(p, _P.POSITIONAL_OR_KEYWORD) for p in ("loss", "x0", "t_end")]
+        params += [_P(k, _P.KEYWORD_ONLY, default=v) for k, v in field.options.items()]
+        params += [_P(k, _P.KEYWORD_ONLY, default=v) for k, v in _COMMON]
+        self.__signature__ = inspect.Signature(params)
+        options = "".join(f"    {k} : float\n        Option of the field (default {v!r}).\n"
+                          for k, v in field.options.items())
+        self.__doc__ = (f"{label}: a flow registered from a vector field.\n\n"
+                        "    Parameters\n    ----------\n    loss : Loss or str\n"
+                        "    x0 : array_like, shape (n,) or (m, n)\n    t_end : float\n" +
+                        options + "    method, rtol, atol, t_eval, dense_output, gtol, "
+                        "max_norm, max_steps, backend\n"
+                        "        As in :func:`flowsim.gradient_flow`.\n" + PARALLEL_DOC +
+                        "\n    Returns\n    -------\n    Trajectory or BatchTrajectory\n")
+
+    def __repr__(self):
+        return f"<flow {self.name!r} from a vector field>"
+
+    def __reduce__(self):
+        return (FieldFlow, (self.name, self.label, self.field))
+
+    def __call__(self, loss, x0, t_end, *, method="RK45", rtol=1e-8, atol=1e-10, t_eval=None,
+                 dense_output=True, gtol=None, max_norm=1e8, max_steps="default",
+                 backend="numpy", workers=None, executor=None, chunk_size=None, **options):
+        kwargs = dict(options, method=method, rtol=rtol, atol=atol, t_eval=t_eval,
+                      dense_output=dense_output, gtol=gtol, max_norm=max_norm,
+                      max_steps=max_steps, backend=backend)
+        return in_chunks(self, self._run, loss, x0, (t_end,), kwargs, workers=workers,
+                         executor=executor, chunk_size=chunk_size, takes_dense=True)
+
+    def _run(self, loss, x0, t_end, *, method, rtol, atol, t_eval, dense_output, gtol,
+             max_norm, max_steps, backend, **options):
+        options = check_options(self.field.options, options, self.name)
+        jax = on_jax(backend)
+        loss, X, t_end, gtol, max_norm, t_eval = flow_arguments(
+            loss, x0, t_end, method, rtol, atol, max_steps, gtol, max_norm, t_eval)
+        label = self.label + "".join(f", {k}={v:g}" for k, v in options.items()
+                                     if v is not None)
+        if jax:
+            from ..jax_backend.flows import field_flow_jax
+            batch = field_flow_jax(loss, self.name, self.field, options, np.atleast_2d(X),
+                                   t_end, method, rtol, atol, t_eval, dense_output, gtol,
+                                   max_norm, max_steps, label)
+            return batch if X.ndim == 2 else batch.trajectory(0)
+        f, jac = self.field.field, self.field.jacobian
+        if X.ndim == 2:
+            ops = numpy_ops(loss, single=False)
+
+            def fun(t, Y):
+                return f(Y, ops, options)
+
+            def jacobian(t, Y):
+                if jac is not None:
+                    return jac(Y, ops, options)
+                return finite_difference_jacobian(lambda Z: f(Z, ops, options), Y)
+
+            system = System(fun, jacobian, loss.n,
+                            stationarity=lambda Y: row_norms(ops.grad(Y)))
+            return batch_run(loss, system, X, t_end, method, rtol, atol, t_eval,
+                             dense_output, gtol, max_norm, max_steps, self.name,
+                             f"{label} ({method})")
+        ops = numpy_ops(loss, single=True)
+        bound = bound_stop(max_norm, loss.n)
+
+        def one(t, y):
+            return f(y[None], ops, options)[0]
+
+        solver_options = {}
+        if jac is not None and method in ("Radau", "BDF", "LSODA"):
+            solver_options["jac"] = lambda t, y: jac(y[None], ops, options)[0]
+
+        def stop(t, y, solver):
+            reason = bound(y)
+            if reason is None and gtol is not None:
+                reason = converged(np.linalg.norm(ops.grad(y[None])[0]), gtol)
+            return reason
+
+        before = loss.counts
+        run = integrate(one, X, t_end, method=method, rtol=rtol, atol=atol,
+                        solver_options=solver_options,
+                        dense_output=dense_output or t_eval is not None, stop=stop,
+                        max_steps=max_steps)
+        return finish_flow(loss, run, t_eval, self.name, f"{label} ({method})", before)
+

@@ -1,0 +1,246 @@
+r"""Methods as data: a scheme is one update rule, a flow is one vector field.
+
+A rule is written once over an array namespace ``xp`` (``numpy`` or ``jax.numpy``) in the
+shape optax made standard, and every backend reads the same function:
+
+* :class:`UpdateRule` -- ``init(x0, options, xp) -> state`` and
+  ``step(k, eta, x, state, ops, options) -> (x_next, grad_for_stop, state, failed)``.
+  The numpy driver (:func:`flowsim.schemes._driver.iterate`) calls ``step`` on the stack of
+  active starts, shape (a, n); the JAX driver (:mod:`flowsim.jax_backend.schemes`) vmaps it
+  over the starts and scans it, so there it sees one start, shape (n,). Written with
+  elementwise arithmetic and ``axis=-1`` reductions, one rule serves both.
+* :class:`VectorField` -- ``field(x, ops, options) -> dx/dt`` (and, where it has one,
+  ``jacobian(x, ops, options)``), from which the scipy single-start run, the batched engines
+  and diffrax are derived (:mod:`flowsim.flows.field`).
+
+``ops`` (:class:`LossOps`) is the loss as the rule sees it: ``value``, ``grad``, ``hess`` and
+``solve`` on the backend's arrays, counted where the backend counts.
+
+Examples
+--------
+Gradient descent with a decaying extra step, as a rule (one start or many, numpy or JAX):
+
+>>> import numpy as np
+>>> def step(k, eta, x, state, ops, options):
+...     g = ops.grad(x)
+...     return x - eta * g, g, state, False
+>>> rule = UpdateRule(step)
+>>> ops = LossOps(np, 1, None, lambda x: x, None)
+>>> rule.step(0, 0.5, np.array([[2.0]]), (), ops, {})[0].tolist()
+[[1.0]]
+"""
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["UpdateRule", "VectorField", "LossOps", "numpy_ops", "jax_ops", "check_options",
+           "take_rows", "put_rows"]
+
+
+@dataclass(frozen=True)
+class LossOps:
+    """The loss as a rule sees it, on one backend's arrays.
+
+    Attributes
+    ----------
+    xp : module
+        ``numpy`` or ``jax.numpy``.
+    n : int
+        Number of variables.
+    value, grad, hess : callable
+        x of shape (..., n) -> L (...), grad L (..., n), H (..., n, n). Counted on numpy.
+    solve : callable
+        ``solve(A, b)`` with A (..., n, n), b (..., n) -> A^{-1} b (..., n); a singular
+        system gives a non-finite row (numpy) instead of raising.
+    """
+
+    xp: object
+    n: int
+    value: object
+    grad: object
+    hess: object
+    solve: object = None
+
+
+def _numpy_solve(A, b):
+    try:
+        return np.linalg.solve(A, b[..., None])[..., 0]
+    except np.linalg.LinAlgError:  # row by row: the singular rows come back nan
+        A2, b2 = A.reshape((-1,) + A.shape[-2:]), b.reshape(-1, b.shape[-1])
+        out = np.full_like(b2, np.nan)
+        for i, (a, v) in enumerate(zip(A2, b2)):
+            try:
+                out[i] = np.linalg.solve(a, v)
+            except np.linalg.LinAlgError:
+                pass
+        return out.reshape(b.shape)
+
+
+def numpy_ops(loss, single=False):
+    """:class:`LossOps` of ``loss`` on numpy stacks (a, n), counted in ``loss.counts``.
+
+    ``single`` takes the one-point kernels (a batch of starts always takes the batched
+    ones, so chunked batches agree bit for bit with unchunked ones).
+    """
+    return LossOps(np, loss.n, loss.evaluator("value", not single),
+                   loss.evaluator("grad", not single), loss.evaluator("hess"), _numpy_solve)
+
+
+def jax_ops(J, jnp):
+    """:class:`LossOps` of a :class:`~flowsim.jax_backend.compiled.JaxLoss` on one point."""
+    return LossOps(jnp, J.n, J.value, J.grad, J.hess,
+                   lambda A, b: jnp.linalg.solve(A, b[..., None])[..., 0])
+
+
+def check_options(defaults, given, owner):
+    """``given`` (a mapping) checked against the rule's ``defaults``: every name known, every
+    value a finite real number (or None where the default is None), defaults filled in.
+
+    Raises
+    ------
+    ValueError
+        One sentence naming the option and what it takes.
+    """
+    out = dict(defaults)
+    for name, value in given.items():
+        if name not in defaults:
+            known = ", ".join(sorted(defaults)) or "none"
+            raise ValueError(f"{owner} has no option {name!r}; its options: {known}.")
+        if value is None and defaults[name] is None:
+            out[name] = None
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+                not np.isfinite(value):
+            raise ValueError(f"{owner}: option {name} must be a finite real number, got "
+                             f"{value!r}.")
+        out[name] = float(value)
+    return out
+
+
+def _frozen(mapping):
+    """The options as a plain dict (picklable, for worker processes) of names to defaults."""
+    if mapping is not None and not isinstance(mapping, dict):
+        raise TypeError(f"options must be a dict of names to defaults, got "
+                        f"{type(mapping).__name__}.")
+    out = dict(mapping or {})
+    for name in out:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"options: every name must be a Python identifier, got {name!r}.")
+    return out
+
+
+@dataclass(frozen=True)
+class UpdateRule:
+    r"""A discrete scheme as one update rule, read by every backend.
+
+    Parameters
+    ----------
+    step : callable
+        ``step(k, eta, x, state, ops, options)`` -> ``(x_next, g, state_next, failed)``:
+        iterate k (an int on numpy, a traced int on JAX), its step eta_k, the iterates x
+        (shape (a, n) on numpy, (n,) on JAX), the carried state, the loss ops
+        (:class:`LossOps`) and the options (a dict of floats). ``g`` is grad L(x_k) where
+        the step computed it (tested against ``gtol``), or None; ``failed`` is False, or a
+        mask (a,) / bool of starts whose step could not be taken.
+    init : callable, optional
+        ``init(x0, options, xp)`` -> the initial state, arrays with the starts on their
+        first axis (x0 has shape (m, n)), or a tuple of them. Default: no state.
+    options : mapping of str to float or None
+        The rule's options and their defaults (each a keyword of the scheme).
+    grads_per_step : int
+        Gradient evaluations per step, for the JAX backend's counters.
+    failure : str
+        Why a step failed, for the message (``{k}`` is the step).
+
+    Notes
+    -----
+    The state is a tuple of arrays (or one array) whose first axis is the start: the numpy
+    driver hands a rule only the active starts' rows and writes them back.
+    """
+
+    step: object
+    init: object = None
+    options: object = field(default_factory=dict)
+    grads_per_step: int = 1
+    failure: str = "the update rule could not take the step"
+
+    def __post_init__(self):
+        if not callable(self.step):
+            raise TypeError(f"step must be callable, got {type(self.step).__name__}.")
+        if self.init is not None and not callable(self.init):
+            raise TypeError(f"init must be callable or None, got {type(self.init).__name__}.")
+        if isinstance(self.grads_per_step, bool) or \
+                not isinstance(self.grads_per_step, numbers.Integral) or self.grads_per_step < 0:
+            raise ValueError("grads_per_step must be an integer >= 0, got "
+                             f"{self.grads_per_step!r}.")
+        if not isinstance(self.failure, str):
+            raise TypeError(f"failure must be a str, got {type(self.failure).__name__}.")
+        object.__setattr__(self, "options", _frozen(self.options))
+
+    def start(self, X0, options, xp=np):
+        """The initial state for starts ``X0`` (m, n)."""
+        return () if self.init is None else self.init(X0, options, xp)
+
+    def __hash__(self):
+        return hash((self.step, self.init, tuple(sorted(self.options.items()))))
+
+    def __eq__(self, other):
+        return isinstance(other, UpdateRule) and hash(self) == hash(other)
+
+
+@dataclass(frozen=True)
+class VectorField:
+    r"""A continuous flow as one vector field, read by every backend.
+
+    Parameters
+    ----------
+    field : callable
+        ``field(x, ops, options)`` -> dx/dt, same shape as x ((a, n) on numpy, (n,) on JAX).
+    jacobian : callable, optional
+        ``jacobian(x, ops, options)`` -> d field / dx, shape (..., n, n); implicit solvers
+        use it (without one they take finite differences on numpy).
+    options : mapping of str to float or None
+        The field's options and their defaults.
+
+    Notes
+    -----
+    ``gtol`` stops a start where |grad L(x)| <= gtol, on every backend.
+    """
+
+    field: object
+    jacobian: object = None
+    options: object = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not callable(self.field):
+            raise TypeError(f"field must be callable, got {type(self.field).__name__}.")
+        if self.jacobian is not None and not callable(self.jacobian):
+            raise TypeError("jacobian must be callable or None, got "
+                            f"{type(self.jacobian).__name__}.")
+        object.__setattr__(self, "options", _frozen(self.options))
+
+    def __hash__(self):
+        return hash((self.field, self.jacobian, tuple(sorted(self.options.items()))))
+
+    def __eq__(self, other):
+        return isinstance(other, VectorField) and hash(self) == hash(other)
+
+
+def take_rows(state, sel):
+    """The rows ``sel`` of every array in ``state`` (an array, a tuple of them, or ())."""
+    if isinstance(state, tuple):
+        return tuple(take_rows(s, sel) for s in state)
+    return state[sel]
+
+
+def put_rows(state, sel, new):
+    """Write ``new`` into the rows ``sel`` of ``state`` (in place); returns ``state``."""
+    if isinstance(state, tuple):
+        for s, v in zip(state, new):
+            put_rows(s, sel, v)
+        return state
+    state[sel] = new
+    return state

@@ -1,0 +1,91 @@
+r"""A scheme function made from an :class:`~flowsim.rules.UpdateRule`: what
+:func:`flowsim.register` gives a researcher's own scheme.
+
+The function has every scheme's signature ``(loss, x0, eta, steps, *, <options>, gtol,
+max_norm, record, record_every, backend, workers, executor, chunk_size)``, runs the rule on
+the numpy driver or on JAX, and travels to worker processes by value (its rule's functions
+by name), so a scheme defined in the researcher's own module runs in chunks as the built-in
+ones do.
+"""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from ..ensemble.workers import PARALLEL_DOC, in_chunks
+from ..backends import on_jax
+from ..rules import check_options
+from ._driver import as_record, common_arguments, run_rule, schedule_steps
+
+__all__ = ["RuleScheme"]
+
+_P = inspect.Parameter
+_COMMON = [("gtol", None), ("max_norm", 1e8), ("record", "all"), ("record_every", 1),
+           ("backend", "numpy"), ("workers", None), ("executor", None), ("chunk_size", None)]
+
+
+class RuleScheme:
+    r"""The scheme ``name`` that runs ``rule``.
+
+    Parameters
+    ----------
+    name, label : str
+        Machine name (results carry it in ``method``) and human name.
+    rule : UpdateRule
+    step_time : {"eta", "sqrt(eta)"}
+        The flow time one step covers (iterate k sits at h_0 + ... + h_{k-1}).
+
+    Notes
+    -----
+    Calling it: ``scheme(loss, x0, eta, steps, **options)`` with x0 of shape (n,) (a
+    :class:`~flowsim.Trajectory`) or (m, n) (a :class:`~flowsim.BatchTrajectory`), ``eta``
+    a number or a schedule ``k -> eta_k``; the rule's options are keywords.
+    """
+
+    def __init__(self, name, label, rule, step_time="eta"):
+        self.name, self.label, self.rule, self.step_time = name, label, rule, step_time
+        self.__name__ = self.__qualname__ = name
+        self.__module__ = "flowsim.registered"
+        params = [_P(p, _P.POSITIONAL_OR_KEYWORD) for p in ("loss", "x0", "eta", "steps")]
+        params += [_P(k, _P.KEYWORD_ONLY, default=v) for k, v in rule.options.items()]
+        params += [_P(k, _P.KEYWORD_ONLY, default=v) for k, v in _COMMON]
+        self.__signature__ = inspect.Signature(params)
+        options = "".join(f"    {k} : float\n        Option of the rule (default {v!r}).\n"
+                          for k, v in rule.options.items())
+        self.__doc__ = (f"{label}: a scheme registered from an update rule.\n\n"
+                        "    Parameters\n    ----------\n    loss : Loss or str\n"
+                        "    x0 : array_like, shape (n,) or (m, n)\n"
+                        "    eta : float or callable\n    steps : int\n" + options +
+                        "    gtol, max_norm, record, record_every, backend\n"
+                        "        As in :func:`flowsim.gradient_descent`.\n" + PARALLEL_DOC +
+                        "\n    Returns\n    -------\n    Trajectory or BatchTrajectory\n")
+
+    def __repr__(self):
+        return f"<scheme {self.name!r} from an update rule>"
+
+    def __reduce__(self):
+        return (RuleScheme, (self.name, self.label, self.rule, self.step_time))
+
+    def __call__(self, loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all",
+                 record_every=1, backend="numpy", workers=None, executor=None,
+                 chunk_size=None, **options):
+        kwargs = dict(options, gtol=gtol, max_norm=max_norm, record=record,
+                      record_every=record_every, backend=backend)
+        return in_chunks(self, self._run, loss, x0, (eta, steps), kwargs, workers=workers,
+                         executor=executor, chunk_size=chunk_size, takes_dense=False)
+
+    def _run(self, loss, x0, eta, steps, *, gtol, max_norm, record, record_every, backend,
+             **options):
+        options = check_options(self.rule.options, options, self.name)
+        jax = on_jax(backend)
+        loss, X0, steps, gtol, max_norm, single = common_arguments(
+            loss, x0, steps, gtol, max_norm, record, record_every)
+        etas = schedule_steps(eta, steps)
+        dts = etas if self.step_time == "eta" else etas.map(np.sqrt)
+        shown = ", ".join(f"{k}={v:g}" for k, v in options.items() if v is not None)
+        return run_rule(loss, self.rule, options, X0, steps, etas, dts, gtol=gtol,
+                        max_norm=max_norm, spec=as_record(record, record_every),
+                        single=single, name=self.name,
+                        label=f"{self.label} ({shown})" if shown else self.label,
+                        backend="jax" if jax else "numpy")

@@ -1,0 +1,215 @@
+"""A researcher's own scheme and flow, defined here (outside the package) in a few lines each
+and registered with flowsim.register, through every consumer: batches, workers, JAX,
+compare, convergence_order, modified_equation, sweep, the pictures and the command, each
+against a closed form."""
+import numpy as np
+import pytest
+import scipy.linalg
+
+import flowsim as fs
+from flowsim import methods
+
+A = np.array([[3.0, 1.0], [1.0, 2.0]])
+QUAD = "3*x**2/2 + x*y + y**2 + 0*x"   # L = x^T A x / 2, minimizer 0
+STARTS = np.array([[1.0, 0.5], [-2.0, 1.0], [0.3, -0.7], [1.5, 1.5], [-1.0, -1.0]])
+
+
+# --- the researcher's file: one scheme, one flow, one more scheme on that flow -------------
+
+def extragradient_step(k, eta, x, state, ops, options):
+    """x_{k+1} = x_k - eta grad L(x_k - eta grad L(x_k))."""
+    g = ops.grad(x)
+    return x - eta * ops.grad(x - eta * g), g, state, False
+
+
+def scaled_field(x, ops, options):
+    """x' = -c grad L(x)."""
+    return -options["c"] * ops.grad(x)
+
+
+def scaled_jacobian(x, ops, options):
+    return -options["c"] * ops.hess(x)
+
+
+def scaled_step(k, eta, x, state, ops, options):
+    g = ops.grad(x)
+    return x - options["c"] * eta * g, g, state, False
+
+
+def scaled_reference(options, h):
+    return "scaled_flow", {"c": options.get("c", 1.0)}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered():
+    records = [
+        fs.register("scaled_flow", fs.VectorField(scaled_field, scaled_jacobian,
+                                                  options={"c": 1.0})),
+        fs.register("extragradient", fs.UpdateRule(extragradient_step, grads_per_step=2),
+                    short="eg", flow="gradient_flow", order=1,
+                    one_step=lambda f, x, h, depth: x + h * f(x + h * f(x))),
+        fs.register("scaled_gd", fs.UpdateRule(scaled_step, options={"c": 1.0}),
+                    flow="scaled_flow", reference=scaled_reference, order=1),
+    ]
+    yield records
+    for record in records[::-1]:
+        methods.unregister(record.name)
+
+
+def _extragradient_closed_form(x0, eta, k):
+    # on L = x^T A x / 2 one step multiplies by I - eta A + eta^2 A^2
+    M = np.eye(2) - eta * A + eta ** 2 * A @ A
+    return np.linalg.matrix_power(M, k) @ x0
+
+
+# --- the checks -----------------------------------------------------------------------------
+
+def test_registered_records_carry_their_rule_and_capabilities(registered):
+    eg = methods.get("eg")
+    assert eg.kind == "scheme" and {"batch", "jax", "schedule"} <= eg.accepts
+    assert methods.get("scaled_flow").kind == "flow"
+    assert "c" in str(__import__("inspect").signature(methods.get("scaled_gd").function))
+    with pytest.raises(ValueError, match="already registered"):
+        fs.register("extragradient", fs.UpdateRule(extragradient_step))
+    with pytest.raises(ValueError, match="identifier"):
+        fs.register("bad name", fs.UpdateRule(extragradient_step))
+    with pytest.raises(TypeError, match="UpdateRule"):
+        fs.register("nothing", lambda x: x)
+    with pytest.raises(ValueError, match="no flow named"):
+        fs.register("orphan", fs.UpdateRule(extragradient_step), flow="nowhere")
+
+
+def test_own_scheme_matches_its_closed_form_one_start_and_a_batch():
+    eg = methods.get("eg").function
+    one = eg(QUAD, STARTS[0], 0.1, 30)
+    np.testing.assert_allclose(one.xs[-1], _extragradient_closed_form(STARTS[0], 0.1, 30),
+                               rtol=1e-12, atol=1e-15)
+    assert one.ngev == 60 and one.method == "extragradient"
+    batch = eg(QUAD, STARTS, 0.1, 30)
+    for i, x0 in enumerate(STARTS):
+        np.testing.assert_allclose(batch.xs[i, -1], _extragradient_closed_form(x0, 0.1, 30),
+                                   rtol=1e-12, atol=1e-15)
+
+
+def test_own_scheme_in_chunks_over_workers_equals_the_unchunked_run():
+    eg = methods.get("eg").function
+    whole = eg(QUAD, STARTS, 0.1, 20)
+    chunked = eg(QUAD, STARTS, 0.1, 20, workers=1, chunk_size=2)
+    np.testing.assert_array_equal(whole.xs, chunked.xs)
+    two = eg(QUAD, STARTS, 0.1, 20, workers=2, chunk_size=2)   # processes: pickled by value
+    np.testing.assert_array_equal(whole.xs, two.xs)
+
+
+def test_own_scheme_options_are_checked_and_bad_steps_end_in_a_status():
+    sgd_ = methods.get("scaled_gd").function
+    with pytest.raises(ValueError, match="option c"):
+        sgd_(QUAD, STARTS[0], 0.1, 5, c="2")
+    with pytest.raises(ValueError, match="no option 'd'"):
+        sgd_(QUAD, STARTS[0], 0.1, 5, d=1.0)
+    run = sgd_(QUAD, STARTS[0], 0.1, 500, c=10.0)   # c eta lambda_max = 3.6 > 2
+    assert run.status.value == "diverged"
+    ok = sgd_(QUAD, STARTS[0], 0.1, 500, c=2.0, gtol=1e-8)
+    assert ok.status.value == "converged" and "scaled gd (c=2)" in ok.label
+
+
+def test_own_flow_matches_the_matrix_exponential_one_start_batch_and_implicit():
+    flow = methods.get("scaled_flow").function
+    t = np.linspace(0, 2, 9)
+    for kwargs in ({}, {"method": "Radau"}, {"method": "DOP853"}):
+        one = flow(QUAD, STARTS[1], 2.0, c=0.5, t_eval=t, rtol=1e-10, atol=1e-12, **kwargs)
+        exact = np.array([scipy.linalg.expm(-0.5 * A * s) @ STARTS[1] for s in t])
+        np.testing.assert_allclose(one.xs, exact, atol=1e-8)
+    batch = flow(QUAD, STARTS, 2.0, c=0.5, t_eval=t, rtol=1e-10, atol=1e-12)
+    for i, x0 in enumerate(STARTS):
+        exact = np.array([scipy.linalg.expm(-0.5 * A * s) @ x0 for s in t])
+        np.testing.assert_allclose(batch.xs[i], exact, atol=1e-7)
+    stiff = flow(QUAD, STARTS, 2.0, c=0.5, t_eval=t, method="BDF", rtol=1e-8)
+    np.testing.assert_allclose(stiff.xs, batch.xs, atol=1e-5)
+    assert one.at(1.3).shape == (2,)   # dense output
+
+
+def test_own_flow_stops_on_gtol_and_max_norm_with_statuses():
+    flow = methods.get("scaled_flow").function
+    done = flow(QUAD, STARTS[0], 100.0, gtol=1e-6)
+    assert done.status.value == "converged" and done.ts[-1] < 100
+    away = flow("-x**2 - y**2", STARTS[0], 100.0, max_norm=1e3)
+    assert away.status.value == "diverged"
+    spent = flow(QUAD, STARTS[0], 100.0, max_steps=5)
+    assert spent.status.value == "failed" and "max_steps" in spent.message
+    batch = flow(QUAD, STARTS, 100.0, gtol=1e-6)
+    assert all(s.value == "converged" for s in batch.status)
+
+
+def test_own_methods_in_compare_order_and_the_modified_equation():
+    comp = fs.compare(QUAD, [1.0, 0.5], 0.05, 40, schemes=("eg", "scaled_gd"),
+                      options={"scaled_gd": {"c": 0.5}})
+    assert {"extragradient", "scaled_gd"} <= set(comp.schemes)
+    order = fs.convergence_order(QUAD, [1.0, 0.5], "eg", t_end=1.0)
+    assert abs(order.order - 1.0) < 0.1
+    order = fs.convergence_order(QUAD, [1.0, 0.5], "scaled_gd", t_end=1.0,
+                                 options={"c": 0.5})
+    assert abs(order.order - 1.0) < 0.1
+    # extragradient's modified loss: L - (h/4)|grad L|^2 (gradient descent's has +h/4)
+    me = fs.modified_equation(QUAD, "eg", 0.1, order=1)
+    pts = np.random.default_rng(0).normal(size=(6, 2))
+    L = fs.Loss(QUAD)
+    g = L.grad(pts)
+    np.testing.assert_allclose(me.modified_loss.value(pts),
+                               L.value(pts) - 0.1 / 4 * np.sum(g * g, axis=1), rtol=1e-12)
+    gd = fs.modified_equation(QUAD, "gd", 0.1, order=1)
+    np.testing.assert_allclose(gd.modified_loss.value(pts),
+                               L.value(pts) + 0.1 / 4 * np.sum(g * g, axis=1), rtol=1e-12)
+
+
+def test_own_methods_on_jax_equal_numpy():
+    pytest.importorskip("jax")
+    pytest.importorskip("diffrax")
+    eg = methods.get("eg").function
+    a, b = eg(QUAD, STARTS, 0.1, 30), eg(QUAD, STARTS, 0.1, 30, backend="jax")
+    np.testing.assert_allclose(b.xs, a.xs, rtol=1e-12, atol=1e-14)
+    assert b.ngev == a.ngev and "[jax]" in b.label
+    flow = methods.get("scaled_flow").function
+    t = np.linspace(0, 2, 5)
+    j = flow(QUAD, STARTS, 2.0, c=0.5, t_eval=t, backend="jax", rtol=1e-10, atol=1e-12)
+    exact = np.array([[scipy.linalg.expm(-0.5 * A * s) @ x0 for s in t] for x0 in STARTS])
+    np.testing.assert_allclose(j.xs, exact, atol=1e-7)
+
+
+def test_own_methods_in_a_sweep_and_a_picture(tmp_path):
+    study = fs.sweep(QUAD, ("eg", "scaled_flow"), starts=STARTS[:3], etas=(0.05, 0.1),
+                     steps=20, t_end=1.0)
+    frame = study.runs
+    assert set(frame["method"]) == {"extragradient", "scaled_flow"}
+    eg_rows = frame[(frame["method"] == "extragradient") & (frame["eta"] == 0.1)]
+    np.testing.assert_allclose(eg_rows[["x_x", "x_y"]].to_numpy(),
+                               [_extragradient_closed_form(x0, 0.1, 20) for x0 in STARTS[:3]],
+                               rtol=1e-12, atol=1e-15)
+    import matplotlib
+    matplotlib.use("Agg")
+    comp = fs.compare(QUAD, [1.0, 0.5], 0.05, 40, schemes=("eg",))
+    fig = fs.plot.lines.comparison_figure(comp, fs.Loss(QUAD))
+    fig.savefig(tmp_path / "own.png")
+    assert (tmp_path / "own.png").stat().st_size > 1000
+
+
+def test_own_method_on_the_command_line(tmp_path, capsys, monkeypatch):
+    from flowsim import cli
+    plugin = tmp_path / "my_methods_plugin.py"
+    plugin.write_text(
+        "import flowsim as fs\n"
+        "def step(k, eta, x, state, ops, options):\n"
+        "    g = ops.grad(x)\n"
+        "    return x - eta * ops.grad(x - eta * g), g, state, False\n"
+        "if 'cli_eg' not in fs.methods.REGISTRY:\n"
+        "    fs.register('cli_eg', fs.UpdateRule(step, grads_per_step=2),"
+        " flow='gradient_flow', order=1)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert cli.main(["--plugin", "my_methods_plugin", "compare", QUAD, "--x0", "1,0.5",
+                         "--eta", "0.05", "--steps", "20", "--schemes", "cli_eg"]) == 0
+        assert "cli_eg" in capsys.readouterr().out
+        assert cli.main(["--plugin", "not a module!", "compare"]) == 2
+        assert "plugin" in capsys.readouterr().err
+    finally:
+        if "cli_eg" in methods.REGISTRY:
+            methods.unregister("cli_eg")
