@@ -147,3 +147,19 @@ def test_starts_that_stop_at_different_steps_equal_their_single_runs(name):
         np.testing.assert_array_equal(batch.xs[i, k:], np.broadcast_to(single.xs[-1],
                                                                        batch.xs[i, k:].shape))
         assert batch.status[i] is single.status
+
+
+def test_momentum_batches_are_as_accurate_as_their_single_runs_and_name_their_engine():
+    # the default (LSODA) batch runs the explicit pair, handing stiff starts to Rosenbrock
+    # 2(3); it used to run the order-2 pair alone, 100x less accurate than single runs
+    loss = losses.rosenbrock(2)
+    X = np.array([[-1.2, 1.0], [0.0, 0.0], [2.0, 2.0], [-1.5, 2.5]])
+    t = np.linspace(0.0, 5.0, 11)
+    for flow in (fs.heavy_ball_flow, fs.nesterov_flow):
+        batch = flow(loss, X, 5.0, t_eval=t)
+        assert "batched on DP5, Rosenbrock 2(3) once stiff" in batch.label
+        for i, x0 in enumerate(X):
+            exact = flow(loss, x0, 5.0, method="DOP853", rtol=1e-12, atol=1e-14).at(t)
+            single = flow(loss, x0, 5.0, t_eval=t).xs
+            assert np.abs(batch.xs[i] - exact).max() <= 2 * max(np.abs(single - exact).max(),
+                                                                1e-7)

@@ -239,3 +239,43 @@ def test_a_registered_method_is_compared_and_drawn(monkeypatch):
     assert c.references["halved"] == c.references["gradient_descent"] == "gradient_flow"
     from flowsim.plot.style import path_style
     assert path_style(c.schemes["halved"])["color"] == "tab:pink"
+
+
+ALL = [m.name for m in methods.REGISTRY.values()]
+BATCHED = [m.name for m in methods.REGISTRY.values() if "batch" in m.accepts]
+
+
+def _call(record, X, **kwargs):
+    loss = _loss_for(record) if record.kind == "scheme" else QUADRATIC
+    if record.kind == "scheme":
+        options = ORACLES[record.name][0]
+        return record.function(loss, X, 0.05, 12, **options, **kwargs)
+    return record.function(loss, X, 0.5, **kwargs)
+
+
+@pytest.mark.parametrize("name", BATCHED)
+def test_chunks_on_workers_equal_the_unchunked_batch(name):
+    record = methods.get(name)
+    assert "workers" in inspect.signature(record.function).parameters
+    starts = np.array([X0, -X0, 2 * X0, [0.3, 0.2], [-0.7, 0.1]])
+    whole = _call(record, starts, **({"dense_output": False} if record.kind == "flow" else {}))
+    chunked = _call(record, starts, workers=1, chunk_size=2)
+    np.testing.assert_array_equal(chunked.xs, whole.xs)
+    assert chunked.status == whole.status
+    np.testing.assert_array_equal(chunked.t_final, whole.t_final)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_method_runs_in_a_one_chunk_sweep_or_is_refused_in_one_sentence(name):
+    record = methods.get(name)
+    loss = _loss_for(record) if record.kind == "scheme" else QUADRATIC
+    options = {name: ORACLES[name][0]} if record.kind == "scheme" else {}
+    kwargs = dict(starts=[X0, -X0], etas=[0.05], steps=5, t_end=0.5, options=options)
+    if "batch" not in record.accepts:
+        with pytest.raises(ValueError) as err:
+            fs.sweep(loss, [name], **kwargs)
+        assert "\n" not in str(err.value) and "one start at a time" in str(err.value)
+        return
+    study = fs.sweep(loss, [name], **kwargs)
+    assert len(study.runs) == 2 and set(study.runs["method"]) == {name}
+    assert np.all(np.isfinite(study.runs["t_final"]))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import stops
 from .._numeric import row_norms
 from ..results import BatchTrajectory, Status
 from .explicit import TABLEAUS, explicit
@@ -76,15 +77,14 @@ def _check(system, gtol, max_norm):
         out = np.flatnonzero(~(norms <= max_norm))
         if out.size:
             found.append((Status.DIVERGED, out,
-                          [f"|x| = {v:.3g} exceeded max_norm = {max_norm:g}; the path diverges"
-                           for v in norms[out]]))
+                          [stops.diverged(v, max_norm) for v in norms[out]]))
         if gtol is not None:
             speed = system.stationarity(Y) if system.stationarity is not None else \
                 system.speed(F) if system.speed is not None else row_norms(F)
             done = np.flatnonzero(speed <= gtol)
             if done.size:
                 found.append((Status.CONVERGED, done,
-                              [f"|grad L| = {g:.3g} <= gtol = {gtol:g}" for g in speed[done]]))
+                              [stops.converged(g, gtol) for g in speed[done]]))
         if system.guard is not None:
             own, why = system.guard(Y)
             hit = np.flatnonzero(own != None)  # noqa: E711
@@ -105,8 +105,7 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
     m = Y0.shape[0]
     t_out = np.linspace(t0, t_end, DEFAULT_OUTPUTS) if t_eval is None else \
         np.asarray(t_eval, dtype=float)
-    budget = max_steps if isinstance(max_steps, (int, np.integer)) and \
-        not isinstance(max_steps, bool) else (10 ** 9 if max_steps is None else 100_000)
+    budget = stops.budget(max_steps, Y0.shape[1])
     check = _check(system, gtol, max_norm)
     dense = bool(dense_output)
     before = loss.counts
@@ -144,12 +143,13 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
             ens.t_stop[i] = t0
     xs = ens.out[:, :, :n]
     values, grad_norms = loss._observe(xs)
-    message = [text or f"reached t_end = {t_end:g} in {steps} steps"
+    message = [text or stops.reached_end(t_end, steps)
                for text, steps in zip(ens.message, ens.steps_taken)]
     more = extras(ens.out, values) if extras is not None else {}
     more["steps_taken"] = ens.sout
     dense_path = GridDense(t_out, xs, ens.fout[:, :, :n]) if dense else None
     return BatchTrajectory(t_out, xs, values, grad_norms, tuple(Status(s) for s in ens.status),
-                           tuple(message), name, f"{label}, m={m}", extras=more,
+                           tuple(message), name, f"{label}, m={m}, batched on {ENGINE[method]}",
+                           extras=more,
                            dense=dense_path, variables=loss.variable_names,
                            t_stop=ens.t_stop.copy(), **counts)

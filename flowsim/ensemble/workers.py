@@ -19,6 +19,7 @@ import functools
 import inspect
 import multiprocessing
 import os
+import re
 import sys
 
 import numpy as np
@@ -197,7 +198,9 @@ def merge(parts):
 
     extras = {name: np.concatenate([extra(name, p) for p in parts]) for name in longest.extras}
     first = next((p for p in parts if p.method != "failed"), parts[0])
-    label = first.label.rsplit(", m=", 1)[0] + f", m={sum(len(p) for p in parts)}"
+    m = f", m={sum(len(p) for p in parts)}"
+    label = re.sub(r", m=\d+", m, first.label) if re.search(r", m=\d+", first.label) \
+        else first.label + m
     return BatchTrajectory(longest.ts, join("xs"), join("values"), join("grad_norms"),
                            sum((p.status for p in parts), ()),
                            sum((p.message for p in parts), ()), first.method, label,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import stops
 from .._numeric import safe_norm
 from .._validate import (as_loss, check_recorded, choice, positive, positive_int, real_array,
                          start_points)
@@ -105,7 +106,7 @@ def finish_flow(loss, run, t_eval, method, label, before, split=None, extras=Non
 def converged(gnorm, gtol):
     """The converged stop reason when |grad L| = ``gnorm`` is at most ``gtol``, else None."""
     if gtol is not None and gnorm <= gtol:
-        return Status.CONVERGED, f"|grad L| = {gnorm:.3g} <= gtol = {gtol:g}"
+        return Status.CONVERGED, stops.converged(gnorm, gtol)
     return None
 
 
@@ -117,7 +118,6 @@ def bound_stop(max_norm, n):
         if not x @ x <= limit:
             norm = safe_norm(x)
             if not norm <= max_norm:
-                return Status.DIVERGED, (f"|x| = {norm:.3g} exceeded max_norm = "
-                                         f"{max_norm:g}; the path diverges")
+                return Status.DIVERGED, stops.diverged(norm, max_norm)
         return None
     return check

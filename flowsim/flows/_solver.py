@@ -14,6 +14,7 @@ import numpy as np
 import scipy.integrate
 import scipy.sparse
 
+from .. import stops
 from ..results import Status
 
 __all__ = ["METHODS", "IMPLICIT", "AUTO", "integrate", "Integration", "jacobian_for",
@@ -46,7 +47,7 @@ def default_max_steps(dim):
     100,000 steps for small systems; fewer for large ones, so that the dense output (about
     8 numbers per unknown and step) stays under 2e8 numbers (1.6 GB).
     """
-    return int(max(1000, min(100_000, 2e8 // (8 * dim))))
+    return stops.default_budget(dim)
 
 
 def spectral_radius(J):
@@ -244,7 +245,7 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
     if max_steps == "default":
         max_steps = default_max_steps(ys[0].size)
     stalls = 0
-    status, message, cause = Status.REACHED_END, f"reached t_end = {t_end:g}", "end"
+    status, message, cause = Status.REACHED_END, stops.reached_end(t_end), "end"
     auto, switched = method == "auto", ""
     if auto:
         method, options = AUTO[0], {}
@@ -257,9 +258,7 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
         while solver.status == "running":
             if max_steps is not None and len(ts) > max_steps:
                 status, cause = Status.FAILED, "budget"
-                message = (f"stopped after max_steps = {max_steps} steps at t = {ts[-1]:.6g} "
-                           "(the step budget; pass a larger max_steps, or max_steps=None for "
-                           "none)")
+                message = stops.budget_spent(max_steps, ts[-1])
                 break
             try:
                 failure = solver.step()

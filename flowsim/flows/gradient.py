@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import stops
 from ..loss import SPARSE_FROM
 from ._common import bound_stop, converged, finish_flow, flow_arguments
-from ._solver import (AUTO, STABILITY_LIMIT, Integration, default_max_steps, integrate,
+from ._solver import (AUTO, STABILITY_LIMIT, Integration, integrate,
                       jacobian_for)
 from .nonsmooth import has_kinks, integrate_nonsmooth
 from ..backends import on_jax
@@ -170,7 +171,7 @@ def _subgradient_flow(loss, x0, t_end, method, rtol, atol, t_eval, gtol, max_nor
         return reason
 
     before = loss.counts
-    budget = default_max_steps(loss.n) if max_steps == "default" else (max_steps or 10 ** 9)
+    budget = stops.budget(max_steps, loss.n)
     ts, xs, dense, status, message = integrate_nonsmooth(
         loss, x0, t_end, method=explicit, rtol=rtol, atol=atol, max_steps=budget, stop=stop)
     run = Integration(ts, xs, dense, status, message)

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import stops
 from ._common import bound_stop, check_flow_arguments, check_start, converged, finish_flow, \
     output_times
-from ._solver import STABILITY_LIMIT, Integration, default_max_steps
+from ._solver import STABILITY_LIMIT, Integration
 from .nonsmooth import integrate_switching
 from .._validate import positive, start_points
 
@@ -134,7 +135,7 @@ def sign_flow(loss, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e-10, t_eval
         return reason
 
     before = loss.counts
-    budget = default_max_steps(loss.n) if max_steps == "default" else (max_steps or 10 ** 9)
+    budget = stops.budget(max_steps, loss.n)
     ts, xs, dense, status, message = integrate_switching(
         SignModel(loss), x0, t_end, method=explicit, rtol=rtol, atol=atol, max_steps=budget,
         stop=stop)

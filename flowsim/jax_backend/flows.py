@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import stops
 from ..ensemble.run import DEFAULT_OUTPUTS, GridDense
 from ..results import BatchTrajectory, Status
 from . import require
@@ -108,9 +109,8 @@ def _output_times(t0, t_end, t_eval):
     return t_out, False
 
 
-def _budget(max_steps):
-    return 100_000 if max_steps == "default" else (10 ** 7 if max_steps is None
-                                                   else int(max_steps))
+def _budget(max_steps, dim=1):
+    return stops.budget(max_steps, dim)
 
 
 def _run(loss, key, field, Y0, n, t0, t_end, method, rtol, atol, t_eval, gtol, max_norm,
@@ -122,7 +122,7 @@ def _run(loss, key, field, Y0, n, t0, t_end, method, rtol, atol, t_eval, gtol, m
     why), checked after every step and at the start."""
     jax, jnp = require()
     t_out, drop_first = _output_times(t0, t_end, t_eval)
-    budget = _budget(max_steps)
+    budget = _budget(max_steps, Y0.shape[1])
     run = _compiled(loss, key, field, n, method, float(rtol), float(atol), t_out, gtol,
                     float(max_norm), budget, guard)
     ys, values, grads, final, gnorms, t_stop, ok, hit, conv, out, own, steps = (
@@ -249,20 +249,19 @@ def _outcomes(conv, out, ok, final, gnorms, t_stop, steps, t_end, gtol, max_norm
     m = len(ok)
     norms = np.linalg.norm(final, axis=1)
     blown = ~ok & ~conv & ~out & (norms > 10 * np.maximum(1.0, start_norms))
-    code = np.where(conv, 1, np.where(out, 2, np.where(ok, 0, np.where(blown, 4, 3))))
-    kinds = (Status.REACHED_END, Status.CONVERGED, Status.DIVERGED, Status.FAILED,
-             Status.DIVERGED)
-    status = [kinds[c] for c in code.tolist()]
+    code = np.where(conv, 1, np.where(out, 2, np.where(ok, 0, np.where(
+        blown, stops.DIVERGED_OWN, 3))))   # the codes of flowsim.stops.CODES
+    status = [stops.CODES[c] for c in code.tolist()]
     message = [""] * m
     for i, n in zip(np.flatnonzero(code == 0).tolist(), steps[code == 0].tolist()):
-        message[i] = f"reached t_end = {t_end:g} in {n} steps"
+        message[i] = stops.reached_end(t_end, n)
     for i in np.flatnonzero(code == 1).tolist():
-        message[i] = f"|grad L| = {gnorms[i]:.3g} <= gtol = {gtol:g}"
-    for i in np.flatnonzero(code == 4).tolist():   # kinds[4]: diverged, a blow-up
+        message[i] = stops.converged(gnorms[i], gtol)
+    for i in np.flatnonzero(code == stops.DIVERGED_OWN).tolist():   # a blow-up
         message[i] = (f"the path blows up in finite time: |state| = {norms[i]:.3g} at "
                       f"t = {t_stop[i]:.6g}, where the solver could go no further")
     for i in np.flatnonzero(code == 2).tolist():
-        message[i] = f"|x| = {norms[i]:.3g} exceeded max_norm = {max_norm:g}; the path diverges"
+        message[i] = stops.diverged(norms[i], max_norm)
     for i in np.flatnonzero(code == 3).tolist():
         message[i] = (f"did not reach t_end: spent its max_steps = {budget} steps, or the "
                       f"solver failed (diffrax); held at its last output, t = {t_stop[i]:.6g}")

@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import stops
 from ..results import Status
 from ..schemes._driver import Run, converged_message, escape, finish
 from . import key_seed, require
@@ -29,7 +30,9 @@ from .compiled import jax_loss
 
 __all__ = ["run_scheme", "Rule", "UPDATES", "from_update_rule"]
 
-CONVERGED, FAILED, DIVERGED, OUT_NONFINITE = 1, 2, 3, 4
+CONVERGED, FAILED, DIVERGED = (stops.code_of(s) for s in (Status.CONVERGED, Status.FAILED,
+                                                            Status.DIVERGED))
+OUT_NONFINITE = stops.DIVERGED_OWN
 
 
 def _proximal_point(J, jnp, lax, options):

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import stops
 from .._numeric import row_norms, safe_norm
 from .._validate import as_loss, positive, start_points, step_count
 from ..results import BatchTrajectory, Status, Trajectory
@@ -77,7 +78,7 @@ def schedule_steps(eta, steps, name="eta", upper=None, extra=0):
 
 def converged_message(gnorm, gtol, k):
     """The message of a run stopped at step ``k`` by |grad L| = ``gnorm`` <= ``gtol``."""
-    return f"|grad L| = {gnorm:.3g} <= gtol = {gtol:g} after {k} steps"
+    return stops.converged(gnorm, gtol, k)
 
 
 def escape(norm, max_norm, k):
@@ -86,9 +87,8 @@ def escape(norm, max_norm, k):
     Returns ``(keep, message)``: whether iterate k itself is kept (only when finite).
     """
     if np.isfinite(norm):
-        return True, f"|x| = {norm:.3g} exceeded max_norm = {max_norm:g} at step {k}"
-    return False, (f"the iterate became non-finite at step {k} (overflow, or the loss is "
-                   "undefined there); kept the iterates before it")
+        return True, stops.diverged(norm, max_norm, k)
+    return False, stops.nonfinite(k)
 
 
 def iterate(loss, X0, steps, step, dts, *, gtol=None, max_norm=1e8, records=(),

@@ -63,6 +63,13 @@ def _methods(names):
     records = [registry.get(name) for name in names]
     if not records:
         raise ValueError("methods must name at least one registered method, e.g. ('gd',).")
+    for record in records:   # the record says whether the method takes a batch of starts
+        if "batch" not in record.accepts:
+            batched = ", ".join(m.name for m in registry.REGISTRY.values()
+                                if "batch" in m.accepts and m.kind == record.kind)
+            raise ValueError(f"methods: {record.name} runs one start at a time and a sweep "
+                             f"runs each chunk as one batch; sweep a batch-capable {record.kind} "
+                             f"({batched}) or loop over starts yourself.")
     return records
 
 

@@ -1,0 +1,77 @@
+"""How runs end, in one place: the stop messages, the step budgets and the integer status
+codes of the compiled paths.
+
+Every path (one start on scipy's steppers, the switching loop of non-smooth flows, the
+per-start batched engines, the schemes' driver, diffrax and ``lax.scan``) says the same
+sentence for the same ending, and reads ``max_steps`` the same way:
+
+* ``"default"``: :func:`default_budget` of the system's size (100,000 steps for small
+  systems, fewer for large ones so that a dense solution fits in memory);
+* ``None``: no budget (:data:`UNLIMITED`);
+* an int: that many accepted steps.
+"""
+from __future__ import annotations
+
+from .results import Status
+
+__all__ = ["converged", "diverged", "nonfinite", "reached_end", "budget_spent",
+           "default_budget", "budget", "UNLIMITED", "CODES", "DIVERGED_OWN", "code_of"]
+
+#: The budget a run with ``max_steps=None`` gets (a loop bound, never reached in practice).
+UNLIMITED = 10 ** 9
+
+#: Status by integer code, for the compiled paths (JAX) that carry statuses as numbers;
+#: code 4 (:data:`DIVERGED_OWN`) is a divergence with the path's own sentence (a non-finite
+#: iterate, a finite-time blow-up).
+CODES = (Status.REACHED_END, Status.CONVERGED, Status.DIVERGED, Status.FAILED,
+         Status.DIVERGED)
+DIVERGED_OWN = 4
+
+
+def code_of(status):
+    """The integer code of a :class:`~flowsim.Status` in :data:`CODES`."""
+    return CODES.index(Status(status))   # (the first: DIVERGED is 2)
+
+
+def default_budget(dim):
+    """The step budget of a run in ``dim`` unknowns when none is given: 100,000 steps for
+    small systems, fewer for large ones, so that the dense output (about 8 numbers per
+    unknown and step) stays under 2e8 numbers (1.6 GB)."""
+    return int(max(1000, min(100_000, 2e8 // (8 * dim))))
+
+
+def budget(max_steps, dim):
+    """The number of steps ``max_steps`` (checked by the caller) allows in ``dim`` unknowns."""
+    if max_steps == "default":
+        return default_budget(dim)
+    return UNLIMITED if max_steps is None else int(max_steps)
+
+
+def converged(gnorm, gtol, k=None):
+    """|grad L| = ``gnorm`` fell to ``gtol`` (after ``k`` steps, for a scheme)."""
+    after = f" after {k} steps" if k is not None else ""
+    return f"|grad L| = {gnorm:.3g} <= gtol = {gtol:g}{after}"
+
+
+def diverged(norm, max_norm, k=None):
+    """|x| = ``norm`` passed ``max_norm`` (at step ``k``, for a scheme)."""
+    if k is not None:
+        return f"|x| = {norm:.3g} exceeded max_norm = {max_norm:g} at step {k}"
+    return f"|x| = {norm:.3g} exceeded max_norm = {max_norm:g}; the path diverges"
+
+
+def nonfinite(k):
+    """The iterate after step ``k`` - 1 is not finite."""
+    return (f"the iterate became non-finite at step {k} (overflow, or the loss is undefined "
+            "there); kept the iterates before it")
+
+
+def reached_end(t_end, steps=None):
+    """The run reached ``t_end`` (in ``steps`` accepted steps)."""
+    return f"reached t_end = {t_end:g}" + (f" in {steps} steps" if steps is not None else "")
+
+
+def budget_spent(max_steps, t):
+    """The step budget ran out at time ``t``."""
+    return (f"stopped after max_steps = {max_steps} steps at t = {t:.6g} (the step budget; "
+            "pass a larger max_steps, or max_steps=None for none)")
