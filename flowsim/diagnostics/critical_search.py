@@ -280,6 +280,16 @@ def run_search(loss, B, method, *, kinds, global_only, max_boxes, time_limit, re
     if fraction > 0:
         message += (f" The loss is undefined on about {100 * fraction:.3g}% of the box "
                     "(skipped).")
+    # the search proves points on a slightly enlarged box: keep those in the box asked for
+    # (to the rounding of its bounds), so a global minimum outside it is never reported
+    slack = 1e-12 * np.maximum(1.0, np.abs(B).max(axis=1))
+    outside = [p for p in points if np.any(p.point < B[:, 0] - slack) or
+               np.any(p.point > B[:, 1] + slack)]
+    if outside:
+        points = [p for p in points if not any(p is q for q in outside)]
+        message += (f" {len(outside)} point(s) found just outside the box (at "
+                    f"{'; '.join(str(np.round(p.point, 6).tolist()) for p in outside[:3])}) "
+                    "left out.")
     if kinds is not None:
         points = [p for p in points if p.kind.value in kinds]
     if global_only and points:

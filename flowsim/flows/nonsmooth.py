@@ -143,13 +143,29 @@ def kink_model(loss):
     return model
 
 
+#: Relative length of the probe steps that tell which way a switching function that jumps
+#: (grad of abs is sign) moves under each side's velocity.
+PROBE = 1e-7
+
+
 def _side_velocities(model, x, s, j, sliding):
-    """d u_j / dt on the side u_j > 0 and on the side u_j < 0 (the other sliding kinks held)."""
+    """d u_j / dt on the side u_j > 0 and on the side u_j < 0 (the other sliding kinks held).
+
+    Where u_j jumps across the surface instead of passing through 0 (its gradient is 0 or
+    not finite there, as for the sign flow of |x|, whose u = sign(x)), the rates are read
+    from the signs of u_j a short step along each side's velocity: negative where the +
+    side's velocity carries the path to the - side, and so on.
+    """
     n = model.u_grad(x, s, j)
     plus, minus = s.copy(), s.copy()
     plus[j], minus[j] = 1.0, -1.0
     others = set(sliding) - {j}
-    return n @ model.velocity(x, plus, others), n @ model.velocity(x, minus, others)
+    v_plus, v_minus = model.velocity(x, plus, others), model.velocity(x, minus, others)
+    if np.all(np.isfinite(n)) and np.any(n != 0):
+        return n @ v_plus, n @ v_minus
+    step = PROBE * max(1.0, float(np.abs(x).max()))
+    return (float(model.u(x + step * v_plus, plus)[j]),
+            float(model.u(x + step * v_minus, minus)[j]))
 
 
 def integrate_nonsmooth(loss, x0, t_end, **options):
@@ -213,8 +229,8 @@ def integrate_switching(model, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e
             crossed = [j for j in range(model.kinks) if j not in frozen_sliding and
                        np.sign(u_new[j]) == -frozen_s[j] and abs(u_new[j]) > tol]
             if crossed:
-                t_hit, j_hit = _first_crossing(model, dense, solver.t_old, solver.t,
-                                               frozen_s, crossed)
+                t_hit, hits = _first_crossing(model, dense, solver.t_old, solver.t,
+                                              frozen_s, crossed)
                 x = np.asarray(dense(t_hit))
                 ts.append(t_hit)
                 xs.append(x.copy())
@@ -225,7 +241,8 @@ def integrate_switching(model, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e
                     return _out(ts, xs, interps, Status.FAILED,
                                 f"more than {max_events} kink events by t = {t:.6g} (the "
                                 "path chatters between kinks)")
-                sliding |= _enter(model, x, s, j_hit, sliding)
+                for j_hit in hits:   # kinks reached together are entered together
+                    sliding |= _enter(model, x, s, j_hit, sliding)
                 restarted = True
                 break
             t, x = solver.t, solver.y.copy()
@@ -249,13 +266,13 @@ def integrate_switching(model, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e
 def _enter(model, x, s, j, sliding):
     """At kink j: flip s_j if the flow crosses, or return {j} if it slides."""
     into_from_plus, into_from_minus = _side_velocities(model, x, s, j, sliding)
-    if into_from_plus < 0 < into_from_minus:
+    if into_from_plus <= 0 <= into_from_minus:   # both sides push in (or neither moves)
         return {j}
-    if into_from_plus <= 0 and into_from_minus <= 0:
+    if into_from_plus <= 0 and into_from_minus < 0:
         s[j] = -1.0
-    else:
+    elif into_from_plus > 0 and into_from_minus >= 0:
         s[j] = 1.0
-    return set()
+    return set()   # (both sides pull away: the path stays on the side it came from)
 
 
 def _leaving(model, x, s, sliding):
@@ -269,9 +286,14 @@ def _leaving(model, x, s, sliding):
     return out
 
 
+#: Roots closer than this (relative to the time) are one event: kinks reached together.
+SIMULTANEOUS = 1e-9
+
+
 def _first_crossing(model, dense, t0, t1, s, crossed):
-    """The earliest root of the crossed u_j on the step's dense output."""
-    best = (t1, crossed[0])
+    """The earliest root of the crossed u_j on the step's dense output, and every kink whose
+    root falls there too (within :data:`SIMULTANEOUS`): ``(t, [j, ...])``."""
+    roots = []
     for j in crossed:
         def u(t, _j=j):
             return model.u(np.asarray(dense(t)), s)[_j]
@@ -282,9 +304,12 @@ def _first_crossing(model, dense, t0, t1, s, crossed):
             continue
         except RuntimeError:  # Brent's secant steps stall at a flat (multiple) root
             root = scipy.optimize.bisect(u, t0, t1, xtol=xtol, maxiter=400)
-        if root < best[0]:
-            best = (root, j)
-    return best
+        roots.append((root, j))
+    if not roots:
+        return t1, [crossed[0]]
+    first = min(r for r, _ in roots)
+    together = SIMULTANEOUS * max(1.0, abs(first))
+    return first, [j for r, j in sorted(roots) if r <= first + together]
 
 
 def _out(ts, xs, interps, status, message):

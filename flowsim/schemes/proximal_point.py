@@ -14,6 +14,8 @@ from ..loss import SPARSE_FROM
 from ._driver import (StepFailed, as_record, common_arguments, finish, iterate, jax_run,
                       schedule_steps)
 from ..backends import on_jax
+from ..flows.nonsmooth import has_kinks
+from .kink_prox import kink_proximal_step
 from ..ensemble.workers import parallel
 
 __all__ = ["proximal_point", "proximal_step", "newton_batch"]
@@ -286,11 +288,29 @@ def proximal_point(loss, x0, eta, steps, *, tol=1e-12, max_inner=50, gtol=None,
     tol = positive(tol, "tol")
     max_inner = positive_int(max_inner, "max_inner")
     spec = as_record(record, record_every)
+    kinks = has_kinks(loss.expr) and loss.n_samples is None
     if on_jax(backend):
+        if kinks:
+            raise ValueError("backend='jax' solves smooth proximal steps; this loss has kinks "
+                             "(abs, max, min): use backend='numpy', whose step is the "
+                             "proximal map of the subdifferential there.")
         return jax_run(loss, "proximal_point", X0, etas, etas,
                        options={"tol": tol, "max_inner": max_inner}, gtol=gtol,
                        max_norm=max_norm, spec=spec, single=single, label="proximal point")
     grad = loss._fast("grad", single) if gtol is not None else None
+
+    def kink_step(k, X, rows):   # backward Euler on the subdifferential, row by row
+        Y, inner, res = np.empty_like(X), np.empty(len(X)), np.zeros(len(X))
+        failed, why = np.zeros(len(X), bool), []
+        for i, x in enumerate(X):
+            try:
+                Y[i], inner[i] = kink_proximal_step(loss, x, etas[k], tol=tol)
+            except ValueError as err:
+                Y[i], inner[i], failed[i] = x, 0, True
+                why.append(str(err))
+        return Y, (grad(X) if grad is not None else None), \
+            {"inner_iterations": inner, "residuals": res, "failed": failed,
+             "failed_messages": why}
 
     def step(k, X, rows):
         if not single:  # batched Newton, any number of rows; the rows it leaves go one by one
@@ -312,7 +332,8 @@ def proximal_point(loss, x0, eta, steps, *, tol=1e-12, max_inner=50, gtol=None,
              "failed_messages": why}
 
     before = loss.counts
-    run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm,
-                  records=("inner_iterations", "residuals"), record=spec)
-    return finish(loss, run, "proximal_point", "proximal point", before, single=single,
-                  extras=run.records, record=spec)
+    run = iterate(loss, X0, steps, kink_step if kinks else step, etas, gtol=gtol,
+                  max_norm=max_norm, records=("inner_iterations", "residuals"), record=spec)
+    return finish(loss, run, "proximal_point",
+                  "proximal point (subdifferential)" if kinks else "proximal point", before,
+                  single=single, extras=run.records, record=spec)

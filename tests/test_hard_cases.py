@@ -1,0 +1,96 @@
+"""The hard cases against closed forms: proximal point at kinks (soft-thresholding),
+kinks reached together, the sign flow arriving at a kink, critical points held to their
+box, a Lipschitz bound that is proven."""
+import numpy as np
+import pytest
+
+import flowsim as fs
+from flowsim import losses
+
+KINKED = "0.5*(x - 1)**2 + 0.5*(y + 0.2)**2 + 0.5*abs(x) + 0.5*abs(y)"
+
+
+def _soft(v, t):
+    return np.sign(v) * np.maximum(np.abs(v) - t, 0.0)
+
+
+def _soft_iterates(x0, eta, steps, a=np.array([1.0, -0.2]), c=0.5):
+    # argmin 1/2 (y - a)^2 + c|y| + |y - x|^2/(2 eta), coordinate by coordinate
+    xs = [np.asarray(x0, dtype=float)]
+    for _ in range(steps):
+        xs.append(_soft((xs[-1] + eta * a) / (1 + eta), eta * c / (1 + eta)))
+    return np.array(xs)
+
+
+@pytest.mark.parametrize("eta", [0.05, 0.3, 1.0, 5.0])
+def test_proximal_point_at_kinks_is_soft_thresholding(eta):
+    run = fs.proximal_point(KINKED, [2.0, 1.0], eta, 40)
+    assert run.status.value == "reached_end", run.message
+    np.testing.assert_allclose(run.xs, _soft_iterates([2.0, 1.0], eta, 40), atol=1e-10)
+    starts = np.array([[2.0, 1.0], [-1.0, -3.0], [0.0, 0.0]])
+    batch = fs.proximal_point(KINKED, starts, eta, 15)
+    for i, x0 in enumerate(starts):
+        np.testing.assert_allclose(batch.xs[i], _soft_iterates(x0, eta, 15), atol=1e-10)
+
+
+def test_proximal_point_at_kinks_converges_at_order_one_without_blaming_rounding():
+    result = fs.convergence_order(KINKED, [2.0, 1.0], "pp", t_end=1.0)
+    assert result.order == pytest.approx(1.0, abs=0.1) and result.warning is None
+
+
+def test_the_subgradient_flow_stops_where_two_kinks_are_reached_together():
+    # x' = -sign(x), y' = -sign(y - 1) from (2, 3): both kinks at t = 2, then rest at (0, 1)
+    run = fs.gradient_flow("abs(x) + abs(y - 1)", [2.0, 3.0], 5.0)
+    np.testing.assert_allclose(run.at(1.0), [1.0, 2.0], atol=1e-9)
+    for t in (2.0, 2.5, 5.0):
+        np.testing.assert_allclose(run.at(t), [0.0, 1.0], atol=1e-9)
+
+
+@pytest.mark.parametrize("formula, x0, rest, arrival", [
+    ("abs(x)", [1.0], [0.0], 1.0),
+    ("abs(x) + abs(y)", [1.0, 0.5], [0.0, 0.0], 1.0),
+    ("abs(x - 0.3)", [1.0], [0.3], 0.7),
+])
+def test_the_sign_flow_arrives_at_a_kink_and_stays(formula, x0, rest, arrival):
+    run = fs.sign_flow(formula, x0, 10.0)
+    np.testing.assert_allclose(run.x_final, rest, atol=1e-9)
+    x0, rest = np.asarray(x0), np.asarray(rest)
+    for t in (arrival / 3, 2 * arrival / 3, arrival, 2 * arrival):
+        # each coordinate moves at unit speed toward its kink, then rests there
+        expected = np.where(np.abs(x0 - rest) > t, x0 - t * np.sign(x0 - rest), rest)
+        np.testing.assert_allclose(run.at(t), expected, atol=1e-9)
+    assert np.all(np.diff(run.values) <= 1e-12)   # never uphill
+
+
+def test_the_sign_flow_does_not_climb_where_the_gradient_underflows():
+    run = fs.sign_flow("tanh(x)", [50.0], 10.0)   # grad L(50) = 0 in floating point
+    assert run.x_final[0] <= 50.0 and np.all(np.diff(run.values) <= 0)
+
+
+def test_critical_points_are_held_to_the_box_asked_for():
+    found = fs.critical_points("x**2 + x*y + y**2", [(0.01, 1), (-1, 1)])
+    assert len(found) == 0 and "outside the box" in found.message
+    best = fs.critical_points("x**2 + x*y + y**2", [(0.01, 1), (-1, 1)], global_only=True)
+    assert len(best) == 0
+    inside = fs.critical_points("x**2 + x*y + y**2", [(-1, 1), (-1, 1)])
+    assert len(inside) == 1 and inside.status == "proven"
+
+
+def test_the_lipschitz_bound_is_proven_and_its_step_is_safe():
+    him = losses.himmelblau()
+    est = fs.lipschitz_estimate(him, (-5, 5))
+    corner = np.abs(np.linalg.eigvalsh(him.hess(np.array([5.0, 5.0])))).max()   # 326.79
+    grid = np.stack(np.meshgrid(np.linspace(-5, 5, 201), np.linspace(-5, 5, 201)), -1)
+    dense = np.abs(np.linalg.eigvalsh(him.hess(grid.reshape(-1, 2)))).max()
+    assert est.upper >= max(corner, dense) and est.upper <= 1.05 * dense
+    assert est.value <= est.upper and est.step == pytest.approx(1 / est.upper)
+    # the descent lemma with L = upper: L(x - g/U) <= L(x) - |g|^2/(2U) wherever the step
+    # stays in the box
+    X = np.random.default_rng(0).uniform(-5, 5, size=(2000, 2))
+    G = him.grad(X)
+    Y = X - G * est.step
+    inside = np.all(np.abs(Y) <= 5, axis=1)
+    gap = him.value(Y) - (him.value(X) - np.sum(G * G, axis=1) * est.step / 2)
+    assert np.all(gap[inside] <= 1e-9 * (1 + np.abs(him.value(X[inside]))))
+    quad = fs.lipschitz_estimate("x**2 + 3*y**2", (-1, 1))
+    assert quad.value == quad.upper == 6.0
