@@ -1,8 +1,9 @@
-"""Flow vs gradient descent vs proximal point in a narrow valley: the zigzag.
+"""Flow vs gradient descent vs proximal point in a narrow valley
+=============================================================
 
-On L = (x^2 + 25 y^2)/2 (condition number 25) with eta just below 2/lambda_max, gradient
-descent zigzags across the valley (factor 1 - 25 eta < 0) while proximal point and the flow
-glide down it.
+On ``L = (x^2 + 25 y^2)/2`` (condition number 25) with eta just below ``2/lambda_max``,
+gradient descent zigzags across the valley (factor ``1 - 25 eta < 0``) while proximal point
+and the flow glide down it.
 """
 import matplotlib.pyplot as plt
 import numpy as np

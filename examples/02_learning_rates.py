@@ -1,8 +1,9 @@
-"""Learning rates 0.1, 0.5, 1, 1.5, 2.1 on the quadratic bowl: |x_k - x*| = |1 - eta|^k |x0 - x*|.
+"""Learning rates 0.1, 0.5, 1, 1.5, 2.1 on the quadratic bowl
+==========================================================
 
-The flow gives e^{-t}; gradient descent with step eta multiplies the distance by |1 - eta|
-per step: monotone below 1, exact in one step at 1, oscillating between 1 and 2, divergent
-above 2.
+The flow gives ``e^{-t}``; gradient descent with step eta multiplies the distance by
+``|1 - eta|`` per step, ``|x_k - x*| = |1 - eta|^k |x0 - x*|``: monotone below 1, exact in one
+step at 1, oscillating between 1 and 2, divergent above 2.
 """
 import matplotlib.pyplot as plt
 import numpy as np

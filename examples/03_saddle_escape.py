@@ -1,8 +1,9 @@
-"""Escaping a saddle: predicted and measured escape times of the flow and of GD.
+"""Escaping a saddle: predicted and measured escape times of the flow and of GD
+============================================================================
 
-Near a saddle the flow is y' = -H y: the unstable component grows like e^{|lambda| t}, so
-from distance delta it leaves a ball of radius r at t = ln(r/delta)/|lambda|; GD multiplies it
-by 1 + eta |lambda| per step.
+Near a saddle the flow is ``y' = -H y``: the unstable component grows like
+``e^{|lambda| t}``, so from distance delta it leaves a ball of radius r at
+``t = ln(r/delta)/|lambda|``; GD multiplies it by ``1 + eta |lambda|`` per step.
 """
 import matplotlib.pyplot as plt
 import numpy as np

@@ -1,10 +1,11 @@
-"""Local minima and basins of attraction (double well, Himmelblau), and where gradient
-descent and proximal point send a start elsewhere than the flow does.
+"""Local minima and basins of attraction
+=====================================
 
-Every start flows to one minimum; the first map colours each start by its destination,
-computed with one batched flow over the whole grid. The second runs flowsim's basin-map study
-(the flow, GD and proximal point at one step size, every grid point) and prints the share of
-starts where each scheme disagrees with the flow.
+On the double well and Himmelblau: where gradient descent and proximal point send a start
+elsewhere than the flow does. Every start flows to one minimum; the first map colours each
+start by its destination, computed with one batched flow over the whole grid. The second runs
+flowsim's basin-map study (the flow, GD and proximal point at one step size, every grid point)
+and prints the share of starts where each scheme disagrees with the flow.
 """
 import matplotlib.pyplot as plt
 

@@ -1,7 +1,9 @@
-"""Proximal gradient on l1-regularized least squares: sparsity appears; the Moreau envelope.
+"""Proximal gradient on l1-regularized least squares
+=================================================
 
-Forward-backward splitting soft-thresholds after each gradient step, so coefficients reach
-exactly zero; the Moreau envelope of lam |w| is the Huber function, a smooth stand-in.
+Sparsity appears, and the Moreau envelope. Forward-backward splitting soft-thresholds after
+each gradient step, so coefficients reach exactly zero; the Moreau envelope of ``lam |w|`` is
+the Huber function, a smooth stand-in.
 """
 import matplotlib.pyplot as plt
 import numpy as np

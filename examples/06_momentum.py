@@ -1,7 +1,8 @@
-"""Heavy ball against its overdamped limit; Nesterov's ODE against its iterates.
+"""Heavy ball against its overdamped limit; Nesterov's ODE against its iterates
+=============================================================================
 
-m x'' + x' + grad L = 0 tends to the gradient flow as m -> 0; NAG with step s follows
-x'' + (3/t) x' + grad L = 0 at times t_k = k sqrt(s).
+``m x'' + x' + grad L = 0`` tends to the gradient flow as ``m -> 0``; NAG with step s follows
+``x'' + (3/t) x' + grad L = 0`` at times ``t_k = k sqrt(s)``.
 """
 import matplotlib.pyplot as plt
 import numpy as np

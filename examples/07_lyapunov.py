@@ -1,7 +1,8 @@
-"""Lyapunov decay along the flow, and where gradient descent breaks monotone decrease.
+"""Lyapunov decay along the flow, and where gradient descent breaks it
+===================================================================
 
-Along the flow V = L - L* falls at exactly -|grad L|^2; gradient descent keeps V falling while
-eta is below 2/lambda_max and loses it above.
+Along the flow ``V = L - L*`` falls at exactly ``-|grad L|^2``; gradient descent keeps V
+falling while eta is below ``2/lambda_max`` and loses monotone decrease above.
 """
 import matplotlib.pyplot as plt
 import numpy as np

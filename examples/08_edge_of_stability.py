@@ -1,11 +1,13 @@
-"""Gradient descent at the edge of stability, and the central flow that explains it.
+"""Gradient descent at the edge of stability, and the central flow that explains it
+================================================================================
 
-On the deep scalar factorization L = (w1 w2 w3 - 1)^2 / 2 the gradient flow sharpens: from an
-unbalanced start it ends at a minimum with sharpness 5.5. Gradient descent with 2/eta below
-that cannot follow it: its sharpness rises to 2/eta, it oscillates along the top
-eigenvector, and it drifts along the minima holding lambda_max at 2/eta (self-stabilization).
-The central flow (Cohen et al. 2024) is the ODE of GD's time average: the gradient flow
-projected so that the sharpness stays at 2/eta; it also predicts GD's time-averaged loss.
+On the deep scalar factorization ``L = (w1 w2 w3 - 1)^2 / 2`` the gradient flow sharpens: from
+an unbalanced start it ends at a minimum with sharpness 5.5. Gradient descent with ``2/eta``
+below that cannot follow it: its sharpness rises to ``2/eta``, it oscillates along the top
+eigenvector, and it drifts along the minima holding ``lambda_max`` at ``2/eta``
+(self-stabilization). The central flow (Cohen et al. 2024) is the ODE of GD's time average:
+the gradient flow projected so that the sharpness stays at ``2/eta``; it also predicts GD's
+time-averaged loss.
 
 The second picture shows the same on a small tanh network fitted to 8 points
 (``losses.tanh_network``): progressive sharpening from 2.3 to 26.6 along the flow, GD riding
