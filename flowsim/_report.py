@@ -7,7 +7,34 @@ from dataclasses import fields
 
 import numpy as np
 
-__all__ = ["Picklable", "Report"]
+__all__ = ["Picklable", "Report", "html_block", "short_repr"]
+
+#: The most characters a notebook display or a plain repr shows.
+HTML_CHARS = 3000
+REPR_CHARS = 160
+
+
+def html_block(title, text, limit=HTML_CHARS):
+    """A small, valid HTML block: a bold title over the text in a <pre> (escaped, cut to
+    ``limit`` characters)."""
+    import html
+    if len(text) > limit:
+        text = text[:limit].rsplit("\n", 1)[0] + "\n..."
+    return (f"<div class=\"flowsim\"><strong>{html.escape(title)}</strong>"
+            f"<pre style=\"white-space: pre-wrap; margin: 0.3em 0\">{html.escape(text)}</pre>"
+            "</div>")
+
+
+def short_repr(obj):
+    """``<Name: the first line of its summary>``, at most :data:`REPR_CHARS` characters."""
+    name = type(obj).__name__
+    try:
+        line = str(obj.summary()).strip().splitlines()[0]
+    except Exception:   # noqa: BLE001 - a repr must not raise
+        return f"<{name}>"
+    if len(line) > REPR_CHARS:
+        line = line[:REPR_CHARS - 3] + "..."
+    return f"<{name}: {line}>"
 
 
 def _plain(value):
@@ -29,6 +56,19 @@ class Picklable:
     """
 
     __slots__ = ()
+
+    def __init_subclass__(cls, **kwargs):
+        """Give every result a short ``repr`` (a line, not a dump of its arrays): placed in
+        the class before ``@dataclass`` runs, which then keeps it."""
+        super().__init_subclass__(**kwargs)
+        if "__repr__" not in cls.__dict__ and hasattr(cls, "summary"):
+            cls.__repr__ = short_repr
+
+    def _repr_html_(self):
+        """The notebook display: the summary, short and escaped."""
+        summary = getattr(self, "summary", None)
+        text = summary() if callable(summary) else repr(self)
+        return html_block(type(self).__name__, str(text))
 
     def __reduce__(self):
         return _rebuild, (type(self), {f.name: _plain(getattr(self, f.name))

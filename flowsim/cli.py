@@ -17,15 +17,22 @@ import os
 import re
 import sys
 
-import numpy as np
-
-from . import losses, methods
-from ._validate import check_bounds, int_between, positive, step_count, writable_path
+from ._catalog import NAMED_LOSSES
 from .cli_sweep import add_sweep_parser
-from .compare import compare
-from .loss import Loss
 
 __all__ = ["main", "resolve_loss"]
+
+
+def _load():
+    """Import the numerics, once the arguments are parsed (``flowsim --help`` needs none of
+    them: it answers in the time of Python and argparse)."""
+    global np, losses, methods, compare, Loss
+    global check_bounds, int_between, positive, step_count, writable_path
+    import numpy as np
+    from . import losses, methods
+    from ._validate import check_bounds, int_between, positive, step_count, writable_path
+    from .compare import compare
+    from .loss import Loss
 
 #: A start for each named loss that shows something worth seeing.
 DEFAULT_STARTS = {"rosenbrock": (-1.2, 1.0), "himmelblau": (0.5, -1.0),
@@ -44,6 +51,7 @@ def resolve_loss(text):
     A bare name that is no named loss is refused with the names it resembles: ``"rosenbrok"``
     is a typo far more often than the one-variable loss L(rosenbrok) = rosenbrok.
     """
+    _load()
     if text in losses.NAMED:
         return losses.NAMED[text]()
     if re.fullmatch(r"\s*[A-Za-z_][A-Za-z0-9_]*\s*", text):
@@ -56,6 +64,7 @@ def resolve_loss(text):
 
 
 def _vector(text, name, n=None):
+    _load()
     try:
         values = np.array([float(v) for v in text.split(",")])
     except ValueError:
@@ -204,7 +213,7 @@ def build_parser():
     comp = sub.add_parser("compare", help="compare the flow with discrete schemes, step by step",
                           formatter_class=defaults)
     comp.add_argument("loss", nargs="?", default=DEFAULT_LOSS,
-                      help="a named loss (%s) or a formula" % ", ".join(losses.NAMED))
+                      help="a named loss (%s) or a formula" % ", ".join(NAMED_LOSSES))
     comp.add_argument("--x0", help="start, comma separated (named losses have a default)")
     comp.add_argument("--eta", type=float, default=1e-3, help="step size")
     comp.add_argument("--steps", type=int, default=2000, help="number of steps")
@@ -218,7 +227,7 @@ def build_parser():
     comp.set_defaults(run=_cmd_compare)
     crit = sub.add_parser("critical", help="find and classify the critical points in a box",
                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    crit.add_argument("loss", help="a named loss (%s) or a formula" % ", ".join(losses.NAMED))
+    crit.add_argument("loss", help="a named loss (%s) or a formula" % ", ".join(NAMED_LOSSES))
     crit.add_argument("--bounds", help="low,high for every variable, or low,high per variable "
                                        "(named losses have a usual box)")
     crit.add_argument("--method", default="auto",
@@ -230,11 +239,11 @@ def build_parser():
     crit.add_argument("--time-limit", type=float, default=60.0, dest="time_limit",
                       help="seconds the search may take")
     crit.set_defaults(run=_cmd_critical)
-    add_sweep_parser(sub, losses.NAMED)
+    add_sweep_parser(sub, NAMED_LOSSES)
     meth = sub.add_parser("methods", help="the registered flows and schemes")
     meth.set_defaults(run=_cmd_methods)
     info = sub.add_parser("info", help="variables, gradient, Hessian, known critical points")
-    info.add_argument("loss", help="a named loss (%s) or a formula" % ", ".join(losses.NAMED))
+    info.add_argument("loss", help="a named loss (%s) or a formula" % ", ".join(NAMED_LOSSES))
     info.set_defaults(run=_cmd_info)
     return parser
 
@@ -283,6 +292,7 @@ def main(argv=None):
     args = parser.parse_args(_join_negative_values(argv))
     args.argv = argv
     try:
+        _load()
         _load_plugins(args.plugin)
         return args.run(args)
     except (UsageError, ValueError) as err:   # bad input; a TypeError is a bug: it shows

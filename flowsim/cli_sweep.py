@@ -1,13 +1,12 @@
 """``flowsim sweep``: the three study recipes on the command line, a table and a picture."""
 from __future__ import annotations
 
-import numpy as np
-
 __all__ = ["add_sweep_parser"]
 
 
 def _etas(text):
     """``LOW:HIGH:COUNT`` (geometric) or comma-separated step sizes."""
+    import numpy as np
     from .cli import UsageError, _vector
     if ":" in text:
         parts = text.split(":")
@@ -32,6 +31,7 @@ def _out_path(path):
 
 
 def _cmd_sweep(args):
+    import numpy as np
     from .cli import UsageError, _figure_path, _start, _vector, resolve_loss
     from .study.recipes import basin_map, disagreement, step_size_sweep, time_to_tolerance
     plot = _figure_path(args.plot) if args.plot else None

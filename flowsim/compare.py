@@ -82,6 +82,12 @@ class Comparison(Picklable):
             table[f"{name}_loss_gap"] = padded(self.loss_gap[name])
         return pandas.DataFrame(table).set_index("k")
 
+    def __repr__(self):
+        worst = ", ".join(f"{name} {np.nanmax(dev):.3g}" for name, dev in self.deviation.items()
+                          if np.size(dev))
+        return (f"<Comparison: eta = {self.eta:g}; schemes {', '.join(self.schemes)}; largest "
+                f"distance to the reference: {worst}>")
+
     def summary(self, rows=10):
         """The comparison as text: ``rows`` evenly spaced steps, each scheme's and flow's
         ending, and the per-direction factors."""

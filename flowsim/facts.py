@@ -123,6 +123,15 @@ class LossFacts(Picklable):
     flow_solution: object = field(default=None, repr=False, compare=False)
     source: str = "given"
 
+    def summary(self):
+        """One line: the name, L*, the known critical points by kind, where they came from."""
+        kinds = {}
+        for p in self.critical_points:
+            kinds[p.kind.value] = kinds.get(p.kind.value, 0) + 1
+        known = ", ".join(f"{v} {k}" for k, v in kinds.items()) or "no critical points"
+        return (f"{self.name}: L* = {self.min_value}; {known}"
+                f"{' (complete)' if self.complete else ''}; source: {self.source}")
+
     def __post_init__(self):
         if not isinstance(self.source, str):
             raise TypeError(f"source must be a str, got {type(self.source).__name__}.")

@@ -16,6 +16,7 @@ import sympy as sp
 
 from .loss._parse import real_symbol
 from ._validate import finite, int_between, nonnegative, positive, real_array
+from ._catalog import NAMED_LOSSES
 from .facts import KnownPoint, LossFacts, PointKind, kind_of_spectrum
 from .loss import Loss
 from .prox import L1, Composite
@@ -388,3 +389,5 @@ NAMED = {
     "double_well": double_well, "ill_conditioned_quadratic": ill_conditioned_quadratic,
     "scalar_factorization": scalar_factorization, "tanh_network": tanh_network,
 }
+if tuple(NAMED) != NAMED_LOSSES:   # pragma: no cover - a named loss added in one place only
+    raise ImportError("flowsim._catalog.NAMED_LOSSES must list flowsim.losses.NAMED in order.")

@@ -354,6 +354,23 @@ class Loss(Evaluation):
             extra += f", n_samples={self.n_samples}"
         return f"Loss({text!r}, variables=({names}){extra})"
 
+    def _repr_html_(self):
+        """The notebook display: the formula, the variables, the facts it carries."""
+        from .._report import html_block
+        names = ", ".join(v.name for v in self._c.variables[:12]) + \
+            (", ..." if self.n > 12 else "")
+        lines = [f"L = {self._c.expr}", f"variables ({self.n}): {names}"]
+        if self._params:
+            lines.append(f"parameters: {dict(self._params)}")
+        if self._data is not None:
+            lines.append(f"a mean over {self.n_samples} samples")
+        facts = self.facts
+        if facts is not None:
+            lines.append(f"facts: {facts.name}; L* = {facts.min_value}; "
+                         f"{len(facts.critical_points)} known critical point(s)"
+                         + (f" ({facts.source})" if getattr(facts, "source", "") else ""))
+        return html_block("Loss", "\n".join(lines))
+
     def _repr_latex_(self):
         args = ", ".join(sp.latex(v) for v in self._c.variables[:8])
         if self.n > 8:

@@ -264,6 +264,11 @@ class ModifiedEquation:
         return (f"ModifiedEquation({self.method!r}, eta={self.eta:g}, order={self.order}, "
                 f"n={self.loss.n})")
 
+    def _repr_html_(self):
+        """The notebook display: the summary, short and escaped."""
+        from .._report import html_block
+        return html_block("ModifiedEquation", self.summary())
+
 
 def _options(record, options):
     allowed = _OPTIONS.get(record.name, ())

@@ -17,17 +17,27 @@ KIND_STYLE = {PointKind.MINIMUM: ("o", "tab:green"), PointKind.MAXIMUM: ("^", "t
               PointKind.SADDLE: ("X", "tab:orange"), PointKind.DEGENERATE: ("D", "tab:purple")}
 #: Most markers drawn along one discrete path: more would hide the flow beneath.
 MAX_MARKERS = 40
+#: Dash patterns of the schemes, in the order they are drawn.
+LINE_STYLES = ("-", (0, (5, 2)), (0, (1, 1.5)), (0, (6, 2, 1, 2)))
 
 
 def path_style(traj, index=0):
-    """Matplotlib keywords for ``traj``: its registry colour; flows a thick line on top,
-    schemes a thin line with at most :data:`MAX_MARKERS` markers."""
+    """Matplotlib keywords for ``traj``: its registry colour; flows a thick line beneath,
+    schemes a thin line with at most :data:`MAX_MARKERS` markers, each scheme its own dash
+    pattern and marker phase so that coinciding paths all show."""
     color, marker, is_flow = methods.style(traj.method, index)
-    if is_flow or traj.dense is not None:
-        return dict(color=color, lw=2.0, ls="-", zorder=3)
+    if is_flow or traj.dense is not None:   # beneath the schemes: a thick line they cross
+        return dict(color=color, lw=2.2, ls="-", zorder=1.5, alpha=0.85)
     n = traj.xs.shape[-2] if traj.xs.ndim > 1 else len(traj.ts)
-    return dict(color=color, lw=0.8, ls="-", marker=marker or "o", ms=3.5,
-                markevery=max(1, -(-n // MAX_MARKERS)), zorder=2, alpha=0.9)
+    step = max(1, -(-n // MAX_MARKERS))
+    # schemes whose paths coincide (GD and proximal point at small steps) must all show:
+    # each its own dash pattern, markers offset along the path, every other one hollow and
+    # larger, and the first-listed drawn on top
+    offset = (index * max(1, step // 3)) % step
+    return dict(color=color, lw=0.9, ls=LINE_STYLES[index % len(LINE_STYLES)],
+                marker=marker or "o", ms=3.5 + 1.5 * (index % 2),
+                mfc="none" if index % 2 else color, markevery=(offset, step),
+                zorder=2.5 - 0.01 * (index % 50), alpha=0.9)
 
 
 def draw_path(ax, x, y, traj, index=0, label=None, log=False):
