@@ -25,6 +25,7 @@ for ax, loss, box in ((axes[0], losses.double_well(), [(-2, 2), (-2, 2)]),
     print(f"{loss.facts.name}: share of the grid flowing to each minimum "
           f"{[round(s, 3) for s in shares]}")
     ax.set_title(f"basins: {loss.facts.name}")
+fig.tight_layout()
 save(fig, out, "basins.png")
 
 # at eta = 0.02 GD is stable at two of Himmelblau's minima (2/lambda_max = 0.0243, 0.0248)

@@ -53,3 +53,17 @@ def test_legends_have_unique_entries():
         if legend is not None:
             labels = [t.get_text() for t in legend.get_texts()]
             assert len(labels) == len(set(labels)), labels
+
+
+def test_basin_maps_have_axis_labels_and_a_legend_of_minimizers():
+    from flowsim.study.recipes import basin_map
+    study = basin_map(losses.himmelblau(), 0.01, resolution=12, progress=False)
+    fig = fs.plot.basin_maps(study)
+    for ax in fig.axes:
+        assert ax.get_xlabel() == "x" and ax.get_ylabel() == "y"
+    legend = fig.legends[0]
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert len(labels) == len(study.spec["minimizers"]) + 1 and "no known" in labels[-1]
+    ax = fs.plot.basins(losses.double_well(), resolution=20)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[-1].startswith("near no minimum") and len(labels) >= 3

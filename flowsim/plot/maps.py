@@ -8,7 +8,8 @@ from .._validate import (as_loss, check_bounds, int_between, positive, real_arra
                          writable_path)
 from ..diagnostics.critical import critical_points
 from ..results import BatchTrajectory
-from .style import KIND_STYLE, as_list, axes_for, draw_path, path_style
+from .style import (KIND_STYLE, as_list, axes_for, basin_legend, draw_path, path_style,
+                    unique_legend)
 
 __all__ = ["contour", "basins", "surface", "animate", "plot_box"]
 
@@ -94,11 +95,12 @@ def contour(loss, trajectories=None, ax=None, *, bounds=None, critical=True, lev
         critical = critical_points(loss, box, time_limit=10.0)
     for cp in critical or ():
         marker, color = KIND_STYLE[cp.kind]
-        ax.plot(cp.point[0], cp.point[1], marker, color=color, mec="k", ms=9, ls="none")
+        ax.plot(cp.point[0], cp.point[1], marker, color=color, mec="k", ms=9, ls="none",
+                label=cp.kind.value)
     names = [v.name for v in loss.variables]
     ax.set(xlim=box[0], ylim=box[1], xlabel=names[0], ylabel=names[1])
-    if trajs:
-        ax.legend(loc="best", fontsize=8)
+    if trajs or critical:
+        unique_legend(ax, loc="best", fontsize=8)
     return ax
 
 
@@ -161,6 +163,7 @@ def basins(loss, ax=None, *, bounds=None, resolution=200, t_end=20.0, minima=Non
     ax.plot(minima[:, 0], minima[:, 1], "o", color="white", mec="k", ms=8, ls="none")
     names = [v.name for v in loss.variables]
     ax.set(xlabel=names[0], ylabel=names[1], title="basins of attraction of the flow")
+    basin_legend(ax, minima, f"near no minimum at t = {t_end:g}")
     return ax
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import methods
-from .style import axes_for, positive_part
+from .style import axes_for, basin_legend, positive_part
 
 __all__ = ["step_size_picture", "basin_maps", "time_to_tolerance_picture"]
 
@@ -85,6 +85,7 @@ def basin_maps(study, axes=None):
         raise ValueError("study: draw basin maps of a study made by basin_map (it knows its "
                          "grid).")
     names = list(dict.fromkeys(runs["method"]))
+    variables = [c[3:] for c in runs.columns if c.startswith("x0_")] or ["x1", "x2"]
     if axes is None:
         fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4.0),
                                  squeeze=False)
@@ -103,7 +104,13 @@ def basin_maps(study, axes=None):
         if name in gaps:
             title += f" ({100 * gaps[name]:.2f}% differ)"
         ax.set_title(title, fontsize=10)
-    fig.tight_layout()
+        ax.set(xlabel=variables[0], ylabel=variables[1])
+    minimizers = study.spec.get("minimizers")
+    if minimizers is not None and len(minimizers):
+        basin_legend(fig, minimizers, "reaches no known minimizer (diverged, failed, elsewhere)")
+        fig.tight_layout(rect=(0, 0.12, 1, 1))
+    else:
+        fig.tight_layout()
     return fig
 
 

@@ -10,7 +10,7 @@ from ..facts import PointKind
 from ..results import BatchTrajectory, Trajectory
 
 __all__ = ["KIND_STYLE", "MAX_MARKERS", "draw_path", "axes_for", "as_list", "comparison_paths",
-           "check_comparison"]
+           "check_comparison", "basin_legend", "unique_legend"]
 
 #: Marker and colour per critical-point kind.
 KIND_STYLE = {PointKind.MINIMUM: ("o", "tab:green"), PointKind.MAXIMUM: ("^", "tab:red"),
@@ -44,6 +44,31 @@ def draw_path(ax, x, y, traj, index=0, label=None, log=False):
     """Draw one path (or one series over time) of ``traj`` in its style; returns the Line2D."""
     plot = ax.semilogy if log else ax.plot
     return plot(x, y, label=label, **path_style(traj, index))[0]
+
+
+def unique_legend(ax, **kwargs):
+    """``ax.legend`` with each label once (the first artist that carries it)."""
+    handles, labels = ax.get_legend_handles_labels()
+    seen = {}
+    for handle, label in zip(handles, labels):
+        seen.setdefault(label, handle)
+    if seen:
+        ax.legend(list(seen.values()), list(seen), **kwargs)
+
+
+def basin_legend(ax, minima, grey="reaches no minimum"):
+    """A legend of basin colours: one patch per minimizer (its point), grey explained; placed
+    outside the map, below it (side-by-side maps keep their room)."""
+    from matplotlib.patches import Patch
+    handles = [Patch(color=f"C{i}", label="to (" + ", ".join(f"{v:.3g}" for v in m) + ")")
+               for i, m in enumerate(np.asarray(minima, dtype=float).reshape(len(minima), -1))]
+    handles.append(Patch(color="lightgrey", label=grey))
+    if hasattr(ax, "add_subplot"):   # a figure: one legend under all its maps
+        ax.legend(handles=handles, loc="lower center", fontsize=8, frameon=False,
+                  ncol=min(5, len(handles)))
+        return
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8,
+              frameon=False, ncol=min(3, len(handles)), borderaxespad=0.0)
 
 
 def positive_part(y):
