@@ -94,16 +94,11 @@ def escape_norm_bars(app, what, name, obj, options, lines):
         stripped = line.lstrip()
         if stripped.startswith(".. math::"):
             in_math, indent = True, len(line) - len(stripped)
-            if stripped[len(".. math::"):].strip():
-                continue
             continue
-        if in_math:
-            if stripped and len(line) - len(stripped) <= indent:
-                in_math = False
-            else:
-                continue
-        if stripped.startswith(("+-", "|")) and stripped.rstrip().endswith(("+", "|")) and \
-                re.match(r"^[|+]", stripped):
+        if in_math and (not stripped or len(line) - len(stripped) > indent):
+            continue   # the math block's body
+        in_math = False
+        if stripped.startswith(("+-", "|")) and stripped.rstrip().endswith(("+", "|")):
             continue   # a grid table
         lines[i] = _escape_bars(line)
 

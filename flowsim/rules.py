@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["UpdateRule", "VectorField", "LossOps", "numpy_ops", "jax_ops", "check_options",
-           "take_rows", "put_rows"]
+           "take_rows", "put_rows", "signature_and_doc"]
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,30 @@ def _frozen(mapping):
     return out
 
 
-@dataclass(frozen=True)
+def _callable(value, name, optional=False):
+    """``value`` checked to be callable (or None where ``optional``)."""
+    if not (callable(value) or (optional and value is None)):
+        raise TypeError(f"{name} must be callable{' or None' if optional else ''}, got "
+                        f"{type(value).__name__}.")
+
+
+def signature_and_doc(positional, options, common, owner):
+    """The signature of a function made from a rule or field (its positional arguments, the
+    options as keywords, then the ``common`` keywords with their defaults) and the
+    numpydoc lines of its options."""
+    import inspect
+    P = inspect.Parameter
+    params = [P(p, P.POSITIONAL_OR_KEYWORD) for p in positional]
+    params += [P(k, P.KEYWORD_ONLY, default=v) for k, v in options.items()]
+    params += [P(k, P.KEYWORD_ONLY, default=v) for k, v in common]
+    lines = "".join(f"    {k} : float\n        Option of the {owner} (default {v!r}).\n"
+                    for k, v in options.items())
+    return inspect.Signature(params), lines
+
+
+# eq=False: a rule is compared and hashed by identity (its options are a dict), which is
+# what the compile caches keyed on it need
+@dataclass(frozen=True, eq=False)
 class UpdateRule:
     r"""A discrete scheme as one update rule, read by every backend.
 
@@ -168,10 +191,8 @@ class UpdateRule:
     failure: str = "the update rule could not take the step"
 
     def __post_init__(self):
-        if not callable(self.step):
-            raise TypeError(f"step must be callable, got {type(self.step).__name__}.")
-        if self.init is not None and not callable(self.init):
-            raise TypeError(f"init must be callable or None, got {type(self.init).__name__}.")
+        _callable(self.step, "step")
+        _callable(self.init, "init", optional=True)
         if isinstance(self.grads_per_step, bool) or \
                 not isinstance(self.grads_per_step, numbers.Integral) or self.grads_per_step < 0:
             raise ValueError("grads_per_step must be an integer >= 0, got "
@@ -184,14 +205,9 @@ class UpdateRule:
         """The initial state for starts ``X0`` (m, n)."""
         return () if self.init is None else self.init(X0, options, xp)
 
-    def __hash__(self):
-        return hash((self.step, self.init, tuple(sorted(self.options.items()))))
-
-    def __eq__(self, other):
-        return isinstance(other, UpdateRule) and hash(self) == hash(other)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class VectorField:
     r"""A continuous flow as one vector field, read by every backend.
 
@@ -215,18 +231,9 @@ class VectorField:
     options: object = field(default_factory=dict)
 
     def __post_init__(self):
-        if not callable(self.field):
-            raise TypeError(f"field must be callable, got {type(self.field).__name__}.")
-        if self.jacobian is not None and not callable(self.jacobian):
-            raise TypeError("jacobian must be callable or None, got "
-                            f"{type(self.jacobian).__name__}.")
+        _callable(self.field, "field")
+        _callable(self.jacobian, "jacobian", optional=True)
         object.__setattr__(self, "options", _frozen(self.options))
-
-    def __hash__(self):
-        return hash((self.field, self.jacobian, tuple(sorted(self.options.items()))))
-
-    def __eq__(self, other):
-        return isinstance(other, VectorField) and hash(self) == hash(other)
 
 
 def take_rows(state, sel):

@@ -2,6 +2,8 @@
 and registered with flowsim.register, through every consumer: batches, workers, JAX,
 compare, convergence_order, modified_equation, sweep, the pictures and the command, each
 against a closed form."""
+import inspect
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -68,7 +70,8 @@ def test_registered_records_carry_their_rule_and_capabilities(registered):
     eg = methods.get("eg")
     assert eg.kind == "scheme" and {"batch", "jax", "schedule"} <= eg.accepts
     assert methods.get("scaled_flow").kind == "flow"
-    assert "c" in str(__import__("inspect").signature(methods.get("scaled_gd").function))
+    params = inspect.signature(methods.get("scaled_gd").function).parameters
+    assert params["c"].default == 1.0 and params["c"].kind is inspect.Parameter.KEYWORD_ONLY
     with pytest.raises(ValueError, match="already registered"):
         fs.register("extragradient", fs.UpdateRule(extragradient_step))
     with pytest.raises(ValueError, match="identifier"):

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from ._box_search import box_search, clusters, verify_points
+from ._box_search import _bisect, box_search, clusters, verify_points
 from ..facts import kind_of_spectrum
 from .critical import CriticalPoint, _newton_candidates, _symbolic_candidates, polished
 from .critical_set import CriticalPointSet, UndecidedRegion
@@ -166,32 +166,16 @@ def strictly_convex(loss, B, max_boxes=CONVEX_BOXES):
     if loss.n_samples is not None and loss.n_samples * loss.n ** 2 > 2_000_000:
         return False
     enclosure = LossEnclosure(loss)
-    rows, cols = enclosure.hessian_index
-    boxes = [np.asarray(B, dtype=float)]
-    while boxes and len(boxes) <= max_boxes:
-        b = enclosure("hessian", np.stack(boxes))
-        if np.any(b.partly | b.nowhere | b.jump):
+    boxes = np.asarray(B, dtype=float)[None]
+    while len(boxes) <= max_boxes:
+        M, diag_lo, bad = enclosure.hessian_magnitudes(boxes)
+        if np.any(bad):
             return False
-        n = loss.n
-        size = np.maximum(np.abs(b.lo), np.abs(b.hi))
-        off = np.zeros((len(boxes), n, n))
-        off[:, rows, cols] = size
-        off[:, cols, rows] = size
-        diag_lo = np.zeros((len(boxes), n))
-        on = rows == cols
-        diag_lo[:, rows[on]] = b.lo[:, on]
-        margin = diag_lo - (off.sum(axis=2) - np.diagonal(off, axis1=1, axis2=2))
-        ok = np.all(margin > 0, axis=1)
-        undecided = [box for box, good in zip(boxes, ok) if not good]
-        if not undecided:
+        margin = diag_lo - (M.sum(axis=2) - np.diagonal(M, axis1=1, axis2=2))
+        undecided = ~np.all(margin > 0, axis=1)
+        if not undecided.any():
             return True
-        boxes = []
-        for box in undecided:   # halve along the widest side
-            k = int(np.argmax(box[:, 1] - box[:, 0]))
-            mid = box[k].mean()
-            left, right = box.copy(), box.copy()
-            left[k, 1] = right[k, 0] = mid
-            boxes += [left, right]
+        boxes = _bisect(boxes[undecided], np.ones(loss.n))   # along the widest side
     return False
 
 
@@ -283,10 +267,11 @@ def run_search(loss, B, method, *, kinds, global_only, max_boxes, time_limit, re
     # the search proves points on a slightly enlarged box: keep those in the box asked for
     # (to the rounding of its bounds), so a global minimum outside it is never reported
     slack = 1e-12 * np.maximum(1.0, np.abs(B).max(axis=1))
-    outside = [p for p in points if np.any(p.point < B[:, 0] - slack) or
-               np.any(p.point > B[:, 1] + slack)]
+    inside = [bool(np.all(p.point >= B[:, 0] - slack) and np.all(p.point <= B[:, 1] + slack))
+              for p in points]
+    outside = [p for p, ok in zip(points, inside) if not ok]
     if outside:
-        points = [p for p in points if not any(p is q for q in outside)]
+        points = [p for p, ok in zip(points, inside) if ok]
         message += (f" {len(outside)} point(s) found just outside the box (at "
                     f"{'; '.join(str(np.round(p.point, 6).tolist()) for p in outside[:3])}) "
                     "left out.")

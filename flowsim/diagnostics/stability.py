@@ -191,54 +191,32 @@ BOUND_BOXES = 4096
 BOUND_GAP = 0.02
 
 
-def _gershgorin_bounds(enclosure, boxes, n):
-    """Upper bounds of |lambda(H)| over each box (k, n, 2): max_i sum_j mag([H_ij])."""
-    b = enclosure("hessian", boxes)
-    rows, cols = enclosure.hessian_index
-    size = np.maximum(np.abs(b.lo), np.abs(b.hi))
-    M = np.zeros((len(boxes), n, n))
-    M[:, rows, cols] = size
-    M[:, cols, rows] = size
-    out = M.sum(axis=2).max(axis=1)
-    bad = np.any(b.partly | b.nowhere | b.jump, axis=1) | ~np.isfinite(out)
-    return np.where(bad, np.inf, out)
-
-
 def hessian_norm_bound(loss, B, lower=0.0, max_boxes=BOUND_BOXES, gap=BOUND_GAP):
     """A proven upper bound of max |H(x)|_2 over the box ``B`` (n, 2), and the largest norm
-    seen at the sub-boxes' centres: branch and bound, halving the box with the largest bound
-    along its widest side until the bound is within ``gap`` of the largest norm seen or
-    ``max_boxes`` boxes are used. ``(upper, seen, at)``; upper is inf where the enclosure
-    fails."""
+    seen at the sub-boxes' centres: branch and bound, each round halving (along the widest
+    side) every box whose Gershgorin bound max_i sum_j max |H_ij| lies more than ``gap``
+    above the largest norm seen, until none does or ``max_boxes`` boxes are used.
+    ``(upper, seen, at)``; upper is inf where the enclosure fails."""
     from ..interval import LossEnclosure
-    n = loss.n
+    from ._box_search import _bisect
     enclosure = LossEnclosure(loss)
     boxes = np.asarray(B, dtype=float)[None]
-    bounds = _gershgorin_bounds(enclosure, boxes, n)
-    seen, at = lower, boxes[0].mean(axis=1)
-    used = 1
-    while used < max_boxes:
-        worst = int(np.argmax(bounds))
-        if not np.isfinite(bounds[worst]) and used > 64:
-            break
-        if bounds[worst] <= seen * (1 + gap):
-            break
-        box = boxes[worst]
-        k = int(np.argmax(box[:, 1] - box[:, 0]))
-        left, right = box.copy(), box.copy()
-        left[k, 1] = right[k, 0] = box[k].mean()
-        halves = np.stack([left, right])
-        centres = halves.mean(axis=2)
+    seen, at, settled, used = lower, boxes[0].mean(axis=1), 0.0, 1
+    while True:
+        M, _, bad = enclosure.hessian_magnitudes(boxes)
+        bounds = np.where(bad, np.inf, M.sum(axis=2).max(axis=1))
+        centres = boxes.mean(axis=2)
         with np.errstate(all="ignore"):
             norms = np.abs(np.linalg.eigvalsh(loss.hess(centres))).max(axis=1)
-        for c, v in zip(centres, norms):
-            if np.isfinite(v) and v > seen:
-                seen, at = float(v), c
-        boxes = np.concatenate([np.delete(boxes, worst, axis=0), halves])
-        bounds = np.concatenate([np.delete(bounds, worst), _gershgorin_bounds(enclosure,
-                                                                               halves, n)])
-        used += 1
-    return float(np.max(bounds)), seen, at
+        norms = np.where(np.isfinite(norms), norms, -np.inf)
+        if norms.max() > seen:
+            seen, at = float(norms.max()), centres[int(np.argmax(norms))]
+        over = bounds > seen * (1 + gap)
+        settled = max(settled, float(bounds[~over].max(initial=0.0)))
+        if not over.any() or used + int(over.sum()) > max_boxes:
+            return max(settled, float(bounds[over].max(initial=0.0))), seen, at
+        boxes = _bisect(boxes[over], np.ones(loss.n))
+        used += int(over.sum())
 
 
 def lipschitz_estimate(loss, bounds, n_samples=4096, seed=0):

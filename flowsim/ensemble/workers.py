@@ -199,8 +199,8 @@ def merge(parts):
     extras = {name: np.concatenate([extra(name, p) for p in parts]) for name in longest.extras}
     first = next((p for p in parts if p.method != "failed"), parts[0])
     m = f", m={sum(len(p) for p in parts)}"
-    label = re.sub(r", m=\d+", m, first.label) if re.search(r", m=\d+", first.label) \
-        else first.label + m
+    label, found = re.subn(r", m=\d+", m, first.label)
+    label = label if found else label + m
     return BatchTrajectory(longest.ts, join("xs"), join("values"), join("grad_norms"),
                            sum((p.status for p in parts), ()),
                            sum((p.message for p in parts), ()), first.method, label,

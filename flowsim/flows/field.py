@@ -13,7 +13,6 @@ One field ``f(x, ops, options)``, written over ``ops.xp``, is run three ways:
 """
 from __future__ import annotations
 
-import inspect
 
 import numpy as np
 
@@ -21,13 +20,12 @@ from .._numeric import row_norms
 from ..ensemble.run import System, batch_run
 from ..ensemble.workers import PARALLEL_DOC, in_chunks
 from ..backends import on_jax
-from ..rules import check_options, numpy_ops
+from ..rules import check_options, numpy_ops, signature_and_doc
 from ._common import bound_stop, converged, finish_flow, flow_arguments
 from ._solver import integrate
 
 __all__ = ["FieldFlow", "finite_difference_jacobian"]
 
-_P = inspect.Parameter
 _COMMON = [("method", "RK45"), ("rtol", 1e-8), ("atol", 1e-10), ("t_eval", None),
            ("dense_output", True), ("gtol", None), ("max_norm", 1e8),
            ("max_steps", "default"), ("backend", "numpy"), ("workers", None),
@@ -65,13 +63,8 @@ class FieldFlow:
     def __init__(self, name, label, field):
         self.name, self.label, self.field = name, label, field
         self.__name__ = self.__qualname__ = name
-        self.__module__ = "flowsim.registered"
-        params = [_P(p, _P.POSITIONAL_OR_KEYWORD) for p in ("loss", "x0", "t_end")]
-        params += [_P(k, _P.KEYWORD_ONLY, default=v) for k, v in field.options.items()]
-        params += [_P(k, _P.KEYWORD_ONLY, default=v) for k, v in _COMMON]
-        self.__signature__ = inspect.Signature(params)
-        options = "".join(f"    {k} : float\n        Option of the field (default {v!r}).\n"
-                          for k, v in field.options.items())
+        self.__signature__, options = signature_and_doc(
+            ("loss", "x0", "t_end"), field.options, _COMMON, "field")
         self.__doc__ = (f"{label}: a flow registered from a vector field.\n\n"
                         "    Parameters\n    ----------\n    loss : Loss or str\n"
                         "    x0 : array_like, shape (n,) or (m, n)\n    t_end : float\n" +
@@ -116,10 +109,12 @@ class FieldFlow:
             def fun(t, Y):
                 return f(Y, ops, options)
 
-            def jacobian(t, Y):
-                if jac is not None:
+            if jac is not None:
+                def jacobian(t, Y):
                     return jac(Y, ops, options)
-                return finite_difference_jacobian(lambda Z: f(Z, ops, options), Y)
+            else:
+                def jacobian(t, Y):
+                    return finite_difference_jacobian(lambda Z: f(Z, ops, options), Y)
 
             system = System(fun, jacobian, loss.n,
                             stationarity=lambda Y: row_norms(ops.grad(Y)))

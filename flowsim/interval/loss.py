@@ -83,6 +83,23 @@ class LossEnclosure:
         parts = [self._chunk(which, boxes[i:i + chunk]) for i in range(0, max(k, 1), chunk)]
         return Bounds(*(np.concatenate([p[j] for p in parts]) for j in range(5)))
 
+    def hessian_magnitudes(self, boxes):
+        """The interval Hessian on each box (k, n, 2) as Gershgorin reads it:
+        ``(M, diag_lo, bad)``, M (k, n, n) the largest |H_ij| over the box, diag_lo (k, n)
+        the least H_ii, bad (k,) where the enclosure fails (a singularity, a jump, a point
+        outside the domain)."""
+        b = self("hessian", boxes)
+        rows, cols = self.hessian_index
+        size = np.maximum(np.abs(b.lo), np.abs(b.hi))
+        M = np.zeros((len(b.lo), self.n, self.n))
+        M[:, rows, cols] = size
+        M[:, cols, rows] = size
+        on = rows == cols
+        diag_lo = np.zeros((len(b.lo), self.n))
+        diag_lo[:, rows[on]] = b.lo[:, on]
+        bad = np.any(b.partly | b.nowhere | b.jump, axis=1)
+        return M, diag_lo, bad
+
     def _chunk(self, which, boxes):
         tail = (1,) if self._samples else ()
         values = {v: (boxes[:, i, 0].reshape(-1, *tail), boxes[:, i, 1].reshape(-1, *tail))

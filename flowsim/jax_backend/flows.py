@@ -109,20 +109,17 @@ def _output_times(t0, t_end, t_eval):
     return t_out, False
 
 
-def _budget(max_steps, dim=1):
-    return stops.budget(max_steps, dim)
-
-
 def _run(loss, key, field, Y0, n, t0, t_end, method, rtol, atol, t_eval, gtol, max_norm,
          max_steps, guard=None, guard_message=None):
     """Solve, and the outputs on the host: (t_out, ys, values, grads, grad_norms, status,
-    message, extras) with ``extras["steps_taken"]`` (each start's accepted steps, at every
-    output), the start time t0 left out unless asked for in t_eval. ``guard(J, jnp,
+    message, extras, t_stop) with ``extras["steps_taken"]`` (each start's accepted steps, at
+    every output) and each start's stop time, the start time t0 left out unless asked for in
+    t_eval. ``guard(J, jnp,
     y)`` -> bool is a flow's own stop rule (status ``failed``, ``guard_message(x)`` saying
     why), checked after every step and at the start."""
     jax, jnp = require()
     t_out, drop_first = _output_times(t0, t_end, t_eval)
-    budget = _budget(max_steps, Y0.shape[1])
+    budget = stops.budget(max_steps, Y0.shape[1])
     run = _compiled(loss, key, field, n, method, float(rtol), float(atol), t_out, gtol,
                     float(max_norm), budget, guard)
     ys, values, grads, final, gnorms, t_stop, ok, hit, conv, out, own, steps = (
@@ -138,15 +135,15 @@ def _run(loss, key, field, Y0, n, t0, t_end, method, rtol, atol, t_eval, gtol, m
             held = Y0[i] if at_start[i] else final[i]
             status[i], message[i] = Status.FAILED, guard_message(held[:n])
             if at_start[i]:
-                ys[i] = Y0[i]
+                ys[i], t_stop[i] = Y0[i], t0
                 values[i], grads[i] = values[i, 0], grads[i, 0]
         status, message = tuple(status), tuple(message)
     if drop_first:
         t_out, ys, values, grads = t_out[1:], ys[:, 1:], values[:, 1:], grads[:, 1:]
     loss.charge(grad=steps.sum())
-    extras = {"steps_taken": np.broadcast_to(steps[:, None], ys.shape[:2]).copy(),
-              "_t_stop": np.where(at_start, t0, t_stop) if guard is not None else t_stop}
-    return t_out, ys, values, grads, np.linalg.norm(grads, axis=2), status, message, extras
+    extras = {"steps_taken": np.broadcast_to(steps[:, None], ys.shape[:2]).copy()}
+    return (t_out, ys, values, grads, np.linalg.norm(grads, axis=2), status, message, extras,
+            t_stop)
 
 
 def gradient_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output, gtol,
@@ -154,14 +151,14 @@ def gradient_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output,
     """The batched gradient flow on diffrax (arguments as :func:`flowsim.gradient_flow`'s,
     already checked; ``X0`` of shape (m, n))."""
     sign = 1.0 if maximize else -1.0
-    t_out, xs, values, grads, grad_norms, status, message, extras = _run(
+    t_out, xs, values, grads, grad_norms, status, message, extras, t_stop = _run(
         loss, ("gradient", sign), lambda J, jnp: _gradient_field(J, jnp, sign), X0, loss.n,
         0.0, t_end, method, rtol, atol, t_eval, gtol, max_norm, max_steps)
     dense = GridDense(t_out, xs, sign * grads) if dense_output else None
     label = f"gradient {'ascent' if maximize else 'flow'} (diffrax {SOLVERS[method]}), " \
             f"m={len(X0)}"
     return BatchTrajectory(t_out, xs, values, grad_norms, status, message, "gradient_flow",
-                           label, dense=dense, t_stop=extras.pop("_t_stop"), extras=extras,
+                           label, dense=dense, t_stop=t_stop, extras=extras,
                            variables=loss.variable_names)
 
 
@@ -176,7 +173,7 @@ def field_flow_jax(loss, name, vector_field, options, X0, t_end, method, rtol, a
         ops = jax_ops(J, jnp)
         return lambda t, y, args: vector_field.field(y, ops, options)
 
-    t_out, xs, values, grads, grad_norms, status, message, extras = _run(
+    t_out, xs, values, grads, grad_norms, status, message, extras, t_stop = _run(
         loss, key, field, X0, loss.n, 0.0, t_end, method, rtol, atol, t_eval, gtol, max_norm,
         max_steps)
     dense = None
@@ -187,7 +184,7 @@ def field_flow_jax(loss, name, vector_field, options, X0, t_end, method, rtol, a
         dense = GridDense(t_out, xs, np.asarray(velocities).reshape(xs.shape))
     return BatchTrajectory(t_out, xs, values, grad_norms, status, message, name,
                            f"{label} (diffrax {SOLVERS[method]}), m={len(X0)}", dense=dense,
-                           t_stop=extras.pop("_t_stop"), extras=extras,
+                           t_stop=t_stop, extras=extras,
                            variables=loss.variable_names)
 
 
@@ -209,7 +206,7 @@ def newton_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output, g
                 f"(smallest eigenvalue {smallest:.3g}); the Newton flow is not a descent flow "
                 "there")
 
-    t_out, xs, values, grads, grad_norms, status, message, extras = _run(
+    t_out, xs, values, grads, grad_norms, status, message, extras, t_stop = _run(
         loss, ("newton",), field, X0, loss.n, 0.0, t_end, method, rtol, atol, t_eval, gtol,
         max_norm, max_steps, not_positive_definite, why)
     velocities = -np.linalg.solve(loss.hess(xs.reshape(-1, loss.n)),
@@ -218,7 +215,7 @@ def newton_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output, g
     dense = GridDense(t_out, xs, velocities.reshape(xs.shape)) if dense_output else None
     return BatchTrajectory(t_out, xs, values, grad_norms, status, message, "newton_flow",
                            f"Newton flow (diffrax {SOLVERS[method]}), m={len(X0)}", dense=dense,
-                           t_stop=extras.pop("_t_stop"), extras=extras,
+                           t_stop=t_stop, extras=extras,
                            variables=loss.variable_names)
 
 
@@ -227,7 +224,7 @@ def second_order_jax(loss, Y0, t0, t_end, method, rtol, atol, t_eval, dense_outp
     """m(t) x'' + c(t) x' + grad L(x) = 0 on diffrax from the rows (x0, v0) of ``Y0``
     (m, 2n); ``coefficients(jnp, t)`` -> (c, m) in JAX, ``key`` names them for the cache."""
     n = loss.n
-    t_out, ys, values, grads, grad_norms, status, message, extras = _run(
+    t_out, ys, values, grads, grad_norms, status, message, extras, t_stop = _run(
         loss, ("second_order",) + tuple(key),
         lambda J, jnp: _second_order_field(J, jnp, coefficients), Y0, n, t0, t_end, method,
         rtol, atol, t_eval, None, max_norm, max_steps)
@@ -237,7 +234,7 @@ def second_order_jax(loss, Y0, t0, t_end, method, rtol, atol, t_eval, dense_outp
     dense = GridDense(t_out, xs, ys[..., n:]) if dense_output else None
     return BatchTrajectory(t_out, xs, values, grad_norms, status, message, name,
                            f"{label} (diffrax {SOLVERS[method]}), m={len(Y0)}", dense=dense,
-                           t_stop=extras.pop("_t_stop"), extras=extras,
+                           t_stop=t_stop, extras=extras,
                            variables=loss.variable_names)
 
 

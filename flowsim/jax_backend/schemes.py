@@ -259,8 +259,7 @@ def _compiled(loss, name, rule, options, steps, every, gtol, max_norm):
 
 def _initial_aux(kind, X0, options, jnp, jax, chains):
     if hasattr(kind, "start"):   # an UpdateRule: its own initial state
-        return kind.start(jnp.asarray(X0), {k: v for k, v in options.items()
-                                           if not k.startswith("_")}, jnp)
+        return kind.start(jnp.asarray(X0), options, jnp)
     if kind is None:
         return jnp.zeros((X0.shape[0], 0))
     base = jax.random.key(key_seed(int(options["seed"])))

@@ -7,6 +7,7 @@ compiled kernels; the other half (construction and the symbolic view) is in
 from __future__ import annotations
 
 import contextlib
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,7 +90,6 @@ class Evaluation:
 
     def charge(self, value=0, grad=0, hess=0):
         """Count evaluations done elsewhere (on JAX, in another process) at this loss."""
-        import numbers
         for name, v in (("value", value), ("grad", grad), ("hess", hess)):
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
                 raise ValueError(f"{name} must be an integer >= 0 (evaluations), got {v!r}.")

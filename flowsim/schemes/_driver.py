@@ -15,6 +15,8 @@ import numpy as np
 
 from .. import stops
 from .._numeric import row_norms, safe_norm
+from ..backends import on_jax
+from ..rules import numpy_ops, put_rows, take_rows
 from .._validate import as_loss, positive, start_points, step_count
 from ..results import BatchTrajectory, Status, Trajectory
 from ..schedules import StepSizes, as_schedule, step_sizes
@@ -242,12 +244,10 @@ def finish(loss, run, method, label, before, *, single, extras=None, values=None
         return Trajectory(ts, xs[0], values[0], grad_norms[0], status[0], message[0], method,
                           label, extras={name: e[0] for name, e in extras.items()},
                           variables=loss.variable_names, **spent)
-    t_stop = run.t_last if run.t_last is not None else ts[np.minimum(
-        np.searchsorted(run.ks, run.last), len(ts) - 1)]
     return BatchTrajectory(ts, xs, values if "loss" in fields else None,
                            grad_norms if "grad_norm" in fields else None, tuple(status),
                            tuple(message), method, label, extras=extras,
-                           variables=loss.variable_names, t_stop=t_stop, **spent)
+                           variables=loss.variable_names, t_stop=run.t_last, **spent)
 
 
 def run_rule(loss, rule, options, X0, steps, etas, dts, *, gtol, max_norm, spec, single, name,
@@ -256,11 +256,11 @@ def run_rule(loss, rule, options, X0, steps, etas, dts, *, gtol, max_norm, spec,
     loop, on the active rows) or on JAX (the same rule vmapped and scanned).
 
     ``options`` are the rule's checked options; ``dts`` the steps' durations in the flow's
-    time; ``extras(run)`` -> the result's extras from the kept iterates; ``maximize`` turns
-    the growth test of :func:`finish` around. Returns the Trajectory or BatchTrajectory.
+    time; ``backend`` the scheme's argument (checked here); ``extras(run)`` -> the result's
+    extras from the kept iterates; ``maximize`` turns the growth test of :func:`finish`
+    around. Returns the Trajectory or BatchTrajectory.
     """
-    from ..rules import numpy_ops, put_rows, take_rows
-    if backend == "jax":
+    if on_jax(backend):
         return jax_run(loss, name, X0, etas, dts, options=options, gtol=gtol,
                        max_norm=max_norm, spec=spec, single=single, label=label, rule=rule,
                        extras=extras, maximize=maximize)

@@ -17,7 +17,6 @@ Adam with :math:`\beta_1 = 1 - a\eta`, :math:`\beta_2 = 1 - b\eta` follows the O
 from __future__ import annotations
 
 from ._driver import as_record, common_arguments, run_rule, schedule_steps
-from ..backends import on_jax
 from ..rules import UpdateRule
 from ..ensemble.workers import parallel
 
@@ -72,7 +71,7 @@ def _run(loss, x0, eta, steps, gtol, max_norm, record, record_every, rule, name,
     spec = as_record(record, record_every)
     return run_rule(loss, rule, options or {}, X0, steps, etas, etas, gtol=gtol,
                     max_norm=max_norm, spec=spec, single=single, name=name, label=label,
-                    backend="jax" if on_jax(backend) else "numpy")
+                    backend=backend)
 
 
 def _unit(value, name, closed_right=False):

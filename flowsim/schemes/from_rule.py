@@ -9,18 +9,16 @@ ones do.
 """
 from __future__ import annotations
 
-import inspect
 
 import numpy as np
 
 from ..ensemble.workers import PARALLEL_DOC, in_chunks
 from ..backends import on_jax
-from ..rules import check_options
+from ..rules import check_options, signature_and_doc
 from ._driver import as_record, common_arguments, run_rule, schedule_steps
 
 __all__ = ["RuleScheme"]
 
-_P = inspect.Parameter
 _COMMON = [("gtol", None), ("max_norm", 1e8), ("record", "all"), ("record_every", 1),
            ("backend", "numpy"), ("workers", None), ("executor", None), ("chunk_size", None)]
 
@@ -46,13 +44,8 @@ class RuleScheme:
     def __init__(self, name, label, rule, step_time="eta"):
         self.name, self.label, self.rule, self.step_time = name, label, rule, step_time
         self.__name__ = self.__qualname__ = name
-        self.__module__ = "flowsim.registered"
-        params = [_P(p, _P.POSITIONAL_OR_KEYWORD) for p in ("loss", "x0", "eta", "steps")]
-        params += [_P(k, _P.KEYWORD_ONLY, default=v) for k, v in rule.options.items()]
-        params += [_P(k, _P.KEYWORD_ONLY, default=v) for k, v in _COMMON]
-        self.__signature__ = inspect.Signature(params)
-        options = "".join(f"    {k} : float\n        Option of the rule (default {v!r}).\n"
-                          for k, v in rule.options.items())
+        self.__signature__, options = signature_and_doc(
+            ("loss", "x0", "eta", "steps"), rule.options, _COMMON, "rule")
         self.__doc__ = (f"{label}: a scheme registered from an update rule.\n\n"
                         "    Parameters\n    ----------\n    loss : Loss or str\n"
                         "    x0 : array_like, shape (n,) or (m, n)\n"
@@ -78,7 +71,7 @@ class RuleScheme:
     def _run(self, loss, x0, eta, steps, *, gtol, max_norm, record, record_every, backend,
              **options):
         options = check_options(self.rule.options, options, self.name)
-        jax = on_jax(backend)
+        on_jax(backend)   # checked before the loss is built
         loss, X0, steps, gtol, max_norm, single = common_arguments(
             loss, x0, steps, gtol, max_norm, record, record_every)
         etas = schedule_steps(eta, steps)
@@ -88,4 +81,4 @@ class RuleScheme:
                         max_norm=max_norm, spec=as_record(record, record_every),
                         single=single, name=self.name,
                         label=f"{self.label} ({shown})" if shown else self.label,
-                        backend="jax" if jax else "numpy")
+                        backend=backend)

@@ -106,13 +106,9 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
     def schedule(run):   # eta_k at every kept iterate, the next one at the last
         return {"step_sizes": np.broadcast_to(recorded[run.ks], run.xs.shape[:2]).copy()}
 
-    if on_jax(backend, line_search=line_search):
-        return run_rule(loss, GRADIENT_DESCENT, {"sign": sign}, X0, steps, etas, etas,
-                        gtol=gtol, max_norm=max_norm, spec=spec, single=single,
-                        name="gradient_descent", label=label, backend="jax",
-                        extras=schedule, maximize=maximize)
+    jax = on_jax(backend, line_search=line_search)
     before = loss.counts
-    if line_search is None and single and spec.every == 1:
+    if line_search is None and single and spec.every == 1 and not jax:
         fast = _python_float_loop(loss, X0[0], etas, sign, gtol, max_norm)
         if fast is not None:
             xs, status, message = fast
@@ -124,8 +120,8 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
     if line_search is None:
         return run_rule(loss, GRADIENT_DESCENT, {"sign": sign}, X0, steps, etas, etas,
                         gtol=gtol, max_norm=max_norm, spec=spec, single=single,
-                        name="gradient_descent", label=label, extras=schedule,
-                        maximize=maximize)
+                        name="gradient_descent", label=label, backend=backend,
+                        extras=schedule, maximize=maximize)
     grad = loss._fast("grad", single)
     value = loss._fast("value", single)
 

@@ -5,7 +5,6 @@ import numpy as np
 
 from .._validate import nonnegative
 from ._driver import as_record, common_arguments, run_rule, schedule_steps
-from ..backends import on_jax
 from ..ensemble.workers import parallel
 from ..rules import UpdateRule
 
@@ -85,4 +84,4 @@ def heavy_ball(loss, x0, eta, steps, *, momentum=DEFAULT_MOMENTUM, gtol=None, ma
     return run_rule(loss, HEAVY_BALL, {"momentum": beta}, X0, steps, etas, etas.map(np.sqrt),
                     gtol=gtol, max_norm=max_norm, spec=spec, single=single, name="heavy_ball",
                     label=f"heavy ball (beta={beta:g})",
-                    backend="jax" if on_jax(backend) else "numpy")
+                    backend=backend)

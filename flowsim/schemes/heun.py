@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from ._driver import as_record, common_arguments, run_rule, schedule_steps
-from ..backends import on_jax
 from ..ensemble.workers import parallel
 from ..rules import UpdateRule
 
@@ -61,4 +60,4 @@ def heun(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", record_
     spec = as_record(record, record_every)
     return run_rule(loss, HEUN, {}, X0, steps, etas, etas, gtol=gtol, max_norm=max_norm,
                     spec=spec, single=single, name="heun", label="Heun",
-                    backend="jax" if on_jax(backend) else "numpy")
+                    backend=backend)

@@ -5,7 +5,6 @@ import numpy as np
 
 from .._validate import positive
 from ._driver import as_record, common_arguments, run_rule, schedule_steps
-from ..backends import on_jax
 from .heavy_ball import _previous_iterate, check_momentum
 from ..ensemble.workers import parallel
 from ..rules import UpdateRule
@@ -84,4 +83,4 @@ def nesterov(loss, x0, eta, steps, *, r=3.0, momentum=None, gtol=None, max_norm=
     return run_rule(loss, NESTEROV, {"momentum": beta_const, "r": r}, X0, steps, etas,
                     etas.map(np.sqrt), gtol=gtol, max_norm=max_norm, spec=spec,
                     single=single, name="nesterov", label=label,
-                    backend="jax" if on_jax(backend) else "numpy")
+                    backend=backend)

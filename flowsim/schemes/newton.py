@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from ._driver import as_record, common_arguments, run_rule, schedule_steps
-from ..backends import on_jax
 from ..ensemble.workers import parallel
 from ..rules import UpdateRule
 
@@ -68,4 +67,4 @@ def newton(loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all", recor
     return run_rule(loss, NEWTON, {}, X0, steps, etas, etas, gtol=gtol, max_norm=max_norm,
                     spec=spec, single=single, name="newton",
                     label="Newton" if full else "damped Newton",
-                    backend="jax" if on_jax(backend) else "numpy")
+                    backend=backend)

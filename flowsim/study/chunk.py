@@ -161,8 +161,8 @@ def run_chunk(task, rows, X, *, reason=None):
     # update rule: the batch's count shared by steps taken is exact), else the chunk's total
     # on its first row, which assemble() turns into the task's mean per start (the same
     # whatever the chunking)
-    exact = getattr(methods.get(task.method), "rule", None) is not None and \
-        methods.get(task.method).kind == "scheme"
+    record = methods.get(task.method)
+    exact = record.kind == "scheme" and record.rule is not None
     steps = batch.extras["steps_taken"][:, -1]
     for name in ("nfev", "ngev", "nhev"):
         if exact:
