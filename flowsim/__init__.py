@@ -40,20 +40,9 @@ _WHERE = {
 _SUBMODULES = ("diagnostics", "losses", "methods", "prox", "schedules", "schemes", "study",
                "plot", "rules")
 
-__all__ = ["Loss", "Budget", "EvalCounts", "LossFacts", "KnownPoint", "PointKind",
-           "kind_of_spectrum", "losses", "Trajectory", "BatchTrajectory", "Status",
-           "gradient_flow", "heavy_ball_flow", "nesterov_flow", "newton_flow",
-           "gradient_descent", "proximal_point", "proximal_gradient", "heavy_ball", "nesterov",
-           "newton", "sgd", "heun", "compare", "Comparison", "convergence_order",
-           "ConvergenceOrder", "methods", "prox", "schedules", "schemes", "classify",
-           "critical_points", "lyapunov", "saddle_escape", "stability", "lipschitz_estimate",
-           "sharpness", "diagnostics", "sweep", "Study", "load_study", "study",
-           "modified_equation", "ModifiedEquation", "central_flow",
-           "sharpness_gradient", "sgd_sde", "mirror_flow", "mirror_descent",
-           "natural_gradient", "bregman_proximal_point", "adam", "rmsprop", "adagrad",
-           "sign_descent", "adam_flow", "sign_flow", "with_facts", "derive_facts",
-           "register", "UpdateRule", "VectorField", "LossOps",
-           "__version__"]
+#: every public name: the lazy ones and the submodules (not ``plot``: a star import should
+#: not pull in matplotlib)
+__all__ = [*_WHERE, *(m for m in _SUBMODULES if m != "plot"), "__version__"]
 
 
 def _load(name):

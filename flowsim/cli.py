@@ -64,7 +64,6 @@ def resolve_loss(text):
 
 
 def _vector(text, name, n=None):
-    _load()
     try:
         values = np.array([float(v) for v in text.split(",")])
     except ValueError:
