@@ -9,14 +9,27 @@ with the first-order drift :math:`b = -\nabla L` (weak error O(eta)) or the seco
 :math:`b = -\nabla\big(L + \frac{\eta}{4}|\nabla L|^2\big) = -(\nabla L + \frac\eta2 H\nabla L)`
 (weak error O(eta^2)). :math:`\Sigma(x)` is the exact covariance of the mini-batch gradient,
 from the per-sample gradients :math:`g_i(x)` of a :meth:`Loss.from_samples` loss:
-:math:`C = \frac1N \sum_i (g_i - \bar g)(g_i - \bar g)^T`, and
-:math:`\Sigma = C / B` for B samples drawn with replacement, :math:`\Sigma = \frac{C}{B}
-\frac{N - B}{N - 1}` for B distinct samples (one step of a reshuffled epoch). The noise is drawn
-as :math:`\Sigma^{1/2}\xi = D^T\zeta/\sqrt{NB}` with D the centred per-sample gradients and
-:math:`\zeta \sim N(0, I_N)`, so no matrix square root is formed.
+:math:`C = \frac1N \sum_i (g_i - \bar g)(g_i - \bar g)^T` and :math:`\Sigma = C / B` for B
+samples drawn with replacement. The noise is drawn as :math:`\Sigma^{1/2}\xi = D^T\zeta/\sqrt{NB}`
+with D the centred per-sample gradients and :math:`\zeta \sim N(0, I_N)`, so no matrix square
+root is formed.
 
-Paths are integrated together by Euler-Maruyama (weak order 1) with ``substeps`` steps per SGD
-step, so that the SDE's own discretization error stays below the one being studied.
+Reshuffled sampling (each epoch a permutation cut into batches) has no such equation at order
+eta: the mini-batch errors of an epoch sum to zero, so its noise is not Brownian and its
+stationary spread is of order eta^2, not eta. ``sampling="reshuffle"`` is therefore refused
+unless the batch is the whole sample (then there is no noise and the equation is the
+deterministic modified flow).
+
+Paths are integrated together by the stochastic Heun scheme with ``substeps`` steps of
+dt = eta / substeps per SGD step:
+
+.. math:: \tilde X = X + b(X)\,dt + \sigma(X)\Delta W,\qquad
+          X' = X + \tfrac12\big(b(X) + b(\tilde X)\big)dt + \sigma(X)\Delta W.
+
+Its drift error is O(dt^2) and the terms it drops are O(eta dt) (the diffusion is of size
+sqrt(eta)), so its weak error is O(eta^2 / substeps): the weak order 2 of the second-order
+equation holds as eta -> 0 at a fixed number of substeps (Euler-Maruyama's O(dt) =
+O(eta / substeps) would cap it at order 1).
 """
 from __future__ import annotations
 
@@ -29,7 +42,7 @@ __all__ = ["sgd_sde"]
 
 
 def sgd_sde(loss, x0, eta, t_end, *, batch_size=1, sampling="with_replacement", order=1,
-            paths=1000, substeps=10, seed=0, n_outputs=101):
+            paths=1000, substeps=4, seed=0, n_outputs=101):
     r"""Sample paths of the stochastic modified equation of SGD.
 
     Parameters
@@ -42,13 +55,16 @@ def sgd_sde(loss, x0, eta, t_end, *, batch_size=1, sampling="with_replacement", 
     t_end : float
     batch_size : int
     sampling : {"with_replacement", "reshuffle"}
-        Which mini-batch covariance (see the module docstring); as in :func:`flowsim.sgd`.
+        As in :func:`flowsim.sgd`. Reshuffled epochs have no Brownian limit (their noise
+        cancels within an epoch), so ``"reshuffle"`` is accepted only with
+        ``batch_size`` equal to the number of samples (no noise).
     order : {1, 2}
         The drift: -grad L, or -grad(L + (eta/4)|grad L|^2).
     paths : int
         Independent paths, integrated together.
     substeps : int
-        Euler-Maruyama steps per SGD step (dt = eta / substeps).
+        Stochastic Heun steps per SGD step (dt = eta / substeps); the scheme's weak error is
+        O(eta^2 / substeps), below the equation's own at the default.
     seed : int
     n_outputs : int
         Output times, evenly spaced (rounded to the Euler-Maruyama grid).
@@ -79,6 +95,11 @@ def sgd_sde(loss, x0, eta, t_end, *, batch_size=1, sampling="with_replacement", 
     if sampling not in SAMPLINGS:
         raise ValueError(f"sampling must be 'reshuffle' or 'with_replacement', got "
                          f"{sampling!r}.")
+    if sampling == "reshuffle" and batch_size < loss.n_samples:
+        raise ValueError("sampling: reshuffled mini-batches have no stochastic modified "
+                         "equation (an epoch's noise sums to zero, so it is not Brownian and "
+                         "its spread is O(eta^2)); use sampling='with_replacement' here, or "
+                         "run flowsim.sgd(..., sampling='reshuffle') itself.")
     if order not in (1, 2):
         raise ValueError(f"order must be 1 or 2, got {order!r}.")
     paths = int_between(paths, "paths", 1, 10 ** 8)
@@ -86,37 +107,52 @@ def sgd_sde(loss, x0, eta, t_end, *, batch_size=1, sampling="with_replacement", 
     n_outputs = int_between(n_outputs, "n_outputs", 2, 10 ** 6)
     rng = np.random.default_rng(seed_value(seed))
     N, B = loss.n_samples, batch_size
-    scale = 1.0 / (N * B)
-    if sampling == "reshuffle":
-        scale *= (N - B) / (N - 1) if N > 1 else 0.0
+    noise_scale = 0.0 if sampling == "reshuffle" else 1.0 / (N * B)
     dt = eta / substeps
     total = max(1, int(round(t_end / dt)))
     keep = np.unique(np.round(np.linspace(0, total, n_outputs)).astype(int))
-    X = np.tile(x0, (paths, 1))
-    out = np.empty((paths, len(keep), loss.n))
-    out[:, 0] = X
-    slot = 1
-    status = Status.REACHED_END
+    out = np.full((paths, len(keep), loss.n), np.nan)
+    out[:, 0] = x0
+    status, message = Status.REACHED_END, "reached t_end"
     with np.errstate(all="ignore"):
+        X, slot = np.tile(x0, (paths, 1)), 1
         for j in range(1, total + 1):
-            G = loss.sample_grads(X)                      # (paths, N, n)
-            g = G.mean(axis=1)
-            drift = -g
-            if order == 2:
-                drift = drift - 0.5 * eta * np.einsum("pij,pj->pi", loss.hess(X), g)
-            D = G - g[:, None, :]
-            noise = np.einsum("pin,pi->pn", D, rng.standard_normal((paths, N)))
-            X = X + drift * dt + np.sqrt(eta * dt * scale) * noise
-            if not np.all(np.isfinite(X)):
-                status = Status.DIVERGED
-                X = np.where(np.isfinite(X), X, np.nan)
-            if slot < len(keep) and j == keep[slot]:
+            X = _heun_step(loss, X, eta, dt, order, noise_scale, rng)
+            if j == keep[slot]:
                 out[:, slot] = X
                 slot += 1
+                if not np.isfinite(X).all():
+                    status, message = Status.DIVERGED, (
+                        f"a path left the finite numbers before t = {j * dt:.6g}; the "
+                        "outputs after it are NaN")
+                    out[:, slot - 1][~np.isfinite(out[:, slot - 1])] = np.nan
+                    break
     ts = keep * dt
-    values = loss.value(out)
-    grads = np.linalg.norm(loss.grad(out), axis=-1)
-    message = "reached t_end" if status is Status.REACHED_END else "a path diverged"
+    with np.errstate(all="ignore"):
+        values = loss.value(out)
+        grads = np.linalg.norm(loss.grad(out), axis=-1)
     label = f"SGD SDE (order {order}, eta={eta:g}, batch {batch_size}, {sampling})"
     return BatchTrajectory(ts, out, values, grads, (status,) * paths, (message,) * paths,
                            "sgd_sde", label, variables=loss.variable_names)
+
+
+def _drift(loss, X, g, eta, order):
+    """b(X) = -g, or -(g + (eta/2) H g) for the second-order equation; g = grad L(X)."""
+    if order == 1:
+        return -g
+    return -g - 0.5 * eta * np.einsum("pij,pj->pi", loss.hess(X), g)
+
+
+def _heun_step(loss, X, eta, dt, order, noise_scale, rng):
+    """One stochastic Heun step of every path: X (paths, n) -> (paths, n)."""
+    G = loss.sample_grads(X)                                  # (paths, N, n)
+    g = np.add.reduce(G, axis=1) / G.shape[1]
+    b = _drift(loss, X, g, eta, order)
+    if noise_scale:
+        zeta = rng.standard_normal(G.shape[:2])
+        kick = np.einsum("pin,pi->pn", G - g[:, None, :], zeta) * np.sqrt(eta * dt *
+                                                                           noise_scale)
+    else:
+        kick = 0.0
+    predictor = X + b * dt + kick
+    return X + 0.5 * dt * (b + _drift(loss, predictor, loss.grad(predictor), eta, order)) + kick
