@@ -161,15 +161,24 @@ def test_sharpness_crosses_two_over_eta_where_the_closed_form_says():
         fs.sharpness("x**2 + y**2", fs.gradient_descent("x**2 + y**2", [[0.1, 1.0]], 0.01, 3))
 
 
-def test_lyapunov_integral_form_follows_the_solver_tolerance():
+@pytest.mark.parametrize("method", ["DOP853", "RK45", "LSODA", "BDF", "Radau"])
+def test_lyapunov_integral_form_follows_the_solver_tolerance(method):
     # V(t_{k+1}) - V(t_k) = -int |grad L|^2 dt holds to the solver's accuracy, so the
-    # mismatch must shrink with rtol (a central difference stalled near 4e-3 on this flow)
+    # mismatch must shrink with rtol whatever the solver (a central difference stalled near
+    # 4e-3; quadrature on the dense output stalled at 1e-5 for LSODA and BDF at rtol 1e-10)
     loss = losses.rosenbrock(2)
-    mismatch = [fs.lyapunov(loss, fs.gradient_flow(loss, [-1.2, 1.0], 5.0, method="DOP853",
+    mismatch = [fs.lyapunov(loss, fs.gradient_flow(loss, [-1.2, 1.0], 5.0, method=method,
                                                    rtol=rtol, atol=rtol * 1e-2)
                             ).max_relative_mismatch
                 for rtol in (1e-6, 1e-10)]
     assert mismatch[1] < 1e-8 and mismatch[1] < mismatch[0] / 100
+
+
+@pytest.mark.parametrize("flow", [fs.heavy_ball_flow, fs.nesterov_flow])
+def test_momentum_energy_balance_follows_the_tolerance_on_lsoda(flow):
+    loss = losses.rosenbrock(2)
+    r = fs.lyapunov(loss, flow(loss, [-1.0, 1.5], 5.0, rtol=1e-10, atol=1e-12))
+    assert r.max_relative_mismatch < 1e-8, r.summary()
 
 
 def test_heavy_ball_is_monotone_in_its_energy_not_its_loss():
