@@ -76,6 +76,30 @@ def test_critical_points_are_held_to_the_box_asked_for():
     assert len(inside) == 1 and inside.status == "proven"
 
 
+@pytest.mark.parametrize("sign", [1, -1])
+def test_a_circle_of_critical_points_comes_with_a_point_on_it(sign):
+    # (r^2 - 1)^2: every point of the unit circle is critical, L = 0 there, and the Hessian
+    # there has eigenvalues 0 (along the circle) and 8 (across it); negated for maxima
+    found = fs.critical_points(f"{sign}*(x**2 + y**2 - 1)**2", [(-2, 2), (-2, 2)])
+    circle = [u for u in found.undecided if u.reason == "non-isolated"]
+    assert found.status == "complete" and len(circle) == 1
+    u = circle[0]
+    assert abs(np.linalg.norm(u.point) - 1) < 1e-8 and abs(u.value) < 1e-14
+    np.testing.assert_allclose(np.sort(sign * u.eigenvalues), [0, 8], atol=1e-6)
+    assert "representative point" in found.summary()
+    centre = found.of_kind("maximum" if sign > 0 else "minimum")
+    assert len(centre) == 1 and np.allclose(centre[0].point, 0)
+
+
+def test_a_cluster_of_nearby_points_is_resolved_into_proven_points():
+    # (x^2 - d^2)^2 (x^2 + 1) + y^2: minima at x = +-d and a saddle at 0, d = 0.01 apart
+    found = fs.critical_points("(x**2 - 1e-4)**2*(x**2 + 1) + y**2", [(-2, 2), (-2, 2)])
+    assert found.status == "proven" and len(found) == 3
+    xs = sorted(p.point[0] for p in found)
+    np.testing.assert_allclose(xs, [-0.01, 0.0, 0.01], atol=1e-12)
+    assert {p.kind.value for p in found} == {"minimum", "saddle"}
+
+
 def test_the_lipschitz_bound_is_proven_and_its_step_is_safe():
     him = losses.himmelblau()
     est = fs.lipschitz_estimate(him, (-5, 5))

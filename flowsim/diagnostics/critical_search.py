@@ -58,6 +58,29 @@ def _regions(boxes, reason, B):
     return out
 
 
+def _with_representative(loss, region, group):
+    """``region`` (a non-isolated set) with a representative critical point, its value and
+    Hessian eigenvalues: least squares on grad L from the box centre of smallest |grad L|,
+    kept inside the region's hull."""
+    import dataclasses
+
+    import scipy.optimize
+    centres = group.mean(axis=2)
+    with np.errstate(all="ignore"), loss.uncounted():
+        norms = np.linalg.norm(loss.grad(centres), axis=1)
+        if not np.isfinite(norms).any():
+            return region
+        x = centres[np.nanargmin(np.where(np.isfinite(norms), norms, np.nan))]
+        lo, hi = region.bounds[:, 0], region.bounds[:, 1]
+        fit = scipy.optimize.least_squares(
+            loss.grad, x, jac=loss.hess, bounds=(lo, hi + (hi <= lo) * 1e-300),
+            xtol=1e-15, ftol=1e-15, gtol=1e-15, max_nfev=200)
+        if np.linalg.norm(loss.grad(fit.x)) < np.linalg.norm(loss.grad(x)):
+            x = fit.x
+        value, lam = float(loss.value(x)), np.linalg.eigvalsh(loss.hess(x))
+    return dataclasses.replace(region, point=x, value=value, eigenvalues=lam)
+
+
 def _lowest(loss, x0, hull):
     """The lowest point of L in ``hull`` near x0 (Nelder-Mead: L may have a kink there)."""
     import scipy.optimize
@@ -103,6 +126,8 @@ def _interval(loss, B, kinds, global_only, max_boxes, time_limit, resolution, n_
     small_clusters = len(search.undecided["degenerate"])  # at most this many clusters
     for reason, boxes in search.undecided.items():
         for region, group, small in _regions(boxes, reason, B):
+            if region.reason == "non-isolated":
+                region = _with_representative(loss, region, group)
             regions.append(region)
             if not small or reason == "budget":
                 continue

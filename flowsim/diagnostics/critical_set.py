@@ -36,16 +36,33 @@ class UndecidedRegion(Report):
         points closer than the resolution), ``"domain"`` (the loss is undefined on part of
         the boxes), ``"nonsmooth"`` (the gradient jumps there: a kink) or ``"budget"``
         (not examined).
+    point : ndarray, shape (n,), or None
+        For a non-isolated set: a representative critical point on it (the smallest
+        |grad L| reached by least squares on the gradient from the region's best box).
+    value : float or None
+        L at ``point``; for a curve of minima, the minimum value along it.
+    eigenvalues : ndarray, shape (n,), or None
+        The Hessian's eigenvalues at ``point`` (a zero one along the set; the signs of the
+        others say whether the set is of minima, maxima or saddles).
     """
 
     bounds: np.ndarray
     n_boxes: int
     reason: str
+    point: np.ndarray | None = None
+    value: float | None = None
+    eigenvalues: np.ndarray | None = None
 
     def summary(self):
-        """One line: reason, box count and hull."""
+        """One line: reason, box count and hull (and the representative point)."""
         hull = ", ".join(f"[{lo:.6g}, {hi:.6g}]" for lo, hi in self.bounds)
-        return f"{self.reason}: {self.n_boxes} boxes in {hull}"
+        text = f"{self.reason}: {self.n_boxes} boxes in {hull}"
+        if self.point is not None:
+            where = ", ".join(f"{v:.6g}" for v in self.point)
+            lam = ", ".join(f"{v:.4g}" for v in self.eigenvalues)
+            text += (f"; representative point [{where}] with L = {self.value:.10g}, "
+                     f"Hessian eigenvalues [{lam}]")
+        return text
 
 
 @dataclass(frozen=True)
