@@ -7,6 +7,16 @@ form when psi is separable and sympy solves :math:`\partial_i\psi(x_i) = y_i` fo
 branch that passes the gate (``sum(x*log(x))`` gives :math:`x_i = e^{y_i - 1}`); otherwise it
 is Newton's method on :math:`\nabla\psi(x) = y` with the exact Hessian, started at the
 current iterate.
+
+Named potential ``"simplex"`` (:class:`SimplexEntropy`): the negative entropy on the
+probability simplex, any n. Its mirror step is exponentiated gradient,
+:math:`x_{k+1} \propto x_k e^{-\eta\nabla L(x_k)}`, and its flow the replicator equation
+:math:`\dot x = -(\mathrm{diag}(x) - x x^T)\nabla L(x)`; both stay on the simplex exactly
+(the orthant entropy ``sum(x*log(x))`` has no normalization and leaves it).
+
+Every geometry offers ``direction(X, G)``, the preconditioned gradient the flow follows
+(:math:`\dot x = -\,\mathrm{direction}(x, \nabla L)`), and ``check_at(X)``, which refuses
+starts where it is not defined.
 """
 from __future__ import annotations
 
@@ -15,7 +25,18 @@ import sympy as sp
 
 from .loss._audit import lambdify_audited
 
-__all__ = ["Potential", "Metric"]
+__all__ = ["Potential", "Metric", "SimplexEntropy", "Euclidean", "NAMED_POTENTIALS",
+           "potential_of"]
+
+
+def _solve_rows(M, G):
+    """M^{-1} g per row for M (m, n, n) and G (m, n); rows where M is singular are NaN."""
+    out = np.full(G.shape, np.nan)
+    with np.errstate(all="ignore"):
+        ok = np.all(np.isfinite(M), axis=(-2, -1)) & (np.abs(np.linalg.det(M)) > 0)
+        if ok.any():
+            out[ok] = np.linalg.solve(M[ok], G[ok][..., None])[..., 0]
+    return out
 
 
 class Potential:
@@ -82,6 +103,10 @@ class Potential:
                              "cannot be inverted there; use a strictly convex potential, e.g. "
                              "sum(x*log(x)) on x > 0 or |x|^2/2.")
 
+    def direction(self, X, G):
+        """Hess psi(X)^{-1} G for X, G (m, n): the mirror flow's direction."""
+        return _solve_rows(self.hess(X), G)
+
     def grad(self, X):
         """The mirror map grad psi at X (..., n)."""
         return self.psi.grad(X)
@@ -130,7 +155,136 @@ class Metric:
         self.entries = [[Loss(str(e) if not isinstance(e, sp.Expr) else e, names)
                          for e in r] for r in rows]
 
+    def direction(self, X, G):
+        """G(X)^{-1} grad for X, grad (m, n): the natural gradient."""
+        return _solve_rows(self(X), G)
+
+    def check_at(self, X, what="x0"):
+        """Refuse starts where G is not finite and positive definite."""
+        with np.errstate(all="ignore"):
+            M = np.asarray(self(np.atleast_2d(X)), dtype=float)
+        ok = np.all(np.isfinite(M), axis=(-2, -1))
+        if not ok.all() or np.linalg.eigvalsh((M + np.swapaxes(M, -1, -2)) / 2)[:, 0].min() <= 0:
+            raise ValueError(f"{what}: the metric is not positive definite there; choose a "
+                             "start where it is (inside the potential's domain).")
+
     def __call__(self, X):
         """G at X (m, n): shape (m, n, n)."""
         return np.stack([np.stack([e.value(X) * np.ones(X.shape[:-1]) for e in r], axis=-1)
                          for r in self.entries], axis=-2)
+
+
+class Euclidean:
+    """The Euclidean geometry (psi = |x|^2/2, G = I): the direction is the gradient."""
+
+    name = "gradient"
+
+    def __init__(self, n):
+        self.n = n
+
+    def direction(self, X, G):
+        """G itself."""
+        return G
+
+    def check_at(self, X, what="x0"):
+        """Every start is allowed."""
+
+
+class SimplexEntropy:
+    r"""The negative entropy :math:`\psi(x) = \sum_i x_i \log x_i` on the probability simplex
+    :math:`\{x : x_i > 0, \sum_i x_i = 1\}`, in any number of variables.
+
+    Mirror descent with it is exponentiated gradient,
+
+    .. math:: x_{k+1,i} = \frac{x_{k,i}\, e^{-\eta g_i}}{\sum_j x_{k,j}\, e^{-\eta g_j}},
+              \qquad g = \nabla L(x_k),
+
+    (computed in log space, so no underflow), and its flow the replicator equation
+    :math:`\dot x_i = -x_i (g_i - x \cdot g)`. On a linear loss c.x both are in closed form:
+    :math:`x \propto x_0 e^{-\eta k c}` and :math:`x(t) \propto x_0 e^{-c t}`.
+    """
+
+    name = "mirror (simplex entropy)"
+    closed_form = True
+
+    def __init__(self, loss):
+        self.n = loss.n
+
+    def check_at(self, X, what="x0"):
+        """Refuse points off the simplex (a non-positive entry, or a sum not 1)."""
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        sums = X.sum(axis=-1)
+        if not np.all(X > 0):
+            raise ValueError(f"{what}: potential='simplex' needs positive entries (a point "
+                             "inside the probability simplex), got a zero or negative entry.")
+        if not np.all(np.abs(sums - 1) <= 1e-12 * self.n):
+            raise ValueError(f"{what}: potential='simplex' needs entries summing to 1, got "
+                             f"{float(sums[np.argmax(np.abs(sums - 1))]):.17g}; divide the start by "
+                             "its sum.")
+
+    def grad(self, X):
+        """The mirror map log x (up to the constant 1, which the simplex absorbs)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(X)
+
+    def hess(self, X):
+        """diag(1 / x), shape (..., n, n)."""
+        with np.errstate(divide="ignore"):
+            return np.eye(self.n) / np.asarray(X)[..., None, :]
+
+    def inverse(self, Y, guess=None):
+        """The point of the simplex with log x = Y + c: softmax(Y) per row."""
+        with np.errstate(invalid="ignore", over="ignore"):
+            Z = np.exp(Y - np.max(Y, axis=-1, keepdims=True))
+            return Z / Z.sum(axis=-1, keepdims=True)
+
+    def direction(self, X, G):
+        """(diag(x) - x x^T) g: the replicator direction, tangent to the simplex."""
+        return X * (G - np.sum(X * G, axis=-1, keepdims=True))
+
+    def bregman_step(self, loss, X, eta, iterations):
+        r"""The implicit step :math:`\log y + \eta\nabla L(y) = \log x + c`, sum y = 1 (c the
+        multiplier of the constraint), by Newton's method on (y, c) with the bordered
+        Jacobian [[diag(1/y) + eta H, -1], [1^T, 0]], kept inside the simplex; returns
+        ``(Y, residual)``, shape (m, n) and (m,)."""
+        m, n = X.shape
+        Y, c = X.copy(), np.zeros(m)
+        target = np.log(X)
+        ones = np.ones((m, n, 1))
+        border = np.concatenate([np.ones((m, 1, n)), np.zeros((m, 1, 1))], axis=2)
+        with np.errstate(all="ignore"):
+            for _ in range(iterations):
+                R = np.log(Y) + eta * loss.grad(Y) - target - c[:, None]
+                J = np.concatenate([np.concatenate([self.hess(Y) + eta * loss.hess(Y), -ones],
+                                                   axis=2), border], axis=1)
+                rhs = np.concatenate([R, (Y.sum(axis=1) - 1)[:, None]], axis=1)
+                d = _solve_rows(J, rhs)
+                dY = d[:, :n]
+                # fraction to the boundary: y stays positive
+                shrink = np.where(dY > 0, 0.9 * Y / np.where(dY > 0, dY, 1), np.inf).min(axis=1)
+                t = np.minimum(1.0, shrink)[:, None]
+                Y, c = Y - t * dY, c - t[:, 0] * d[:, n]
+                if np.all(np.abs(t * dY) <= 1e-15 * Y):
+                    break
+            R = np.log(Y) + eta * loss.grad(Y) - target - c[:, None]
+            residual = np.abs(R).max(axis=1) + np.abs(Y.sum(axis=1) - 1)
+        return Y, residual
+
+
+#: The potentials offered by name, and what each is.
+NAMED_POTENTIALS = {
+    "simplex": "negative entropy on the probability simplex, any n: exponentiated gradient "
+               "and the replicator flow",
+}
+
+
+def potential_of(loss, potential):
+    """The geometry for ``potential=``: a :class:`SimplexEntropy` for ``"simplex"``, a
+    :class:`Potential` for a formula, |x|^2/2 (:class:`Euclidean` is cheaper) for None."""
+    if isinstance(potential, (Potential, SimplexEntropy)):
+        return potential
+    if isinstance(potential, str) and potential.strip() in NAMED_POTENTIALS:
+        return SimplexEntropy(loss)
+    if potential is None:
+        return Potential(loss, " + ".join(f"{v.name}**2/2" for v in loss.variables))
+    return Potential(loss, potential)

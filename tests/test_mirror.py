@@ -98,3 +98,54 @@ def test_a_step_out_of_the_domain_fails_in_band():
 def test_bad_arguments(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+# --- the simplex entropy, a named potential in any dimension ---------------------------------
+C5 = np.array([1.0, -0.5, 2.0, 0.3, 0.0])
+LINEAR5 = fs.Loss(" + ".join(f"{c}*x{i}" for i, c in enumerate(C5)), [f"x{i}" for i in range(5)])
+P5 = np.array([0.1, 0.2, 0.3, 0.25, 0.15])
+
+
+def _tilted(t):
+    """x0 exp(-t c) / Z: exponentiated gradient and the replicator flow on c.x, closed form."""
+    w = P5 * np.exp(-np.outer(t, C5))
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def test_simplex_mirror_descent_is_exponentiated_gradient():
+    run = fs.mirror_descent(LINEAR5, P5, 0.1, 50, potential="simplex")
+    np.testing.assert_allclose(run.xs, _tilted(0.1 * np.arange(51)), rtol=1e-13, atol=1e-16)
+    assert "exponentiated gradient" in run.label
+    # the orthant entropy is the unnormalized update and leaves the simplex
+    names = [f"x{i}" for i in range(5)]
+    orthant = fs.mirror_descent(LINEAR5, P5, 0.1, 50,
+                                potential=" + ".join(f"{v}*log({v})" for v in names))
+    assert abs(orthant.xs[-1].sum() - 1) > 0.1
+
+
+def test_simplex_mirror_flow_is_the_replicator_equation():
+    flow = fs.mirror_flow(LINEAR5, P5, 5.0, potential="simplex")
+    assert flow.status is fs.Status.REACHED_END
+    np.testing.assert_allclose(flow.xs, _tilted(flow.ts), rtol=1e-8, atol=1e-11)
+
+
+def test_simplex_bregman_proximal_point_stays_on_the_simplex():
+    # linear loss: the implicit step is the explicit one (the gradient is constant)
+    run = fs.bregman_proximal_point(LINEAR5, P5, 0.1, 20, potential="simplex")
+    np.testing.assert_allclose(run.xs, _tilted(0.1 * np.arange(21)), rtol=1e-12, atol=1e-16)
+    # a quadratic whose minimizer over the simplex is on its boundary: the projection of
+    # (0.9, 0.3, -0.5) onto the simplex, (0.8, 0.2, 0)
+    q = fs.Loss("(x - 0.9)**2 + (y - 0.3)**2 + (z + 0.5)**2")
+    md = fs.mirror_descent(q, [1 / 3, 1 / 3, 1 / 3], 0.5, 3000, potential="simplex")
+    np.testing.assert_allclose(md.xs[-1], [0.8, 0.2, 0.0], atol=1e-4)
+    np.testing.assert_allclose(md.xs.sum(axis=1), 1.0, rtol=1e-14)
+
+
+@pytest.mark.parametrize("x0, match", [([0.5, 0.5, 0.5], "summing to 1"),
+                                       ([0.5, 0.5, 0.0], "positive entries")])
+def test_simplex_starts_must_lie_on_the_simplex(x0, match):
+    q = fs.Loss("x**2 + y**2 + z**2")
+    for call in (lambda: fs.mirror_descent(q, x0, 0.1, 3, potential="simplex"),
+                 lambda: fs.mirror_flow(q, x0, 0.1, potential="simplex")):
+        with pytest.raises(ValueError, match=match):
+            call()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import int_between, positive, start_points
-from ..geometry import Metric, Potential
+from ..geometry import Euclidean, Metric, Potential, potential_of
 from ._common import (bound_stop, check_flow_arguments, check_start, converged, finish_flow,
                       output_times, refuse_kinks)
 from ._solver import integrate
@@ -20,19 +20,22 @@ __all__ = ["mirror_flow", "geometry_of"]
 
 
 def geometry_of(loss, potential, metric):
-    """``(name, G)``: G(X) -> the metric matrices (m, n, n) of a potential or a metric (the
-    identity, the Euclidean geometry, when neither is given)."""
+    """The geometry of a flow: a named or formula potential, a metric, or (neither given)
+    :class:`~flowsim.geometry.Euclidean`; each has ``name``, ``direction(X, G)`` and
+    ``check_at(X)``."""
     if potential is not None and metric is not None:
         raise ValueError("give one of potential= (a mirror potential psi) or metric= (a matrix "
                          "of formulas G(x)), not both.")
     if potential is None and metric is None:
-        return "gradient", lambda X: np.broadcast_to(np.eye(loss.n), X.shape[:-1] + (loss.n,
-                                                                                   loss.n))
+        return Euclidean(loss.n)
     if potential is not None:
-        psi = potential if isinstance(potential, Potential) else Potential(loss, potential)
-        return "mirror", psi.hess
+        psi = potential_of(loss, potential)
+        if isinstance(psi, Potential):
+            psi.name = "mirror"
+        return psi
     G = metric if isinstance(metric, Metric) else Metric(loss, metric)
-    return "natural gradient", G
+    G.name = "natural gradient"
+    return G
 
 
 #: Step budget of the flows whose right-hand side solves a linear system at every stage.
@@ -52,7 +55,9 @@ def mirror_flow(loss, x0, t_end, *, potential=None, metric=None, n_outputs=101, 
     x0 : array_like, shape (n,)
     t_end : float
     potential : str or sympy.Expr, optional
-        psi in the loss's variables, e.g. ``"x*log(x) + y*log(y)"``.
+        psi in the loss's variables, e.g. ``"x*log(x) + y*log(y)"``, or ``"simplex"``: the
+        entropy on the probability simplex (:class:`~flowsim.geometry.SimplexEntropy`),
+        whose flow is the replicator equation x' = -(diag x - x x^T) grad L.
     metric : n x n nested sequence of formulas, optional
         G(x), e.g. ``[["1 + x**2", "0"], ["0", "1"]]``. With neither, the gradient flow.
     n_outputs : int
@@ -85,21 +90,13 @@ def mirror_flow(loss, x0, t_end, *, potential=None, metric=None, n_outputs=101, 
     gtol = positive(gtol, "gtol") if gtol is not None else None
     max_norm = positive(max_norm, "max_norm")
     refuse_kinks(loss, "the mirror flow")
-    kind, G = geometry_of(loss, potential, metric)
+    geometry = geometry_of(loss, potential, metric)
     check_start(loss, x0)
-    with np.errstate(all="ignore"):
-        G0 = np.asarray(G(x0[None])[0], dtype=float)
-    if not np.all(np.isfinite(G0)) or np.linalg.eigvalsh((G0 + G0.T) / 2)[0] <= 0:
-        raise ValueError("x0: the metric is not positive definite at the start; choose a start "
-                         "where it is (inside the potential's domain).")
+    geometry.check_at(x0[None])
 
     def rate(t, x):
         with np.errstate(all="ignore"):
-            try:
-                out = -np.linalg.solve(G(x[None])[0], loss.grad(x))
-            except np.linalg.LinAlgError:
-                return np.full_like(x, np.nan)
-        return out
+            return -geometry.direction(x[None], loss.grad(x)[None])[0]
 
     bound = bound_stop(max_norm, loss.n)
 
@@ -109,4 +106,4 @@ def mirror_flow(loss, x0, t_end, *, potential=None, metric=None, n_outputs=101, 
     before = loss.counts
     run = integrate(rate, x0, t_end, method=method, rtol=rtol, atol=atol, stop=stop,
                     max_steps=max_steps)
-    return finish_flow(loss, run, t_eval, "mirror_flow", f"{kind} flow", before)
+    return finish_flow(loss, run, t_eval, "mirror_flow", f"{geometry.name} flow", before)

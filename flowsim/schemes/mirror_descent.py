@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry import Metric, Potential
+from ..geometry import Metric, SimplexEntropy, potential_of
 from ._driver import as_record, common_arguments, finish, iterate, schedule_steps
 from ..ensemble.workers import parallel
 
@@ -15,9 +15,7 @@ def _setup(loss, x0, eta, steps, gtol, max_norm, record, record_every, potential
     """The checked arguments of a mirror scheme and its potential (|x|^2/2 by default)."""
     loss, X0, steps, gtol, max_norm, single = common_arguments(
         loss, x0, steps, gtol, max_norm, record, record_every)
-    if potential is None:
-        potential = " + ".join(f"{v.name}**2/2" for v in loss.variables)
-    psi = potential if isinstance(potential, Potential) else Potential(loss, potential)
+    psi = potential_of(loss, potential)
     psi.check_at(X0)
     return (loss, X0, steps, gtol, max_norm, single, psi, schedule_steps(eta, steps),
             as_record(record, record_every))
@@ -37,8 +35,11 @@ def mirror_descent(loss, x0, eta, steps, *, potential=None, gtol=None, max_norm=
     steps : int
     potential : str or sympy.Expr
         psi in the loss's variables (see :class:`flowsim.geometry.Potential`): with
-        ``"x*log(x) + y*log(y)"`` it is exponentiated gradient, x_{k+1} = x_k exp(-eta_k
-        grad L(x_k)); with ``"(x**2 + y**2)/2"`` (the default, |x|^2/2) gradient descent.
+        ``"x*log(x) + y*log(y)"`` it is the unnormalized exponentiated gradient on the
+        orthant, x_{k+1} = x_k exp(-eta_k grad L(x_k)); ``"simplex"`` is exponentiated
+        gradient on the probability simplex, x_{k+1} proportional to that (starts must lie
+        on the simplex; see :class:`flowsim.geometry.SimplexEntropy`); with
+        ``"(x**2 + y**2)/2"`` (the default, |x|^2/2) gradient descent.
     gtol, max_norm, record, record_every
         As in :func:`~flowsim.schemes.gradient_descent`.
 
@@ -72,8 +73,9 @@ def mirror_descent(loss, x0, eta, steps, *, potential=None, gtol=None, max_norm=
 
     before = loss.counts
     run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)
-    return finish(loss, run, "mirror_descent", "mirror descent", before, single=single,
-                  record=spec)
+    label = ("exponentiated gradient (simplex)" if isinstance(psi, SimplexEntropy)
+             else "mirror descent")
+    return finish(loss, run, "mirror_descent", label, before, single=single, record=spec)
 
 
 @parallel
@@ -168,6 +170,9 @@ def bregman_proximal_point(loss, x0, eta, steps, *, potential=None, iterations=5
         loss, x0, eta, steps, gtol, max_norm, record, record_every, potential)
 
     def step(k, X, rows):
+        if isinstance(psi, SimplexEntropy):
+            Y, residual = psi.bregman_step(loss, X, etas[k], iterations)
+            return _implicit_outcome(X, Y, residual <= 1e-10)
         target = psi.grad(X)
         Y = X.copy()
         with np.errstate(all="ignore"):
@@ -179,16 +184,24 @@ def bregman_proximal_point(loss, x0, eta, steps, *, potential=None, iterations=5
                 if np.all(np.abs(dY) <= 1e-15 * (1 + np.abs(Y))):
                     break
             R = psi.grad(Y) + etas[k] * loss.grad(Y) - target
-        failed = ~np.all(np.isfinite(Y) & (np.abs(R) <= 1e-10 * (1 + np.abs(target))), axis=1)
-        info = None
-        if failed.any():
-            Y[failed] = X[failed]
-            info = {"failed": failed, "failed_messages": [
-                "Newton's method did not solve the implicit step; take a smaller eta"]
-                * int(failed.sum())}
-        return Y, None, info
+        return _implicit_outcome(X, Y, np.all(np.abs(R) <= 1e-10 * (1 + np.abs(target)),
+                                              axis=1))
 
     before = loss.counts
     run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)
     return finish(loss, run, "bregman_proximal_point", "Bregman proximal point", before,
                   single=single, record=spec)
+
+
+def _implicit_outcome(X, Y, solved):
+    """A Bregman step's ``(Y, None, info)``: rows not ``solved`` (or not finite) keep X and
+    fail with the reason."""
+    failed = ~(solved & np.all(np.isfinite(Y), axis=1))
+    info = None
+    if failed.any():
+        Y = Y.copy()
+        Y[failed] = X[failed]
+        info = {"failed": failed, "failed_messages": [
+            "Newton's method did not solve the implicit step; take a smaller eta"]
+            * int(failed.sum())}
+    return Y, None, info
