@@ -118,3 +118,20 @@ def test_the_lipschitz_bound_is_proven_and_its_step_is_safe():
     assert np.all(gap[inside] <= 1e-9 * (1 + np.abs(him.value(X[inside]))))
     quad = fs.lipschitz_estimate("x**2 + 3*y**2", (-1, 1))
     assert quad.value == quad.upper == 6.0
+
+
+@pytest.mark.parametrize("eta", [0.05, 0.3, 1.0])
+def test_proximal_point_keeps_good_steps_where_its_objective_is_not_convex(eta):
+    # Himmelblau's lambda_min reaches about -40: for these eta the proximal objective is
+    # non-convex over much of the grid; a minimizer stops at its rounding floor (|F| ~ 2e-8),
+    # which used to end the start 'failed' at step 0
+    him = losses.himmelblau()
+    g = np.linspace(-5, 5, 31)
+    X = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    run = fs.proximal_point(him, X, eta, 30)
+    assert all(s is fs.Status.REACHED_END for s in run.status), set(run.message)
+    Y, Xk = run.xs[:, 1:], run.xs[:, :-1]
+    F = Y + eta * him.grad(Y) - Xk            # the implicit equation, solved at every step
+    assert np.abs(F).max() < 1e-9 * (1 + np.abs(Xk).max())
+    lam = np.linalg.eigvalsh(him.hess(Y.reshape(-1, 2)))[:, 0]
+    assert np.all(1 + eta * lam > 0)          # each answer is a local minimizer
