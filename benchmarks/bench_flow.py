@@ -71,7 +71,7 @@ def batched(m, k_max=200, jax=True):
     print(f"  vectorized {seconds:.2f} s; one-by-one {one_by_one:.1f} s (from {k} starts): "
           f"speed-up {one_by_one / seconds:.0f}x; max |difference| {err:.2e}")
     for method in ("BDF", "LSODA"):
-        print(f"-- stiff: {m} starts to t = 10, {method} (batch: the per-start Rosenbrock 2(3) "
+        print(f"-- stiff: {m} starts to t = 10, {method} (batch: the per-start RODAS4 "
               "engine; one by one: scipy's method with the analytic Jacobian)")
         seconds, stiff = once(lambda: fs.gradient_flow(loss, X, 10.0, method=method,
                                                        rtol=1e-6, atol=1e-9,

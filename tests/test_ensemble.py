@@ -150,16 +150,50 @@ def test_starts_that_stop_at_different_steps_equal_their_single_runs(name):
 
 
 def test_momentum_batches_are_as_accurate_as_their_single_runs_and_name_their_engine():
-    # the default (LSODA) batch runs the explicit pair, handing stiff starts to Rosenbrock
-    # 2(3); it used to run the order-2 pair alone, 100x less accurate than single runs
+    # the default (LSODA) batch runs DOP853, handing stiff starts to RODAS4; it used to run
+    # an order-2 Rosenbrock pair alone, 100x less accurate than single runs
     loss = losses.rosenbrock(2)
     X = np.array([[-1.2, 1.0], [0.0, 0.0], [2.0, 2.0], [-1.5, 2.5]])
     t = np.linspace(0.0, 5.0, 11)
     for flow in (fs.heavy_ball_flow, fs.nesterov_flow):
         batch = flow(loss, X, 5.0, t_eval=t)
-        assert "batched on DP5, Rosenbrock 2(3) once stiff" in batch.label
+        assert "batched on DOP853, RODAS4 once stiff" in batch.label
         for i, x0 in enumerate(X):
             exact = flow(loss, x0, 5.0, method="DOP853", rtol=1e-12, atol=1e-14).at(t)
             single = flow(loss, x0, 5.0, t_eval=t).xs
             assert np.abs(batch.xs[i] - exact).max() <= 2 * max(np.abs(single - exact).max(),
                                                                 1e-7)
+
+
+@pytest.mark.parametrize("rtol", [1e-3, 1e-5, 1e-7, 1e-9])
+def test_the_stiff_batch_engine_is_of_order_four_against_expm(rtol):
+    # a stiff quadratic (eigenvalues about 1 and 1e4): the batch (RODAS4) at rtol must be
+    # as close to the closed form expm(-2A) x0 as scipy's single BDF runs at the same rtol
+    import scipy.integrate
+    import scipy.linalg
+    A = np.array([[1.0, 50.0], [50.0, 1e4]])
+    X = np.random.default_rng(0).normal(size=(8, 2))
+    exact = X @ scipy.linalg.expm(-2 * A).T
+    batch = fs.gradient_flow(losses.quadratic(A), X, 2.0, method="BDF", rtol=rtol,
+                             atol=rtol * 1e-3, t_eval=[0.0, 2.0])
+    assert "RODAS4" in batch.label
+    single = [scipy.integrate.solve_ivp(lambda t, x: -A @ x, (0, 2), x, method="BDF",
+                                        rtol=rtol, atol=rtol * 1e-3).y[:, -1] for x in X]
+    assert np.abs(batch.xs[:, -1] - exact).max() <= np.abs(np.array(single) - exact).max()
+
+
+def test_batched_dop853_is_dop853():
+    # the engine runs scipy's DOP853 tableau and error norm: its error is the single runs'
+    from scipy.integrate import solve_ivp
+    loss = losses.himmelblau()
+    X = np.array([[0.0, 0.0], [-1.0, 3.5], [2.0, -3.0]])
+    ref = np.array([solve_ivp(lambda t, x: -loss.grad(x), (0, 3), x, method="DOP853",
+                              rtol=1e-13, atol=1e-15).y[:, -1] for x in X])
+    for method, tableau in (("DOP853", "DOP853"), ("RK45", "DP5")):
+        batch = fs.gradient_flow(loss, X, 3.0, method=method, rtol=1e-8, atol=1e-10,
+                                 t_eval=[0.0, 3.0])
+        assert f"batched on {tableau}" in batch.label
+        single = np.array([solve_ivp(lambda t, x: -loss.grad(x), (0, 3), x, method=method,
+                                     rtol=1e-8, atol=1e-10).y[:, -1] for x in X])
+        err, err_single = np.abs(batch.xs[:, -1] - ref).max(), np.abs(single - ref).max()
+        assert err <= 3 * err_single + 1e-12

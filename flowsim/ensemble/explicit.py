@@ -14,7 +14,7 @@ import numpy as np
 from ..results import Status
 from .state import Ensemble, rms, stop_rules
 
-__all__ = ["Tableau", "BS3", "DP5", "TABLEAUS", "explicit"]
+__all__ = ["Tableau", "BS3", "DP5", "DOP853", "TABLEAUS", "explicit"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class Tableau:
     ``error_order`` is the order q of the error estimate (the controller's exponent is
     -1/(q+1)); ``E`` weighs the stages and f(t + h, y_new) into the error estimate;
     ``stability`` is |h lambda| at the edge of the stability region on the negative axis.
+    ``E_low``, where given, is a second, lower-order estimate blended with ``E`` as
+    DOP853 does (Hairer, Norsett and Wanner's err5^2 / sqrt(err5^2 + 0.01 err3^2)).
     """
 
     name: str
@@ -33,6 +35,7 @@ class Tableau:
     E: tuple
     error_order: int
     stability: float
+    E_low: tuple | None = None
 
 
 #: Bogacki-Shampine 3(2), scipy's RK23.
@@ -46,8 +49,22 @@ DP5 = Tableau("DP5", (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0),
               (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84),
               (-71 / 57600, 0.0, 71 / 16695, -71 / 1920, 17253 / 339200, -22 / 525, 1 / 40),
               4, 3.3)
+
+
+def _dop853():
+    """Dormand-Prince 8(5,3), scipy's DOP853, from scipy's own coefficients."""
+    from scipy.integrate import DOP853 as scheme
+    s = scheme.n_stages
+    A = tuple(tuple(float(a) for a in scheme.A[i, :i]) for i in range(s))
+    return Tableau("DOP853", tuple(float(c) for c in scheme.C[:s]), A,
+                   tuple(float(b) for b in scheme.B), tuple(float(e) for e in scheme.E5),
+                   scheme.error_estimator_order, 6.39,   # |R(z)| = 1 at z = -6.39
+                   tuple(float(e) for e in scheme.E3))
+
+
+DOP853 = _dop853()
 #: The engine's pair for each scipy explicit method name.
-TABLEAUS = {"RK23": BS3, "RK45": DP5, "DOP853": DP5}
+TABLEAUS = {"RK23": BS3, "RK45": DP5, "DOP853": DOP853}
 
 #: Accepted steps between two stiffness checks of a start.
 STIFF_CHECK_EVERY = 200
@@ -121,6 +138,13 @@ def explicit(fun, Y0, t0, t_end, tableau, rtol, atol, t_out, *, max_steps=100_00
             err = _combine(tableau.E, K, hs)
             err /= scale
             norm = rms(err)
+            if tableau.E_low is not None:   # DOP853's blend of its 5th and 3rd order errors
+                low = _combine(tableau.E_low, K, hs)
+                low /= scale
+                low2 = rms(low) ** 2
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    norm = np.where(norm > 0, norm ** 2 / np.sqrt(norm ** 2 + 0.01 * low2),
+                                    0.0)
             ok = ens.control(hs, norm, exponent, t + hs, Y_new, F_new)
             endings = stop_rules(ens, ok, hs, t, check, max_steps)
             if spectral is not None:

@@ -17,8 +17,8 @@ __all__ = ["System", "GridDense", "batch_run", "DEFAULT_OUTPUTS", "ENGINE"]
 #: Output times of a batched flow when ``t_eval`` is not given.
 DEFAULT_OUTPUTS = 101
 #: The engine that runs each solver name on a batch.
-ENGINE = {"RK23": "BS3", "RK45": "DP5", "DOP853": "DP5", "auto": "DP5, Rosenbrock 2(3) once stiff",
-          "LSODA": "Rosenbrock 2(3)", "BDF": "Rosenbrock 2(3)", "Radau": "Rosenbrock 2(3)"}
+ENGINE = {"RK23": "BS3", "RK45": "DP5", "DOP853": "DOP853", "auto": "DOP853, RODAS4 once stiff",
+          "LSODA": "RODAS4", "BDF": "RODAS4", "Radau": "RODAS4"}
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
     dense = bool(dense_output)
     before = loss.counts
     if method in TABLEAUS or method == "auto":
-        tableau = TABLEAUS.get(method, TABLEAUS["RK45"])
+        tableau = TABLEAUS.get(method, TABLEAUS["DOP853"])   # "auto": order 8 until stiff
         ens, stiff = explicit(system.fun, Y0, t0, t_end, tableau, rtol, atol, t_out,
                               max_steps=budget, check=check, dense=dense,
                               spectral=loss._watchdog(system.spectral)

@@ -85,7 +85,7 @@ def gradient_flow(loss, x0, t_end, *, method="LSODA", rtol=1e-8, atol=1e-10, t_e
     Many starts (:mod:`flowsim.flows.batch`) run on the per-start engines of
     :mod:`flowsim.ensemble`: one batched gradient call per stage for all active starts,
     each start with its own step size, error control (``rtol``, ``atol``) and stop rules;
-    explicit methods on the BS3/DP5 pairs, implicit ones on the Rosenbrock 2(3) pair. A start
+    explicit methods on the BS3/DP5 pairs, implicit ones on RODAS4 (order 4). A start
     that leaves ``max_norm``, meets a singular path or a non-finite gradient is held there
     with its own status and message; the others go on to their own end.
 
