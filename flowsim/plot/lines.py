@@ -6,14 +6,14 @@ import numpy as np
 
 from .._validate import as_loss, finite, hessian_at, int_between, optional, positive
 from .maps import contour
-from .style import (axes_for, check_comparison, comparison_paths, draw_path, fit_log_axis,
-                    positive_part)
+from .style import (axes_for, check_comparison, comparison_paths, draw_path, figure_legend,
+                    fit_log_axis, positive_part, unique_legend)
 
 __all__ = ["values", "deviation", "spectrum", "stability_picture", "comparison_figure"]
 
 
-def values(trajectories, ax=None, *, min_value=0.0, source=None):
-    """V = L - L* against time, on a log scale, for flows and schemes.
+def values(trajectories, ax=None, *, min_value=0.0, source=None, x="auto"):
+    """V = L - L* against time (or steps), on a log scale, for flows and schemes.
 
     Parameters
     ----------
@@ -23,6 +23,13 @@ def values(trajectories, ax=None, *, min_value=0.0, source=None):
     source : str, optional
         Where L* came from, for the axis label.
     ax : matplotlib Axes, optional
+    x : {"auto", "time", "steps"}
+        The horizontal axis. ``"time"``: each path at its own time (a scheme's iterate k at
+        t_k on its ODE). ``"steps"`` (a Comparison only): every scheme at its step k and
+        each flow at k = the step its scheme reaches at that time, so schemes whose steps
+        cover different times (gradient descent t = k eta, heavy ball and Nesterov
+        t = k sqrt(eta)) compare like with like. ``"auto"``: steps for a Comparison whose
+        schemes step through time at different rates, time otherwise.
 
     Returns
     -------
@@ -31,18 +38,57 @@ def values(trajectories, ax=None, *, min_value=0.0, source=None):
         with L - L* <= 0 are gaps; the axis spans the data.
     """
     min_value = finite(min_value, "min_value")
+    if x not in ("auto", "time", "steps"):
+        raise ValueError(f"x must be 'auto', 'time' or 'steps', got {x!r}.")
+    is_comparison = hasattr(trajectories, "schemes") and hasattr(trajectories, "flows")
+    if x == "steps" and not is_comparison:
+        raise ValueError("x='steps' needs a Comparison (it places each flow on its scheme's "
+                         "steps); pass x='time' for plain trajectories.")
+    if x == "auto":
+        x = "steps" if is_comparison and _mixed_time_scales(trajectories) else "time"
     ax = axes_for(ax)
     trajs = comparison_paths(trajectories)
+    clocks = _step_clocks(trajectories) if x == "steps" else {}
     drawn = []
     for i, traj in enumerate(trajs):
         V = positive_part(traj.values - min_value)
         drawn.append(V)
-        draw_path(ax, traj.ts, V.T, traj, i, label=traj.label, log=True)
+        where = clocks[id(traj)](traj.ts) if x == "steps" else traj.ts
+        draw_path(ax, where, V.T, traj, i, label=traj.label, log=True)
     fit_log_axis(ax, drawn)
-    ax.set(xlabel="t", ylabel=f"L - L*  (L* = {min_value:.6g}" +
-           (f", {source})" if source else ")"))
-    ax.legend(fontsize=8)
+    ax.set(xlabel="t" if x == "time" else "step k (a flow at its scheme's k for the same t)",
+           ylabel=f"L - L*  (L* = {min_value:.6g}" + (f", {source})" if source else ")"))
+    unique_legend(ax)
     return ax
+
+
+def _mixed_time_scales(comparison):
+    """Whether the schemes' first steps cover different amounts of time."""
+    steps = [t.ts[1] - t.ts[0] for t in comparison.schemes.values() if len(t.ts) > 1]
+    return len(steps) > 1 and max(steps) > 1.01 * min(steps)
+
+
+def _step_clocks(comparison):
+    """For every path of a Comparison, t -> step k: a scheme's index, a flow's time read on
+    the (first) scheme that references it (interpolated, so schedules work too)."""
+    clocks = {}
+    for name, traj in comparison.schemes.items():
+        clocks[id(traj)] = (lambda ts, _n=len(traj.ts): np.arange(_n, dtype=float))
+        flow = comparison.flows[comparison.references[name]]
+        clocks.setdefault(id(flow), lambda ts, _s=traj.ts: _steps_at(ts, _s))
+    return clocks
+
+
+def _steps_at(ts, scheme_ts):
+    """The (fractional) step at which a scheme with times ``scheme_ts`` reaches each t;
+    linear past its ends."""
+    k = np.arange(len(scheme_ts), dtype=float)
+    if len(scheme_ts) < 2:
+        return np.zeros_like(ts)
+    out = np.interp(ts, scheme_ts, k)
+    h0, h1 = scheme_ts[1] - scheme_ts[0], scheme_ts[-1] - scheme_ts[-2]
+    out = np.where(ts > scheme_ts[-1], k[-1] + (ts - scheme_ts[-1]) / h1, out)
+    return np.where(ts < scheme_ts[0], (ts - scheme_ts[0]) / h0, out)
 
 
 def deviation(comparison, ax=None):
@@ -65,7 +111,7 @@ def deviation(comparison, ax=None):
         draw_path(ax, np.arange(len(dev))[1:], positive_part(dev[1:]), traj, i,
                   label=traj.label, log=True)
     ax.set(xlabel="step k", ylabel="|x_k - x(t_k)|")
-    ax.legend(fontsize=8)
+    unique_legend(ax)
     return ax
 
 
@@ -105,7 +151,7 @@ def stability_picture(loss, x, ax=None, *, eta_max=None, n=400):
     ax.axhline(1.0, color="k", lw=0.8)
     ax.axvline(2 / top, color="tab:red", lw=1.2, ls=":", label=f"2/lambda_max = {2 / top:.3g}")
     ax.set(xlabel="eta", ylabel="factor per step", ylim=(0, 2))
-    ax.legend(fontsize=7)
+    unique_legend(ax, fontsize=7)
     return ax
 
 
@@ -128,6 +174,8 @@ def spectrum(loss, x, ax=None):
     ax = axes_for(ax)
     ax.stem(np.arange(1, lam.size + 1), lam)
     ax.axhline(0.0, color="k", lw=0.8)
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # an index axis
     ax.set(xlabel="i", ylabel="lambda_i", title="Hessian spectrum")
     return ax
 
@@ -163,6 +211,13 @@ def comparison_figure(comparison, loss):
     values(comparison, ax=axes[-2], min_value=min_value, source=source)
     axes[-2].set_title("L - L* along the way")
     deviation(comparison, ax=axes[-1])
-    axes[-1].set_title(f"distance to the flow (eta = {comparison.eta:g})")
-    fig.tight_layout()
+    own = {comparison.references[name] for name in comparison.schemes}
+    reference = (f"the {next(iter(own)).replace('_', ' ')}" if len(own) == 1
+                 else "each scheme's own ODE")
+    axes[-1].set_title(f"distance to {reference} (eta = {comparison.eta:g})", fontsize=10)
+    if figure_legend(fig, list(axes)):
+        rows = -(-len(fig.legends[0].texts) // 4)
+        fig.tight_layout(rect=(0, 0.02 + 0.045 * rows, 1, 1))
+    else:
+        fig.tight_layout()
     return fig

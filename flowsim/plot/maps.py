@@ -100,7 +100,7 @@ def contour(loss, trajectories=None, ax=None, *, bounds=None, critical=True, lev
     names = [v.name for v in loss.variables]
     ax.set(xlim=box[0], ylim=box[1], xlabel=names[0], ylabel=names[1])
     if trajs or critical:
-        unique_legend(ax, loc="best", fontsize=8)
+        unique_legend(ax)
     return ax
 
 
@@ -236,7 +236,7 @@ def animate(loss, trajectories, path, *, bounds=None, frames=100, fps=20):
         lines.append(ax.plot([], [], "-", color=style["color"], lw=1.5, label=traj.label)[0])
         dots.append(ax.plot([], [], style.get("marker", "o"), color=style["color"], mec="k",
                             ms=9)[0])
-    ax.legend(loc="best", fontsize=8)
+    unique_legend(ax)
 
     def draw(f):
         t = t_max * f / max(frames - 1, 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import methods
-from .style import axes_for, basin_legend, positive_part
+from .style import axes_for, basin_legend, positive_part, unique_legend
 
 __all__ = ["step_size_picture", "basin_maps", "time_to_tolerance_picture"]
 
@@ -59,7 +59,7 @@ def step_size_picture(study, ax=None):
         if value is not None and np.isfinite(value):
             ax.axvline(value, color="k", ls=style, lw=1, label=f"{text} = {value:.3g}")
     ax.set(xlabel="eta", ylabel=f"final L - L* (median; x: diverged)\nL* = {shift:.4g} ({where})")
-    ax.legend(fontsize=8)
+    unique_legend(ax)
     return ax
 
 
@@ -161,7 +161,7 @@ def time_to_tolerance_picture(study, ax=None, *, x=None):
     if star is not None:
         ax.set_title(f"L* = {star:.6g}" + (f" ({where})" if where else ""), fontsize=8)
     if drawn:
-        ax.legend(fontsize=8)
+        unique_legend(ax)
     else:
         ax.text(0.5, 0.5, "no run reached L - L* <= tol within its steps", ha="center",
                 va="center", transform=ax.transAxes)

@@ -46,14 +46,44 @@ def draw_path(ax, x, y, traj, index=0, label=None, log=False):
     return plot(x, y, label=label, **path_style(traj, index))[0]
 
 
-def unique_legend(ax, **kwargs):
-    """``ax.legend`` with each label once (the first artist that carries it)."""
-    handles, labels = ax.get_legend_handles_labels()
+#: From this many legend entries on, a legend goes outside the data (below the panel).
+LEGEND_OUTSIDE_FROM = 5
+
+
+def legend_entries(*axes):
+    """The unique ``(handles, labels)`` of ``axes``, each label once (its first artist)."""
     seen = {}
-    for handle, label in zip(handles, labels):
-        seen.setdefault(label, handle)
-    if seen:
-        ax.legend(list(seen.values()), list(seen), **kwargs)
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if not label.startswith("_"):
+                seen.setdefault(label, handle)
+    return list(seen.values()), list(seen)
+
+
+def unique_legend(ax, fontsize=8, **kwargs):
+    """``ax.legend`` with each label once (the first artist that carries it); with
+    :data:`LEGEND_OUTSIDE_FROM` entries or more it goes below the panel, outside the data."""
+    handles, labels = legend_entries(ax)
+    if not handles:
+        return
+    if len(handles) >= LEGEND_OUTSIDE_FROM and "loc" not in kwargs:
+        kwargs.update(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False,
+                      ncol=2, borderaxespad=0.0)
+    ax.legend(handles, labels, fontsize=fontsize, **kwargs)
+
+
+def figure_legend(fig, axes):
+    """One legend for all of ``axes`` (unique labels) under the figure, replacing theirs,
+    when they hold many entries; otherwise each panel keeps its own. True when it moved."""
+    handles, labels = legend_entries(*axes)
+    if len(handles) < LEGEND_OUTSIDE_FROM:
+        return False
+    for ax in axes:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(handles)), fontsize=8,
+               frameon=False)
+    return True
 
 
 def basin_legend(ax, minima, grey="reaches no minimum"):
