@@ -89,11 +89,16 @@ class Comparison(Picklable):
                 f"distance to the reference: {worst}>")
 
     def summary(self, rows=10):
-        """The comparison as text: ``rows`` evenly spaced steps, each scheme's and flow's
-        ending, and the per-direction factors."""
+        """The comparison as text: ``rows`` evenly spaced steps (and the step where each
+        scheme strays furthest), each scheme's and flow's ending, and the per-direction
+        factors (a long table summarized)."""
         rows = int_between(rows, "rows", 1, 1_000_000)
         length = max(len(t.ts) for t in self.schemes.values())
-        ks = np.unique(np.linspace(0, length - 1, min(rows, length)).round().astype(int))
+        worst = {name: int(np.nanargmax(dev)) for name, dev in self.deviation.items()
+                 if np.isfinite(dev).any()}
+        ks = np.unique(np.concatenate([
+            np.linspace(0, length - 1, min(rows, length)).round().astype(int),
+            list(worst.values())]))
         names = list(self.schemes)
         short = {name: methods.get(name).short or name for name in names}
         head = f"{'k':>6s}" + "".join(f" {short[n] + ' |x-x(t)|':>18s} {short[n] + ' L-L(t)':>16s}"
@@ -110,9 +115,10 @@ class Comparison(Picklable):
         width = max(len(t.label) for t in list(self.schemes.values()) + list(self.flows.values()))
         for name in names:
             traj = self.schemes[name]
+            at = f" at k = {worst[name]}" if name in worst else ""
             lines.append(f"{traj.label:>{width}s}: {traj.status.value:<11s} L = "
                          f"{traj.values[-1]:.6g}, max |x_k - x(t_k)| = "
-                         f"{np.nanmax(self.deviation[name]):.4g}; {traj.message}")
+                         f"{np.nanmax(self.deviation[name]):.4g}{at}; {traj.message}")
         for ref in self.flows.values():
             lines.append(f"{ref.label:>{width}s}: {ref.status.value:<11s} L = "
                          f"{ref.values[-1]:.6g} at t = {ref.ts[-1]:.4g}")
@@ -263,7 +269,19 @@ def compare(loss, x0, eta, steps, schemes=("gd", "pp"), *, flow_method="auto",
     references = {key: ref for key, (_, _, ref) in flows.items()}
     anchor = _anchor(loss, next(iter(references.values())))
     return Comparison(eta, references, runs, refs, deviation, gap,
-                      stability(loss, anchor, eta))
+                      stability(loss, anchor, eta, geometry=_geometry(loss, options)))
+
+
+def _geometry(loss, options):
+    """The mirror or natural-gradient geometry every compared scheme steps in, when they
+    share one that is not Euclidean (a potential= or metric= option); else None."""
+    from .flows.mirror import geometry_of
+    given = {(str(o.get("potential")), str(o.get("metric"))) for o in options.values()
+             if o.get("potential") is not None or o.get("metric") is not None}
+    if len(given) != 1 or len(given) != len(options) or not options:
+        return None
+    opts = next(iter(options.values()))
+    return geometry_of(loss, opts.get("potential"), opts.get("metric"))
 
 
 def _anchor(loss, first):

@@ -42,6 +42,10 @@ def _solve_rows(M, G):
 class Potential:
     """A mirror potential psi over a loss's variables.
 
+    ``direction``, ``check_at`` and ``local_rates`` are its geometry (see the module
+    docstring); ``local_rates(x, H)`` are the eigenvalues of Hess psi(x)^{-1} H, the rates
+    of the mirror flow near a critical point x.
+
     Parameters
     ----------
     loss : Loss
@@ -49,6 +53,9 @@ class Potential:
     formula : str or sympy.Expr
         psi, e.g. ``"x*log(x) + y*log(y)"`` (negative entropy) or ``"(x**2 + y**2)/2"``.
     """
+
+    name = "mirror"
+    spectrum = "eigenvalues of Hess(psi)^-1 H"
 
     def __init__(self, loss, formula):
         from .loss import Loss
@@ -107,6 +114,10 @@ class Potential:
         """Hess psi(X)^{-1} G for X, G (m, n): the mirror flow's direction."""
         return _solve_rows(self.hess(X), G)
 
+    def local_rates(self, x, H):
+        """Eigenvalues of Hess psi(x)^{-1} H, ascending (see :func:`local_rates`)."""
+        return _generalized(H, self.hess(np.asarray(x, dtype=float)[None])[0])
+
     def grad(self, X):
         """The mirror map grad psi at X (..., n)."""
         return self.psi.grad(X)
@@ -144,6 +155,9 @@ class Metric:
     """A Riemannian metric G(x) given as an n x n matrix of formulas (symmetric positive
     definite where it is used), each entry gated like a loss."""
 
+    name = "natural gradient"
+    spectrum = "eigenvalues of G^-1 H"
+
     def __init__(self, loss, matrix):
         from .loss import Loss
         rows = [list(r) for r in matrix] if not isinstance(matrix, str) else None
@@ -158,6 +172,10 @@ class Metric:
     def direction(self, X, G):
         """G(X)^{-1} grad for X, grad (m, n): the natural gradient."""
         return _solve_rows(self(X), G)
+
+    def local_rates(self, x, H):
+        """Eigenvalues of G(x)^{-1} H, ascending (see :func:`local_rates`)."""
+        return _generalized(H, self(np.asarray(x, dtype=float)[None])[0])
 
     def check_at(self, X, what="x0"):
         """Refuse starts where G is not finite and positive definite."""
@@ -174,10 +192,22 @@ class Metric:
                          for r in self.entries], axis=-2)
 
 
+def _generalized(H, G):
+    """Eigenvalues mu of H v = mu G v for symmetric H and positive definite G, ascending (nan
+    where G is not positive definite there)."""
+    import scipy.linalg
+    G = (np.asarray(G, dtype=float) + np.asarray(G, dtype=float).T) / 2
+    try:
+        return scipy.linalg.eigh((H + H.T) / 2, G, eigvals_only=True)
+    except (np.linalg.LinAlgError, ValueError):
+        return np.full(H.shape[0], np.nan)
+
+
 class Euclidean:
     """The Euclidean geometry (psi = |x|^2/2, G = I): the direction is the gradient."""
 
     name = "gradient"
+    spectrum = "Hessian eigenvalues"
 
     def __init__(self, n):
         self.n = n
@@ -188,6 +218,10 @@ class Euclidean:
 
     def check_at(self, X, what="x0"):
         """Every start is allowed."""
+
+    def local_rates(self, x, H):
+        """The Hessian's eigenvalues, ascending."""
+        return np.linalg.eigvalsh(H)
 
 
 class SimplexEntropy:
@@ -205,6 +239,7 @@ class SimplexEntropy:
     """
 
     name = "mirror (simplex entropy)"
+    spectrum = "eigenvalues of (diag x - x x^T) H on the simplex"
     closed_form = True
 
     def __init__(self, loss):
@@ -237,6 +272,16 @@ class SimplexEntropy:
         with np.errstate(invalid="ignore", over="ignore"):
             Z = np.exp(Y - np.max(Y, axis=-1, keepdims=True))
             return Z / Z.sum(axis=-1, keepdims=True)
+
+    def local_rates(self, x, H):
+        """Eigenvalues of (diag x - x x^T) H on the simplex's tangent space (n - 1 of
+        them, ascending): with Q an orthonormal basis of {v : sum v = 0}, those of the pencil
+        (Q^T H Q, (Q^T P Q)^{-1})."""
+        x = np.asarray(x, dtype=float)
+        n = x.size
+        Q = np.linalg.qr(np.eye(n) - 1.0 / n)[0][:, :n - 1]   # spans {sum v = 0}
+        P = np.diag(x) - np.outer(x, x)
+        return _generalized(Q.T @ H @ Q, np.linalg.inv(Q.T @ P @ Q))
 
     def direction(self, X, G):
         """(diag(x) - x x^T) g: the replicator direction, tangent to the simplex."""

@@ -47,6 +47,9 @@ class StabilityReport(Report):
         ``"degenerate"`` (:func:`flowsim.kind_of_spectrum`), whether or not it is critical.
     unstable : int
         Directions with lambda_i < 0: the flow and every scheme leave along them, at any step.
+    spectrum : str
+        What the eigenvalues are: the Hessian's, or for a geometry (``geometry=``) the
+        local rates of its preconditioned flow (e.g. eigenvalues of Hess(psi)^-1 H).
     """
 
     point: np.ndarray
@@ -63,47 +66,93 @@ class StabilityReport(Report):
     gd_stable: bool | None = None
     kind: str = "minimum"
     unstable: int = 0
+    spectrum: str = "Hessian eigenvalues"
 
     _series = ("eigenvalues", "flow_factors", "gd_factors", "prox_factors")
 
-    def summary(self):
-        """A few lines of text."""
-        lam = np.round(self.eigenvalues, 6).tolist()
+    def summary(self, rows=12):
+        """A few lines of text; a factor table longer than ``rows`` is summarized (its
+        smallest and largest directions, every unstable one, and a line for the rest)."""
+        lam = _listed(self.eigenvalues)
         if self.kind == "minimum":
-            lines = [f"Hessian eigenvalues {lam}, condition number "
+            lines = [f"{self.spectrum} {lam}, condition number "
                      f"{self.condition_number:.4g}",
                      f"GD stable for eta < 2/lambda_max = {self.max_stable_step:.6g}; best fixed "
                      f"step 2/(lambda_min+lambda_max) = {self.best_step:.6g} with rate "
                      f"{self.best_rate:.6g}; the flow contracts like "
-                     f"exp(-{self.flow_rate:.6g} t)"]
+                     f"{_exponential(self.flow_rate)}"]
         elif self.unstable:
             stable = (f"steps below 2/lambda_max = {self.max_stable_step:.6g} keep the other "
                       "directions stable" if np.isfinite(self.max_stable_step) else
                       "no direction is stable")
-            lines = [f"Hessian eigenvalues {lam}: a {self.kind}, not a minimum",
+            lines = [f"{self.spectrum} {lam}: a {self.kind}, not a minimum",
                      f"no step size makes it attract: the flow and every scheme leave along "
                      f"{self.unstable} direction(s), the flow like "
-                     f"exp({-self.flow_rate:.6g} t); {stable}"]
+                     f"{_exponential(self.flow_rate)}; {stable}"]
         else:
-            lines = [f"Hessian eigenvalues {lam}: degenerate (lambda_min = "
+            limit = (f"GD keeps the other directions stable for eta < 2/lambda_max = "
+                     f"{self.max_stable_step:.6g}" if np.isfinite(self.max_stable_step)
+                     else "no direction has a positive rate")
+            lines = [f"{self.spectrum} {lam}: degenerate (lambda_min = "
                      f"{self.flow_rate:.3g}); the local rates say nothing along its null "
-                     "directions",
-                     f"GD keeps the other directions stable for eta < 2/lambda_max = "
-                     f"{self.max_stable_step:.6g}"]
+                     "directions", limit]
         if self.eta is not None:
-            lines.append(f"per-step factors at x = {np.round(self.point, 6).tolist()}, eta = "
+            lines.append(f"per-step factors at x = {_listed(self.point)}, eta = "
                          f"{self.eta:g} (GD {'stable' if self.gd_stable else 'UNSTABLE'}):")
             lines.append(f"  {'lambda':>12s} {'flow e^-eta.l':>14s} {'GD |1-eta.l|':>13s} "
                          f"{'prox 1/(1+eta.l)':>17s}")
-            for lam, f, g, p in zip(self.eigenvalues, self.flow_factors, self.gd_factors,
-                                    self.prox_factors):
-                note = "  <- GD unstable" if g > 1 else \
-                    ("  <- GD oscillates" if 1 - self.eta * lam < 0 else "")
-                lines.append(f"  {lam:12.5g} {f:14.5g} {g:13.5g} {p:17.5g}{note}")
+            shown = _rows_shown(self.eigenvalues, self.gd_factors, rows)
+            for i in range(len(self.eigenvalues)):
+                if i in shown:
+                    lines.append(self._factor_row(i))
+                elif i - 1 in shown:
+                    rest = [j for j in range(i, len(self.eigenvalues)) if j not in shown]
+                    end = next((j for j in range(i, len(self.eigenvalues)) if j in shown),
+                               len(self.eigenvalues)) - 1
+                    lam_lo, lam_hi = self.eigenvalues[i], self.eigenvalues[end]
+                    lines.append(f"  ... {end - i + 1} more directions with lambda in "
+                                 f"[{lam_lo:.5g}, {lam_hi:.5g}], GD factors in "
+                                 f"[{self.gd_factors[i:end + 1].min():.5g}, "
+                                 f"{self.gd_factors[i:end + 1].max():.5g}]"
+                                 if rest else "")
         return "\n".join(lines)
 
+    def _factor_row(self, i):
+        lam, g = self.eigenvalues[i], self.gd_factors[i]
+        note = "  <- GD unstable" if g > 1 else \
+            ("  <- GD oscillates" if 1 - self.eta * lam < 0 else "")
+        return (f"  {lam:12.5g} {self.flow_factors[i]:14.5g} {g:13.5g} "
+                f"{self.prox_factors[i]:17.5g}{note}")
 
-def stability(loss, x, eta=None):
+
+def _listed(values, most=8):
+    """A short list of numbers for text: all of them, or the first and last few."""
+    values = np.round(np.asarray(values, dtype=float), 6).tolist()
+    if len(values) <= most:
+        return str(values)
+    half = most // 2
+    return (f"[{', '.join(map(str, values[:half]))}, ... ({len(values) - most} more) ..., "
+            f"{', '.join(map(str, values[-half:]))}]")
+
+
+def _exponential(rate):
+    """e^{-rate t} as text without a double sign: exp(-2 t), exp(0.5 t), exp(0 t)."""
+    if not np.isfinite(rate):
+        return "an unbounded rate (the Hessian is not finite here)"
+    return f"exp(-{rate:.6g} t)" if rate >= 0 else f"exp({-rate:.6g} t)"
+
+
+def _rows_shown(lam, gd, rows):
+    """Indices of a factor table worth printing: all of a short one; of a long one the
+    smallest and largest directions and every GD-unstable one."""
+    k = len(lam)
+    if k <= rows:
+        return set(range(k))
+    half = max(1, rows // 3)
+    return set(range(half)) | set(range(k - half, k)) | set(np.flatnonzero(gd > 1).tolist())
+
+
+def stability(loss, x, eta=None, *, geometry=None):
     """Step-size stability of gradient descent and proximal point at ``x``.
 
     Parameters
@@ -113,6 +162,12 @@ def stability(loss, x, eta=None):
         Usually a minimizer.
     eta : float, optional
         A step to evaluate the per-direction factors for.
+    geometry : optional
+        A mirror or natural-gradient geometry (the ``potential=`` or ``metric=`` of a mirror
+        method, as :func:`flowsim.flows.mirror.geometry_of` makes it): the eigenvalues are
+        then the local rates of its preconditioned flow (Hess(psi)^-1 H, G^-1 H, or
+        (diag x - x x^T) H on the simplex), which is what mirror descent's, the mirror flow's
+        and Bregman proximal point's factors follow.
 
     Returns
     -------
@@ -131,14 +186,18 @@ def stability(loss, x, eta=None):
     """
     from ..facts import kind_of_spectrum
     loss, x, H = hessian_at(loss, x)
-    lam = np.linalg.eigvalsh(H)
+    if geometry is None:
+        lam, spectrum = np.linalg.eigvalsh(H), "Hessian eigenvalues"
+    else:
+        lam, spectrum = np.sort(geometry.local_rates(x, H)), geometry.spectrum
     lo, hi = lam[0], lam[-1]
     kappa = hi / lo if lo > 0 else np.nan
     report = dict(point=x, eigenvalues=lam, condition_number=kappa,
                   max_stable_step=2 / hi if hi > 0 else np.nan,
                   best_step=2 / (lo + hi) if lo > 0 else np.nan,
                   best_rate=(kappa - 1) / (kappa + 1) if lo > 0 else np.nan, flow_rate=lo,
-                  kind=kind_of_spectrum(lam).value, unstable=int(np.sum(lam < 0)))
+                  kind=kind_of_spectrum(lam).value, unstable=int(np.sum(lam < 0)),
+                  spectrum=spectrum)
     if eta is not None:
         eta = positive(eta, "eta")
         gd = np.abs(1 - eta * lam)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import int_between, positive, start_points
-from ..geometry import Euclidean, Metric, Potential, potential_of
+from ..geometry import Euclidean, Metric, potential_of
 from ._common import (bound_stop, check_flow_arguments, check_start, converged, finish_flow,
                       output_times, refuse_kinks)
 from ._solver import integrate
@@ -29,13 +29,8 @@ def geometry_of(loss, potential, metric):
     if potential is None and metric is None:
         return Euclidean(loss.n)
     if potential is not None:
-        psi = potential_of(loss, potential)
-        if isinstance(psi, Potential):
-            psi.name = "mirror"
-        return psi
-    G = metric if isinstance(metric, Metric) else Metric(loss, metric)
-    G.name = "natural gradient"
-    return G
+        return potential_of(loss, potential)
+    return metric if isinstance(metric, Metric) else Metric(loss, metric)
 
 
 #: Step budget of the flows whose right-hand side solves a linear system at every stage.
