@@ -110,13 +110,29 @@ def measure(quick):
     return rows, notes
 
 
+#: One marker per method, cycled with the colours of tab20 (20 distinct colours).
+MARKERS = "osD^v<>phX*P8dH"
+
+
+def method_styles(names):
+    """One distinct (colour, marker) per method name: ODE solvers solid, schemes dashed."""
+    import matplotlib
+    colors = matplotlib.colormaps["tab20"].colors
+    order = [0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19]
+    return {name: dict(color=colors[order[i % 20]], marker=MARKERS[i % len(MARKERS)],
+                       ls="-" if name in ODE_METHODS else "--")
+            for i, name in enumerate(names)}
+
+
 def picture(rows, path):
-    """Error against evaluations and against time, one panel pair per problem (log-log)."""
+    """Error against evaluations and against time, one panel pair per problem (log-log); each
+    method in its own colour and marker, one legend under all panels."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     names = list(dict.fromkeys(r["problem"] for r in rows))
-    fig, axes = plt.subplots(2, len(names), figsize=(3.4 * len(names), 6.4), squeeze=False)
+    styles = method_styles(list(dict.fromkeys(r["method"] for r in rows)))
+    fig, axes = plt.subplots(2, len(names), figsize=(3.4 * len(names), 7.0), squeeze=False)
     for j, name in enumerate(names):
         mine = [r for r in rows if r["problem"] == name]
         for method in dict.fromkeys(r["method"] for r in mine):
@@ -124,17 +140,18 @@ def picture(rows, path):
                    and r["error"] > 0]
             if not pts:
                 continue
-            style = "-o" if method in ODE_METHODS else "--s"
             for i, key in enumerate(("evaluations", "seconds")):
-                axes[i, j].loglog([p[key] for p in pts], [p["error"] for p in pts], style,
-                                  ms=3, label=method)
+                axes[i, j].loglog([p[key] for p in pts], [p["error"] for p in pts], ms=3,
+                                  label=method, **styles[method])
         axes[0, j].set_title(name, fontsize=9)
         axes[1, j].set_xlabel("wall time (s)")
-        axes[0, j].set_xlabel("evaluations (value + gradient + Hessian)")
+        axes[0, j].set_xlabel("evaluations (value + gradient + Hessian)", fontsize=8)
     axes[0, 0].set_ylabel("error at T")
     axes[1, 0].set_ylabel("error at T")
-    axes[0, -1].legend(fontsize=7)
-    fig.tight_layout()
+    handles = [plt.Line2D([], [], ms=5, label=m, **st) for m, st in styles.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 11), fontsize=8,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=90)
     plt.close(fig)
 

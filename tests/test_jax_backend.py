@@ -226,3 +226,41 @@ def test_statuses_agree_with_numpy_where_they_used_to_differ():
         np.testing.assert_array_equal(fs.sgd(fit, [0.0], 0.1, 5, seed=np.int64(3),
                                              backend=backend).xs,
                                       fs.sgd(fit, [0.0], 0.1, 5, seed=3, backend=backend).xs)
+
+
+def test_stiff_rosenbrock_starts_reach_the_end_on_the_implicit_jax_solver():
+    # these starts spent 100,000 rejected steps at t = 0 with diffrax's default root finder
+    loss = fs.losses.rosenbrock(2)
+    X = np.array([[-1.94117478, 1.45456036], [-1.96018176, -0.53981537], [0.5, 0.5]])
+    run = fs.gradient_flow(loss, X, 1.0, method="BDF", backend="jax", rtol=1e-6, atol=1e-8)
+    assert all(s is fs.Status.REACHED_END for s in run.status), run.message
+    ref = fs.gradient_flow(loss, X, 1.0, method="Radau", rtol=1e-12, atol=1e-14, t_eval=run.ts)
+    np.testing.assert_allclose(run.xs, ref.xs, atol=1e-4)   # rtol 1e-6 along the valley
+
+
+def test_the_persistent_compilation_cache_folder(monkeypatch, tmp_path):
+    from flowsim.backends import cache_folder
+    monkeypatch.setenv("FLOWSIM_JAX_CACHE", "off")
+    assert cache_folder() is None
+    monkeypatch.setenv("FLOWSIM_JAX_CACHE", str(tmp_path / "c"))
+    assert cache_folder() == str(tmp_path / "c")
+    monkeypatch.delenv("FLOWSIM_JAX_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache_folder() == str(tmp_path / "flowsim" / "jax")
+
+
+def test_a_second_process_reads_the_flow_from_the_persistent_cache(tmp_path):
+    import os
+    import subprocess
+    code = ("import numpy as np, flowsim as fs; fs.gradient_flow('x**2 + y**4', "
+            "np.ones((3, 2)), 1.0, backend='jax', method='RK45')")
+    env = dict(os.environ, FLOWSIM_JAX_CACHE=str(tmp_path), JAX_PLATFORMS="cpu")
+    env.pop("EQX_ON_ERROR", None)
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+    solves = [p for p in os.listdir(tmp_path) if p.startswith("jit_solve")]
+    assert solves, os.listdir(tmp_path)   # the diffrax solve was kept (no host callback)
+    # the second process compiles nothing of it: the entry is read, not written again
+    before = {p: os.path.getmtime(tmp_path / p) for p in solves}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+    assert {p: os.path.getmtime(tmp_path / p) for p in solves} == before
+    assert len([p for p in os.listdir(tmp_path) if p.startswith("jit_solve")]) == len(solves)
