@@ -114,7 +114,7 @@ def bound_stop(max_norm, n):
     limit = max_norm ** 2 if max_norm < 1e150 else np.inf  # a float ** 2 raises past 1.3e154
 
     def check(y):
-        x = y[:n]
+        x = y if y.shape[0] == n else y[:n]
         if not x @ x <= limit:
             norm = safe_norm(x)
             if not norm <= max_norm:

@@ -269,7 +269,8 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
                 message = f"{method} gave up at t = {ts[-1]:.6g}: {failure}"
                 status, message = _blow_up(ts, ys) or (status, message)
                 break
-            if not np.isfinite(solver.y.sum()):
+            y = solver.y
+            if not y @ y < np.inf and not np.isfinite(y).all():   # the dot: the fast test
                 status, cause = Status.DIVERGED, "nonfinite"
                 message = (f"the state became non-finite after t = {ts[-1]:.6g} (the loss or "
                            "its gradient is undefined or overflows there); kept the path "
@@ -286,16 +287,18 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
                 continue
             stalls = 0
             ts.append(solver.t)
-            ys.append(solver.y.copy())
+            ys.append(y)   # a fresh array every step (solve_ivp keeps it the same way)
             if dense_output:
                 interps.append(solver.dense_output())
-            reason = stop(solver.t, solver.y, solver) if stop is not None else None
+            reason = stop(solver.t, y, solver) if stop is not None else None
             if reason is not None:
                 (status, message), cause = reason, "stop"
                 blow_up = _blow_up(ts, ys) if status is Status.DIVERGED else None
                 if blow_up is not None and "blow-up time" in blow_up[1]:
                     message += "; " + blow_up[1]
                 break
+            if stiffness.jacobian is None:   # an implicit method: nothing to watch
+                continue
             stiff = stiffness.check(solver, len(ts) - 1)
             if stiff is not None and auto:
                 method = AUTO[1]
