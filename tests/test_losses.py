@@ -123,3 +123,24 @@ def test_bad_constructor_arguments():
         losses.ill_conditioned_quadratic(0.5)
     with pytest.raises(ValueError, match="lam must be"):
         losses.lasso(np.eye(2), [1.0, 2.0], -1.0)
+
+
+def test_chained_rosenbrock_compiles_in_thousands_of_variables():
+    # past the default derivative budget (150,000 operations at n ~ 3,700): the named loss
+    # sizes its own budget, compiles without common-subexpression elimination (its terms are
+    # local) and polishes its known points with sparse Newton steps
+    from scipy.optimize import rosen, rosen_der, rosen_hess
+    from flowsim.loss._compile import _wide_and_local
+    import symengine as se
+    n = 4000
+    loss = losses.rosenbrock(n)
+    x = np.random.default_rng(3).uniform(-1.5, 1.5, n)
+    assert loss.value(x) == pytest.approx(rosen(x), rel=1e-13)
+    np.testing.assert_allclose(loss.grad(x), rosen_der(x), rtol=1e-12, atol=1e-9)
+    assert abs(loss.hess(x, sparse=True) - rosen_hess(x)).max() < 1e-9
+    local = loss.facts.minimizers[1]
+    assert np.linalg.norm(rosen_der(local)) < 1e-8 and local[0] == pytest.approx(-0.99, abs=0.01)
+    xs = se.symbols(" ".join(f"v{i}" for i in range(300)))
+    assert _wide_and_local(list(xs), [se.Add(*[(a - b ** 2) ** 2 for a, b in zip(xs, xs[1:])])])
+    shared = se.tanh(se.Add(*xs))   # every term holds all 300 variables: cse pays
+    assert not _wide_and_local(list(xs), [se.Add(*[shared * a for a in xs])])
