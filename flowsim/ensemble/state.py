@@ -90,6 +90,8 @@ class Ensemble:
         self.j = np.zeros(m, dtype=int) if j0 is None else np.array(j0, dtype=int)
         self.nsteps = np.zeros(m, dtype=int)
         self.extra = {}
+        # a start has reached output j once t >= _reach[j] (t_out[j] less a rounding margin)
+        self._reach = self.t_out - 1e-12 * np.maximum(1.0, np.abs(self.t_out))
         self._write(np.ones(m, bool))
 
     @classmethod
@@ -109,7 +111,10 @@ class Ensemble:
         while self.size:
             done = self.done()
             if not done.any():
-                return np.minimum(self.extra["h"], self.target() - self.t)
+                gap = self.target() - self.t
+                h = self.extra["h"]
+                self._lands = h >= gap   # these steps are cut to land on an output time
+                return np.minimum(h, gap)
             self.finish(done)
         return None
 
@@ -138,26 +143,37 @@ class Ensemble:
         return self.t_out[np.minimum(self.j, self.t_out.size - 1)]
 
     def _write(self, mask):
-        """Write the outputs that the starts in ``mask`` have reached."""
-        while True:
-            j = np.minimum(self.j, self.t_out.size - 1)
-            hit = mask & (self.j < self.t_out.size) & \
-                (self.t >= self.t_out[j] - 1e-12 * np.maximum(1.0, np.abs(self.t_out[j])))
-            if not hit.any():
+        """Write the outputs that the starts in ``mask`` have reached. A step never passes
+        more than one output time (steps are cut to land on them), so after the first pass
+        only the rows just written are looked at again (equal output times)."""
+        lands = getattr(self, "_lands", None)
+        # after a step only the rows cut to an output time can have reached one
+        rows = np.flatnonzero(mask if lands is None else mask & lands)
+        K = self.t_out.size
+        while rows.size:
+            j = self.j[rows]
+            live = j < K
+            rows, j = rows[live], j[live]
+            hit = self.t[rows] >= self._reach[j]
+            rows, j = rows[hit], j[hit]
+            if not rows.size:
                 return
-            rows = np.flatnonzero(hit)
-            self.out[self.idx[rows], self.j[rows]] = self.Y[rows]
-            self.sout[self.idx[rows], self.j[rows]] = self.nsteps[rows]
+            g = self.idx[rows]
+            self.out[g, j] = self.Y[rows]
+            self.sout[g, j] = self.nsteps[rows]
             if self.fout is not None:
-                self.fout[self.idx[rows], self.j[rows]] = self.F[rows]
-            self.j[rows] += 1
+                self.fout[g, j] = self.F[rows]
+            self.j[rows] = j + 1
 
     def accept(self, mask, t, Y, F):
         """The starts in ``mask`` (over the active) took a step to ``t`` (their rows of the
-        arrays given, all of shape (a, ...))."""
-        np.copyto(self.t, t, where=mask)
-        np.copyto(self.Y, Y, where=mask[:, None])
-        np.copyto(self.F, F, where=mask[:, None])
+        arrays given, all of shape (a, ...), fresh arrays this call may keep: the rejected
+        rows are put back, few, instead of copying the accepted ones)."""
+        rejected = np.flatnonzero(~mask)
+        if rejected.size:
+            t[rejected], Y[rejected], F[rejected] = (self.t[rejected], self.Y[rejected],
+                                                     self.F[rejected])
+        self.t, self.Y, self.F = t, Y, F
         self.nsteps += mask
         self._write(mask)
 
@@ -167,12 +183,16 @@ class Ensemble:
         them from the active set."""
         rows = np.flatnonzero(mask)
         if rows.size:
-            for r in rows:
-                g, j = self.idx[r], self.j[r]
-                self.out[g, j:] = self.Y[r]
-                self.sout[g, j:] = self.nsteps[r]
+            K = self.t_out.size
+            early = rows[self.j[rows] < K]   # rows with outputs still to hold
+            if early.size:
+                g, j = self.idx[early], self.j[early]
+                later = np.arange(K)[None, :] >= j[:, None]          # (e, K)
+                gi, ki = np.nonzero(later)
+                self.out[g[gi], ki] = self.Y[early][gi]
+                self.sout[g[gi], ki] = self.nsteps[early][gi]
                 if self.fout is not None:
-                    self.fout[g, j:] = 0.0 if status is not None else self.F[r]
+                    self.fout[g[gi], ki] = 0.0 if status is not None else self.F[early][gi]
             gl = self.idx[rows]
             self.t_stop[gl], self.steps_taken[gl] = self.t[rows], self.nsteps[rows]
             if status is not None:
@@ -195,12 +215,20 @@ def stop_rules(ens, ok, hs, t, check, max_steps):
     """The stop rules every engine applies after a step: the run's own (``check``, on the
     accepted rows), a step size that underflowed, a spent step budget."""
     endings = Endings(ens.size)
+    rejected = np.flatnonzero(~ok)
     if check is not None:
-        rows = np.flatnonzero(ok)
-        if rows.size:
-            for status, local, messages in check(ens.Y[rows], ens.F[rows]):
-                endings.mark(rows[local], status, messages)
-    tiny = ~ok & (hs <= 10 * np.spacing(np.maximum(np.abs(t), 1.0)))
+        if not rejected.size:   # every row stepped: no gathering
+            for status, local, messages in check(ens.Y, ens.F):
+                endings.mark(local, status, messages)
+        else:
+            rows = np.flatnonzero(ok)
+            if rows.size:
+                for status, local, messages in check(ens.Y[rows], ens.F[rows]):
+                    endings.mark(rows[local], status, messages)
+    tiny = np.zeros(ens.size, dtype=bool)
+    if rejected.size:   # only a rejected step can have shrunk below the float spacing
+        tiny[rejected] = hs[rejected] <= 10 * np.spacing(np.maximum(np.abs(t[rejected]),
+                                                                    1.0))
     over = ens.nsteps >= max_steps
     # a start that got stuck far out (tenfold its start, beyond 10) is a finite-time blow-up,
     # diverged as the single run's blow-up test says (flowsim.flows._solver._blow_up)
