@@ -264,3 +264,25 @@ def test_a_second_process_reads_the_flow_from_the_persistent_cache(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
     assert {p: os.path.getmtime(tmp_path / p) for p in solves} == before
     assert len([p for p in os.listdir(tmp_path) if p.startswith("jit_solve")]) == len(solves)
+
+
+@pytest.mark.parametrize("record", ["all", "final"])
+def test_stops_inside_the_blocks_of_the_jax_driver_are_exact(record):
+    # x_{k+1} = (1 - 2 eta) x on x^2 + y^2: with eta = 1.05 every start grows by 1.1 a step
+    # and leaves max_norm = 1e8 at a step set by its size (spread over many 32-step blocks);
+    # with eta = 0.1 starts converge (gtol) at steps set by their size
+    sizes = np.logspace(0, 7, 23)
+    X = np.stack([sizes, -sizes / 3], axis=1)
+    for eta, kw in ((1.05, {}), (0.1, {"gtol": 1e-3})):
+        a = fs.gradient_descent("x**2 + y**2", X, eta, 300, record=record, **kw)
+        b = fs.gradient_descent("x**2 + y**2", X, eta, 300, record=record, backend="jax", **kw)
+        _same(a, b)
+        assert len(set(a.message)) > 10    # the starts really stop at different steps
+        # a start's run does not depend on the others' (whether its block was replayed)
+        for i in (0, 11, 22):
+            alone = fs.gradient_descent("x**2 + y**2", X[i], eta, 300, record=record,
+                                        backend="jax", **kw)
+            k = len(alone.xs)
+            np.testing.assert_allclose(alone.xs, b.xs[i, :k], rtol=1e-13)
+            assert np.all(b.xs[i, k:] == b.xs[i, k - 1])   # held after its stop
+            assert alone.status is b.status[i] and alone.message == b.message[i]

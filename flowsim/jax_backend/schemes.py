@@ -179,6 +179,10 @@ def _where_rows(jax, jnp, mask, new, old):
         new, old)
 
 
+#: Steps run between two stop decisions of the JAX scheme driver (see ``optimistic``).
+BLOCK = 32
+
+
 def _compiled(loss, name, rule, options, steps, every, gtol, max_norm):
     """The jitted run for these static settings (cached on the loss; ``jax.jit`` compiles it
     once per batch shape)."""
@@ -233,8 +237,44 @@ def _compiled(loss, name, rule, options, steps, every, gtol, max_norm):
         carry = lax.cond(jnp.any(active & maybe), lambda c: settle(k, c, step), go_on, carry)
         return carry, None
 
-    def chunk(carry, ks, es):
+    def maybe_stops(Xn, G, failed):
+        """Rows that may stop at this step (a coordinate past max_norm / sqrt(n), not
+        finite, a failed step, or every |g_i| <= gtol): a superset, decided cheaply."""
+        maybe = _rows_any(jnp, ~(jnp.abs(Xn) <= quick)) | failed
+        if gtol is not None:
+            maybe = maybe | ~_rows_any(jnp, jnp.abs(G) > gtol)
+        return maybe
+
+    def checked(carry, ks, es):   # every step with its stop rules
         return lax.scan(body, carry, (ks, es))[0]
+
+    def optimistic(carry, ks, es):
+        """A block of steps without per-step stop decisions (no lax.cond between steps, so
+        XLA fuses them), only a running flag of whether any active start may have stopped;
+        where one may have, the block is run again from its start with the stop rules
+        (the same arithmetic, so the result is the checked run's exactly)."""
+        X0, aux0, active = carry[:3]
+
+        def bare(c, k_eta):   # per row flags, reduced once at the end (no reduction a step)
+            X, aux, flags = c
+            Xn, G, auxn, failed = vstep(k_eta[0], k_eta[1], X, aux)
+            return (Xn, auxn, flags | maybe_stops(Xn, G, failed)), None
+        (X, aux, flags), _ = lax.scan(bare, (X0, aux0, jnp.zeros_like(active)), (ks, es))
+        # an inactive start moved in the bare run: its rows are put back from the carry
+        X = jnp.where(active[:, None], X, X0)
+        aux = _where_rows(jax, jnp, active, aux, aux0)
+        return lax.cond(jnp.any(active & flags), lambda c: checked(c, ks, es),
+                        lambda c: (X, aux) + c[2:], carry)
+
+    def chunk(carry, ks, es):
+        size = ks.shape[0]
+        if size < 2 * BLOCK:
+            return optimistic(carry, ks, es)
+        nb, rest = divmod(size, BLOCK)
+        carry = lax.scan(lambda c, p: (optimistic(c, *p), None), carry,
+                         (ks[:nb * BLOCK].reshape(nb, BLOCK),
+                          es[:nb * BLOCK].reshape(nb, BLOCK)))[0]
+        return optimistic(carry, ks[nb * BLOCK:], es[nb * BLOCK:]) if rest else carry
 
     q, r = divmod(steps, every)
 

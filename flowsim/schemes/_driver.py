@@ -158,7 +158,9 @@ def iterate(loss, X0, steps, step, dts, *, gtol=None, max_norm=1e8, records=(),
                     stop = done if stop is None else stop | done
             if info:
                 keeper.note(k, sel, info, dts)
-            if not np.abs(X_next).max() <= quick:  # some start may be out (or non-finite)
+            # some start may be out (or non-finite): max and min, no |X| temporary
+            if not (X_next.max(initial=-np.inf) <= quick and
+                    -X_next.min(initial=np.inf) <= quick):
                 out = _escaped(X_next, max_norm, stop)
                 for i in np.flatnonzero(out):
                     keep, message[rows[i]] = escape(safe_norm(X_next[i]), max_norm, k + 1)
