@@ -253,9 +253,9 @@ class SimplexEntropy:
             raise ValueError(f"{what}: potential='simplex' needs positive entries (a point "
                              "inside the probability simplex), got a zero or negative entry.")
         if not np.all(np.abs(sums - 1) <= 1e-12 * self.n):
+            worst = float(sums[np.argmax(np.abs(sums - 1))])
             raise ValueError(f"{what}: potential='simplex' needs entries summing to 1, got "
-                             f"{float(sums[np.argmax(np.abs(sums - 1))]):.17g}; divide the start by "
-                             "its sum.")
+                             f"{worst:.17g}; divide the start by its sum.")
 
     def grad(self, X):
         """The mirror map log x (up to the constant 1, which the simplex absorbs)."""

@@ -296,7 +296,7 @@ def _dissipated(trajectory, loss, kind, parameters):
     accuracy of its dense output, which is far lower than its steps' for LSODA and BDF).
     None when the run has no velocities to start from or the integration fails.
     """
-    ts, n = trajectory.ts, loss.n
+    ts = trajectory.ts
     t0, dt = ts[:-1], np.diff(ts)
     start = np.asarray(trajectory.xs[:-1], dtype=float)
     if kind != "gradient":
