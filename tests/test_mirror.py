@@ -149,3 +149,19 @@ def test_simplex_starts_must_lie_on_the_simplex(x0, match):
                  lambda: fs.mirror_flow(q, x0, 0.1, potential="simplex")):
         with pytest.raises(ValueError, match=match):
             call()
+
+
+def test_mirror_flow_batches_are_their_single_runs_and_the_closed_form():
+    starts = np.random.default_rng(0).dirichlet(np.ones(5), size=6)
+    batch = fs.mirror_flow(LINEAR5, starts, 3.0, potential="simplex")
+    assert "batched on DOP853" in batch.label and len(batch.status) == 6
+    w = starts[:, None, :] * np.exp(-batch.ts[None, :, None] * C5)
+    np.testing.assert_allclose(batch.xs, w / w.sum(axis=-1, keepdims=True), atol=1e-12)
+    on_workers = fs.mirror_flow(LINEAR5, starts, 3.0, potential="simplex", workers=2)
+    np.testing.assert_array_equal(on_workers.xs, batch.xs)
+    metric = [["1 + x**2", "0"], ["0", "1"]]
+    X = np.array([[1.0, 2.0], [0.5, -1.0]])
+    many = fs.mirror_flow("x**2 + 3*y**2", X, 1.0, metric=metric)
+    for i, x0 in enumerate(X):
+        one = fs.mirror_flow("x**2 + 3*y**2", x0, 1.0, metric=metric, t_eval=many.ts)
+        np.testing.assert_allclose(many.xs[i], one.xs, atol=1e-8)

@@ -8,6 +8,8 @@ Mirror flow of a potential psi: :math:`\frac{d}{dt}\nabla\psi(x) = -\nabla L(x)`
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .._validate import int_between, positive, start_points
@@ -15,6 +17,7 @@ from ..geometry import Euclidean, Metric, potential_of
 from ._common import (bound_stop, check_flow_arguments, check_start, converged, finish_flow,
                       output_times, refuse_kinks)
 from ._solver import integrate
+from ..ensemble.workers import parallel
 
 __all__ = ["mirror_flow", "geometry_of"]
 
@@ -37,9 +40,10 @@ def geometry_of(loss, potential, metric):
 MAX_STEPS = 20_000
 
 
+@parallel
 def mirror_flow(loss, x0, t_end, *, potential=None, metric=None, n_outputs=101, rtol=1e-10,
                 atol=1e-12, method="DOP853", t_eval=None, gtol=None, max_norm=1e8,
-                max_steps=MAX_STEPS):
+                max_steps=MAX_STEPS, dense_output=True):
     """The mirror flow of ``potential`` or the natural-gradient flow of ``metric``.
 
     Parameters
@@ -47,7 +51,10 @@ def mirror_flow(loss, x0, t_end, *, potential=None, metric=None, n_outputs=101, 
     loss : Loss or str
         A smooth loss (a kink has no mirror flow here; see :func:`flowsim.gradient_flow`
         for the subgradient flow).
-    x0 : array_like, shape (n,)
+    x0 : array_like, shape (n,) or (m, n)
+        One start, or m starts run together on the per-start batch engines (each with its
+        own steps, stop rules and status; RODAS4 with a finite-difference Jacobian for the
+        implicit methods).
     t_end : float
     potential : str or sympy.Expr, optional
         psi in the loss's variables, e.g. ``"x*log(x) + y*log(y)"``, or ``"simplex"``: the
@@ -62,6 +69,8 @@ def mirror_flow(loss, x0, t_end, *, potential=None, metric=None, n_outputs=101, 
         The scipy solver (explicit methods; ``"auto"`` is DOP853).
     t_eval, gtol, max_norm, max_steps
         As in :func:`flowsim.gradient_flow`; the budget is :data:`MAX_STEPS` steps.
+    dense_output : bool
+        Keep the dense solution (``traj.at(t)`` between outputs; a batch's is cubic Hermite).
 
     Returns
     -------
@@ -77,7 +86,7 @@ def mirror_flow(loss, x0, t_end, *, potential=None, metric=None, n_outputs=101, 
     True
     """
     loss, t_end = check_flow_arguments(loss, t_end, method, rtol, atol, max_steps)
-    x0 = start_points(x0, loss.n, batch=False)
+    x0 = start_points(x0, loss.n)
     method = "DOP853" if method == "auto" else method   # compare's default: explicit
     n_outputs = int_between(n_outputs, "n_outputs", 2, 10 ** 6)
     t_eval = output_times(t_eval if t_eval is not None else np.linspace(0.0, t_end, n_outputs),
@@ -87,7 +96,10 @@ def mirror_flow(loss, x0, t_end, *, potential=None, metric=None, n_outputs=101, 
     refuse_kinks(loss, "the mirror flow")
     geometry = geometry_of(loss, potential, metric)
     check_start(loss, x0)
-    geometry.check_at(x0[None])
+    geometry.check_at(np.atleast_2d(x0))
+    if x0.ndim == 2:
+        return _mirror_batch(loss, geometry, x0, t_end, method, rtol, atol, t_eval, gtol,
+                             max_norm, max_steps, dense_output)
 
     def rate(t, x):
         with np.errstate(all="ignore"):
@@ -101,4 +113,23 @@ def mirror_flow(loss, x0, t_end, *, potential=None, metric=None, n_outputs=101, 
     before = loss.counts
     run = integrate(rate, x0, t_end, method=method, rtol=rtol, atol=atol, stop=stop,
                     max_steps=max_steps)
-    return finish_flow(loss, run, t_eval, "mirror_flow", f"{geometry.name} flow", before)
+    traj = finish_flow(loss, run, t_eval, "mirror_flow", f"{geometry.name} flow", before)
+    return traj if dense_output else dataclasses.replace(traj, dense=None)
+
+
+def _mirror_batch(loss, geometry, X, t_end, method, rtol, atol, t_eval, gtol, max_norm,
+                  max_steps, dense_output):
+    """m starts of the mirror or natural-gradient flow on the per-start engines."""
+    from ..ensemble.run import System, batch_run
+    from .._numeric import row_norms
+    from .field import finite_difference_jacobian
+
+    def field(Y):
+        with np.errstate(all="ignore"):
+            return -geometry.direction(Y, loss.grad(Y))
+
+    system = System(lambda t, Y: field(Y),
+                    lambda t, Y: finite_difference_jacobian(field, Y), loss.n,
+                    stationarity=lambda Y: row_norms(loss.grad(Y)))
+    return batch_run(loss, system, X, t_end, method, rtol, atol, t_eval, dense_output, gtol,
+                     max_norm, max_steps, "mirror_flow", f"{geometry.name} flow ({method})")
