@@ -55,3 +55,17 @@ def test_compare_draws_adam_and_the_mirror_methods_next_to_their_flows():
     assert all(t.status is fs.Status.REACHED_END for t in c.schemes.values())
     # with the Euclidean defaults the mirror methods sit within O(eta) of the gradient flow
     assert np.abs(c.schemes["mirror_descent"].xs[-1] - c.flows["mirror_flow"].xs[-1]).max() < 0.05
+
+
+def test_adam_flow_batches_are_their_single_runs():
+    loss = fs.losses.rosenbrock(2)
+    X = np.array([[-1.0, 1.5], [0.5, 0.5], [1.5, 2.0]])
+    batch = fs.adam_flow(loss, X, 3.0)
+    assert "batched on DOP853" in batch.label
+    assert batch.extras["m"].shape == batch.xs.shape == batch.extras["v"].shape
+    for i, x0 in enumerate(X):
+        one = fs.adam_flow(loss, x0, 3.0, t_eval=batch.ts)
+        np.testing.assert_allclose(batch.xs[i], one.xs, atol=1e-8)
+        np.testing.assert_allclose(batch.extras["m"][i], one.extras["m"], atol=1e-6)
+    on_workers = fs.adam_flow(loss, X, 3.0, workers=2)
+    np.testing.assert_array_equal(on_workers.xs, batch.xs)

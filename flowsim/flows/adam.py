@@ -15,9 +15,12 @@ at t = 0).
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .._validate import int_between, positive, start_points
+from ..ensemble.workers import parallel
 from ._common import (bound_stop, check_flow_arguments, check_start, finish_flow,
                       output_times, refuse_kinks)
 from ._solver import integrate
@@ -26,15 +29,20 @@ from .mirror import MAX_STEPS
 __all__ = ["adam_flow"]
 
 
+@parallel
 def adam_flow(loss, x0, t_end, *, a=1.0, b=2.0, eps=1e-8, method="DOP853", rtol=1e-10,
-              atol=1e-12, n_outputs=101, t_eval=None, max_norm=1e8, max_steps=MAX_STEPS):
+              atol=1e-12, n_outputs=101, t_eval=None, max_norm=1e8, max_steps=MAX_STEPS,
+              dense_output=True):
     """Integrate the Adam ODE.
 
     Parameters
     ----------
     loss : Loss or str
         A smooth loss.
-    x0 : array_like, shape (n,)
+    x0 : array_like, shape (n,) or (m, n)
+        One start, or m starts run together on the per-start batch engines (a
+        :class:`~flowsim.BatchTrajectory`; finite-difference Jacobian and time derivative
+        for the implicit ones).
     t_end : float
     a, b : float
         (1 - beta_1)/eta and (1 - beta_2)/eta.
@@ -46,6 +54,8 @@ def adam_flow(loss, x0, t_end, *, a=1.0, b=2.0, eps=1e-8, method="DOP853", rtol=
     t_eval, max_norm, max_steps
         As in :func:`flowsim.gradient_flow`; the budget is
         :data:`flowsim.flows.mirror.MAX_STEPS` steps.
+    dense_output : bool
+        Keep the dense solution of x (a batch's is cubic Hermite between outputs).
 
     Returns
     -------
@@ -54,7 +64,7 @@ def adam_flow(loss, x0, t_end, *, a=1.0, b=2.0, eps=1e-8, method="DOP853", rtol=
         a path that leaves ``max_norm`` ends ``diverged``, a spent budget ``failed``.
     """
     loss, t_end = check_flow_arguments(loss, t_end, method, rtol, atol, max_steps)
-    x0 = start_points(x0, loss.n, batch=False)
+    x0 = start_points(x0, loss.n)
     method = "DOP853" if method == "auto" else method   # compare's default: explicit
     a, b, eps = positive(a, "a"), positive(b, "b"), positive(eps, "eps")
     n_outputs = int_between(n_outputs, "n_outputs", 2, 10 ** 6)
@@ -65,6 +75,9 @@ def adam_flow(loss, x0, t_end, *, a=1.0, b=2.0, eps=1e-8, method="DOP853", rtol=
     check_start(loss, x0)
     n = loss.n
     g0 = loss.grad(x0)
+    if x0.ndim == 2:
+        return _adam_batch(loss, x0, g0, t_end, a, b, eps, method, rtol, atol, t_eval,
+                           max_norm, max_steps, dense_output)
 
     def rate(t, z):
         x, m, v = z[:n], z[n:2 * n], z[2 * n:]
@@ -79,5 +92,38 @@ def adam_flow(loss, x0, t_end, *, a=1.0, b=2.0, eps=1e-8, method="DOP853", rtol=
     before = loss.counts
     run = integrate(rate, np.concatenate([x0, g0, g0 * g0]), t_end, method=method, rtol=rtol,
                     atol=atol, stop=lambda t, z, solver: bound(z), max_steps=max_steps)
-    return finish_flow(loss, run, t_eval, "adam_flow", f"Adam ODE (a={a:g}, b={b:g})", before,
+    traj = finish_flow(loss, run, t_eval, "adam_flow", f"Adam ODE (a={a:g}, b={b:g})", before,
                        split=n, extras=lambda z: {"m": z[:, n:2 * n], "v": z[:, 2 * n:]})
+    return traj if dense_output else dataclasses.replace(traj, dense=None)
+
+
+def _adam_rates(Z, t, g, a, b, eps, n):
+    """The Adam ODE's right-hand side for states Z (a, 3n) = (x, m, v) at times t (a,)."""
+    m, v = Z[:, n:2 * n], Z[:, 2 * n:]
+    s = np.maximum(t, 1e-300)[:, None]
+    fa, fb = a / -np.expm1(-a * s), b / -np.expm1(-b * s)
+    with np.errstate(all="ignore"):
+        dx = -m / (np.sqrt(np.maximum(v, 0.0)) + eps)
+    return np.concatenate([dx, fa * (g - m), fb * (g * g - v)], axis=1)
+
+
+def _adam_batch(loss, X, G0, t_end, a, b, eps, method, rtol, atol, t_eval, max_norm,
+                max_steps, dense_output):
+    """m starts of the Adam ODE on the per-start engines."""
+    from ..ensemble.run import System, batch_run
+    from .field import finite_difference_jacobian
+    n = loss.n
+
+    def fun(t, Z):
+        return _adam_rates(Z, t, loss.grad(Z[:, :n]), a, b, eps, n)
+
+    def dfdt(t, Z):   # the explicit time dependence, forward difference
+        h = 1e-7 * np.maximum(1.0, np.abs(t))
+        return (fun(t + h, Z) - fun(t, Z)) / h[:, None]
+
+    system = System(fun, lambda t, Z: finite_difference_jacobian(lambda W: fun(t, W), Z), n,
+                    dfdt=dfdt)
+    return batch_run(loss, system, np.concatenate([X, G0, G0 * G0], axis=1), t_end, method,
+                     rtol, atol, t_eval, dense_output, None, max_norm, max_steps, "adam_flow",
+                     f"Adam ODE (a={a:g}, b={b:g})",
+                     extras=lambda ys, values: {"m": ys[..., n:2 * n], "v": ys[..., 2 * n:]})
