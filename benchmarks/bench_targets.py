@@ -57,7 +57,7 @@ def single_flows(quick):
     print("-- 1. one Rosenbrock flow to t = 20, rtol 1e-8 (dense output on both sides)")
     loss = losses.rosenbrock(2)
     x0 = np.array([-1.2, 1.0])
-    grad, hess = loss._fast("grad"), loss._fast("hess")
+    grad, hess = loss.evaluator("grad", batched=False), loss.evaluator("hess", batched=False)
     for method in ("RK23", "RK45", "DOP853", "Radau", "BDF", "LSODA"):
         jac = {"jac": lambda t, x: -hess(x)} if method in ("Radau", "BDF", "LSODA") else {}
         raw, _ = best(lambda: solve_ivp(lambda t, x: -grad(x), (0, 20), x0, method=method,
@@ -109,7 +109,7 @@ def explicit_engine(quick):
     print(f"-- 4. the explicit engine on {m:,} starts against one solve_ivp per start")
     loss = losses.rosenbrock(2)
     X = np.random.default_rng(0).uniform(-2, 2, size=(m, 2))
-    grad = loss._fast("grad")
+    grad = loss.evaluator("grad", batched=False)
     batch, _ = best(lambda: fs.gradient_flow(loss, X, 1.0, method="RK45", rtol=1e-6,
                                              atol=1e-9, dense_output=False), repeat=1)
     sample = X[:: max(1, m // 200)]

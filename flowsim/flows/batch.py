@@ -41,7 +41,7 @@ def _hessians(loss, sign, scale=1.0):
 
 def gradient_system(loss, sign):
     """The gradient flow x' = sign * grad L(x) as a batched :class:`System`."""
-    grad = loss._fast("grad", points=False)
+    grad = loss.evaluator("grad")
     hessians = _hessians(loss, sign)
 
     def fun(t, X):
@@ -65,7 +65,7 @@ def second_order_system(loss, coefficients, friction_rate=None):
     dm/dt (for df/dt of a non-autonomous system; None when constant).
     """
     n = loss.n
-    grad = loss._fast("grad", points=False)
+    grad = loss.evaluator("grad")
     eye = np.eye(n)
 
     def fun(t, Y):

@@ -129,7 +129,7 @@ def gradient_flow(loss, x0, t_end, *, method="LSODA", rtol=1e-8, atol=1e-10, t_e
     implicit = jacobian_for(AUTO[1], *jac_args)
     bound = bound_stop(max_norm, n)
 
-    grad = loss._fast("grad")
+    grad = loss.evaluator("grad", batched=False)
 
     def stop(t, x, solver):
         reason = bound(x)

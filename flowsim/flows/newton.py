@@ -18,7 +18,7 @@ __all__ = ["newton_flow"]
 def _newton_system(loss):
     """The Newton flow of many starts: x' = -H^{-1} grad L, stopped (failed) per start where
     H is not positive definite."""
-    grad = loss._fast("grad", points=False)
+    grad = loss.evaluator("grad")
 
     def fun(t, X):
         H, G = loss.hess(X), grad(X)

@@ -78,12 +78,13 @@ class Evaluation:
         no argument checks, a writeable float array of shape (n,) or (m, n) in, values
         (...), gradients (..., n) or Hessians (..., n, n) out, every point counted in
         :attr:`counts`. ``batched=True`` always takes the batched kernel (each row's
-        numbers do not depend on how many rows come with it).
+        numbers do not depend on how many rows come with it); ``batched=False`` takes the
+        faster point kernel for one point (for ``"hess"``: one point of shape (n,) only).
         """
         if not isinstance(batched, (bool, np.bool_)):
             raise TypeError(f"batched must be True or False, got {batched!r}.")
-        if which == "hess":
-            return self.hess
+        if which == "hess":   # batched: the checked method; one point: the lean kernel
+            return self.hess if batched else self._fast_hess()
         if which not in ("value", "grad"):
             raise ValueError(f"which must be 'value', 'grad' or 'hess', got {which!r}.")
         return self._fast(which, points=not batched)

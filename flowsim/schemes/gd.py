@@ -122,8 +122,8 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
                         gtol=gtol, max_norm=max_norm, spec=spec, single=single,
                         name="gradient_descent", label=label, backend=backend,
                         extras=schedule, maximize=maximize)
-    grad = loss._fast("grad", single)
-    value = loss._fast("value", single)
+    grad = loss.evaluator("grad", batched=not single)
+    value = loss.evaluator("value", batched=not single)
 
     def armijo(k, X, rows):
         x, g = X[0], grad(X[0])

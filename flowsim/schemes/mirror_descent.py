@@ -57,7 +57,7 @@ def mirror_descent(loss, x0, eta, steps, *, potential=None, gtol=None, max_norm=
     """
     loss, X0, steps, gtol, max_norm, single, psi, etas, spec = _setup(
         loss, x0, eta, steps, gtol, max_norm, record, record_every, potential)
-    grad = loss._fast("grad", points=False)
+    grad = loss.evaluator("grad")
 
     def step(k, X, rows):
         G = grad(X)
@@ -114,7 +114,7 @@ def natural_gradient(loss, x0, eta, steps, *, metric=None, gtol=None, max_norm=1
     G_of = metric if isinstance(metric, Metric) else Metric(loss, metric)
     etas = schedule_steps(eta, steps)
     spec = as_record(record, record_every)
-    grad = loss._fast("grad", points=False)
+    grad = loss.evaluator("grad")
 
     def step(k, X, rows):
         G = grad(X)

@@ -64,7 +64,7 @@ def proximal_gradient(loss, x0, eta, steps, *, prox=None, gtol=None, max_norm=1e
     check_dimension(prox, f.n)
     etas = schedule_steps(eta, steps)
     spec = as_record(record, record_every)
-    grad = f._fast("grad", single)
+    grad = f.evaluator("grad", batched=not single)
 
     def step(k, X, rows):
         X_next = prox.prox(X - etas[k] * grad(X), etas[k])

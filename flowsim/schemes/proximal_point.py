@@ -51,9 +51,9 @@ def proximal_step(loss, x, eta, *, tol=1e-12, max_inner=50, c=1e-4):
     StepFailed
         When neither Newton nor the fallback reaches the tolerance.
     """
-    grad = loss._fast("grad")
-    value = loss._fast("value")
-    hess = loss._fast("hess")
+    grad = loss.evaluator("grad", batched=False)
+    value = loss.evaluator("value", batched=False)
+    hess = loss.evaluator("hess", batched=False)
     n = x.size
     sparse = n >= SPARSE_FROM
 
@@ -123,8 +123,8 @@ def proximal_step(loss, x, eta, *, tol=1e-12, max_inner=50, c=1e-4):
 
 def _fallback(loss, x, eta, y0, tol, scale, inner):
     n = x.size
-    grad = loss._fast("grad")
-    value = loss._fast("value")
+    grad = loss.evaluator("grad", batched=False)
+    value = loss.evaluator("value", batched=False)
 
     def fun(y):
         d = y - x
@@ -159,7 +159,7 @@ def _newton_polish(loss, x, eta, y, iterations=8):
     floor (|F| ~ 1e-8 where L ~ 100), while Newton on F converges quadratically wherever
     I + eta H is invertible (at a local minimum of the objective it is positive definite).
     Returns ``(y, |F(y)|, iterations taken)``."""
-    grad = loss._fast("grad")
+    grad = loss.evaluator("grad", batched=False)
     F = y + eta * grad(y) - x
     res = np.sqrt(F @ F)
     taken = 0
@@ -201,7 +201,7 @@ def newton_batch(loss, X, eta, tol=1e-12, max_inner=50, c=1e-4):
     residual : ndarray, shape (a,)
     pending : ndarray of bool, shape (a,)
     """
-    grad, value = loss._fast("grad", False), loss._fast("value", False)
+    grad, value = loss.evaluator("grad"), loss.evaluator("value")
     a, n = X.shape
     eye = np.eye(n)
     base = tol * (1 + row_norms(X))
@@ -329,7 +329,7 @@ def proximal_point(loss, x0, eta, steps, *, tol=1e-12, max_inner=50, gtol=None,
         return jax_run(loss, "proximal_point", X0, etas, etas,
                        options={"tol": tol, "max_inner": max_inner}, gtol=gtol,
                        max_norm=max_norm, spec=spec, single=single, label="proximal point")
-    grad = loss._fast("grad", single) if gtol is not None else None
+    grad = loss.evaluator("grad", batched=not single) if gtol is not None else None
 
     def kink_step(k, X, rows):   # backward Euler on the subdifferential, row by row
         Y, inner, res = np.empty_like(X), np.empty(len(X)), np.zeros(len(X))
