@@ -86,8 +86,22 @@ def test_compare_runs_sign_descent_beside_its_flow():
 
 def test_bad_arguments_are_refused_in_one_sentence():
     with pytest.raises(ValueError, match="x0"):
-        fs.sign_flow("x**2 + y**2", [[1.0, 1.0], [2.0, 2.0]], 1.0)
+        fs.sign_flow("x**2 + y**2", [[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]], 1.0)
     with pytest.raises(ValueError, match="method"):
         fs.sign_flow("x**2 + y**2", [1.0, 1.0], 1.0, method="Euler")
     with pytest.raises(ValueError, match="t_end"):
         fs.sign_flow("x**2 + y**2", [1.0, 1.0], -1.0)
+
+
+def test_sign_flow_batches_are_their_single_runs_start_by_start():
+    X = np.array([[1.0, 2.0], [-1.0, 0.5], [2.0, -2.0]])
+    t = np.linspace(0.0, 3.0, 31)
+    batch = fs.sign_flow("(x**2 + y**2)/2 + x*y/2", X, 3.0, t_eval=t)
+    assert batch.xs.shape == (3, 31, 2) and batch.method == "sign_flow"
+    for i, x0 in enumerate(X):
+        one = fs.sign_flow("(x**2 + y**2)/2 + x*y/2", x0, 3.0)
+        np.testing.assert_allclose(batch.xs[i], one.at(np.minimum(t, one.ts[-1])), atol=1e-12)
+        assert batch.status[i] is one.status
+    np.testing.assert_allclose(batch.xs[:, -1], 0.0, atol=1e-9)   # every start at x* by t = 3
+    on_workers = fs.sign_flow("(x**2 + y**2)/2 + x*y/2", X, 3.0, t_eval=t, workers=2)
+    np.testing.assert_array_equal(on_workers.xs, batch.xs)

@@ -11,7 +11,7 @@ import numpy as np
 
 from .._numeric import row_norms
 from ..ensemble.rosenbrock import DENSE_UP_TO
-from ..ensemble.run import System, batch_run
+from ..ensemble.run import DEFAULT_OUTPUTS, System, batch_run
 from ..results import BatchTrajectory
 from .nonsmooth import has_kinks
 
@@ -99,21 +99,22 @@ def second_order_system(loss, coefficients, friction_rate=None):
                   speed=lambda F: row_norms(F[:, n:]))
 
 
-def _one_by_one(loss, X, t_end, method, rtol, atol, t_eval, dense_output, gtol, max_norm,
-                max_steps):
-    """Subgradient flows of a loss with kinks, start by start (each has its own kink events),
-    on the common grid t_eval or the union of their steps; a start that ended early is held."""
-    from .gradient import gradient_flow
+def one_by_one(loss, X, t_end, t_eval, dense_output, name, run):
+    """m starts of a flow that runs start by start (each with its own switching events):
+    ``run(x0)`` -> a Trajectory with ``dense``; the batch on ``t_eval`` (by default
+    DEFAULT_OUTPUTS even times, as every batch, so chunks agree), a start that ended early
+    held at its end; ``extras["steps_taken"]`` counts each start's steps up to each output."""
     before = loss.counts
-    runs = [gradient_flow(loss, x0, t_end, method=method, rtol=rtol, atol=atol, gtol=gtol,
-                          max_norm=max_norm, max_steps=max_steps) for x0 in X]
+    runs = [run(x0) for x0 in X]
     counts = loss.counts.spent_since(before)
-    ts = np.unique(np.concatenate([r.ts for r in runs])) if t_eval is None else t_eval
+    ts = np.linspace(0.0, t_end, DEFAULT_OUTPUTS) if t_eval is None else np.asarray(t_eval)
     xs = np.stack([r.at(np.minimum(ts, r.ts[-1])) for r in runs])
     values, grad_norms = loss._observe(xs)
+    steps = np.stack([np.searchsorted(r.ts, ts, side="right") - 1 for r in runs])
     return BatchTrajectory(ts, xs, values, grad_norms, tuple(r.status for r in runs),
-                           tuple(r.message for r in runs), "gradient_flow",
+                           tuple(r.message for r in runs), name,
                            f"{runs[0].label}, m={len(runs)}",
+                           extras={"steps_taken": steps},
                            dense=PerStartDense(runs) if dense_output else None,
                            variables=loss.variable_names,
                            t_stop=np.array([r.ts[-1] for r in runs]), **counts)
@@ -123,8 +124,11 @@ def batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output
                         max_norm, maximize, max_steps):
     """:func:`flowsim.gradient_flow` for starts ``X`` of shape (m, n) (checked there)."""
     if not maximize and has_kinks(loss.expr) and loss.n_samples is None:
-        return _one_by_one(loss, X, t_end, method, rtol, atol, t_eval, dense_output, gtol,
-                           max_norm, max_steps)
+        from .gradient import gradient_flow
+        return one_by_one(loss, X, t_end, t_eval, dense_output, "gradient_flow",
+                          lambda x0: gradient_flow(
+            loss, x0, t_end, method=method, rtol=rtol, atol=atol, gtol=gtol,
+            max_norm=max_norm, max_steps=max_steps))
     system = gradient_system(loss, 1.0 if maximize else -1.0)
     return batch_run(loss, system, X, t_end, method, rtol, atol, t_eval, dense_output, gtol,
                      max_norm, max_steps, "gradient_flow",

@@ -24,6 +24,8 @@ The switching is located and handled by
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .. import stops
@@ -32,6 +34,7 @@ from ._common import bound_stop, check_flow_arguments, check_start, converged, f
 from ._solver import STABILITY_LIMIT, Integration
 from .nonsmooth import integrate_switching
 from .._validate import positive, start_points
+from ..ensemble.workers import parallel
 
 __all__ = ["SignModel", "sign_flow"]
 
@@ -71,15 +74,17 @@ class SignModel:
         return v
 
 
+@parallel
 def sign_flow(loss, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e-10, t_eval=None,
-              gtol=None, max_norm=1e8, max_steps="default"):
+              gtol=None, max_norm=1e8, max_steps="default", dense_output=True):
     r"""Integrate the sign-gradient flow x' = -sign(grad L(x)) (Filippov) over [0, t_end].
 
     Parameters
     ----------
     loss : Loss or str
-    x0 : array_like, shape (n,)
-        One start.
+    x0 : array_like, shape (n,) or (m, n)
+        One start, or m starts (each with its own switching events, run start by start; a
+        :class:`~flowsim.BatchTrajectory` on ``t_eval`` or the union of their steps).
     t_end : float
     method : {"DOP853", "RK45", "RK23", "auto"}
         An explicit :func:`scipy.integrate.solve_ivp` method for the smooth stretches
@@ -93,6 +98,8 @@ def sign_flow(loss, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e-10, t_eval
         Stop with status ``diverged`` once |x| > max_norm.
     max_steps : int, "default" or None
         Step budget (status ``failed`` when spent).
+    dense_output : bool
+        Keep the dense solution (the piecewise path between events).
 
     Returns
     -------
@@ -120,7 +127,14 @@ def sign_flow(loss, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e-10, t_eval
     ([-0.333333333, 0.666666667], [0.0, 0.0])
     """
     loss, t_end = check_flow_arguments(loss, t_end, method, rtol, atol, max_steps)
-    x0 = start_points(x0, loss.n, batch=False)
+    x0 = start_points(x0, loss.n)
+    if x0.ndim == 2:
+        from .batch import one_by_one
+        check_start(loss, x0)
+        t_out = None if t_eval is None else output_times(t_eval, t_end)
+        return one_by_one(loss, x0, t_end, t_out, dense_output, "sign_flow", lambda x: sign_flow(
+            loss, x, t_end, method=method, rtol=rtol, atol=atol, gtol=gtol,
+            max_norm=max_norm, max_steps=max_steps))
     gtol = positive(gtol, "gtol") if gtol is not None else None
     max_norm = positive(max_norm, "max_norm")
     t_eval = output_times(t_eval, t_end)
@@ -140,5 +154,6 @@ def sign_flow(loss, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e-10, t_eval
         SignModel(loss), x0, t_end, method=explicit, rtol=rtol, atol=atol, max_steps=budget,
         stop=stop)
     run = Integration(ts, xs, dense, status, message)
-    return finish_flow(loss, run, t_eval if dense is not None else None, "sign_flow",
+    traj = finish_flow(loss, run, t_eval if dense is not None else None, "sign_flow",
                        f"sign-gradient flow ({explicit})", before)
+    return traj if dense_output else dataclasses.replace(traj, dense=None)
