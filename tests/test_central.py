@@ -100,3 +100,16 @@ def test_tanh_network_sharpens_and_the_central_flow_predicts_gds_average_loss():
     to_cf = np.linalg.norm(mid - cf_mid, axis=1)[late[1:]].max()
     to_gf = np.linalg.norm(mid - gf.at(gd.ts[1:]), axis=1)[late[1:]].max()
     assert to_cf < 0.5 < 1.0 < to_gf
+
+
+def test_central_flow_batches_stack_their_single_runs_with_their_extras():
+    X = np.array([[0.2, 3.0], [0.3, 2.5], [2.0, 0.4]])
+    batch = fs.central_flow("(x*y - 1)**2/2", X, 0.4, 5.0, n_outputs=11)
+    assert batch.xs.shape == (3, 11, 2) and batch.extras["sharpness"].shape == (3, 11)
+    for i, x0 in enumerate(X):
+        one = fs.central_flow("(x*y - 1)**2/2", x0, 0.4, 5.0, n_outputs=11)
+        np.testing.assert_array_equal(batch.xs[i], one.xs)
+        np.testing.assert_array_equal(batch.extras["sharpness"][i], one.extras["sharpness"])
+        assert batch.status[i] is one.status
+    on_workers = fs.central_flow("(x*y - 1)**2/2", X, 0.4, 5.0, n_outputs=11, workers=2)
+    np.testing.assert_array_equal(on_workers.xs, batch.xs)

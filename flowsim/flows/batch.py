@@ -110,11 +110,16 @@ def one_by_one(loss, X, t_end, t_eval, dense_output, name, run):
     ts = np.linspace(0.0, t_end, DEFAULT_OUTPUTS) if t_eval is None else np.asarray(t_eval)
     xs = np.stack([r.at(np.minimum(ts, r.ts[-1])) for r in runs])
     values, grad_norms = loss._observe(xs)
-    steps = np.stack([np.searchsorted(r.ts, ts, side="right") - 1 for r in runs])
+    extras = {"steps_taken": np.stack([np.searchsorted(r.ts, ts, side="right") - 1
+                                       for r in runs])}
+    if all(len(r.ts) == len(ts) and np.array_equal(r.ts, ts) for r in runs):
+        # every run already sits on the grid: its per-output extras stack as they are
+        extras.update({k: np.stack([np.asarray(r.extras[k]) for r in runs])
+                       for k in runs[0].extras if k != "steps_taken"})
     return BatchTrajectory(ts, xs, values, grad_norms, tuple(r.status for r in runs),
                            tuple(r.message for r in runs), name,
                            f"{runs[0].label}, m={len(runs)}",
-                           extras={"steps_taken": steps},
+                           extras=extras,
                            dense=PerStartDense(runs) if dense_output else None,
                            variables=loss.variable_names,
                            t_stop=np.array([r.ts[-1] for r in runs]), **counts)

@@ -21,6 +21,8 @@ oscillation along u_i, so GD's time-averaged loss is predicted as
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import scipy.optimize
 import symengine as se
@@ -28,6 +30,7 @@ import sympy as sp
 
 from ..loss._audit import lambdify_audited
 from .._validate import as_loss, int_between, positive, start_points
+from ..ensemble.workers import parallel
 from ._common import (bound_stop, check_flow_arguments, check_start, finish_flow,
                       output_times, refuse_kinks)
 from ._solver import integrate
@@ -147,15 +150,18 @@ MAX_N = 24
 MAX_STEPS = 20_000
 
 
+@parallel
 def central_flow(loss, x0, eta, t_end, *, n_outputs=201, rtol=1e-9, atol=1e-12, gain=10.0,
-                 max_norm=1e8, max_steps=MAX_STEPS):
+                 max_norm=1e8, max_steps=MAX_STEPS, dense_output=True):
     r"""The central flow of gradient descent with step ``eta`` (see the module docstring).
 
     Parameters
     ----------
     loss : Loss or str
         Twice differentiable (its third derivatives are compiled symbolically).
-    x0 : array_like, shape (n,)
+    x0 : array_like, shape (n,) or (m, n)
+        One start, or m starts (run start by start on the same output times; a
+        :class:`~flowsim.BatchTrajectory` with the extras stacked per start).
     eta : float
         GD's step; the edge is S = 2/eta.
     t_end : float
@@ -168,6 +174,8 @@ def central_flow(loss, x0, eta, t_end, *, n_outputs=201, rtol=1e-9, atol=1e-12, 
         Rate at which drift above the edge is relaxed back (1/time).
     max_norm, max_steps
         As in :func:`flowsim.gradient_flow`; the budget is :data:`MAX_STEPS` steps.
+    dense_output : bool
+        Keep the dense solution.
 
     Returns
     -------
@@ -184,9 +192,16 @@ def central_flow(loss, x0, eta, t_end, *, n_outputs=201, rtol=1e-9, atol=1e-12, 
     True
     """
     loss, t_end = check_flow_arguments(loss, t_end, "RK45", rtol, atol, max_steps)
-    x0 = start_points(x0, loss.n, batch=False)
+    x0 = start_points(x0, loss.n)
     eta = positive(eta, "eta")
     n_outputs = int_between(n_outputs, "n_outputs", 2, 10 ** 6)
+    if x0.ndim == 2:
+        from .batch import one_by_one
+        check_start(loss, x0)
+        return one_by_one(loss, x0, t_end, np.linspace(0.0, t_end, n_outputs), dense_output,
+                          "central_flow", lambda x: central_flow(
+                              loss, x, eta, t_end, n_outputs=n_outputs, rtol=rtol, atol=atol,
+                              gain=gain, max_norm=max_norm, max_steps=max_steps))
     t_eval = output_times(np.linspace(0.0, t_end, n_outputs), t_end, x0)
     gain = positive(gain, "gain")
     max_norm = positive(max_norm, "max_norm")
@@ -218,5 +233,6 @@ def central_flow(loss, x0, eta, t_end, *, n_outputs=201, rtol=1e-9, atol=1e-12, 
                 predicted.append(v + float(c @ lam))
         return {"sharpness": np.array(sharp), "on_edge": np.array(on_edge),
                 "sigma2": np.array(sigma2), "predicted_loss": np.array(predicted)}
-    return finish_flow(loss, run, t_eval, "central_flow", f"central flow (eta={eta:g})",
+    traj = finish_flow(loss, run, t_eval, "central_flow", f"central flow (eta={eta:g})",
                        before, extras=extras)
+    return traj if dense_output else dataclasses.replace(traj, dense=None)
