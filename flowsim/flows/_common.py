@@ -80,13 +80,19 @@ def check_start(loss, X, what="x0"):
 
 
 def _samples(run, t_eval):
-    """Output times and states: the accepted steps, or ``t_eval`` within the reached span."""
+    """Output times and states: the accepted steps, or ``t_eval`` within the reached span,
+    and the state where a run stopped early (converged, diverged, failed) as its last
+    output, so the path ends where its message says it did."""
     if t_eval is None:
         return run.ts, run.ys
-    keep = t_eval[t_eval <= run.ts[-1] * (1 + 1e-12)]
+    end = run.ts[-1]
+    keep = t_eval[t_eval <= end * (1 + 1e-12)]
     if keep.size == 0:
         return run.ts[:1], run.ys[:1]
-    return keep, np.asarray(run.dense(keep)).T
+    states = np.asarray(run.dense(keep)).T
+    if keep[-1] < end * (1 - 1e-12) and end < t_eval[-1]:   # stopped between two outputs
+        keep, states = np.append(keep, end), np.vstack([states, run.ys[-1]])
+    return keep, states
 
 
 def finish_flow(loss, run, t_eval, method, label, before, split=None, extras=None):

@@ -21,7 +21,7 @@ import numpy as np
 
 from .._validate import int_between, positive, start_points
 from ..ensemble.workers import parallel
-from ._common import (bound_stop, check_flow_arguments, check_start, finish_flow,
+from ._common import (bound_stop, check_flow_arguments, check_start, converged, finish_flow,
                       output_times, refuse_kinks)
 from ._solver import integrate
 from .mirror import MAX_STEPS
@@ -31,8 +31,8 @@ __all__ = ["adam_flow"]
 
 @parallel
 def adam_flow(loss, x0, t_end, *, a=1.0, b=2.0, eps=1e-8, method="DOP853", rtol=1e-10,
-              atol=1e-12, n_outputs=101, t_eval=None, max_norm=1e8, max_steps=MAX_STEPS,
-              dense_output=True):
+              atol=1e-12, n_outputs=101, t_eval=None, gtol=None, max_norm=1e8,
+              max_steps=MAX_STEPS, dense_output=True):
     """Integrate the Adam ODE.
 
     Parameters
@@ -51,8 +51,8 @@ def adam_flow(loss, x0, t_end, *, a=1.0, b=2.0, eps=1e-8, method="DOP853", rtol=
         The scipy solver (explicit methods; ``"auto"`` is DOP853).
     n_outputs : int
         Evenly spaced output times where ``t_eval`` is not given.
-    t_eval, max_norm, max_steps
-        As in :func:`flowsim.gradient_flow`; the budget is
+    t_eval, gtol, max_norm, max_steps
+        As in :func:`flowsim.gradient_flow` (``gtol`` tests |grad L(x)|); the budget is
         :data:`flowsim.flows.mirror.MAX_STEPS` steps.
     dense_output : bool
         Keep the dense solution of x (a batch's is cubic Hermite between outputs).
@@ -71,13 +71,14 @@ def adam_flow(loss, x0, t_end, *, a=1.0, b=2.0, eps=1e-8, method="DOP853", rtol=
     t_eval = output_times(t_eval if t_eval is not None else np.linspace(0.0, t_end, n_outputs),
                           t_end, x0, 3 * loss.n)
     max_norm = positive(max_norm, "max_norm")
+    gtol = positive(gtol, "gtol") if gtol is not None else None
     refuse_kinks(loss, "the Adam ODE")
     check_start(loss, x0)
     n = loss.n
     g0 = loss.grad(x0)
     if x0.ndim == 2:
         return _adam_batch(loss, x0, g0, t_end, a, b, eps, method, rtol, atol, t_eval,
-                           max_norm, max_steps, dense_output)
+                           gtol, max_norm, max_steps, dense_output)
 
     def rate(t, z):
         x, m, v = z[:n], z[n:2 * n], z[2 * n:]
@@ -89,9 +90,13 @@ def adam_flow(loss, x0, t_end, *, a=1.0, b=2.0, eps=1e-8, method="DOP853", rtol=
         return np.concatenate([dx, fa * (g - m), fb * (g * g - v)])
 
     bound = bound_stop(max_norm, n)
+
+    def stop(t, z, solver):
+        return bound(z) or converged(np.linalg.norm(loss.grad(z[:n])), gtol)
+
     before = loss.counts
     run = integrate(rate, np.concatenate([x0, g0, g0 * g0]), t_end, method=method, rtol=rtol,
-                    atol=atol, stop=lambda t, z, solver: bound(z), max_steps=max_steps)
+                    atol=atol, stop=stop, max_steps=max_steps)
     traj = finish_flow(loss, run, t_eval, "adam_flow", f"Adam ODE (a={a:g}, b={b:g})", before,
                        split=n, extras=lambda z: {"m": z[:, n:2 * n], "v": z[:, 2 * n:]})
     return traj if dense_output else dataclasses.replace(traj, dense=None)
@@ -107,9 +112,10 @@ def _adam_rates(Z, t, g, a, b, eps, n):
     return np.concatenate([dx, fa * (g - m), fb * (g * g - v)], axis=1)
 
 
-def _adam_batch(loss, X, G0, t_end, a, b, eps, method, rtol, atol, t_eval, max_norm,
+def _adam_batch(loss, X, G0, t_end, a, b, eps, method, rtol, atol, t_eval, gtol, max_norm,
                 max_steps, dense_output):
     """m starts of the Adam ODE on the per-start engines."""
+    from .._numeric import row_norms
     from ..ensemble.run import System, batch_run
     from .field import finite_difference_jacobian
     n = loss.n
@@ -122,8 +128,8 @@ def _adam_batch(loss, X, G0, t_end, a, b, eps, method, rtol, atol, t_eval, max_n
         return (fun(t + h, Z) - fun(t, Z)) / h[:, None]
 
     system = System(fun, lambda t, Z: finite_difference_jacobian(lambda W: fun(t, W), Z), n,
-                    dfdt=dfdt)
+                    dfdt=dfdt, stationarity=lambda Z: row_norms(loss.grad(Z[:, :n])))
     return batch_run(loss, system, np.concatenate([X, G0, G0 * G0], axis=1), t_end, method,
-                     rtol, atol, t_eval, dense_output, None, max_norm, max_steps, "adam_flow",
+                     rtol, atol, t_eval, dense_output, gtol, max_norm, max_steps, "adam_flow",
                      f"Adam ODE (a={a:g}, b={b:g})",
                      extras=lambda ys, values: {"m": ys[..., n:2 * n], "v": ys[..., 2 * n:]})
