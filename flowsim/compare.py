@@ -264,7 +264,7 @@ def compare(loss, x0, eta, steps, schemes=("gd", "pp"), *, flow_method="auto",
         if inside.any():
             x_ref = ref.at(traj.ts[inside])
             dev[inside] = np.linalg.norm(traj.xs[inside] - x_ref, axis=1)
-            lg[inside] = traj.values[inside] - loss._values(x_ref)
+            lg[inside] = traj.values[inside] - loss.observe_values(x_ref)
         deviation[name], gap[name] = dev, lg
     references = {key: ref for key, (_, _, ref) in flows.items()}
     anchor = _anchor(loss, next(iter(references.values())))

@@ -94,3 +94,19 @@ def test_module_level_imports_have_no_circles():
 def test_adding_a_method_recipe_runs_as_written():
     result = doctest.testfile(str(DOC), module_relative=False, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 5 and result.failed == 0
+
+
+def test_no_room_reaches_into_the_loss_private_attributes():
+    # the loss's evaluation protocol is public (evaluator, observe, watched, memo, charge,
+    # uncounted, float_grad, minibatch_grad); other rooms do not touch its private parts
+    import re
+    reach = re.compile(r"\b(?:loss|f|task\.loss)\._[a-z]\w*")
+    offenders = []
+    for path in sorted(ROOT.rglob("*.py")):
+        if "loss" in path.relative_to(ROOT).parts[:1]:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#")[0]
+            if reach.search(code) and "import" not in code and "_audit" not in code:
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)

@@ -260,6 +260,6 @@ def test_bookkeeping_accepts_frozen_trajectory_arrays():
     loss = losses.rosenbrock(2)
     traj = fs.gradient_descent(loss, [-1.2, 1.0], 1e-3, 5)
     assert not traj.xs.flags.writeable
-    np.testing.assert_allclose(loss._values(traj.xs), rosen(traj.xs.T), rtol=1e-14)
-    values, norms = loss._observe(traj.xs)
+    np.testing.assert_allclose(loss.observe_values(traj.xs), rosen(traj.xs.T), rtol=1e-14)
+    values, norms = loss.observe(traj.xs)
     np.testing.assert_allclose(norms, np.linalg.norm([rosen_der(x) for x in traj.xs], axis=1))

@@ -117,7 +117,7 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
         tableau = TABLEAUS.get(method, TABLEAUS["DOP853"])   # "auto": order 8 until stiff
         ens, stiff = explicit(system.fun, Y0, t0, t_end, tableau, rtol, atol, t_out,
                               max_steps=budget, check=check, dense=dense,
-                              spectral=loss._watchdog(system.spectral)
+                              spectral=loss.watched(system.spectral)
                               if system.spectral is not None else None,
                               stiff_steps=2_000 if method == "auto" else 50_000)
         idx, t_h, Y_h, j_h = stiff
@@ -146,7 +146,7 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
             ens.status[i], ens.message[i], ens.steps_taken[i] = own[i], why[i], 0
             ens.t_stop[i] = t0
     xs = ens.out[:, :, :n]
-    values, grad_norms = loss._observe(xs)
+    values, grad_norms = loss.observe(xs)
     message = [text or stops.reached_end(t_end, steps)
                for text, steps in zip(ens.message, ens.steps_taken)]
     more = extras(ens.out, values) if extras is not None else {}

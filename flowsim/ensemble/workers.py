@@ -167,7 +167,7 @@ def failed_piece(loss, X, ts, reason):
     """A BatchTrajectory for starts ``X`` (m, n) that could not be run: held at the start,
     status ``failed`` with ``reason``."""
     m = len(X)
-    values, grads = loss._observe(X)
+    values, grads = loss.observe(X)
     return BatchTrajectory(np.asarray(ts[:1], dtype=float), X[:, None, :].copy(),
                            np.asarray(values, dtype=float).reshape(m, 1),
                            np.asarray(grads, dtype=float).reshape(m, 1),

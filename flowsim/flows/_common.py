@@ -100,7 +100,7 @@ def finish_flow(loss, run, t_eval, method, label, before, split=None, extras=Non
     counts = loss.counts.spent_since(before)
     ts, ys = _samples(run, t_eval)
     xs = ys if split is None else ys[:, :split]
-    values, grad_norms = loss._observe(xs)
+    values, grad_norms = loss.observe(xs)
     k, status, message = cut_at_nonfinite(values, run.status, run.message, ts)
     ts, ys, xs, values, grad_norms = ts[:k], ys[:k], xs[:k], values[:k], grad_norms[:k]
     dense = run.dense if split is None or run.dense is None else PositionPart(run.dense, split)

@@ -109,7 +109,7 @@ def one_by_one(loss, X, t_end, t_eval, dense_output, name, run):
     counts = loss.counts.spent_since(before)
     ts = np.linspace(0.0, t_end, DEFAULT_OUTPUTS) if t_eval is None else np.asarray(t_eval)
     xs = np.stack([r.at(np.minimum(ts, r.ts[-1])) for r in runs])
-    values, grad_norms = loss._observe(xs)
+    values, grad_norms = loss.observe(xs)
     extras = {"steps_taken": np.stack([np.searchsorted(r.ts, ts, side="right") - 1
                                        for r in runs])}
     if all(len(r.ts) == len(ts) and np.array_equal(r.ts, ts) for r in runs):

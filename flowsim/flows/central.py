@@ -46,9 +46,11 @@ def third_derivatives(loss):
     common subexpressions, evaluated on all samples in one call; sympy's ``lambdify`` where
     symengine cannot take the expression) and scattered into the symmetric tensor.
     """
-    cached = loss._cache.get("third_derivatives")
-    if cached is not None:
-        return cached
+    return loss.memo("third_derivatives", lambda: _build_third(loss))
+
+
+def _build_third(loss):
+    """The compiled third-derivative function of :func:`third_derivatives`."""
     xs = list(loss.variables)
     bound = loss.symbol_values()
     n = len(xs)
@@ -81,7 +83,6 @@ def third_derivatives(loss):
 
     def third(x):
         return entries_of(np.asarray(x, dtype=float))[where]
-    loss._cache["third_derivatives"] = third   # compiled once per loss
     return third
 
 
@@ -225,7 +226,7 @@ def central_flow(loss, x0, eta, t_end, *, n_outputs=201, rtol=1e-9, atol=1e-12, 
     def extras(xs):
         sharp, on_edge, sigma2, predicted = [], [], [], []
         with np.errstate(all="ignore"):
-            for x, v in zip(xs, loss._values(xs)):
+            for x, v in zip(xs, loss.observe_values(xs)):
                 _, c, lam, top = _central_rates(loss, third, x, edge, gain)
                 sharp.append(top)
                 on_edge.append(bool(len(c)) and bool(np.any(c > 0)))

@@ -156,7 +156,7 @@ def gradient_flow(loss, x0, t_end, *, method="LSODA", rtol=1e-8, atol=1e-10, t_e
                     atol=atol, solver_options=options,
                     dense_output=dense_output or t_eval is not None, stop=stop,
                     max_steps=max_steps,
-                    jacobian=loss._watchdog(sparse_jac if sparse else dense_jac),
+                    jacobian=loss.watched(sparse_jac if sparse else dense_jac),
                     switch_options=implicit)
     label = f"gradient {'ascent' if maximize else 'flow'} ({method})"
     return finish_flow(loss, run, t_eval, "gradient_flow", label, before)

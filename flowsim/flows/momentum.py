@@ -79,7 +79,7 @@ def _second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output,
                     atol=atol, solver_options=options,
                     dense_output=dense_output or t_eval is not None,
                     stop=lambda t, y, s: bound(y), max_steps=max_steps,
-                    jacobian=loss._watchdog(sparse_jac if n >= SPARSE_FROM else dense_jac),
+                    jacobian=loss.watched(sparse_jac if n >= SPARSE_FROM else dense_jac),
                     switch_options=implicit)
     return finish_flow(loss, run, t_eval, name, label, before, split=n, extras=extras)
 

@@ -76,7 +76,8 @@ class KinkModel:
             raise ValueError("the non-smooth flow needs a loss without data; build the full "
                              "sum as a formula.")
         expr = _as_abs(loss.expr).xreplace(
-            {sym: sp.Float(loss.params[sym.name]) for sym in loss._c.param_symbols})
+            {sym: sp.Float(loss.params[sym.name]) for sym in loss.expr.free_symbols
+             if sym.name in loss.params})
         abs_terms = sorted(expr.atoms(sp.Abs), key=lambda a: sp.count_ops(a))
         self.s = [sp.Symbol(f"_s{j}", real=True) for j in range(len(abs_terms))]
         args = []
@@ -139,10 +140,7 @@ class KinkModel:
 
 def kink_model(loss):
     """The :class:`KinkModel` of ``loss``, compiled once and kept with it."""
-    model = loss._cache.get("kink_model")
-    if model is None:
-        model = loss._cache["kink_model"] = KinkModel(loss)
-    return model
+    return loss.memo("kink_model", lambda: KinkModel(loss))
 
 
 #: Relative length of the probe steps that tell which way a switching function that jumps

@@ -85,7 +85,4 @@ class JaxLoss:
 
 def jax_loss(loss):
     """The :class:`JaxLoss` of ``loss``, built once and kept with it."""
-    out = loss._cache.get("jax")
-    if out is None:
-        out = loss._cache["jax"] = JaxLoss(loss)
-    return out
+    return loss.memo("jax", lambda: JaxLoss(loss))

@@ -64,7 +64,7 @@ def _compiled(loss, key, field, n, method, rtol, atol, t_out, gtol, max_norm, bu
     """The jitted, vmapped solve of y' = field(t, y) (x: the first n entries of y), cached on
     the loss under ``key`` and the settings."""
     key = ("jax_flow", key, method, rtol, atol, tuple(t_out), gtol, max_norm, budget)
-    cache = loss._cache.setdefault("jax_runs", {})
+    cache = loss.memo("jax_runs", dict)
     if key in cache:
         return cache[key]
     jax, jnp = require()

@@ -189,7 +189,7 @@ def _compiled(loss, name, rule, options, steps, every, gtol, max_norm):
     key = ("jax_scheme", name, rule, tuple(sorted((k, v) for k, v in options.items()
                                                   if not k.startswith("_"))),
            steps, every, gtol, max_norm)
-    cache = loss._cache.setdefault("jax_runs", {})
+    cache = loss.memo("jax_runs", dict)
     if key in cache:
         return cache[key]
     jax, jnp = require()

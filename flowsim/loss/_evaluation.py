@@ -184,7 +184,7 @@ class Evaluation:
             return fast(X)[..., 0]
         return value
 
-    def _float_grad(self):
+    def float_grad(self):
         """A counted gradient on Python floats for one point, or None where none exists.
 
         For loops on losses in a few variables, where a numpy update of a 2-vector costs more
@@ -229,40 +229,44 @@ class Evaluation:
         H[..., c.full_rows, c.full_cols] = vals[..., c.full_take]
         return H
 
-    def _values(self, xs):
-        """L along recorded states, shape (...), not counted (see :meth:`_observe`)."""
+    def observe_values(self, xs):
+        """L along recorded states, shape (...), not counted (see :meth:`observe`)."""
         with np.errstate(all="ignore"):
             return self._eval(self._c.kernels.value, _as_input(xs))[..., 0]
 
-    def _observe(self, xs, full=False):
+    def observe(self, xs, full=False):
         """Values and gradient norms along recorded states, shapes (...), not counted.
 
         With ``full=True`` the gradients themselves, shape (..., n), instead of their norms.
 
         Results record L and |grad L| at every state; that bookkeeping is not the cost of
-        the method that produced the states, so it stays out of :attr:`counts`.
+        the method that produced the states, so it stays out of :attr:`counts`. No argument
+        checks: ``xs`` is a float array of shape (..., n).
         """
         xs = _as_input(xs)
-        values = self._values(xs)
+        values = self.observe_values(xs)
         with np.errstate(all="ignore"):
             grads = self._eval(self._c.kernels.grad, xs)
         return values, grads if full else row_norms(grads)
 
-    def _watchdog(self, func):
-        """``func`` with its Hessian evaluations left out of :attr:`counts`.
+    def watched(self, func):
+        """``func`` with the evaluations it makes of this loss left out of :attr:`counts`.
 
         For checks that watch a run (the stiffness test of explicit solvers) rather than
-        advance it: like the bookkeeping of :meth:`_observe`, they are not the method's cost.
+        advance it: like the bookkeeping of :meth:`observe`, they are not the method's cost.
         """
-        counter = self._counter
-
-        def watched(*args):
-            before = counter.hess
-            try:
+        def watching(*args):
+            with self.uncounted():
                 return func(*args)
-            finally:
-                counter.hess = before
-        return watched
+        return watching
+
+    def memo(self, key, build):
+        """The object this loss keeps under ``key`` (a str), built by ``build()`` the first
+        time: compiled derivatives, models and JAX programs that belong to the loss (they
+        travel and die with it)."""
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
 
     def value(self, x):
         """Loss value. ``x`` shape ``(n,)`` gives a float, ``(..., n)`` an array ``(...)``."""
@@ -337,14 +341,28 @@ class Evaluation:
             raise ValueError("sample_grads needs a finite-sum loss (Loss.from_samples).")
         X = self._points(x)
         lead = X.shape[:-1]
-        out = self._sample_grad(X.reshape(-1, self.n), np.tile(np.arange(self._data.shape[0]),
+        out = self.minibatch_grad(X.reshape(-1, self.n), np.tile(np.arange(self._data.shape[0]),
                                                                (int(np.prod(lead)), 1)),
                                 mean=False)
         return out.reshape(lead + out.shape[1:])
 
-    def _sample_grad(self, X, idx, mean=True):
-        """grad l_{idx[j, b]}(X[j]) for X (m, n) and sample indices idx (m, b): their mean
-        over b, shape (m, n) (or all of them, (m, b, n)); counted as m gradients."""
+    def minibatch_grad(self, X, idx, mean=True):
+        """Mini-batch gradients of a finite-sum loss, counted as m gradients.
+
+        Parameters
+        ----------
+        X : ndarray, shape (m, n)
+            Points (a float array; no argument checks).
+        idx : ndarray of int, shape (m, b)
+            Sample indices per point.
+        mean : bool
+            Average over the b samples (else return each).
+
+        Returns
+        -------
+        ndarray, shape (m, n), or (m, b, n) with ``mean=False``
+            grad l_{idx[j, b]}(X[j]).
+        """
         m, b = idx.shape
         parts = [np.broadcast_to(X[:, None, :], (m, b, self.n))]
         if self._param_values.size:

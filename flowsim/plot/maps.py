@@ -43,7 +43,7 @@ def _grid(loss, box, resolution):
     gx = np.linspace(box[0, 0], box[0, 1], resolution)
     gy = np.linspace(box[1, 0], box[1, 1], resolution)
     X, Y = np.meshgrid(gx, gy)
-    Z = loss._values(np.stack([X, Y], axis=-1))
+    Z = loss.observe_values(np.stack([X, Y], axis=-1))
     return X, Y, Z
 
 

@@ -213,7 +213,7 @@ def finish(loss, run, method, label, before, *, single, extras=None, values=None
     xs, ts, status, message = run.xs, run.ts, run.status, run.message
     fields = (record or Record()).fields
     if values is None or grad_norms is None:
-        observed_values, observed_norms = loss._observe(xs)
+        observed_values, observed_norms = loss.observe(xs)
         values = observed_values if values is None else values
         grad_norms = observed_norms if grad_norms is None else grad_norms
     status, message = np.array(status, dtype=object), np.array(message, dtype=object)

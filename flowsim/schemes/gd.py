@@ -155,7 +155,7 @@ def _python_float_loop(loss, x0, etas, sign, gtol, max_norm):
     (the gradients spent before that stay counted: they were evaluated).
     Stops and messages are the driver's, as in :func:`~flowsim.schemes._driver.iterate`.
     """
-    grad = loss._float_grad()
+    grad = loss.float_grad()
     if grad is None:
         return None
     xl = x0.tolist()

@@ -72,7 +72,7 @@ def proximal_gradient(loss, x0, eta, steps, *, prox=None, gtol=None, max_norm=1e
 
     before = f.counts
     run = iterate(f, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)
-    smooth, grads = f._observe(run.xs, full=True)
+    smooth, grads = f.observe(run.xs, full=True)
     e = etas[np.minimum(run.ks, steps - 1)][:, None]  # the step used from each kept x_k
     mapping = np.linalg.norm(run.xs - prox.prox(run.xs - e * grads, e), axis=-1) / e[:, 0]
     values = smooth + prox.value(run.xs)

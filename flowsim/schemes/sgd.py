@@ -125,7 +125,7 @@ def sgd(loss, x0, eta, steps, *, batch_size=1, sampling="reshuffle", momentum=0.
     def step(k, X, rows):
         idx = batches(k)
         idx = np.broadcast_to(idx, (m, batch_size))[rows]
-        G = loss._sample_grad(X, np.ascontiguousarray(idx))
+        G = loss.minibatch_grad(X, np.ascontiguousarray(idx))
         if momentum:
             V[rows] = momentum * V[rows] - etas[k] * G
             return X + V[rows], None, None

@@ -142,7 +142,7 @@ def run_chunk(task, rows, X, *, reason=None):
         failed_piece(task.loss, X, np.zeros(1), reason)
     m, n = X.shape
     final = batch.xs[:, -1]
-    values = batch.values[:, -1] if batch.values is not None else task.loss._values(final)
+    values = batch.values[:, -1] if batch.values is not None else task.loss.observe_values(final)
     to_tol = _time_to_tol(task, batch)
     table = {"task": np.full(m, task.index), "loss": [task.loss_name] * m,
              "method": [task.method] * m, "eta": np.full(m, task.eta), "start": rows}
