@@ -166,3 +166,17 @@ def test_three_kinks_reached_at_the_same_time_stop_the_subgradient_flow_there():
                                                         -run.ts[early]], axis=1), atol=1e-9)
     np.testing.assert_allclose(run.xs[-1], [0.0, 1.0, -2.0], atol=1e-9)
     assert run.values[-1] < 1e-9
+
+
+@pytest.mark.parametrize("formula, x0, sign", [("Min(x, 0)**2 + abs(y - 2)", [-1.0, 2.0], -1),
+                                               ("Max(x, 0)**2 + abs(y)", [1.0, 1.0], 1)])
+@pytest.mark.parametrize("eta", [0.1, 1.0, 10.0])
+def test_proximal_point_on_kinks_the_gradient_does_not_feel(formula, x0, sign, eta):
+    # min(x, 0)^2 is C^1: at x = 0 its gradient is 0 from both sides, so a kink chosen active
+    # there has no solution; the prox of x^2 on its side is x / (1 + 2 eta), exactly
+    run = fs.proximal_point(formula, x0, eta, 12)
+    assert run.status is fs.Status.REACHED_END, run.message
+    k = np.arange(13)
+    # (each step solved to 1e-12 (1 + |x|), absolute)
+    np.testing.assert_allclose(run.xs[:, 0], sign * (1 + 2 * eta) ** -k, rtol=1e-9,
+                               atol=1e-11)

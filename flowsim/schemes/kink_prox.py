@@ -85,28 +85,72 @@ def kink_proximal_step(loss, x, eta, *, tol=1e-12):
     x = np.asarray(x, dtype=float)
     s0 = np.sign(model.u(x, np.ones(model.kinks)))
     s0[s0 == 0] = 1.0
+    small = 1e-9 * (1.0 + np.abs(x).max())
     guess = x - eta * model.grad(x, s0)
+    found, why = _active_set(model, x, eta, guess, s0, small, tol)
+    if found is None:
+        # the predictor's guess of the active set led nowhere (a kink whose side the
+        # gradient does not see, as in min(x, 0)^2): start again from the minimizer of the
+        # proximal objective found without derivatives, kinks within reach taken as active
+        start = _direct_minimizer(loss, x, eta)
+        if start is not None:
+            near = 1e-6 * (1.0 + np.abs(x).max() + np.abs(start).max())
+            found, why = _active_set(model, x, eta, start, s0, near, tol, direct=True)
+    if found is None:
+        raise ValueError(why)
+    return found
+
+
+def _active_set(model, x, eta, guess, s0, small, tol, direct=False):
+    """The active-set iteration from ``guess``; ``((y, rounds), None)`` or ``(None, why)``.
+    From a predictor, kinks it crossed or lands on start active; from a direct minimizer
+    (``direct``), the kinks it lies on."""
     u_guess = model.u(guess, s0)
     s = np.where(u_guess >= 0, 1.0, -1.0)
-    small = 1e-9 * (1.0 + np.abs(x).max())
-    active = {j for j in range(model.kinks) if np.sign(u_guess[j]) != s0[j] or
-              abs(u_guess[j]) <= small}
+    if direct:
+        active = {j for j in range(model.kinks) if abs(u_guess[j]) <= small}
+    else:
+        active = {j for j in range(model.kinks) if np.sign(u_guess[j]) != s0[j] or
+                  abs(u_guess[j]) <= small}
     for j in active:
         s[j] = 0.0
     y = guess
     for rounds in range(1, ROUNDS + 1):
         solved = _solve(model, x, eta, y, s, sorted(active), tol)
+        if solved is None and active:
+            # no answer on these kinks (one the gradient does not feel, as in min(x, 0)^2,
+            # whose answer lies just beside it): release them to the sides they are on
+            sides = model.u(y, s)
+            for j in active:
+                s[j] = 1.0 if sides[j] > 0 else -1.0 if sides[j] < 0 else s0[j]
+            active = set()
+            solved = _solve(model, x, eta, y, s, [], tol)
         if solved is None:
-            raise ValueError(f"the proximal step at the kinks {sorted(active)} has no "
-                             "solution Newton's method could find")
+            return None, (f"the proximal step at the kinks {sorted(active)} has no solution "
+                          "Newton's method could find")
         y, s = solved
         u = model.u(y, s)
         released = {j for j in active if abs(s[j]) > 1 + 1e-12}
         joined = {j for j in range(model.kinks) if j not in active and
                   u[j] * s[j] < -small}
         if not released and not joined:
-            return y, rounds
+            return (y, rounds), None
         for j in released:
             s[j] = np.sign(s[j])
         active = (active - released) | joined
-    raise ValueError(f"the active set of kinks did not settle in {ROUNDS} rounds")
+    return None, f"the active set of kinks did not settle in {ROUNDS} rounds"
+
+
+def _direct_minimizer(loss, x, eta):
+    """argmin_y L(y) + |y - x|^2 / (2 eta) by Powell's derivative-free method (a start for
+    the active-set iteration, not the answer), or None where it finds nothing finite."""
+    import scipy.optimize
+    value = loss.evaluator("value", batched=False)
+
+    def objective(y):
+        with np.errstate(all="ignore"):
+            v = float(value(y)) + float((y - x) @ (y - x)) / (2 * eta)
+        return v if np.isfinite(v) else np.inf
+    res = scipy.optimize.minimize(objective, x, method="Powell",
+                                  options={"xtol": 1e-10, "ftol": 1e-14, "maxfev": 20_000})
+    return res.x if np.isfinite(objective(res.x)) else None
