@@ -19,6 +19,14 @@ def test_explanations_have_no_double_signs_and_no_bare_inf_or_nan(formula, x):
         assert f" {word}" not in text and f"={word}" not in text, text
 
 
+def test_factor_rows_say_overflow_and_a_missing_prox_step_in_words():
+    # at sqrt(x) near 0 the curvature is -1e14: e^{-eta lambda} overflows and 1 + eta lambda
+    # < 0 leaves the proximal objective unbounded below
+    text = fs.stability("sqrt(x)", [1e-9], eta=0.1).summary()
+    assert "> 1e308" in text and "no prox step" in text
+    assert " inf" not in text and "nan" not in text and "-9.1" not in text
+
+
 def test_a_long_factor_table_is_summarized_around_its_unstable_direction():
     A = np.diag(np.r_[np.linspace(1, 49, 49), 250.0])
     text = fs.stability(losses.quadratic(A), np.zeros(50), eta=0.01).summary()

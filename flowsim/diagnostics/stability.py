@@ -121,8 +121,14 @@ class StabilityReport(Report):
         lam, g = self.eigenvalues[i], self.gd_factors[i]
         note = "  <- GD unstable" if g > 1 else \
             ("  <- GD oscillates" if 1 - self.eta * lam < 0 else "")
-        return (f"  {lam:12.5g} {self.flow_factors[i]:14.5g} {g:13.5g} "
-                f"{self.prox_factors[i]:17.5g}{note}")
+        flow = self.flow_factors[i]
+        flow = f"{flow:14.5g}" if np.isfinite(flow) else f"{'> 1e308':>14s}"
+        if 1 + self.eta * lam > 0:
+            prox = f"{self.prox_factors[i]:17.5g}"
+        else:   # 1 + eta lambda <= 0: the proximal objective is unbounded along it
+            prox = f"{'no prox step':>17s}"
+            note += "; prox objective unbounded"
+        return f"  {lam:12.5g} {flow} {g:13.5g} {prox}{note}"
 
 
 def _listed(values, most=8):
