@@ -286,3 +286,16 @@ def test_stops_inside_the_blocks_of_the_jax_driver_are_exact(record):
             np.testing.assert_allclose(alone.xs, b.xs[i, :k], rtol=1e-13)
             assert np.all(b.xs[i, k:] == b.xs[i, k - 1])   # held after its stop
             assert alone.status is b.status[i] and alone.message == b.message[i]
+
+
+def test_the_newton_flow_rule_is_one_on_every_path():
+    # H = diag(2, -2) is not positive definite: every path refuses the start in one sentence
+    loss = fs.Loss("x**2 - y**2 + x*y/10")
+    X = np.array([[1.0, 0.5], [0.2, -0.3]])
+    single = [fs.newton_flow(loss, x, 1.0) for x in X]
+    batch = fs.newton_flow(loss, X, 1.0)
+    on_jax = fs.newton_flow(loss, X, 1.0, backend="jax")
+    for i, run in enumerate(single):
+        assert run.status is batch.status[i] is on_jax.status[i] is fs.Status.FAILED
+        assert run.message == batch.message[i] == on_jax.message[i]
+        assert "not positive definite" in run.message

@@ -12,7 +12,25 @@ from ..ensemble.run import System, batch_run
 from ..ensemble.workers import parallel
 from ..backends import on_jax
 
-__all__ = ["newton_flow"]
+__all__ = ["newton_flow", "not_descent", "not_descent_message", "PD_MARGIN"]
+
+#: The Newton flow's own rule, on every path (single start, batches, JAX): it is a descent
+#: flow only where H(x) is positive definite, its smallest eigenvalue above this fraction of
+#: the largest (or of 1).
+PD_MARGIN = 1e-12
+
+
+def not_descent(eigs, xp=np):
+    """Where the Newton flow must stop: Hessian eigenvalues (..., n), ascending, -> a bool
+    mask (...); ``xp`` is numpy or jax.numpy."""
+    return ~xp.all(xp.isfinite(eigs), axis=-1) | \
+        (eigs[..., 0] <= PD_MARGIN * xp.maximum(1.0, xp.abs(eigs[..., -1])))
+
+
+def not_descent_message(x, smallest):
+    """The stop message at ``x`` with smallest Hessian eigenvalue ``smallest``."""
+    return (f"the Hessian is not positive definite at x = {np.round(x, 6).tolist()} "
+            f"(smallest eigenvalue {smallest:.3g}); the Newton flow is not a descent flow there")
 
 
 def _newton_system(loss):
@@ -31,12 +49,9 @@ def _newton_system(loss):
 
     def guard(X):
         eigs = np.linalg.eigvalsh(loss.hess(X))
-        bad = ~np.isfinite(eigs).all(axis=1) | \
-            (eigs[:, 0] <= 1e-12 * np.maximum(1.0, np.abs(eigs[:, -1])))
+        bad = not_descent(eigs)
         status = np.where(bad, Status.FAILED, None)
-        message = np.array([f"the Hessian is not positive definite at x = "
-                            f"{np.round(x, 6).tolist()} (smallest eigenvalue {e[0]:.3g}); the "
-                            "Newton flow is not a descent flow there" if b else None
+        message = np.array([not_descent_message(x, e[0]) if b else None
                             for x, e, b in zip(X, eigs, bad)], dtype=object)
         return status, message
 
@@ -96,10 +111,8 @@ def newton_flow(loss, x0, t_end, *, method="RK45", rtol=1e-8, atol=1e-10, t_eval
 
     def not_positive_definite(x):
         eigs = np.linalg.eigvalsh(loss.hess(x))
-        if not np.all(np.isfinite(eigs)) or eigs[0] <= 1e-12 * max(1.0, abs(eigs[-1])):
-            return Status.FAILED, (f"the Hessian is not positive definite at x = "
-                                   f"{np.round(x, 6).tolist()} (smallest eigenvalue "
-                                   f"{eigs[0]:.3g}); the Newton flow is not a descent flow there")
+        if not_descent(eigs):
+            return Status.FAILED, not_descent_message(x, eigs[0])
         return None
 
     def fun(t, x):

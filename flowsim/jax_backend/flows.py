@@ -208,16 +208,13 @@ def newton_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output, g
     def field(J, jnp):
         return lambda t, y, args: -jnp.linalg.solve(J.hess(y), J.grad(y))
 
+    from ..flows.newton import not_descent, not_descent_message   # the rule, written once
+
     def not_positive_definite(J, jnp, y):
-        eigs = jnp.linalg.eigvalsh(J.hess(y))
-        return ~jnp.all(jnp.isfinite(eigs)) | \
-            (eigs[0] <= 1e-12 * jnp.maximum(1.0, jnp.abs(eigs[-1])))
+        return not_descent(jnp.linalg.eigvalsh(J.hess(y)), jnp)
 
     def why(x):
-        smallest = np.linalg.eigvalsh(loss.hess(x))[0]
-        return (f"the Hessian is not positive definite at x = {np.round(x, 6).tolist()} "
-                f"(smallest eigenvalue {smallest:.3g}); the Newton flow is not a descent flow "
-                "there")
+        return not_descent_message(x, np.linalg.eigvalsh(loss.hess(x))[0])
 
     t_out, xs, values, grads, grad_norms, status, message, extras, t_stop = _run(
         loss, ("newton",), field, X0, loss.n, 0.0, t_end, method, rtol, atol, t_eval, gtol,
