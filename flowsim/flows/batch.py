@@ -58,6 +58,23 @@ def gradient_system(loss, sign):
                   speed=row_norms)
 
 
+def second_order_rates(X, V, G, c, mass):
+    """(x', v') of m x'' + c x' + grad L(x) = 0 at states X, V with gradients G (shape
+    (..., n)), friction c and mass m broadcastable against them: the momentum flows' field,
+    written once for the single run, the batch engines and diffrax (any array namespace)."""
+    return V, (-c * V - G) / mass
+
+
+def second_order_jacobian(H, c, mass):
+    """d(x', v')/d(x, v) for Hessians H (a, n, n) and c, m of shape (a,): (a, 2n, 2n)."""
+    a, n = H.shape[0], H.shape[-1]
+    J = np.zeros((a, 2 * n, 2 * n))
+    J[:, :n, n:] = np.eye(n)
+    J[:, n:, :n] = -H / mass[:, None, None]
+    J[:, n:, n:] = -(c / mass)[:, None, None] * np.eye(n)
+    return J
+
+
 def second_order_system(loss, coefficients, friction_rate=None):
     """m(t) x'' + c(t) x' + grad L(x) = 0 as a batched :class:`System` in y = (x, v).
 
@@ -66,27 +83,22 @@ def second_order_system(loss, coefficients, friction_rate=None):
     """
     n = loss.n
     grad = loss.evaluator("grad")
-    eye = np.eye(n)
 
     def fun(t, Y):
         c, mass = coefficients(t)
         X, V = Y[:, :n], Y[:, n:]
-        return np.concatenate([V, (-c[:, None] * V - grad(X)) / mass[:, None]], axis=1)
+        return np.concatenate(second_order_rates(X, V, grad(X), c[:, None], mass[:, None]),
+                              axis=1)
 
     def jac(t, Y):
         c, mass = coefficients(t)
-        H = loss.hess(Y[:, :n])
-        J = np.zeros((len(Y), 2 * n, 2 * n))
-        J[:, :n, n:] = eye
-        J[:, n:, :n] = -H / mass[:, None, None]
-        J[:, n:, n:] = -(c / mass)[:, None, None] * eye
-        return J
+        return second_order_jacobian(loss.hess(Y[:, :n]), c, mass)
 
     def dfdt(t, Y):
         dc, dm = friction_rate(t)
         c, mass = coefficients(t)
         V = Y[:, n:]
-        accel = (-c[:, None] * V - grad(Y[:, :n])) / mass[:, None]
+        _, accel = second_order_rates(None, V, grad(Y[:, :n]), c[:, None], mass[:, None])
         out = np.zeros_like(Y)
         out[:, n:] = (-dc[:, None] * V - dm[:, None] * accel) / mass[:, None]
         return out

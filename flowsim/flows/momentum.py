@@ -8,7 +8,7 @@ from ._solver import AUTO, integrate, jacobian_for
 from .._validate import nonnegative, positive, start_points
 from ..ensemble.run import batch_run
 from ..loss import SPARSE_FROM
-from .batch import second_order_system
+from .batch import second_order_jacobian, second_order_rates, second_order_system
 from ..backends import on_jax
 from ._common import (bound_stop, check_flow_arguments, check_start, finish_flow,
                       output_times)
@@ -58,7 +58,7 @@ def _second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output,
     def fun(t, y):
         c, m = coefficients(t)
         x, v = y[:n], y[n:]
-        return np.concatenate([v, (-c * v - loss.grad(x)) / m])
+        return np.concatenate(second_order_rates(x, v, loss.grad(x), c, m))
 
     def sparse_jac(t, y):
         c, m = coefficients(t)
@@ -68,8 +68,8 @@ def _second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output,
 
     def dense_jac(t, y):
         c, m = coefficients(t)
-        top = np.hstack([np.zeros((n, n)), np.eye(n)])
-        return np.vstack([top, np.hstack([-loss.hess(y[:n]) / m, -(c / m) * np.eye(n)])])
+        return second_order_jacobian(loss.hess(y[:n])[None], np.array([c], dtype=float),
+                                     np.array([m], dtype=float))[0]
 
     options = jacobian_for(method, sparse_jac, dense_jac, 2 * n, n, n >= SPARSE_FROM)
     implicit = jacobian_for(AUTO[1], sparse_jac, dense_jac, 2 * n, n, n >= SPARSE_FROM)

@@ -49,13 +49,14 @@ def _gradient_field(J, jnp, sign):
 
 
 def _second_order_field(J, jnp, coefficients):
-    """y = (x, v): x' = v, v' = (-c(t) v - grad L(x)) / m(t)."""
+    """y = (x, v): x' = v, v' = (-c(t) v - grad L(x)) / m(t), the numpy paths' own rates."""
+    from ..flows.batch import second_order_rates
     n = J.n
 
     def field(t, y, args):
         c, mass = coefficients(jnp, t)
         x, v = y[:n], y[n:]
-        return jnp.concatenate([v, (-c * v - J.grad(x)) / mass])
+        return jnp.concatenate(second_order_rates(x, v, J.grad(x), c, mass))
     return field
 
 
