@@ -15,6 +15,7 @@ import scipy.integrate
 import scipy.sparse
 
 from .. import stops
+from .._numeric import safe_norm
 from ..results import Status
 
 __all__ = ["METHODS", "IMPLICIT", "AUTO", "integrate", "Integration", "jacobian_for",
@@ -210,7 +211,7 @@ def jacobian_for(method, sparse_jacobian, dense_jacobian, dim, bandwidth, prefer
 
 def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None,
               dense_output=True, stop=None, max_steps="default", jacobian=None,
-              switch_options=None):
+              switch_options=None, max_norm=None):
     """Step a scipy ``OdeSolver`` from ``t0`` to ``t_end``, stopping early when asked.
 
     Parameters
@@ -235,6 +236,10 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
     switch_options : dict, optional
         With ``method="auto"``: the implicit method's options (its Jacobian). The run starts
         with DOP853 and continues from the same state with Radau once it is found stiff.
+    max_norm : float, optional
+        Stop ``diverged`` once |y| exceeds it, tested with the same dot product that tests
+        finiteness (one per step; a flow whose state is its position passes it here instead
+        of a ``stop`` bound).
 
     Returns
     -------
@@ -242,6 +247,8 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
     """
     options = dict(solver_options or {})
     ts, ys, interps = [t0], [np.array(y0, dtype=float)], []
+    # |y|^2 past this: non-finite, or out of max_norm (a float ** 2 raises past 1.3e154)
+    limit = np.inf if max_norm is None or max_norm >= 1e150 else max_norm ** 2
     if max_steps == "default":
         max_steps = default_max_steps(ys[0].size)
     stalls = 0
@@ -270,7 +277,8 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
                 status, message = _blow_up(ts, ys) or (status, message)
                 break
             y = solver.y
-            if not y @ y < np.inf and not np.isfinite(y).all():   # the dot: the fast test
+            square = y @ y   # one dot: the fast test of finiteness and of max_norm
+            if not square < np.inf and not np.isfinite(y).all():
                 status, cause = Status.DIVERGED, "nonfinite"
                 message = (f"the state became non-finite after t = {ts[-1]:.6g} (the loss or "
                            "its gradient is undefined or overflows there); kept the path "
@@ -290,7 +298,13 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
             ys.append(y)   # a fresh array every step (solve_ivp keeps it the same way)
             if dense_output:
                 interps.append(solver.dense_output())
-            reason = stop(solver.t, y, solver) if stop is not None else None
+            reason = None
+            if not square <= limit:   # finite here: past max_norm, or a dot that overflowed
+                norm = safe_norm(y)
+                if not norm <= max_norm:
+                    reason = Status.DIVERGED, stops.diverged(norm, max_norm)
+            if reason is None and stop is not None:
+                reason = stop(solver.t, y, solver)
             if reason is not None:
                 (status, message), cause = reason, "stop"
                 blow_up = _blow_up(ts, ys) if status is Status.DIVERGED else None
