@@ -29,6 +29,17 @@ __all__ = ["Potential", "Metric", "SimplexEntropy", "Euclidean", "NAMED_POTENTIA
            "potential_of"]
 
 
+def _lowest_eigenvalues(M):
+    """The lowest eigenvalue of each symmetric part of M (m, n, n); -inf where M is not
+    finite."""
+    M = np.asarray(M, dtype=float)
+    ok = np.all(np.isfinite(M), axis=(-2, -1))
+    lowest = np.full(len(M), -np.inf)
+    if ok.any():
+        lowest[ok] = np.linalg.eigvalsh((M[ok] + np.swapaxes(M[ok], -1, -2)) / 2)[:, 0]
+    return lowest
+
+
 def _solve_rows(M, G):
     """M^{-1} g per row for M (m, n, n) and G (m, n); rows where M is singular are NaN."""
     out = np.full(G.shape, np.nan)
@@ -56,6 +67,7 @@ class Potential:
 
     name = "mirror"
     spectrum = "eigenvalues of Hess(psi)^-1 H"
+    descent_label = "mirror descent"
 
     def __init__(self, loss, formula):
         from .loss import Loss
@@ -99,11 +111,7 @@ class Potential:
         """Refuse starts ``X`` (m, n) where psi's Hessian is not finite and positive definite
         (there the mirror map is not invertible: a constant or linear psi, for one)."""
         with np.errstate(all="ignore"):
-            H = np.asarray(self.hess(np.atleast_2d(X)), dtype=float)
-        ok = np.all(np.isfinite(H), axis=(-2, -1))
-        lowest = np.full(len(H), -np.inf)
-        if ok.any():
-            lowest[ok] = np.linalg.eigvalsh(H[ok])[:, 0]
+            lowest = _lowest_eigenvalues(self.hess(np.atleast_2d(X)))
         if not np.all(lowest > 0):
             raise ValueError(f"potential: its Hessian is not positive definite at {what} "
                              f"(lowest eigenvalue {lowest.min():.3g}), so the mirror map "
@@ -117,6 +125,22 @@ class Potential:
     def local_rates(self, x, H):
         """Eigenvalues of Hess psi(x)^{-1} H, ascending (see :func:`local_rates`)."""
         return _generalized(H, self.hess(np.asarray(x, dtype=float)[None])[0])
+
+    def bregman_step(self, loss, X, eta, iterations):
+        """The implicit step grad psi(y) + eta grad L(y) = grad psi(x) by Newton's method
+        with the Jacobian Hess psi + eta H, from x; ``(Y, solved)``, shape (m, n) and (m,)
+        (solved: residual within 1e-10 relative)."""
+        target = self.grad(X)
+        Y = X.copy()
+        with np.errstate(all="ignore"):
+            for _ in range(iterations):
+                R = self.grad(Y) + eta * loss.grad(Y) - target
+                dY = np.linalg.solve(self.hess(Y) + eta * loss.hess(Y), R[..., None])[..., 0]
+                Y = Y - dY
+                if np.all(np.abs(dY) <= 1e-15 * (1 + np.abs(Y))):
+                    break
+            R = self.grad(Y) + eta * loss.grad(Y) - target
+        return Y, np.all(np.abs(R) <= 1e-10 * (1 + np.abs(target)), axis=1)
 
     def grad(self, X):
         """The mirror map grad psi at X (..., n)."""
@@ -180,9 +204,8 @@ class Metric:
     def check_at(self, X, what="x0"):
         """Refuse starts where G is not finite and positive definite."""
         with np.errstate(all="ignore"):
-            M = np.asarray(self(np.atleast_2d(X)), dtype=float)
-        ok = np.all(np.isfinite(M), axis=(-2, -1))
-        if not ok.all() or np.linalg.eigvalsh((M + np.swapaxes(M, -1, -2)) / 2)[:, 0].min() <= 0:
+            lowest = _lowest_eigenvalues(self(np.atleast_2d(X)))
+        if not np.all(lowest > 0):
             raise ValueError(f"{what}: the metric is not positive definite there; choose a "
                              "start where it is (inside the potential's domain).")
 
@@ -240,6 +263,7 @@ class SimplexEntropy:
 
     name = "mirror (simplex entropy)"
     spectrum = "eigenvalues of (diag x - x x^T) H on the simplex"
+    descent_label = "exponentiated gradient (simplex)"
     closed_form = True
 
     def __init__(self, loss):
@@ -291,7 +315,7 @@ class SimplexEntropy:
         r"""The implicit step :math:`\log y + \eta\nabla L(y) = \log x + c`, sum y = 1 (c the
         multiplier of the constraint), by Newton's method on (y, c) with the bordered
         Jacobian [[diag(1/y) + eta H, -1], [1^T, 0]], kept inside the simplex; returns
-        ``(Y, residual)``, shape (m, n) and (m,)."""
+        ``(Y, solved)``, shape (m, n) and (m,) (solved: residual within 1e-10)."""
         m, n = X.shape
         Y, c = X.copy(), np.zeros(m)
         target = np.log(X)
@@ -313,7 +337,7 @@ class SimplexEntropy:
                     break
             R = np.log(Y) + eta * loss.grad(Y) - target - c[:, None]
             residual = np.abs(R).max(axis=1) + np.abs(Y.sum(axis=1) - 1)
-        return Y, residual
+        return Y, residual <= 1e-10
 
 
 #: The potentials offered by name, and what each is.
@@ -324,8 +348,9 @@ NAMED_POTENTIALS = {
 
 
 def potential_of(loss, potential):
-    """The geometry for ``potential=``: a :class:`SimplexEntropy` for ``"simplex"``, a
-    :class:`Potential` for a formula, |x|^2/2 (:class:`Euclidean` is cheaper) for None."""
+    """The geometry of a mirror scheme's ``potential=``: a :class:`SimplexEntropy` for
+    ``"simplex"``, a :class:`Potential` for a formula, and for None the Potential |x|^2/2
+    (the schemes need its mirror map; flows take :class:`Euclidean` instead)."""
     if isinstance(potential, (Potential, SimplexEntropy)):
         return potential
     if isinstance(potential, str) and potential.strip() in NAMED_POTENTIALS:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry import Metric, SimplexEntropy, potential_of
+from ..geometry import Metric, potential_of
 from ._driver import as_record, common_arguments, finish, iterate, schedule_steps
 from ..ensemble.workers import parallel
 
@@ -73,9 +73,8 @@ def mirror_descent(loss, x0, eta, steps, *, potential=None, gtol=None, max_norm=
 
     before = loss.counts
     run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)
-    label = ("exponentiated gradient (simplex)" if isinstance(psi, SimplexEntropy)
-             else "mirror descent")
-    return finish(loss, run, "mirror_descent", label, before, single=single, record=spec)
+    return finish(loss, run, "mirror_descent", psi.descent_label, before, single=single,
+                  record=spec)
 
 
 @parallel
@@ -170,22 +169,9 @@ def bregman_proximal_point(loss, x0, eta, steps, *, potential=None, iterations=5
         loss, x0, eta, steps, gtol, max_norm, record, record_every, potential)
 
     def step(k, X, rows):
-        if isinstance(psi, SimplexEntropy):
-            Y, residual = psi.bregman_step(loss, X, etas[k], iterations)
-            return _implicit_outcome(X, Y, residual <= 1e-10)
-        target = psi.grad(X)
-        Y = X.copy()
-        with np.errstate(all="ignore"):
-            for _ in range(iterations):
-                R = psi.grad(Y) + etas[k] * loss.grad(Y) - target
-                J = psi.hess(Y) + etas[k] * loss.hess(Y)
-                dY = np.linalg.solve(J, R[..., None])[..., 0]
-                Y = Y - dY
-                if np.all(np.abs(dY) <= 1e-15 * (1 + np.abs(Y))):
-                    break
-            R = psi.grad(Y) + etas[k] * loss.grad(Y) - target
-        return _implicit_outcome(X, Y, np.all(np.abs(R) <= 1e-10 * (1 + np.abs(target)),
-                                              axis=1))
+        # the geometry's own implicit step: Newton, on the simplex with its multiplier
+        Y, solved = psi.bregman_step(loss, X, etas[k], iterations)
+        return _implicit_outcome(X, Y, solved)
 
     before = loss.counts
     run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)
