@@ -92,6 +92,7 @@ class Ensemble:
         self.extra = {}
         # a start has reached output j once t >= _reach[j] (t_out[j] less a rounding margin)
         self._reach = self.t_out - 1e-12 * np.maximum(1.0, np.abs(self.t_out))
+        self._lands = None   # set by next_steps: the steps cut to land on an output time
         self._write(np.ones(m, bool))
 
     @classmethod
@@ -113,7 +114,7 @@ class Ensemble:
             if not done.any():
                 gap = self.target() - self.t
                 h = self.extra["h"]
-                self._lands = h >= gap   # these steps are cut to land on an output time
+                self._lands = h >= gap
                 return np.minimum(h, gap)
             self.finish(done)
         return None
@@ -146,9 +147,8 @@ class Ensemble:
         """Write the outputs that the starts in ``mask`` have reached. A step never passes
         more than one output time (steps are cut to land on them), so after the first pass
         only the rows just written are looked at again (equal output times)."""
-        lands = getattr(self, "_lands", None)
         # after a step only the rows cut to an output time can have reached one
-        rows = np.flatnonzero(mask if lands is None else mask & lands)
+        rows = np.flatnonzero(mask if self._lands is None else mask & self._lands)
         K = self.t_out.size
         while rows.size:
             j = self.j[rows]

@@ -128,9 +128,7 @@ def sgd_sde(loss, x0, eta, t_end, *, batch_size=1, sampling="with_replacement", 
                     out[:, slot - 1][~np.isfinite(out[:, slot - 1])] = np.nan
                     break
     ts = keep * dt
-    with np.errstate(all="ignore"):
-        values = loss.value(out)
-        grads = np.linalg.norm(loss.grad(out), axis=-1)
+    values, grads = loss.observe(out)   # bookkeeping, as every result records it
     label = f"SGD SDE (order {order}, eta={eta:g}, batch {batch_size}, {sampling})"
     return BatchTrajectory(ts, out, values, grads, (status,) * paths, (message,) * paths,
                            "sgd_sde", label, variables=loss.variable_names)

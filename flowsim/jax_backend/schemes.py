@@ -221,22 +221,6 @@ def _compiled(loss, name, rule, options, steps, every, gtol, max_norm):
         active = active & ~(conv | fail | out)
         return X, aux, active, last, code, stat, jnp.all(active)
 
-    def body(carry, k_eta):
-        k, eta = k_eta
-        X, aux, active = carry[:3]
-        step = vstep(k, eta, X, aux)
-        Xn, G, auxn, failed = step
-        # the common case, decided by one reduction: no active start stops at this step
-        maybe = _rows_any(jnp, ~(jnp.abs(Xn) <= quick)) | failed
-        if gtol is not None:
-            maybe = maybe | ~_rows_any(jnp, jnp.abs(G) > gtol)   # every |g_i| <= gtol
-        def go_on(c):   # no start stops: the active ones step (all of them, mostly)
-            return lax.cond(c[-1], lambda c: (Xn, auxn) + c[2:],
-                            lambda c: (jnp.where(c[2][:, None], Xn, c[0]),
-                                       _where_rows(jax, jnp, c[2], auxn, c[1])) + c[2:], c)
-        carry = lax.cond(jnp.any(active & maybe), lambda c: settle(k, c, step), go_on, carry)
-        return carry, None
-
     def maybe_stops(Xn, G, failed):
         """Rows that may stop at this step (a coordinate past max_norm / sqrt(n), not
         finite, a failed step, or every |g_i| <= gtol): a superset, decided cheaply."""
@@ -245,14 +229,30 @@ def _compiled(loss, name, rule, options, steps, every, gtol, max_norm):
             maybe = maybe | ~_rows_any(jnp, jnp.abs(G) > gtol)
         return maybe
 
+    def body(carry, k_eta):
+        k, eta = k_eta
+        X, aux, active = carry[:3]
+        step = vstep(k, eta, X, aux)
+        Xn, G, auxn, failed = step
+        # the common case, decided by one reduction: no active start stops at this step
+        maybe = maybe_stops(Xn, G, failed)
+
+        def go_on(c):   # no start stops: the active ones step (all of them, mostly)
+            return lax.cond(c[-1], lambda c: (Xn, auxn) + c[2:],
+                            lambda c: (jnp.where(c[2][:, None], Xn, c[0]),
+                                       _where_rows(jax, jnp, c[2], auxn, c[1])) + c[2:], c)
+        carry = lax.cond(jnp.any(active & maybe), lambda c: settle(k, c, step), go_on, carry)
+        return carry, None
+
     def checked(carry, ks, es):   # every step with its stop rules
         return lax.scan(body, carry, (ks, es))[0]
 
     def optimistic(carry, ks, es):
         """A block of steps without per-step stop decisions (no lax.cond between steps, so
         XLA fuses them), only a running flag of whether any active start may have stopped;
-        where one may have, the block is run again from its start with the stop rules
-        (the same arithmetic, so the result is the checked run's exactly)."""
+        where one may have, the block is run again from its start with the stop rules (the
+        same steps; a start's result does not depend on whether its block was replayed,
+        up to XLA's fusion of the arithmetic)."""
         X0, aux0, active = carry[:3]
 
         def bare(c, k_eta):   # per row flags, reduced once at the end (no reduction a step)

@@ -159,13 +159,13 @@ def _newton_polish(loss, x, eta, y, iterations=8):
     floor (|F| ~ 1e-8 where L ~ 100), while Newton on F converges quadratically wherever
     I + eta H is invertible (at a local minimum of the objective it is positive definite).
     Returns ``(y, |F(y)|, iterations taken)``."""
-    grad = loss.evaluator("grad", batched=False)
+    grad, hess = loss.evaluator("grad", batched=False), loss.evaluator("hess", batched=False)
     F = y + eta * grad(y) - x
     res = np.sqrt(F @ F)
     taken = 0
     with np.errstate(all="ignore"):
         for taken in range(1, iterations + 1):
-            M = eta * np.atleast_2d(loss.hess(y))
+            M = eta * hess(y)
             M.flat[::y.size + 1] += 1.0
             try:
                 trial = y - np.linalg.solve(M, F)
