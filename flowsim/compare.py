@@ -269,19 +269,20 @@ def compare(loss, x0, eta, steps, schemes=("gd", "pp"), *, flow_method="auto",
     references = {key: ref for key, (_, _, ref) in flows.items()}
     anchor = _anchor(loss, next(iter(references.values())))
     return Comparison(eta, references, runs, refs, deviation, gap,
-                      stability(loss, anchor, eta, geometry=_geometry(loss, options)))
+                      stability(loss, anchor, eta,
+                                geometry=_geometry(loss, [options.get(r.name, {})
+                                                          for r in records])))
 
 
 def _geometry(loss, options):
-    """The mirror or natural-gradient geometry every compared scheme steps in, when they
-    share one that is not Euclidean (a potential= or metric= option); else None."""
+    """The mirror or natural-gradient geometry every compared scheme steps in (``options``:
+    each scheme's, in order), when they all share one that is not Euclidean (the same
+    potential= or metric=); else None."""
     from .flows.mirror import geometry_of
-    given = {(str(o.get("potential")), str(o.get("metric"))) for o in options.values()
-             if o.get("potential") is not None or o.get("metric") is not None}
-    if len(given) != 1 or len(given) != len(options) or not options:
+    given = {(str(o.get("potential")), str(o.get("metric"))) for o in options}
+    if len(given) != 1 or given == {("None", "None")}:
         return None
-    opts = next(iter(options.values()))
-    return geometry_of(loss, opts.get("potential"), opts.get("metric"))
+    return geometry_of(loss, options[0].get("potential"), options[0].get("metric"))
 
 
 def _anchor(loss, first):

@@ -72,3 +72,17 @@ def test_compare_says_where_the_largest_deviation_is_and_prints_that_step():
     assert f"at k = {k};" in text
     rows = [line.split()[0] for line in text.splitlines()[1:] if line.strip()[:1].isdigit()]
     assert str(k) in rows
+
+
+def test_the_explanation_uses_a_geometry_only_when_every_scheme_steps_in_it():
+    a, c = np.array([1.0, 2.0, 3.0]), np.array([0.2, 0.3, 0.5])
+    loss = fs.Loss(" + ".join(f"{ai}*(x{i} - {ci})**2" for i, (ai, ci) in enumerate(zip(a, c))),
+                   ["x0", "x1", "x2"])
+    start = [1 / 3, 1 / 3, 1 / 3]
+    simplex = {"potential": "simplex"}
+    both = fs.compare(loss, start, 0.1, 50, schemes=["md", "bpp"],
+                      options={"md": simplex, "bpp": simplex})
+    assert both.factors.spectrum.endswith("on the simplex") and len(both.factors.eigenvalues) == 2
+    mixed = fs.compare(loss, start, 0.1, 50, schemes=["gd", "md"], options={"md": simplex})
+    assert mixed.factors.spectrum == "Hessian eigenvalues"
+    np.testing.assert_allclose(mixed.factors.eigenvalues, np.sort(2 * a), rtol=1e-9)
