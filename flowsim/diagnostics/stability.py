@@ -101,20 +101,19 @@ class StabilityReport(Report):
                          f"{self.eta:g} (GD {'stable' if self.gd_stable else 'UNSTABLE'}):")
             lines.append(f"  {'lambda':>12s} {'flow e^-eta.l':>14s} {'GD |1-eta.l|':>13s} "
                          f"{'prox 1/(1+eta.l)':>17s}")
-            shown = _rows_shown(self.eigenvalues, self.gd_factors, rows)
-            for i in range(len(self.eigenvalues)):
-                if i in shown:
+            shown = sorted(_rows_shown(self.eigenvalues, self.gd_factors, rows))
+            last = -1
+            for i in shown + [len(self.eigenvalues)]:
+                if i > last + 1:   # the directions left out between two shown ones
+                    skipped = slice(last + 1, i)
+                    lines.append(f"  ... {i - last - 1} more directions with lambda in "
+                                 f"[{self.eigenvalues[last + 1]:.5g}, "
+                                 f"{self.eigenvalues[i - 1]:.5g}], GD factors in "
+                                 f"[{self.gd_factors[skipped].min():.5g}, "
+                                 f"{self.gd_factors[skipped].max():.5g}]")
+                if i < len(self.eigenvalues):
                     lines.append(self._factor_row(i))
-                elif i - 1 in shown:
-                    rest = [j for j in range(i, len(self.eigenvalues)) if j not in shown]
-                    end = next((j for j in range(i, len(self.eigenvalues)) if j in shown),
-                               len(self.eigenvalues)) - 1
-                    lam_lo, lam_hi = self.eigenvalues[i], self.eigenvalues[end]
-                    lines.append(f"  ... {end - i + 1} more directions with lambda in "
-                                 f"[{lam_lo:.5g}, {lam_hi:.5g}], GD factors in "
-                                 f"[{self.gd_factors[i:end + 1].min():.5g}, "
-                                 f"{self.gd_factors[i:end + 1].max():.5g}]"
-                                 if rest else "")
+                last = i
         return "\n".join(lines)
 
     def _factor_row(self, i):

@@ -81,13 +81,7 @@ def adam_flow(loss, x0, t_end, *, a=1.0, b=2.0, eps=1e-8, method="DOP853", rtol=
                            gtol, max_norm, max_steps, dense_output)
 
     def rate(t, z):
-        x, m, v = z[:n], z[n:2 * n], z[2 * n:]
-        g = loss.grad(x)
-        s = max(t, 1e-300)
-        fa, fb = a / -np.expm1(-a * s), b / -np.expm1(-b * s)
-        with np.errstate(all="ignore"):
-            dx = -m / (np.sqrt(np.maximum(v, 0.0)) + eps)
-        return np.concatenate([dx, fa * (g - m), fb * (g * g - v)])
+        return _adam_rates(z, t, loss.grad(z[:n]), a, b, eps, n)
 
     bound = bound_stop(max_norm, n)
 
@@ -103,13 +97,14 @@ def adam_flow(loss, x0, t_end, *, a=1.0, b=2.0, eps=1e-8, method="DOP853", rtol=
 
 
 def _adam_rates(Z, t, g, a, b, eps, n):
-    """The Adam ODE's right-hand side for states Z (a, 3n) = (x, m, v) at times t (a,)."""
-    m, v = Z[:, n:2 * n], Z[:, 2 * n:]
-    s = np.maximum(t, 1e-300)[:, None]
+    """The Adam ODE's right-hand side for states Z (..., 3n) = (x, m, v) at times t (...),
+    gradients g (..., n): one definition for the single run and the batch engines."""
+    m, v = Z[..., n:2 * n], Z[..., 2 * n:]
+    s = np.maximum(np.asarray(t, dtype=float), 1e-300)[..., None]
     fa, fb = a / -np.expm1(-a * s), b / -np.expm1(-b * s)
     with np.errstate(all="ignore"):
         dx = -m / (np.sqrt(np.maximum(v, 0.0)) + eps)
-    return np.concatenate([dx, fa * (g - m), fb * (g * g - v)], axis=1)
+    return np.concatenate([dx, fa * (g - m), fb * (g * g - v)], axis=-1)
 
 
 def _adam_batch(loss, X, G0, t_end, a, b, eps, method, rtol, atol, t_eval, gtol, max_norm,

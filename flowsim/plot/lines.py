@@ -215,9 +215,6 @@ def comparison_figure(comparison, loss):
     reference = (f"the {next(iter(own)).replace('_', ' ')}" if len(own) == 1
                  else "each scheme's own ODE")
     axes[-1].set_title(f"distance to {reference} (eta = {comparison.eta:g})", fontsize=10)
-    if figure_legend(fig, list(axes)):
-        rows = -(-len(fig.legends[0].texts) // 4)
-        fig.tight_layout(rect=(0, 0.02 + 0.045 * rows, 1, 1))
-    else:
-        fig.tight_layout()
+    rows = figure_legend(fig, list(axes))
+    fig.tight_layout(rect=(0, 0.02 + 0.045 * rows, 1, 1) if rows else None)
     return fig

@@ -72,18 +72,23 @@ def unique_legend(ax, fontsize=8, **kwargs):
     ax.legend(handles, labels, fontsize=fontsize, **kwargs)
 
 
+#: Columns of a figure-wide legend.
+FIGURE_LEGEND_COLUMNS = 4
+
+
 def figure_legend(fig, axes):
     """One legend for all of ``axes`` (unique labels) under the figure, replacing theirs,
-    when they hold many entries; otherwise each panel keeps its own. True when it moved."""
+    when they hold many entries; otherwise each panel keeps its own. Returns the legend's
+    rows (0 when the panels keep theirs)."""
     handles, labels = legend_entries(*axes)
     if len(handles) < LEGEND_OUTSIDE_FROM:
-        return False
+        return 0
     for ax in axes:
         if ax.get_legend() is not None:
             ax.get_legend().remove()
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(handles)), fontsize=8,
-               frameon=False)
-    return True
+    fig.legend(handles, labels, loc="lower center", fontsize=8, frameon=False,
+               ncol=min(FIGURE_LEGEND_COLUMNS, len(handles)))
+    return -(-len(handles) // FIGURE_LEGEND_COLUMNS)
 
 
 def basin_legend(ax, minima, grey="reaches no minimum"):
