@@ -113,3 +113,12 @@ def test_central_flow_batches_stack_their_single_runs_with_their_extras():
         assert batch.status[i] is one.status
     on_workers = fs.central_flow("(x*y - 1)**2/2", X, 0.4, 5.0, n_outputs=11, workers=2)
     np.testing.assert_array_equal(on_workers.xs, batch.xs)
+    # independently of the single runs: every start ends on the minimizers xy = 1, where the
+    # sharpness is x^2 + y^2; held at the edge 2/eta = 5 where it got there, below it else
+    end = batch.xs[:, -1]
+    np.testing.assert_allclose(end[:, 0] * end[:, 1], 1.0, atol=1e-6)
+    sharp, edge = batch.extras["sharpness"][:, -1], batch.extras["on_edge"][:, -1]
+    np.testing.assert_allclose(sharp, np.sum(end ** 2, axis=1), rtol=1e-6)
+    assert edge.any() and not edge.all()
+    np.testing.assert_allclose(sharp[edge], 2 / 0.4, rtol=1e-4)
+    assert np.all(sharp[~edge] < 2 / 0.4)
