@@ -1,6 +1,7 @@
 """Which backend runs a method, decided without importing JAX: ``on_jax`` (the checked
 ``backend=`` argument), ``require`` (JAX with 64-bit floats, imported on first use),
-``available`` and ``key_seed``. The JAX backend itself is :mod:`flowsim.jax_backend`; the
+``available`` and ``key_seed``; ``backend="auto"`` is
+resolved by :func:`choose` (see there). The JAX backend itself is :mod:`flowsim.jax_backend`; the
 flows and schemes ask here, so the numpy rooms never import it.
 
 JAX's persistent compilation cache is switched on when JAX is first required, in
@@ -12,9 +13,13 @@ off; a cache folder the user set for JAX itself (``jax_compilation_cache_dir``) 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import numbers
 import os
+import sys
 
-__all__ = ["available", "require", "on_jax", "key_seed", "BACKENDS", "cache_folder"]
+__all__ = ["available", "require", "on_jax", "key_seed", "BACKENDS", "cache_folder",
+           "choose", "Refused", "refuse"]
 
 
 def cache_folder():
@@ -53,6 +58,11 @@ def _persistent_cache(jax):
         pass
 
 
+def installed():
+    """Whether JAX and diffrax are installed, found without importing them."""
+    return all(importlib.util.find_spec(name) is not None for name in ("jax", "diffrax"))
+
+
 def available():
     """Whether JAX (and diffrax, for flows) can be imported here."""
     try:
@@ -82,27 +92,101 @@ def require():
     return jax, jnp
 
 
-BACKENDS = ("numpy", "jax")
+BACKENDS = ("numpy", "jax", "auto")
+
+
+class Refused(ValueError):
+    """The JAX path cannot take this call (an option it lacks, a loss with kinks); raised
+    before any work, so that ``backend="auto"`` runs the call on numpy instead."""
+
+
+def refuse(message):
+    """Raise :class:`Refused` with ``message`` (one sentence naming the fix)."""
+    raise Refused(message)
 
 
 def on_jax(backend, **refused):
     """Whether ``backend`` asks for JAX (checked); ``refused`` names options the JAX path
     does not take, each with the value it was given (refused unless falsy or None).
 
+    ``"auto"`` reaches here only where no batch was split (:func:`choose` resolves it for
+    every method that takes a batch); it runs on numpy.
+
     Raises
     ------
     ValueError
-        For an unknown backend, or an option the JAX backend cannot honour.
+        For an unknown backend; :class:`Refused` for an option the JAX backend cannot honour.
     """
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be 'numpy' or 'jax', got {backend!r}.")
+        raise ValueError(f"backend must be 'numpy', 'jax' or 'auto', got {backend!r}.")
     if backend != "jax":
         return False
     for name, value in refused.items():
         if value:
-            raise ValueError(f"{name}={value!r} is not available with backend='jax'; drop it "
-                             "or use backend='numpy'.")
+            refuse(f"{name}={value!r} is not available with backend='jax'; drop it or use "
+                   "backend='numpy'.")
     return True
+
+
+#: The cost model of :func:`choose`, measured on the 2-D Rosenbrock loss on a 2-core CPU
+#: (``python benchmarks/bench_targets.py``; gradient descent, record="final"): numpy pays
+#: about 40 us of Python per step plus 3 ns per start, variable and step; JAX's compiled scan
+#: about 1 ns per start, variable and step, after a start-up of about 1 s in a process that
+#: has not imported JAX yet (import, trace, compile or read the persistent cache) and 0.4 s in
+#: one that has.
+NUMPY_STEP_S, NUMPY_ENTRY_S, JAX_ENTRY_S = 4e-5, 3e-9, 1e-9
+JAX_STARTUP_S, JAX_STARTUP_IMPORTED_S = 1.0, 0.4
+#: Starts from which a batched flow is worth running with diffrax on an accelerator. On a CPU
+#: the numpy engines are the faster path at every size measured (1e4 and 1e5 starts: 0.5x
+#: diffrax's time; 1e3: JAX is faster warm but its 4 s first compile outweighs it).
+ACCELERATOR_FLOW_STARTS = 10_000
+
+
+def _accelerator():
+    """Whether JAX's default device is an accelerator (imports JAX)."""
+    try:
+        import jax
+        return jax.default_backend() != "cpu"
+    except Exception:   # a broken installation: no accelerator to use
+        return False
+
+
+def choose(kind, starts, steps=None, n=1):
+    """The backend ``backend="auto"`` runs a call on: ``"numpy"`` or ``"jax"``.
+
+    Parameters
+    ----------
+    kind : {"scheme", "flow"}
+    starts : int
+        Number of starts m (1 for x0 of shape (n,)).
+    steps : int, optional
+        A scheme's number of steps.
+    n : int
+        Number of variables.
+
+    Returns
+    -------
+    str
+        ``"jax"`` where JAX and diffrax are installed and the cost model says the compiled
+        path finishes first, start-up included: a scheme when numpy's estimated time
+        ``steps * (NUMPY_STEP_S + m n NUMPY_ENTRY_S)`` exceeds JAX's ``m n steps JAX_ENTRY_S``
+        by more than JAX's start-up; a flow on an accelerator from ACCELERATOR_FLOW_STARTS
+        starts. ``"numpy"`` otherwise, and always for one start.
+
+    Examples
+    --------
+    >>> choose("scheme", 1, 10)
+    'numpy'
+    """
+    if starts < 2 or not installed():
+        return "numpy"
+    if kind == "flow":
+        return "jax" if starts >= ACCELERATOR_FLOW_STARTS and _accelerator() else "numpy"
+    steps = steps if isinstance(steps, numbers.Integral) and steps > 0 else 1
+    numpy_s = steps * (NUMPY_STEP_S + starts * n * NUMPY_ENTRY_S)
+    jax_s = starts * n * steps * JAX_ENTRY_S
+    startup = JAX_STARTUP_IMPORTED_S if "jax" in sys.modules else JAX_STARTUP_S
+    return "jax" if numpy_s - jax_s > startup else "numpy"
 
 
 def key_seed(seed):

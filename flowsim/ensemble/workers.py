@@ -15,6 +15,7 @@ up, with the reason.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
 import inspect
 import multiprocessing
@@ -238,7 +239,15 @@ def in_chunks(target, function, loss, x0, args, kwargs, *, workers, executor, ch
               takes_dense):
     """Run ``function(loss, x0, *args, **kwargs)``, split into chunks of starts over
     ``workers`` processes or an ``executor`` when one is asked for (arguments checked here);
-    each chunk calls the picklable ``target`` (the same function) on its rows."""
+    each chunk calls the picklable ``target`` (the same function) on its rows.
+
+    ``backend="auto"`` is resolved here, once for the whole batch
+    (:func:`flowsim.backends.choose`): a call the JAX path refuses runs on numpy, and the
+    result's label ends with ``[auto: numpy]`` or ``[auto: jax]``."""
+    if kwargs.get("backend") == "auto":
+        return _auto(target, function, loss, x0, args, kwargs, takes_dense,
+                     dict(workers=workers, executor=executor, chunk_size=chunk_size,
+                          takes_dense=takes_dense))
     if workers is not None:
         workers = int_between(workers, "workers", 1, 4096)
     if chunk_size is not None:
@@ -271,6 +280,29 @@ def in_chunks(target, function, loss, x0, args, kwargs, *, workers, executor, ch
     ts = next(iter(done.values())).ts if done else np.zeros(1)
     return merge([done[i] if i in done else failed_piece(loss, X[p], ts, given_up[i])
                   for i, p in enumerate(pieces)])
+
+
+def _auto(target, function, loss, x0, args, kwargs, takes_dense, split):
+    """:func:`in_chunks` with ``backend="auto"`` resolved to the backend that finishes first."""
+    from ..backends import Refused, choose
+    try:
+        X = np.asarray(x0, dtype=float)
+    except (TypeError, ValueError):   # the function itself says what is wrong with x0
+        X = np.zeros(1)
+    steps = args[1] if not takes_dense and len(args) > 1 else None
+    choice = choose("flow" if takes_dense else "scheme", len(X) if X.ndim == 2 else 1,
+                    steps, X.shape[-1] if X.ndim else 1)
+    try:
+        result = in_chunks(target, function, loss, x0, args, dict(kwargs, backend=choice),
+                           **split)
+    except Refused:   # raised before any work: this call is for numpy
+        if choice == "numpy":
+            raise
+        choice = "numpy"
+        result = in_chunks(target, function, loss, x0, args, dict(kwargs, backend=choice),
+                           **split)
+    label = re.sub(r" \[jax\]$", "", result.label) + f" [auto: {choice}]"
+    return dataclasses.replace(result, label=label)
 
 
 def parallel(function):

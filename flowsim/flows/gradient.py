@@ -23,7 +23,7 @@ from ._common import bound_stop, converged, finish_flow, flow_arguments
 from ._solver import (AUTO, STABILITY_LIMIT, Integration, integrate,
                       jacobian_for)
 from .nonsmooth import has_kinks, integrate_nonsmooth
-from ..backends import on_jax
+from ..backends import on_jax, refuse
 from ..ensemble.workers import parallel
 
 __all__ = ["gradient_flow"]
@@ -64,10 +64,13 @@ def gradient_flow(loss, x0, t_end, *, method="LSODA", rtol=1e-8, atol=1e-10, t_e
         Step budget (status ``failed``, with a message naming it, when exhausted). The
         default is 100,000 steps, fewer for large systems so the stored dense solution stays
         under 2e8 numbers (:func:`flowsim.flows._solver.default_max_steps`); None means no budget.
-    backend : {"numpy", "jax"}
+    backend : {"numpy", "jax", "auto"}
         ``"jax"`` solves the starts with diffrax, vmapped and compiled (an optional extra,
         :mod:`flowsim.jax_backend.flows`: float64, a GPU where JAX finds one), on ``t_eval``
         or 101 even output times.
+        ``"auto"``: whichever of the two finishes first for this batch, start-up included
+        (:func:`flowsim.backends.choose`; numpy for one start or without JAX); the label
+        ends with ``[auto: numpy]`` or ``[auto: jax]``.
 
     Returns
     -------
@@ -100,7 +103,7 @@ def gradient_flow(loss, x0, t_end, *, method="LSODA", rtol=1e-8, atol=1e-10, t_e
         loss, x0, t_end, method, rtol, atol, max_steps, gtol, max_norm, t_eval)
     if on_jax(backend):
         if has_kinks(loss.expr) and loss.n_samples is None:
-            raise ValueError("backend='jax' integrates smooth flows; this loss has kinks (abs, "
+            refuse("backend='jax' integrates smooth flows; this loss has kinks (abs, "
                              "max, min): use backend='numpy' for its subgradient flow.")
         from ..jax_backend.flows import gradient_flow_jax
         batch = gradient_flow_jax(loss, np.atleast_2d(X), t_end, method, rtol, atol, t_eval,

@@ -102,9 +102,12 @@ def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method=
         gamma >= 0.
     v0 : array_like, shape (n,) or (m, n), optional
         Initial velocity (zero by default).
-    backend : {"numpy", "jax"}
+    backend : {"numpy", "jax", "auto"}
         ``"jax"``: the starts on diffrax, vmapped and compiled (:mod:`flowsim.jax_backend`),
         on ``t_eval`` or 101 even output times.
+        ``"auto"``: whichever of the two finishes first for this batch, start-up included
+        (:func:`flowsim.backends.choose`; numpy for one start or without JAX); the label
+        ends with ``[auto: numpy]`` or ``[auto: jax]``.
 
     Returns
     -------
@@ -166,9 +169,12 @@ def nesterov_flow(loss, x0, t_end, *, r=3.0, t0=0.0, method="LSODA", rtol=1e-8, 
     t0 : float
         Start time >= 0. At t = 0 the singular term takes its limit: with x'(0) = 0,
         (r/t) x'(t) -> r x''(0), so x''(0) = -grad L(x0) / (1 + r).
-    backend : {"numpy", "jax"}
+    backend : {"numpy", "jax", "auto"}
         ``"jax"``: the starts on diffrax, vmapped and compiled (:mod:`flowsim.jax_backend`),
         on ``t_eval`` or 101 even output times.
+        ``"auto"``: whichever of the two finishes first for this batch, start-up included
+        (:func:`flowsim.backends.choose`; numpy for one start or without JAX); the label
+        ends with ``[auto: numpy]`` or ``[auto: jax]``.
 
     Returns
     -------

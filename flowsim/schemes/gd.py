@@ -58,9 +58,12 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
         end only (``"final"``), or the series named (``("x",)`` keeps states only).
     record_every : int
         Keep every k-th iterate (and the last).
-    backend : {"numpy", "jax"}
+    backend : {"numpy", "jax", "auto"}
         ``"jax"`` runs the same steps compiled with ``jax.lax.scan`` (an optional extra,
         :mod:`flowsim.jax_backend`; float64, on a GPU where JAX finds one).
+        ``"auto"``: whichever of the two finishes first for this batch, start-up included
+        (:func:`flowsim.backends.choose`; numpy for one start or without JAX); the label
+        ends with ``[auto: numpy]`` or ``[auto: jax]``.
 
     Returns
     -------

@@ -51,7 +51,7 @@ def nesterov(loss, x0, eta, steps, *, r=3.0, momentum=None, gtol=None, max_norm=
         Stop (diverged) once |x_k| > max_norm.
     record, record_every
         What a run keeps (see :func:`~flowsim.schemes.gradient_descent`).
-    backend : {"numpy", "jax"}
+    backend : {"numpy", "jax", "auto"}
         As in :func:`~flowsim.schemes.gradient_descent`.
 
     Returns

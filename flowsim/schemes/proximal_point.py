@@ -13,7 +13,7 @@ from .._validate import positive, positive_int
 from ..loss import SPARSE_FROM
 from ._driver import (StepFailed, as_record, common_arguments, finish, iterate, jax_run,
                       schedule_steps)
-from ..backends import on_jax
+from ..backends import on_jax, refuse
 from ..flows.nonsmooth import has_kinks
 from .kink_prox import kink_proximal_step
 from ..ensemble.workers import parallel
@@ -278,11 +278,14 @@ def proximal_point(loss, x0, eta, steps, *, tol=1e-12, max_inner=50, gtol=None,
         Inner Newton tolerance and iteration budget (see :func:`proximal_step`).
     gtol, max_norm, record, record_every
         As in :func:`~flowsim.schemes.gradient_descent`.
-    backend : {"numpy", "jax"}
+    backend : {"numpy", "jax", "auto"}
         ``"jax"`` runs the same steps compiled with ``jax.lax.scan`` (an optional extra,
         :mod:`flowsim.jax_backend`): Newton from the same predictor on the exact Hessian up to
         ``max_inner`` iterations, without the numpy path's line search and fallback (a step
         that misses ``tol`` ends that start ``failed``); no per-step ``extras``.
+        ``"auto"``: whichever of the two finishes first for this batch, start-up included
+        (:func:`flowsim.backends.choose`; numpy for one start or without JAX); the label
+        ends with ``[auto: numpy]`` or ``[auto: jax]``.
 
     Returns
     -------
@@ -323,7 +326,7 @@ def proximal_point(loss, x0, eta, steps, *, tol=1e-12, max_inner=50, gtol=None,
     kinks = has_kinks(loss.expr) and loss.n_samples is None
     if on_jax(backend):
         if kinks:
-            raise ValueError("backend='jax' solves smooth proximal steps; this loss has kinks "
+            refuse("backend='jax' solves smooth proximal steps; this loss has kinks "
                              "(abs, max, min): use backend='numpy', whose step is the "
                              "proximal map of the subdifferential there.")
         return jax_run(loss, "proximal_point", X0, etas, etas,

@@ -51,10 +51,13 @@ def sgd(loss, x0, eta, steps, *, batch_size=1, sampling="reshuffle", momentum=0.
         mini-batch gradient: give None).
     record, record_every
         What a run keeps (see :func:`~flowsim.schemes.gradient_descent`).
-    backend : {"numpy", "jax"}
+    backend : {"numpy", "jax", "auto"}
         ``"jax"`` runs the same steps with ``jax.lax.scan`` and JAX's keyed random streams
         (``jax.random.key(seed)``, split per chain): reproducible, but other draws than
         numpy's generator makes.
+        ``"auto"``: whichever of the two finishes first for this batch, start-up included
+        (:func:`flowsim.backends.choose`; numpy for one start or without JAX); the label
+        ends with ``[auto: numpy]`` or ``[auto: jax]``.
 
     Returns
     -------
