@@ -9,20 +9,15 @@ __all__ = ["row_norms", "safe_norm"]
 def row_norms(a):
     """Euclidean norms along the last axis, shape ``a.shape[:-1]``.
 
-    For few columns, summing the squared columns is several times faster than
-    ``np.linalg.norm(a, axis=-1)`` on large batches (5 ms against 30 ms for 4 million
-    2-vectors). Rows whose squares overflow (entries past 1.3e154) are measured again by
-    :func:`safe_norm`, so a huge but finite row has a finite norm.
+    One einsum pass (sum of squares) then a square root: measured against summing the
+    squared columns and ``np.linalg.norm(a, axis=-1)``: 4 million 2-vectors 32 ms against
+    169 ms and 206 ms, 100,000 8-vectors 0.52 ms against 2.5 ms and 5.2 ms, 100,000
+    2-vectors 0.8 ms for all three. Rows whose squares overflow (entries past 1.3e154) are
+    measured again by :func:`safe_norm`, so a huge but finite row has a finite norm.
     """
     a = np.asarray(a)
     with np.errstate(over="ignore", under="ignore"):
-        if a.shape[-1] > 8:
-            out = np.sqrt(np.einsum("...i,...i->...", a, a))
-        else:
-            total = a[..., 0] * a[..., 0]
-            for i in range(1, a.shape[-1]):
-                total += a[..., i] * a[..., i]
-            out = np.sqrt(total)
+        out = np.sqrt(np.einsum("...i,...i->...", a, a))
     if np.ndim(out) == 0:
         return out if np.isfinite(out) else safe_norm(a)
     big = np.isinf(out)

@@ -155,9 +155,12 @@ def _stiff(ens, spectral, tableau, endings, stiff_steps, t_end, handed):
     if not rows.size:
         return
     h = ens.extra["h"][rows]
+    many = (t_end - ens.t[rows]) / h > stiff_steps   # only these can be stiff: no
+    rows, h = rows[many], h[many]                    # spectral radius for the others
+    if not rows.size:
+        return
     rho = spectral(ens.t[rows], ens.Y[rows])
-    left = (t_end - ens.t[rows]) / h
-    stiff = rows[(h * rho >= 0.5 * tableau.stability) & (left > stiff_steps)]
+    stiff = rows[h * rho >= 0.5 * tableau.stability]
     endings.mark(stiff, Status.FAILED,  # handed to the implicit engine (or reported stiff)
                  f"the flow is stiff here: |h lambda_max| is held at the explicit method's "
                  f"stability limit with more than {stiff_steps:,} steps to go; use an implicit "
