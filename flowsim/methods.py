@@ -43,6 +43,8 @@ import numpy as np
 
 from .flows import gradient_flow, heavy_ball_flow, mirror_flow, nesterov_flow, newton_flow
 from .flows.adam import adam_flow
+from .flows.gradient import GRADIENT_FIELD
+from .flows.newton import NEWTON_FIELD
 from .flows.sign import sign_flow
 from .schemes import (bregman_proximal_point, gradient_descent, heavy_ball, heun,
                       mirror_descent, natural_gradient, nesterov, newton, proximal_gradient,
@@ -384,9 +386,9 @@ def _nesterov_ode(options, h):
 
 for _record in (
         Method("gradient_flow", "gradient flow", "flow", gradient_flow,
-               accepts={"batch", "maximize", "jax"}, color="black", marker=""),
-        Method("newton_flow", "Newton flow", "flow", newton_flow, accepts={"batch", "jax"},
-               color="dimgray", marker=""),
+               accepts={"maximize"}, color="black", marker="", rule=GRADIENT_FIELD),
+        Method("newton_flow", "Newton flow", "flow", newton_flow, color="dimgray", marker="",
+               rule=NEWTON_FIELD),
         Method("heavy_ball_flow", "heavy ball ODE", "flow", heavy_ball_flow,
                accepts={"batch", "jax"}, color="darkred", marker=""),
         Method("nesterov_flow", "Nesterov ODE", "flow", nesterov_flow, accepts={"batch", "jax"},

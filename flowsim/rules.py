@@ -220,6 +220,15 @@ class VectorField:
         use it (without one they take finite differences on numpy).
     options : mapping of str to float or None
         The field's options and their defaults.
+    guard : callable, optional
+        The flow's own stop rule: ``guard(x, ops, options)`` -> a bool mask (...,) of the
+        states where the flow is not defined or stops being what it claims (the Newton
+        flow where H(x) is not positive definite), written over ``ops.xp`` like the field.
+        A start that meets it ends ``failed``, at its start or after the step that got
+        there, on every backend.
+    why : callable, optional
+        ``why(x, ops, options)`` -> the message for one such state x, shape (n,) (numpy);
+        by default one that names the state.
 
     Notes
     -----
@@ -229,11 +238,25 @@ class VectorField:
     field: object
     jacobian: object = None
     options: object = field(default_factory=dict)
+    guard: object = None
+    why: object = None
 
     def __post_init__(self):
         _callable(self.field, "field")
         _callable(self.jacobian, "jacobian", optional=True)
+        _callable(self.guard, "guard", optional=True)
+        _callable(self.why, "why", optional=True)
+        if self.why is not None and self.guard is None:
+            raise ValueError("why: a message needs a guard to say it; pass guard= too, or "
+                             "drop why.")
         object.__setattr__(self, "options", _frozen(self.options))
+
+    def stop_message(self, x, ops, options):
+        """The message of a start stopped by the guard at ``x`` (n,)."""
+        if self.why is not None:
+            return str(self.why(x, ops, options))
+        return (f"the flow's guard stopped it at x = {np.round(x, 6).tolist()}: the field is "
+                "not defined there")
 
 
 def take_rows(state, sel):

@@ -214,6 +214,24 @@ def test_newton_flow_gradient_decays_like_exp():
     assert saddle.status is Status.FAILED and "not positive definite" in saddle.message
 
 
+@pytest.mark.parametrize("method", ["RK45", "Radau"])
+def test_newton_flow_batch_on_every_engine_decays_like_exp(method):
+    """A batch of Newton flows on the explicit and the implicit engine (its Jacobian by finite
+    differences of the one field): grad L(x(t)) = e^{-t} grad L(x0) at every output; gtol
+    tests |grad L|, as one start does."""
+    loss = fs.Loss("x**4/4 + y**2 + x*y/2")
+    X = np.array([[1.0, 1.0], [2.0, -1.0], [-1.5, 0.5]])
+    batch = fs.newton_flow(loss, X, 5.0, method=method, rtol=1e-10, atol=1e-12)
+    assert batch.label.endswith("batched on " + ("DP5" if method == "RK45" else "RODAS4"))
+    for i, x0 in enumerate(X):
+        expected = np.exp(-batch.ts)[:, None] * loss.grad(x0)
+        np.testing.assert_allclose(loss.grad(batch.xs[i]), expected, rtol=1e-6, atol=1e-9)
+    stopped = fs.newton_flow(loss, X, 50.0, method=method, gtol=1e-3)
+    g = np.linalg.norm(loss.grad(stopped.x_final), axis=1)
+    assert all(s is Status.CONVERGED for s in stopped.status) and np.all(g <= 1e-3)
+    assert np.all(g > 1e-3 * np.exp(-1.0))   # it stopped near the first such time
+
+
 @pytest.mark.parametrize("method", ["RK45", "BDF"])
 def test_batch_keeps_error_control_per_start(method):
     # each start has its own error control, as in one solve per start

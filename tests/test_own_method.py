@@ -216,3 +216,54 @@ def test_own_method_on_the_command_line(tmp_path, capsys, monkeypatch):
     finally:
         if "cli_eg" in methods.REGISTRY:
             methods.unregister("cli_eg")
+
+
+# --- a flow with its own guard: x' = -1 on x > 1/2, the field undefined below ---------------
+
+def march_field(x, ops, options):
+    return -ops.xp.ones_like(x)
+
+
+def march_guard(x, ops, options):
+    return x[..., 0] < options["floor"]
+
+
+def march_why(x, ops, options):
+    return f"fell below the floor at x = {x[0]:.4f}"
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_own_flow_guard_ends_a_start_failed_on_every_path(backend):
+    """x(t) = x0 - t exactly (any Runge-Kutta pair integrates a constant field exactly); the
+    guard ends each start at the first state below the floor, its path kept, and a start
+    that begins below it at t = 0; single runs, batches and JAX say the same."""
+    if backend == "jax":
+        pytest.importorskip("diffrax")
+    field = fs.VectorField(march_field, options={"floor": 0.5}, guard=march_guard,
+                           why=march_why)
+    fs.register("march_flow", field)
+    try:
+        flow = methods.get("march_flow").function
+        x0 = np.array([[2.0], [3.0], [0.2]])
+        batch = flow("x**2 / 2", x0, 4.0, method="RK45", backend=backend)
+        singles = [flow("x**2 / 2", x, 4.0, method="RK45") for x in x0]
+        for i, (start, run) in enumerate(zip(x0[:, 0], singles)):
+            assert run.status is batch.status[i] is fs.Status.FAILED
+            assert run.message.startswith("fell below the floor at x = ")
+            assert batch.message[i].startswith("fell below the floor at x = ")
+            if start < 0.5:    # undefined at its start: ends there
+                assert run.t_final == 0.0 and batch.t_final[i] == 0.0
+                assert run.xs.shape == (1, 1) and np.all(batch.xs[i] == start)
+                continue
+            # the first accepted state below the floor ends it; every earlier one is above
+            assert run.x_final[0] < 0.5 and np.all(run.xs[:-1, 0] >= 0.5)
+            assert np.allclose(run.xs[:, 0], start - run.ts, atol=1e-12)  # exact
+            assert np.isclose(run.x_final[0], start - run.t_final, atol=1e-12)
+            reached = batch.ts <= batch.t_final[i]
+            assert np.allclose(batch.xs[i, reached, 0], start - batch.ts[reached],
+                               atol=1e-9)
+            assert np.all(batch.xs[i, reached, 0][:-1] >= 0.5) and batch.xs[i, -1, 0] < 0.5
+        with pytest.raises(ValueError, match="guard"):
+            fs.VectorField(march_field, why=march_why)
+    finally:
+        methods.unregister("march_flow")

@@ -22,7 +22,8 @@ from ..ensemble.workers import PARALLEL_DOC, in_chunks
 from ..backends import on_jax
 from ..rules import check_options, numpy_ops, signature_and_doc
 from ._common import bound_stop, converged, finish_flow, flow_arguments
-from ._solver import integrate
+from ._solver import Integration, integrate
+from ..results import Status
 
 __all__ = ["FieldFlow", "finite_difference_jacobian"]
 
@@ -117,7 +118,8 @@ class FieldFlow:
                     return finite_difference_jacobian(lambda Z: f(Z, ops, options), Y)
 
             system = System(fun, jacobian, loss.n,
-                            stationarity=lambda Y: row_norms(ops.grad(Y)))
+                            stationarity=lambda Y: row_norms(ops.grad(Y)),
+                            guard=self._batch_guard(loss, options))
             return batch_run(loss, system, X, t_end, method, rtol, atol, t_eval,
                              dense_output, gtol, max_norm, max_steps, self.name,
                              f"{label} ({method})")
@@ -131,16 +133,45 @@ class FieldFlow:
         if jac is not None and method in ("Radau", "BDF", "LSODA"):
             solver_options["jac"] = lambda t, y: jac(y[None], ops, options)[0]
 
+        guard = self.field.guard
+
+        def own_rule(y):   # the flow's guard: (failed, why) where it stops the flow
+            if guard is not None and np.any(guard(y[None], ops, options)):
+                return Status.FAILED, self.field.stop_message(y, ops, options)
+            return None
+
         def stop(t, y, solver):
-            reason = bound(y)
+            reason = bound(y) or own_rule(y)
             if reason is None and gtol is not None:
                 reason = converged(np.linalg.norm(ops.grad(y[None])[0]), gtol)
             return reason
 
         before = loss.counts
-        run = integrate(one, X, t_end, method=method, rtol=rtol, atol=atol,
-                        solver_options=solver_options,
-                        dense_output=dense_output or t_eval is not None, stop=stop,
-                        max_steps=max_steps)
-        return finish_flow(loss, run, t_eval, self.name, f"{label} ({method})", before)
+        at_start = own_rule(X)
+        if at_start is not None:   # the flow is not defined at x0: it ends there
+            run = Integration(np.array([0.0]), X[None, :], None, *at_start)
+        else:
+            run = integrate(one, X, t_end, method=method, rtol=rtol, atol=atol,
+                            solver_options=solver_options,
+                            dense_output=dense_output or t_eval is not None, stop=stop,
+                            max_steps=max_steps)
+        return finish_flow(loss, run, t_eval if run.dense is not None else None, self.name,
+                           f"{label} ({method})", before)
+
+    def _batch_guard(self, loss, options):
+        """The field's guard as a batched system's: ``guard(Y)`` -> (status, message)
+        arrays, None where the flow goes on."""
+        guard = self.field.guard
+        if guard is None:
+            return None
+        ops = numpy_ops(loss, single=False)
+
+        def check(Y):
+            bad = np.broadcast_to(np.asarray(guard(Y, ops, options), dtype=bool), (len(Y),))
+            status = np.where(bad, Status.FAILED, None)
+            message = np.full(len(Y), None, dtype=object)
+            for i in np.flatnonzero(bad):
+                message[i] = self.field.stop_message(Y[i], ops, options)
+            return status, message
+        return check
 

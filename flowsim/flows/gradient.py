@@ -25,8 +25,24 @@ from ._solver import (AUTO, STABILITY_LIMIT, Integration, integrate,
 from .nonsmooth import has_kinks, integrate_nonsmooth
 from ..backends import on_jax, refuse
 from ..ensemble.workers import parallel
+from ..rules import VectorField
 
-__all__ = ["gradient_flow"]
+__all__ = ["gradient_flow", "GRADIENT_FIELD"]
+
+
+def _gradient_field(x, ops, options):
+    return options["sign"] * ops.grad(x)
+
+
+def _gradient_jacobian(x, ops, options):
+    return options["sign"] * ops.hess(x)
+
+
+#: The gradient flow as one vector field, x' = sign grad L(x) (sign -1: descent, +1: ascent),
+#: with Jacobian sign H(x): what the JAX backend runs (:mod:`flowsim.jax_backend.flows`).
+#: The numpy paths below are its explicit extensions: sparse and banded Jacobians for
+#: scipy's implicit solvers, the stiffness watch, the subgradient flow on kinks.
+GRADIENT_FIELD = VectorField(_gradient_field, _gradient_jacobian, options={"sign": -1.0})
 
 
 @parallel
@@ -105,9 +121,11 @@ def gradient_flow(loss, x0, t_end, *, method="LSODA", rtol=1e-8, atol=1e-10, t_e
         if has_kinks(loss.expr) and loss.n_samples is None:
             refuse("backend='jax' integrates smooth flows; this loss has kinks (abs, "
                              "max, min): use backend='numpy' for its subgradient flow.")
-        from ..jax_backend.flows import gradient_flow_jax
-        batch = gradient_flow_jax(loss, np.atleast_2d(X), t_end, method, rtol, atol, t_eval,
-                                  dense_output, gtol, max_norm, maximize, max_steps)
+        from ..jax_backend.flows import field_flow_jax
+        batch = field_flow_jax(loss, "gradient_flow", GRADIENT_FIELD,
+                               {"sign": 1.0 if maximize else -1.0}, np.atleast_2d(X), t_end,
+                               method, rtol, atol, t_eval, dense_output, gtol, max_norm,
+                               max_steps, f"gradient {'ascent' if maximize else 'flow'}")
         return batch if X.ndim == 2 else batch.trajectory(0)
     if X.ndim == 2:
         from .batch import batch_gradient_flow

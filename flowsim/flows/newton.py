@@ -3,16 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..results import Status
-from ._common import bound_stop, converged, finish_flow, flow_arguments
-from ._solver import Integration, integrate
-from .._numeric import row_norms
-from ..ensemble.explicit import TABLEAUS
-from ..ensemble.run import System, batch_run
 from ..ensemble.workers import parallel
-from ..backends import on_jax
+from ..rules import VectorField
+from .field import FieldFlow
 
-__all__ = ["newton_flow", "not_descent", "not_descent_message", "PD_MARGIN"]
+__all__ = ["newton_flow", "not_descent", "not_descent_message", "PD_MARGIN", "NEWTON_FIELD"]
 
 #: The Newton flow's own rule, on every path (single start, batches, JAX): it is a descent
 #: flow only where H(x) is positive definite, its smallest eigenvalue above this fraction of
@@ -33,29 +28,24 @@ def not_descent_message(x, smallest):
             f"(smallest eigenvalue {smallest:.3g}); the Newton flow is not a descent flow there")
 
 
-def _newton_system(loss):
-    """The Newton flow of many starts: x' = -H^{-1} grad L, stopped (failed) per start where
-    H is not positive definite."""
-    grad = loss.evaluator("grad")
+def _newton_field(x, ops, options):
+    return -ops.solve(ops.hess(x), ops.grad(x))
 
-    def fun(t, X):
-        H, G = loss.hess(X), grad(X)
-        out = np.full_like(X, np.nan)
-        eigs = np.linalg.eigvalsh(H)
-        ok = np.isfinite(eigs).all(axis=1) & (eigs[:, 0] > 0)
-        if ok.any():
-            out[ok] = -np.linalg.solve(H[ok], G[ok][..., None])[..., 0]
-        return out
 
-    def guard(X):
-        eigs = np.linalg.eigvalsh(loss.hess(X))
-        bad = not_descent(eigs)
-        status = np.where(bad, Status.FAILED, None)
-        message = np.array([not_descent_message(x, e[0]) if b else None
-                            for x, e, b in zip(X, eigs, bad)], dtype=object)
-        return status, message
+def _newton_guard(x, ops, options):
+    return not_descent(ops.xp.linalg.eigvalsh(ops.hess(x)), ops.xp)
 
-    return System(fun, None, loss.n, guard=guard, speed=lambda F: row_norms(F))
+
+def _newton_why(x, ops, options):
+    return not_descent_message(x, np.linalg.eigvalsh(ops.hess(x[None])[0])[0])
+
+
+#: The Newton flow written once: x' = -H(x)^{-1} grad L(x), stopped (failed) where H(x) is
+#: not positive definite (:func:`not_descent`). Every path runs it: scipy's steppers for one
+#: start, the per-start engines for a batch (implicit ones with a finite-difference
+#: Jacobian), diffrax with ``backend="jax"``.
+NEWTON_FIELD = VectorField(_newton_field, guard=_newton_guard, why=_newton_why)
+_NEWTON = FieldFlow("newton_flow", "Newton flow", NEWTON_FIELD)
 
 
 @parallel
@@ -68,7 +58,7 @@ def newton_flow(loss, x0, t_end, *, method="RK45", rtol=1e-8, atol=1e-10, t_eval
     ----------
     loss : Loss or str
     x0 : array_like, shape (n,) or (m, n)
-        One start, or m starts run together on :mod:`flowsim.ensemble` (explicit methods).
+        One start, or m starts run together on :mod:`flowsim.ensemble`.
     t_end : float
     method : str
         RK45 by default: near a non-degenerate minimum the Newton flow's linearization is -I,
@@ -93,48 +83,6 @@ def newton_flow(loss, x0, t_end, *, method="RK45", rtol=1e-8, atol=1e-10, t_eval
     >>> bool(abs(traj.grad_norms[-1] - np.exp(-5.0) * np.sqrt(5.0)) < 1e-6)
     True
     """
-    loss, x0, t_end, gtol, max_norm, t_eval = flow_arguments(
-        loss, x0, t_end, method, rtol, atol, max_steps, gtol, max_norm, t_eval)
-    bound = bound_stop(max_norm, loss.n)
-    if on_jax(backend):
-        from ..jax_backend.flows import newton_flow_jax
-        batch = newton_flow_jax(loss, np.atleast_2d(x0), t_end, method, rtol, atol, t_eval,
-                                dense_output, gtol, max_norm, max_steps)
-        return batch if x0.ndim == 2 else batch.trajectory(0)
-    if x0.ndim == 2:
-        if method not in TABLEAUS:
-            raise ValueError(f"method: a batch of Newton flows runs on an explicit method "
-                             f"(RK23, RK45, DOP853), got {method!r}.")
-        return batch_run(loss, _newton_system(loss), x0, t_end, method, rtol, atol, t_eval,
-                         dense_output, gtol, max_norm, max_steps, "newton_flow",
-                         f"Newton flow ({method})")
-
-    def not_positive_definite(x):
-        eigs = np.linalg.eigvalsh(loss.hess(x))
-        if not_descent(eigs):
-            return Status.FAILED, not_descent_message(x, eigs[0])
-        return None
-
-    def fun(t, x):
-        with np.errstate(all="ignore"):
-            try:
-                return -np.linalg.solve(loss.hess(x), loss.grad(x))
-            except np.linalg.LinAlgError:
-                return np.full_like(x, np.nan)
-
-    def stop(t, x, solver):
-        reason = bound(x) or not_positive_definite(x)
-        if reason is None and gtol is not None:
-            reason = converged(np.linalg.norm(loss.grad(x)), gtol)
-        return reason
-
-    before = loss.counts
-    start_problem = not_positive_definite(x0)
-    if start_problem is not None:
-        run = Integration(np.array([0.0]), x0[None, :], None, *start_problem)
-    else:
-        run = integrate(fun, x0, t_end, method=method, rtol=rtol, atol=atol,
-                        dense_output=dense_output or t_eval is not None, stop=stop,
-                        max_steps=max_steps)
-    return finish_flow(loss, run, t_eval if run.dense is not None else None, "newton_flow",
-                   f"Newton flow ({method})", before)
+    return _NEWTON._run(loss, x0, t_end, method=method, rtol=rtol, atol=atol, t_eval=t_eval,
+                        dense_output=dense_output, gtol=gtol, max_norm=max_norm,
+                        max_steps=max_steps, backend=backend)

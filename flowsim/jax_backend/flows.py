@@ -1,7 +1,10 @@
-r"""The gradient flow of many starts on diffrax: ``vmap`` over the starts of one
-``diffeqsolve``, compiled once per loss, solver and settings.
+r"""Flows of many starts on diffrax: ``vmap`` over the starts of one ``diffeqsolve``,
+compiled once per loss, solver and settings.
 
-.. math:: \dot x = -\nabla L(x) \quad(\text{or } +\nabla L \text{ with maximize})
+A first-order flow is its :class:`~flowsim.rules.VectorField`, the same one the numpy paths
+run (:func:`field_flow_jax`: the gradient flow's ``GRADIENT_FIELD``, the Newton flow's
+``NEWTON_FIELD`` with its guard, a researcher's own); the momentum ODEs are their shared
+rates in y = (x, v) (:func:`second_order_jax`).
 
 Each start has its own adaptive steps (a PID controller with ``rtol``/``atol``) and its own
 stop rules, as diffrax events checked after every accepted step: ``converged`` where
@@ -23,8 +26,7 @@ from ..results import BatchTrajectory, Status
 from . import require
 from .compiled import jax_loss
 
-__all__ = ["gradient_flow_jax", "newton_flow_jax", "second_order_jax", "field_flow_jax",
-           "SOLVERS"]
+__all__ = ["second_order_jax", "field_flow_jax", "SOLVERS"]
 
 #: numpy method name -> diffrax solver class name
 SOLVERS = {"RK23": "Bosh3", "RK45": "Dopri5", "DOP853": "Dopri8", "auto": "Tsit5",
@@ -42,10 +44,6 @@ def _solver(diffrax, method, rtol, atol):
         return getattr(diffrax, name)()
     import optimistix
     return diffrax.Kvaerno5(root_finder=optimistix.Newton(rtol=rtol / 10, atol=atol / 10))
-
-
-def _gradient_field(J, jnp, sign):
-    return lambda t, y, args: sign * J.grad(y)
 
 
 def _second_order_field(J, jnp, coefficients):
@@ -104,11 +102,22 @@ def _compiled(loss, key, field, n, method, rtol, atol, t_out, gtol, max_norm, bu
         t_stop = jnp.where(lost, times[last], t_stop)
         held = ~saved | (times > t_stop)
         ys = jnp.where(held[:, None], final, ys)
+        own, crossed = sol.event_mask[2], jnp.array(False)
+        if guard is not None:
+            # the flow's rule on the outputs too: a start ends at the first output where it
+            # fails (the step that crossed into it may reach far past it), as on numpy,
+            # whose steps land on the output times
+            bad = jax.vmap(lambda y: guard(J, jnp, y))(ys) & (times <= t_stop)
+            first = jnp.argmax(bad)
+            crossed = jnp.any(bad)
+            t_stop = jnp.where(crossed, jnp.minimum(t_stop, times[first]), t_stop)
+            final = jnp.where(crossed, ys[first], final)
+            ys = jnp.where((times > t_stop)[:, None], final, ys)
         # L, grad L at the outputs, on the device (the numpy path's bookkeeping)
         values = jax.vmap(J.value)(ys[:, :n])
         grads = jax.vmap(J.grad)(ys[:, :n])
         return (ys, values, grads, final, jnp.linalg.norm(J.grad(final[:n])), t_stop, ok, hit,
-                sol.event_mask[0], sol.event_mask[1], sol.event_mask[2],
+                sol.event_mask[0], sol.event_mask[1], own, crossed,
                 sol.stats["num_steps"])
 
     cache[key] = jax.jit(jax.vmap(solve))
@@ -136,7 +145,7 @@ def _run(loss, key, field, Y0, n, t0, t_end, method, rtol, atol, t_eval, gtol, m
     budget = stops.budget(max_steps, Y0.shape[1])
     run = _compiled(loss, key, field, n, method, float(rtol), float(atol), t_out, gtol,
                     float(max_norm), budget, guard)
-    ys, values, grads, final, gnorms, t_stop, ok, hit, conv, out, own, steps = (
+    ys, values, grads, final, gnorms, t_stop, ok, hit, conv, out, own, crossed, steps = (
         np.array(v) for v in run(jnp.asarray(Y0)))   # writable copies
     status, message = _outcomes(hit & conv, hit & out & ~conv, ok, final[:, :n], gnorms,
                                 t_stop, steps, t_end, gtol, max_norm, budget,
@@ -145,7 +154,9 @@ def _run(loss, key, field, Y0, n, t0, t_end, method, rtol, atol, t_eval, gtol, m
         J = jax_loss(loss)
         at_start = np.asarray(jax.vmap(lambda y: guard(J, jnp, y))(jnp.asarray(Y0)))
         status, message = list(status), list(message)
-        for i in np.flatnonzero(at_start | (hit & own & ~conv & ~out)):
+        # the rule stopped a start: at an output before its last step ended (crossed), or
+        # by the event at a step's end that no converged/diverged event shares
+        for i in np.flatnonzero(at_start | crossed | (hit & own & ~conv & ~out)):
             held = Y0[i] if at_start[i] else final[i]
             status[i], message[i] = Status.FAILED, guard_message(held[:n])
             if at_start[i]:
@@ -160,22 +171,6 @@ def _run(loss, key, field, Y0, n, t0, t_end, method, rtol, atol, t_eval, gtol, m
             t_stop)
 
 
-def gradient_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output, gtol,
-                      max_norm, maximize, max_steps):
-    """The batched gradient flow on diffrax (arguments as :func:`flowsim.gradient_flow`'s,
-    already checked; ``X0`` of shape (m, n))."""
-    sign = 1.0 if maximize else -1.0
-    t_out, xs, values, grads, grad_norms, status, message, extras, t_stop = _run(
-        loss, ("gradient", sign), lambda J, jnp: _gradient_field(J, jnp, sign), X0, loss.n,
-        0.0, t_end, method, rtol, atol, t_eval, gtol, max_norm, max_steps)
-    dense = GridDense(t_out, xs, sign * grads) if dense_output else None
-    label = f"gradient {'ascent' if maximize else 'flow'} (diffrax {SOLVERS[method]}), " \
-            f"m={len(X0)}"
-    return BatchTrajectory(t_out, xs, values, grad_norms, status, message, "gradient_flow",
-                           label, dense=dense, t_stop=t_stop, extras=extras,
-                           variables=loss.variable_names)
-
-
 def field_flow_jax(loss, name, vector_field, options, X0, t_end, method, rtol, atol, t_eval,
                    dense_output, gtol, max_norm, max_steps, label):
     """A registered :class:`~flowsim.rules.VectorField` on diffrax (arguments checked by
@@ -187,9 +182,18 @@ def field_flow_jax(loss, name, vector_field, options, X0, t_end, method, rtol, a
         ops = jax_ops(J, jnp)
         return lambda t, y, args: vector_field.field(y, ops, options)
 
+    guard = why = None
+    if vector_field.guard is not None:   # the field's own rule, on the device
+        def guard(J, jnp, y):
+            return vector_field.guard(y, jax_ops(J, jnp), options)
+
+        def why(x):
+            with loss.uncounted():
+                return vector_field.stop_message(x, numpy_ops(loss), options)
+
     t_out, xs, values, grads, grad_norms, status, message, extras, t_stop = _run(
         loss, key, field, X0, loss.n, 0.0, t_end, method, rtol, atol, t_eval, gtol, max_norm,
-        max_steps)
+        max_steps, guard, why)
     dense = None
     if dense_output:
         with loss.uncounted():
@@ -198,34 +202,6 @@ def field_flow_jax(loss, name, vector_field, options, X0, t_end, method, rtol, a
         dense = GridDense(t_out, xs, np.asarray(velocities).reshape(xs.shape))
     return BatchTrajectory(t_out, xs, values, grad_norms, status, message, name,
                            f"{label} (diffrax {SOLVERS[method]}), m={len(X0)}", dense=dense,
-                           t_stop=t_stop, extras=extras,
-                           variables=loss.variable_names)
-
-
-def newton_flow_jax(loss, X0, t_end, method, rtol, atol, t_eval, dense_output, gtol, max_norm,
-                    max_steps):
-    """x' = -H(x)^{-1} grad L(x) on diffrax; a start ends ``failed`` where H is not positive
-    definite (as :func:`flowsim.newton_flow`)."""
-    def field(J, jnp):
-        return lambda t, y, args: -jnp.linalg.solve(J.hess(y), J.grad(y))
-
-    from ..flows.newton import not_descent, not_descent_message   # the rule, written once
-
-    def not_positive_definite(J, jnp, y):
-        return not_descent(jnp.linalg.eigvalsh(J.hess(y)), jnp)
-
-    def why(x):
-        return not_descent_message(x, np.linalg.eigvalsh(loss.hess(x))[0])
-
-    t_out, xs, values, grads, grad_norms, status, message, extras, t_stop = _run(
-        loss, ("newton",), field, X0, loss.n, 0.0, t_end, method, rtol, atol, t_eval, gtol,
-        max_norm, max_steps, not_positive_definite, why)
-    velocities = -np.linalg.solve(loss.hess(xs.reshape(-1, loss.n)),
-                                  grads.reshape(-1, loss.n)[..., None])[..., 0] \
-        if dense_output else None
-    dense = GridDense(t_out, xs, velocities.reshape(xs.shape)) if dense_output else None
-    return BatchTrajectory(t_out, xs, values, grad_norms, status, message, "newton_flow",
-                           f"Newton flow (diffrax {SOLVERS[method]}), m={len(X0)}", dense=dense,
                            t_stop=t_stop, extras=extras,
                            variables=loss.variable_names)
 
