@@ -7,6 +7,7 @@ import scipy.integrate
 import scipy.linalg
 
 import flowsim as fs
+from flowsim.ensemble.workers import process_pool
 from flowsim import Status, losses, methods
 
 ROSEN = "(1 - x)**2 + 100*(y - x**2)**2"
@@ -94,7 +95,9 @@ def test_the_stiff_engine_is_as_accurate_as_scipy_bdf_at_the_same_tolerance():
 def test_workers_and_chunks_give_the_same_numbers():
     X = np.random.default_rng(4).uniform(-2, 2, (40, 2))
     one = fs.gradient_flow(ROSEN, X, 1.0, method="RK45", rtol=1e-6, atol=1e-9)
-    with concurrent.futures.ProcessPoolExecutor(max_workers=2) as pool:
+    # a user's own executor (flowsim's pool helper: a fork server once JAX is imported, as
+    # an earlier test may have done, where a plain fork could deadlock)
+    with process_pool(2) as pool:
         split = fs.gradient_flow(ROSEN, X, 1.0, method="RK45", rtol=1e-6, atol=1e-9,
                                  executor=pool, chunk_size=7)
         gd = fs.gradient_descent(ROSEN, X, 1e-3, 50, executor=pool, chunk_size=9)
