@@ -1,5 +1,4 @@
 """Ensembles: every flow and scheme on m starts, each start on its own steps, every core."""
-import concurrent.futures
 
 import numpy as np
 import pytest
