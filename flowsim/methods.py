@@ -44,6 +44,7 @@ import numpy as np
 from .flows import gradient_flow, heavy_ball_flow, mirror_flow, nesterov_flow, newton_flow
 from .flows.adam import adam_flow
 from .flows.gradient import GRADIENT_FIELD
+from .flows.momentum import HEAVY_BALL_FIELD, NESTEROV_FIELD
 from .flows.newton import NEWTON_FIELD
 from .flows.sign import sign_flow
 from .schemes import (bregman_proximal_point, gradient_descent, heavy_ball, heun,
@@ -109,7 +110,7 @@ class Method:
         field ``f`` (a function of a symbolic point) of its flow and the symbol h; implicit
         maps are unrolled ``depth`` times (exact to h^depth). Read by
         :func:`flowsim.modified_equation`.
-    rule : UpdateRule, VectorField or None
+    rule : UpdateRule, VectorField, SecondOrderField or None
         The method written once (:mod:`flowsim.rules`): every backend runs it. A method
         with a rule runs batched and on JAX (``accepts`` gains ``batch`` and ``jax``).
     """
@@ -144,11 +145,13 @@ class Method:
                              f"{sorted(FEATURES)}.")
         accepts = frozenset(self.accepts)
         if self.rule is not None:
-            from .rules import UpdateRule, VectorField
-            wanted = UpdateRule if self.kind == "scheme" else VectorField
+            from .rules import SecondOrderField, UpdateRule, VectorField
+            wanted = (UpdateRule,) if self.kind == "scheme" else (VectorField,
+                                                                   SecondOrderField)
             if not isinstance(self.rule, wanted):
-                raise TypeError(f"rule of a {self.kind} must be a flowsim.{wanted.__name__}, "
-                                f"got {type(self.rule).__name__}.")
+                names = " or ".join(f"flowsim.{w.__name__}" for w in wanted)
+                raise TypeError(f"rule of a {self.kind} must be a {names}, got "
+                                f"{type(self.rule).__name__}.")
             accepts |= {"batch", "jax"} | ({"schedule"} if self.kind == "scheme" else set())
         object.__setattr__(self, "accepts", accepts)
 
@@ -195,10 +198,11 @@ def register(method, rule=None, *, label=None, short=None, flow=None, order=None
     method : str or Method
         The new method's machine name (a Python identifier not yet registered), or a
         complete record.
-    rule : UpdateRule or VectorField
-        With a name: the scheme's update rule or the flow's vector field
-        (:mod:`flowsim.rules`). The function that runs it (numpy, batches, workers, JAX) is
-        made from it, and every consumer takes the method from then on: ``compare``,
+    rule : UpdateRule, VectorField or SecondOrderField
+        With a name: the scheme's update rule, the flow's vector field, or a momentum
+        flow's friction and mass (:mod:`flowsim.rules`). The function that runs it (numpy,
+        batches, workers, JAX) is made from it, and every consumer takes the method from
+        then on: ``compare``,
         ``convergence_order``, ``modified_equation`` (with ``one_step``), ``sweep``, the
         pictures and the ``flowsim`` command (``--plugin MODULE``).
     label, short, flow, order, step_time, color, marker, reference, fixed_ode, one_step
@@ -250,7 +254,7 @@ def register(method, rule=None, *, label=None, short=None, flow=None, order=None
 
 def _record_from_rule(name, rule, *, label, short, flow, order, step_time, color, marker,
                       **fields):
-    from .rules import UpdateRule, VectorField
+    from .rules import SecondOrderField, UpdateRule, VectorField
     if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
         raise ValueError(f"method must be a Method record or a name that is a Python "
                          f"identifier (letters, digits, _), got {name!r}.")
@@ -265,9 +269,13 @@ def _record_from_rule(name, rule, *, label, short, flow, order, step_time, color
     elif isinstance(rule, VectorField):
         from .flows.field import FieldFlow
         kind, function = "flow", FieldFlow(name, label or name.replace("_", " "), rule)
+    elif isinstance(rule, SecondOrderField):
+        from .flows.second_order_flow import SecondOrderFlow
+        kind, function = "flow", SecondOrderFlow(name, label or name.replace("_", " "), rule)
     else:
-        raise TypeError("rule must be a flowsim.UpdateRule (a scheme) or a flowsim.VectorField "
-                        f"(a flow), got {type(rule).__name__}.")
+        raise TypeError("rule must be a flowsim.UpdateRule (a scheme), a flowsim.VectorField or "
+                        "a flowsim.SecondOrderField (a flow), got "
+                        f"{type(rule).__name__}.")
     own = sum(1 for m in REGISTRY.values() if m.color in _PALETTE)
     if order is not None:
         from ._validate import positive
@@ -390,9 +398,9 @@ for _record in (
         Method("newton_flow", "Newton flow", "flow", newton_flow, color="dimgray", marker="",
                rule=NEWTON_FIELD),
         Method("heavy_ball_flow", "heavy ball ODE", "flow", heavy_ball_flow,
-               accepts={"batch", "jax"}, color="darkred", marker=""),
-        Method("nesterov_flow", "Nesterov ODE", "flow", nesterov_flow, accepts={"batch", "jax"},
-               color="indigo", marker=""),
+               color="darkred", marker="", rule=HEAVY_BALL_FIELD),
+        Method("nesterov_flow", "Nesterov ODE", "flow", nesterov_flow, color="indigo",
+               marker="", rule=NESTEROV_FIELD),
         Method("mirror_flow", "mirror flow", "flow", mirror_flow, accepts={"batch"},
                color="darkgreen", marker=""),
         Method("adam_flow", "Adam ODE", "flow", adam_flow, accepts={"batch"},

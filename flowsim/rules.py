@@ -12,6 +12,9 @@ shape optax made standard, and every backend reads the same function:
 * :class:`VectorField` -- ``field(x, ops, options) -> dx/dt`` (and, where it has one,
   ``jacobian(x, ops, options)``), from which the scipy single-start run, the batched engines
   and diffrax are derived (:mod:`flowsim.flows.field`).
+* :class:`SecondOrderField` -- a damped second-order flow m(t) x'' + c(t) x' + grad L(x) = 0
+  as its ``coefficients(t, options, xp) -> (c, m)``, run in (x, v) on the same three paths
+  (:mod:`flowsim.flows.momentum`; the heavy ball and Nesterov ODEs are two of them).
 
 ``ops`` (:class:`LossOps`) is the loss as the rule sees it: ``value``, ``grad``, ``hess`` and
 ``solve`` on the backend's arrays, counted where the backend counts.
@@ -36,8 +39,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["UpdateRule", "VectorField", "LossOps", "numpy_ops", "jax_ops", "check_options",
-           "take_rows", "put_rows", "signature_and_doc"]
+__all__ = ["UpdateRule", "VectorField", "SecondOrderField", "LossOps", "numpy_ops", "jax_ops",
+           "check_options", "take_rows", "put_rows", "signature_and_doc"]
 
 
 @dataclass(frozen=True)
@@ -257,6 +260,50 @@ class VectorField:
             return str(self.why(x, ops, options))
         return (f"the flow's guard stopped it at x = {np.round(x, 6).tolist()}: the field is "
                 "not defined there")
+
+
+@dataclass(frozen=True, eq=False)
+class SecondOrderField:
+    r"""A damped second-order flow, m(t) x'' + c(t) x' + grad L(x) = 0, as its coefficients.
+
+    Parameters
+    ----------
+    coefficients : callable
+        ``coefficients(t, options, xp)`` -> ``(c, m)``: the friction c(t) and the mass
+        m(t) > 0 at time t, written over ``xp`` (numpy or ``jax.numpy``): t is a float on
+        one start's path, an array (a,) of the starts' own times in a batch, a traced
+        scalar on JAX; the results broadcast against t.
+    rate : callable, optional
+        ``rate(t, options, xp)`` -> ``(dc/dt, dm/dt)``, for a batch's implicit engine on a
+        time-dependent flow (a central difference in t without it).
+    options : mapping of str to float or None
+        The flow's options and their defaults.
+    constant : bool
+        c and m do not depend on t (the heavy ball): the batch's implicit engine then needs
+        no df/dt.
+
+    Notes
+    -----
+    .. math:: m(t)\,\ddot x + c(t)\,\dot x + \nabla L(x) = 0, \qquad
+              \dot x = v,\quad \dot v = -\bigl(c(t)\, v + \nabla L(x)\bigr) / m(t),
+
+    from x(t0) = x0, v(t0) = v0 (0 by default). The heavy ball ODE is c = gamma, m = 1;
+    Nesterov's ODE is c = r/t (with the limit m(0) = 1 + r, c(0) = 0 at t = 0); Wibisono,
+    Wilson and Jordan's x'' + (p + 1)/t x' + C p^2 t^(p-2) grad L = 0, divided by
+    C p^2 t^(p-2), is m = t^(2-p) / (C p^2), c = (p + 1) t^(1-p) / (C p^2).
+    """
+
+    coefficients: object
+    rate: object = None
+    options: object = field(default_factory=dict)
+    constant: bool = False
+
+    def __post_init__(self):
+        _callable(self.coefficients, "coefficients")
+        _callable(self.rate, "rate", optional=True)
+        if not isinstance(self.constant, (bool, np.bool_)):
+            raise TypeError(f"constant must be True or False, got {self.constant!r}.")
+        object.__setattr__(self, "options", _frozen(self.options))
 
 
 def take_rows(state, sel):

@@ -267,3 +267,72 @@ def test_own_flow_guard_ends_a_start_failed_on_every_path(backend):
             fs.VectorField(march_field, why=march_why)
     finally:
         methods.unregister("march_flow")
+
+
+# --- a momentum ODE of one's own: its friction and mass, written once over xp --------------
+
+def bessel_coefficients(t, options, xp):
+    """x'' + (r/t) x' + x = 0 on L = x^2/2 (c = r/t, m = 1; the limit m(0) = 1 + r)."""
+    moving = t > 0
+    return (xp.where(moving, options["r"] / xp.where(moving, t, 1.0), 0.0),
+            xp.where(moving, 1.0, 1.0 + options["r"]))
+
+
+def wwj_coefficients(t, options, xp):
+    """Wibisono-Wilson-Jordan x'' + (p+1)/t x' + C p^2 t^(p-2) grad L = 0, divided through."""
+    p, C = options["p"], options["C"]
+    safe = xp.where(t > 0, t, 1.0)
+    return (p + 1) * safe ** (1 - p) / (C * p * p), safe ** (2 - p) / (C * p * p)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_own_second_order_flow_matches_bessel_on_every_path(backend):
+    """With r = 1 on L = x^2/2 the flow is Bessel's equation of order 0: x(t) = x0 J0(t)
+    (r = 3: 2 x0 J1(t)/t, Nesterov's ODE); one start, a batch, chunks with per-start v0."""
+    if backend == "jax":
+        pytest.importorskip("diffrax")
+    from scipy.special import j0, j1
+    record = fs.register("bessel_flow", fs.SecondOrderField(bessel_coefficients,
+                                                             options={"r": 1.0}))
+    try:
+        assert record.kind == "flow" and {"batch", "jax"} <= record.accepts
+        flow = record.function
+        X0 = np.array([[1.0], [-2.0], [0.5]])
+        batch = flow("x**2 / 2", X0, 10.0, rtol=1e-10, atol=1e-12, backend=backend)
+        np.testing.assert_allclose(batch.xs[:, :, 0], X0 * j0(batch.ts), atol=1e-7)
+        np.testing.assert_allclose(batch.extras["velocities"][:, :, 0], -X0 * j1(batch.ts),
+                                   atol=1e-7)
+        nesterov = flow("x**2 / 2", X0, 10.0, r=3.0, rtol=1e-10, atol=1e-12,
+                        backend=backend)
+        t = nesterov.ts[1:]
+        np.testing.assert_allclose(nesterov.xs[:, 1:, 0], X0 * 2 * j1(t) / t, atol=1e-7)
+        one = flow("x**2 / 2", [1.0], 10.0, method="RK45", rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(one.xs[:, 0], j0(one.ts), atol=1e-8)
+        assert one.label == "bessel flow (r=1, RK45)"
+        # x(t) = cos t from v0 = 0 and sin t from v0 = 1 on the undamped r = 0
+        V0 = np.array([[0.0], [1.0], [2.0]])
+        split = flow("x**2 / 2", np.zeros((3, 1)) + [[1.0], [0.0], [0.0]], 3.0, r=0.0,
+                     v0=V0, rtol=1e-10, atol=1e-12, workers=1, chunk_size=2)
+        expected = np.stack([np.cos(split.ts), np.sin(split.ts), 2 * np.sin(split.ts)])
+        np.testing.assert_allclose(split.xs[:, :, 0], expected, atol=1e-7)
+        with pytest.raises(ValueError, match="no option 'q'"):
+            flow("x**2 / 2", [1.0], 1.0, q=1.0)
+    finally:
+        methods.unregister("bessel_flow")
+
+
+def test_wibisono_wilson_jordan_p2_is_the_nesterov_ode():
+    """p = 2, C = 1/4 in the Wibisono-Wilson-Jordan family is x'' + 3/t x' + grad L = 0: the
+    registered family from t0 = 1 against the built-in Nesterov ODE from t0 = 1, and the
+    built-in records now carry their coefficients."""
+    record = fs.register("wwj_flow", fs.SecondOrderField(wwj_coefficients,
+                                                          options={"p": 2.0, "C": 0.25}))
+    try:
+        ours = record.function(QUAD, STARTS, 6.0, t0=1.0, rtol=1e-10, atol=1e-12)
+        theirs = fs.nesterov_flow(QUAD, STARTS, 6.0, t0=1.0, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(ours.xs, theirs.xs, atol=1e-7)
+    finally:
+        methods.unregister("wwj_flow")
+    assert isinstance(methods.get("nesterov_flow").rule, fs.SecondOrderField)
+    assert isinstance(methods.get("heavy_ball_flow").rule, fs.SecondOrderField)
+    assert isinstance(methods.get("newton_flow").rule, fs.VectorField)

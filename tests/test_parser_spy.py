@@ -54,6 +54,10 @@ def _spy_field(x, ops, options):
     return -ops.grad(x)
 
 
+def _spy_coefficients(t, options, xp):
+    return options["c"] + 0 * t, 1.0 + 0 * t
+
+
 def _register_once(name, rule, **kwargs):
     """register, then take the record out again (each call starts from the same registry)."""
     record = fs.register(name, rule, **kwargs)
@@ -75,7 +79,10 @@ CALLS = {
     "methods.unregister": (_unregister, ("spy_gone",), {}),
     "UpdateRule": (fs.UpdateRule, (_spy_step,), {"init": None, "options": {"a": 1.0},
                                                  "grads_per_step": 1, "failure": "why"}),
-    "VectorField": (fs.VectorField, (_spy_field,), {"jacobian": None, "options": {"c": 1.0}}),
+    "VectorField": (fs.VectorField, (_spy_field,), {"jacobian": None, "options": {"c": 1.0},
+                                                    "guard": None, "why": None}),
+    "SecondOrderField": (fs.SecondOrderField, (_spy_coefficients,),
+                         {"rate": None, "options": {"c": 1.0}, "constant": True}),
     "Loss.evaluator": (lambda: fs.Loss(Q).evaluator, ("grad",), {"batched": True}),
     "Loss.charge": (lambda: fs.Loss(Q).charge, (), {"value": 1, "grad": 2, "hess": 0}),
     "Loss.uncounted": (lambda: fs.Loss(Q).uncounted, (), {}),

@@ -235,6 +235,21 @@ def _check_picklable(target):
                          "without workers.") from None
 
 
+#: Keywords that may hold one row per start (shape (m, n)): split with the starts.
+PER_START = ("v0",)
+
+
+def _rows_of(kwargs, piece, m):
+    """``kwargs`` for the chunk ``piece`` of m starts: per-start keywords given one row per
+    start (:data:`PER_START`) cut to the chunk's rows."""
+    out = dict(kwargs)
+    for name in PER_START:
+        value = out.get(name)
+        if value is not None and np.ndim(value) == 2 and len(value) == m:
+            out[name] = np.asarray(value)[piece]
+    return out
+
+
 def in_chunks(target, function, loss, x0, args, kwargs, *, workers, executor, chunk_size,
               takes_dense):
     """Run ``function(loss, x0, *args, **kwargs)``, split into chunks of starts over
@@ -274,7 +289,7 @@ def in_chunks(target, function, loss, x0, args, kwargs, *, workers, executor, ch
 
     def deliver(i, result):
         done[i] = result
-    calls = [(i, functools.partial(call, X[p], *args, **kwargs), ())
+    calls = [(i, functools.partial(call, X[p], *args, **_rows_of(kwargs, p, len(X))), ())
              for i, p in enumerate(pieces)]
     given_up = run_calls(calls, deliver, workers=workers, executor=executor)
     ts = next(iter(done.values())).ts if done else np.zeros(1)

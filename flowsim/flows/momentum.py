@@ -1,4 +1,7 @@
-"""Second-order flows: the damped heavy ball and Nesterov's ODE, as systems in (x, v)."""
+"""Second-order flows m(t) x'' + c(t) x' + grad L(x) = 0, as systems in (x, v): each is one
+:class:`~flowsim.rules.SecondOrderField` (its friction and mass, written once over an array
+namespace) that :func:`second_order` runs on every path; the damped heavy ball and Nesterov's
+ODE are two of them."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,39 +16,72 @@ from ..backends import on_jax
 from ._common import (bound_stop, check_flow_arguments, check_start, finish_flow,
                       output_times)
 from ..ensemble.workers import parallel
+from ..rules import SecondOrderField
 
-__all__ = ["heavy_ball_flow", "nesterov_flow"]
+__all__ = ["heavy_ball_flow", "nesterov_flow", "second_order", "HEAVY_BALL_FIELD",
+           "NESTEROV_FIELD"]
 
 
-def _second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output, max_norm,
-                  max_steps, coefficients, name, label, t0=0.0, extras=None,
-                  batch_extras=None, friction_rate=None, backend="numpy",
-                  jax_coefficients=None):
-    """Integrate m(t) x'' + c(t) x' + grad L(x) = 0 as a first-order system in (x, v).
+def _coefficient_functions(rule, options):
+    """``(one, batch, jax, rate)`` of a :class:`~flowsim.rules.SecondOrderField`, all from its
+    one ``coefficients``: floats at a float t, arrays (a,) at times (a,), JAX arrays on the
+    device, and (dc/dt, dm/dt) at times (a,) (the rule's own ``rate``, or central
+    differences in t)."""
+    def one(t):
+        c, m = rule.coefficients(t, options, np)
+        return float(c), float(m)
 
-    ``coefficients(t, batch=False)`` -> (c, m) gives the friction and the mass at time t
-    (arrays for an array of times when ``batch``); ``friction_rate(t)`` their rates of
-    change for a batch's stiff engine. A batch of starts runs on :mod:`flowsim.ensemble`,
-    or with ``backend="jax"`` on diffrax, with ``jax_coefficients = (key, (jnp, t) -> (c, m))``.
-    """
+    def batch(t):
+        c, m = rule.coefficients(t, options, np)
+        shape = np.shape(t)
+        return (np.broadcast_to(np.asarray(c, dtype=float), shape),
+                np.broadcast_to(np.asarray(m, dtype=float), shape))
+
+    def on_jax(jnp, t):
+        return rule.coefficients(t, options, jnp)
+
+    def rate(t):
+        if rule.rate is not None:
+            dc, dm = rule.rate(t, options, np)
+        else:   # central differences, one-sided at t = 0
+            h = 1e-6 * np.maximum(1.0, np.abs(t))
+            lo = np.maximum(t - h, 0.0)
+            (c1, m1), (c0, m0) = batch(t + h), batch(lo)
+            dc, dm = (c1 - c0) / (t + h - lo), (m1 - m0) / (t + h - lo)
+        shape = np.shape(t)
+        return (np.broadcast_to(np.asarray(dc, dtype=float), shape),
+                np.broadcast_to(np.asarray(dm, dtype=float), shape))
+
+    return one, batch, on_jax, rate
+
+
+def second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output, max_norm,
+                 max_steps, rule, options, name, label, t0=0.0, extras=None,
+                 batch_extras=None, backend="numpy"):
+    """Integrate m(t) x'' + c(t) x' + grad L(x) = 0, the flow of ``rule`` (a
+    :class:`~flowsim.rules.SecondOrderField`) with checked ``options``, as a first-order
+    system in (x, v): one start on scipy's steppers (with the analytic Jacobian, sparse for
+    large n), a batch on :mod:`flowsim.ensemble`, or with ``backend="jax"`` on diffrax."""
     n = loss.n
     x0 = start_points(x0, n)
     v0 = np.zeros(n) if v0 is None else start_points(v0, n, name="v0")
     check_start(loss, x0)
     jax = on_jax(backend)
+    coefficients, batch_coefficients, jax_coefficients, rate = \
+        _coefficient_functions(rule, options)
     if x0.ndim == 2 or v0.ndim == 2 or jax:
         X0, V0 = np.broadcast_arrays(np.atleast_2d(x0), np.atleast_2d(v0))
         if X0.shape[0] != np.atleast_2d(x0).shape[0]:
             raise ValueError(f"v0 must have shape ({n},) or the shape of x0, got {v0.shape}.")
         if jax:
             from ..jax_backend.flows import second_order_jax
-            key, coefficients_jax = jax_coefficients
+            key = (name, rule, tuple(sorted(options.items())))
             batch = second_order_jax(loss, np.concatenate([X0, V0], axis=1), t0, t_end,
                                      method, rtol, atol, t_eval, dense_output, max_norm,
-                                     max_steps, coefficients_jax, key, name, label, batch_extras)
+                                     max_steps, jax_coefficients, key, name, label, batch_extras)
             return batch if x0.ndim == 2 or v0.ndim == 2 else batch.trajectory(0)
-        system = second_order_system(loss, lambda t: coefficients(t, batch=True),
-                                     friction_rate)
+        system = second_order_system(loss, batch_coefficients,
+                                     None if rule.constant else rate)
         # LSODA switches between a non-stiff and a stiff method as the problem asks: for a
         # batch that is the explicit engine with each start that turns stiff handed to the
         # Rosenbrock pair. Oscillating momentum flows are rarely stiff, and the Rosenbrock
@@ -71,17 +107,40 @@ def _second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output,
         return second_order_jacobian(loss.hess(y[:n])[None], np.array([c], dtype=float),
                                      np.array([m], dtype=float))[0]
 
-    options = jacobian_for(method, sparse_jac, dense_jac, 2 * n, n, n >= SPARSE_FROM)
+    jac_options = jacobian_for(method, sparse_jac, dense_jac, 2 * n, n, n >= SPARSE_FROM)
     implicit = jacobian_for(AUTO[1], sparse_jac, dense_jac, 2 * n, n, n >= SPARSE_FROM)
     bound = bound_stop(max_norm, n)
     before = loss.counts
     run = integrate(fun, np.concatenate([x0, v0]), t_end, t0=t0, method=method, rtol=rtol,
-                    atol=atol, solver_options=options,
+                    atol=atol, solver_options=jac_options,
                     dense_output=dense_output or t_eval is not None,
                     stop=lambda t, y, s: bound(y), max_steps=max_steps,
                     jacobian=loss.watched(sparse_jac if n >= SPARSE_FROM else dense_jac),
                     switch_options=implicit)
     return finish_flow(loss, run, t_eval, name, label, before, split=n, extras=extras)
+
+
+def _heavy_ball_coefficients(t, options, xp):
+    return options["friction"] + 0 * t, options["mass"] + 0 * t
+
+
+def _nesterov_coefficients(t, options, xp):
+    # at t = 0 the singular r/t x' takes its limit r x''(0) (x'(0) = 0): mass 1 + r there
+    moving = t > 0
+    return (xp.where(moving, options["r"] / xp.where(moving, t, 1.0), 0.0),
+            xp.where(moving, 1.0, 1.0 + options["r"]))
+
+
+def _nesterov_rate(t, options, xp):   # d(r/t)/dt = -r/t^2; the mass is constant for t > 0
+    safe = xp.where(t > 0, t, 1.0)
+    return xp.where(t > 0, -options["r"] / safe ** 2, 0.0), 0.0 * t
+
+
+#: m x'' + gamma x' + grad L(x) = 0, written once for every path.
+HEAVY_BALL_FIELD = SecondOrderField(_heavy_ball_coefficients,
+                                    options={"mass": 1.0, "friction": 1.0}, constant=True)
+#: x'' + (r/t) x' + grad L(x) = 0 (Su, Boyd and Candes), written once for every path.
+NESTEROV_FIELD = SecondOrderField(_nesterov_coefficients, _nesterov_rate, options={"r": 3.0})
 
 
 @parallel
@@ -139,18 +198,12 @@ def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method=
         v = ys[..., n:]
         return {"velocities": v, "energy": mass * np.sum(v ** 2, axis=-1) / 2 + values}
 
-    def coefficients(t, batch=False):
-        return (np.full(np.shape(t), gamma), np.full(np.shape(t), mass)) if batch else \
-            (gamma, mass)
-
     t_eval = output_times(t_eval, t_end, start_points(x0, loss.n), 2 * loss.n)
-    return _second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval,
-                         dense_output, positive(max_norm, "max_norm"), max_steps,
-                         coefficients, "heavy_ball_flow",
-                         f"heavy ball ODE (m={mass:g}, gamma={gamma:g}, {method})",
-                         extras=extras, batch_extras=batch_extras, backend=backend,
-                         jax_coefficients=(("heavy_ball", gamma, mass),
-                                           lambda jnp, t: (gamma, mass)))
+    return second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval,
+                        dense_output, positive(max_norm, "max_norm"), max_steps,
+                        HEAVY_BALL_FIELD, {"mass": mass, "friction": gamma}, "heavy_ball_flow",
+                        f"heavy ball ODE (m={mass:g}, gamma={gamma:g}, {method})",
+                        extras=extras, batch_extras=batch_extras, backend=backend)
 
 
 @parallel
@@ -201,24 +254,11 @@ def nesterov_flow(loss, x0, t_end, *, r=3.0, t0=0.0, method="LSODA", rtol=1e-8, 
     if t0 >= t_end:
         raise ValueError(f"t0 = {t0:g} must be below t_end = {t_end:g}.")
 
-    def coefficients(t, batch=False):
-        if not batch:
-            return (r / t, 1.0) if t > 0 else (0.0, 1.0 + r)
-        positive_t = t > 0
-        safe = np.where(positive_t, t, 1.0)
-        return np.where(positive_t, r / safe, 0.0), np.where(positive_t, 1.0, 1.0 + r)
-
-    def friction_rate(t):  # d(r/t)/dt = -r/t^2; the mass is constant for t > 0
-        safe = np.where(t > 0, t, 1.0)
-        return np.where(t > 0, -r / safe ** 2, 0.0), np.zeros(np.shape(t))
-
     t_eval = output_times(t_eval, t_end, start_points(x0, loss.n), 2 * loss.n)
-    return _second_order(loss, x0, None, t_end, method, rtol, atol, t_eval,
-                         dense_output, positive(max_norm, "max_norm"), max_steps, coefficients,
-                         "nesterov_flow", f"Nesterov ODE (r={r:g}, {method})", t0=t0,
-                         extras=lambda ys: {"velocities": ys[:, loss.n:]},
-                         batch_extras=lambda ys, values: {"velocities": ys[..., loss.n:]},
-                         friction_rate=friction_rate, backend=backend,
-                         jax_coefficients=(("nesterov", r), lambda jnp, t: (
-                             jnp.where(t > 0, r / jnp.where(t > 0, t, 1.0), 0.0),
-                             jnp.where(t > 0, 1.0, 1.0 + r))))
+    return second_order(loss, x0, None, t_end, method, rtol, atol, t_eval,
+                        dense_output, positive(max_norm, "max_norm"), max_steps,
+                        NESTEROV_FIELD, {"r": r}, "nesterov_flow",
+                        f"Nesterov ODE (r={r:g}, {method})", t0=t0,
+                        extras=lambda ys: {"velocities": ys[:, loss.n:]},
+                        batch_extras=lambda ys, values: {"velocities": ys[..., loss.n:]},
+                        backend=backend)
