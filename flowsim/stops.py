@@ -12,6 +12,8 @@ sentence for the same ending, and reads ``max_steps`` the same way:
 """
 from __future__ import annotations
 
+import math
+
 from .results import Status
 
 __all__ = ["converged", "diverged", "nonfinite", "reached_end", "budget_spent", "chatter",
@@ -54,7 +56,12 @@ def converged(gnorm, gtol, k=None):
 
 
 def diverged(norm, max_norm, k=None):
-    """|x| = ``norm`` passed ``max_norm`` (at step ``k``, for a scheme)."""
+    """|x| = ``norm`` passed ``max_norm`` (at step ``k``, for a scheme); a state that is not
+    finite is named as such (overflow, or a field undefined there), not by its norm."""
+    if not math.isfinite(norm):
+        at = f" at step {k}" if k is not None else ""
+        return (f"the state became non-finite{at} (overflow, or the flow is undefined there); "
+                "kept the path before it")
     if k is not None:
         return f"|x| = {norm:.3g} exceeded max_norm = {max_norm:g} at step {k}"
     return f"|x| = {norm:.3g} exceeded max_norm = {max_norm:g}; the path diverges"

@@ -336,3 +336,32 @@ def test_wibisono_wilson_jordan_p2_is_the_nesterov_ode():
     assert isinstance(methods.get("nesterov_flow").rule, fs.SecondOrderField)
     assert isinstance(methods.get("heavy_ball_flow").rule, fs.SecondOrderField)
     assert isinstance(methods.get("newton_flow").rule, fs.VectorField)
+
+
+def shrinking_mass(t, options, xp):
+    """m(t) = 1 - t: the flow is singular at t = 1."""
+    return 1.0 + 0 * t, 1.0 - t
+
+
+def test_own_second_order_flow_outside_its_domain_is_refused_or_ends_with_a_status():
+    """A mass <= 0 at the start is refused in one sentence before any work; a mass that
+    reaches 0 later ends every path with a status at t = 1, without a warning."""
+    import warnings
+    record = fs.register("shrinking_flow", fs.SecondOrderField(shrinking_mass))
+    try:
+        with pytest.raises(ValueError, match="mass > 0 at its start t0 = 2"):
+            record.function("x**2", [1.0], 3.0, t0=2.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            one = record.function("x**2", [1.0], 3.0)
+            # LSODA's batch: DOP853 (whose blended error norm once read NaN as 0 and looped),
+            # RODAS4 once stiff
+            batch = record.function("x**2", [[1.0], [0.5]], 3.0)
+        assert one.status is fs.Status.FAILED and "mass must stay > 0" in one.message
+        assert one.t_final == pytest.approx(1.0, abs=1e-6)
+        assert all(s is fs.Status.FAILED for s in batch.status)
+        assert all("singular" in m for m in batch.message)
+        np.testing.assert_allclose(batch.t_final, 1.0, atol=1e-6)
+        assert np.all(np.isfinite(batch.xs))   # held at the last finite state
+    finally:
+        methods.unregister("shrinking_flow")

@@ -136,9 +136,9 @@ def explicit(fun, Y0, t0, t_end, tableau, rtol, atol, t_out, *, max_steps=100_00
                 low = _combine(tableau.E_low, K, hs)
                 low /= scale
                 low2 = rms(low) ** 2
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    norm = np.where(norm > 0, norm ** 2 / np.sqrt(norm ** 2 + 0.01 * low2),
-                                    0.0)
+                with np.errstate(invalid="ignore", divide="ignore"):   # NaN stays NaN
+                    norm = np.where(norm == 0, 0.0,
+                                    norm ** 2 / np.sqrt(norm ** 2 + 0.01 * low2))
             ok = ens.control(hs, norm, exponent, t + hs, Y_new, F_new)
             endings = stop_rules(ens, ok, hs, t, check, max_steps)
             if spectral is not None:

@@ -103,10 +103,11 @@ class Ensemble:
         """The ensemble at its start, with f at (t0, Y0) and each start's first step."""
         m = Y0.shape[0]
         t_start = np.zeros(m) + t0
-        F0 = fun(t_start, Y0)
-        ens = cls(Y0, F0, t_start, t_out, dense, j0)
-        ens.extra["h"] = initial_steps(fun, t_start, Y0, F0, error_order, rtol, atol,
-                                       np.full(m, t_end))
+        with np.errstate(all="ignore"):   # a start where f is not finite gets a status
+            F0 = fun(t_start, Y0)
+            ens = cls(Y0, F0, t_start, t_out, dense, j0)
+            ens.extra["h"] = initial_steps(fun, t_start, Y0, F0, error_order, rtol, atol,
+                                           np.full(m, t_end))
         return ens
 
     def next_steps(self):
@@ -123,13 +124,18 @@ class Ensemble:
         return None
 
     def control(self, hs, norm, exponent, t_new, Y_new, F_new):
-        """Accept the steps with error ``norm`` <= 1 and set each start's next step size by
+        """Accept the steps with error ``norm`` <= 1 (and a finite f at their end) and set each
+        start's next step size by
         scipy's rule (factor 0.9 norm^exponent in [0.2, 10], at most 1 after a rejection; a
         step cut to an output time does not shrink the next); returns the accepted mask."""
         h = self.extra["h"]
-        ok = norm <= 1.0
+        # a step whose end has a non-finite f (a field undefined there; Y_new itself is held
+        # by the error norm) is rejected too: the start then shrinks its step to the edge
+        # and ends failed at its last finite state instead of carrying NaN on
+        finite = np.isfinite(np.einsum("ij->i", F_new))
+        ok = (norm <= 1.0) & finite
         factor = np.where(norm == 0, 10.0, np.clip(0.9 * norm ** exponent, 0.2, 10.0))
-        factor = np.where(np.isfinite(factor), factor, 0.2)
+        factor = np.where(np.isfinite(factor) & finite, factor, 0.2)   # not finite: shrink
         factor = np.where(ok, factor, np.minimum(factor, 1.0))
         h_next = hs * factor
         clamped = ok & (hs < h) & (factor >= 1.0)

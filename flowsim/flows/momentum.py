@@ -16,6 +16,7 @@ from ..backends import on_jax
 from ._common import (bound_stop, check_flow_arguments, check_start, finish_flow,
                       output_times)
 from ..ensemble.workers import parallel
+from ..results import Status
 from ..rules import SecondOrderField
 
 __all__ = ["heavy_ball_flow", "nesterov_flow", "second_order", "HEAVY_BALL_FIELD",
@@ -31,14 +32,16 @@ def _coefficient_functions(rule, options):
         c, m = rule.coefficients(t, options, np)
         return float(c), float(m)
 
-    def batch(t):
+    def batch(t):   # a mass <= 0 is outside the flow's domain: NaN, so no step lands there
         c, m = rule.coefficients(t, options, np)
         shape = np.shape(t)
+        m = np.asarray(m, dtype=float)
         return (np.broadcast_to(np.asarray(c, dtype=float), shape),
-                np.broadcast_to(np.asarray(m, dtype=float), shape))
+                np.broadcast_to(np.where(m > 0, m, np.nan), shape))
 
     def on_jax(jnp, t):
-        return rule.coefficients(t, options, jnp)
+        c, m = rule.coefficients(t, options, jnp)
+        return c, jnp.where(m > 0, m, jnp.nan)
 
     def rate(t):
         if rule.rate is not None:
@@ -69,6 +72,11 @@ def second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output, 
     jax = on_jax(backend)
     coefficients, batch_coefficients, jax_coefficients, rate = \
         _coefficient_functions(rule, options)
+    c0, m0 = coefficients(t0)
+    if not (np.isfinite(c0) and np.isfinite(m0) and m0 > 0):
+        raise ValueError(f"coefficients: the flow needs a finite friction and a mass > 0 at "
+                         f"its start t0 = {t0:g}, got c = {c0:g}, m = {m0:g}; check the "
+                         "coefficients (or start later with t0=).")
     if x0.ndim == 2 or v0.ndim == 2 or jax:
         X0, V0 = np.broadcast_arrays(np.atleast_2d(x0), np.atleast_2d(v0))
         if X0.shape[0] != np.atleast_2d(x0).shape[0]:
@@ -110,11 +118,19 @@ def second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output, 
     jac_options = jacobian_for(method, sparse_jac, dense_jac, 2 * n, n, n >= SPARSE_FROM)
     implicit = jacobian_for(AUTO[1], sparse_jac, dense_jac, 2 * n, n, n >= SPARSE_FROM)
     bound = bound_stop(max_norm, n)
+
+    def stop(t, y, solver):   # |x| past max_norm, or the mass no longer positive
+        c, m = coefficients(t)
+        if not (np.isfinite(c) and np.isfinite(m) and m > 0):
+            return Status.FAILED, (f"the coefficients left the flow's domain at t = {t:.6g} "
+                                   f"(c = {c:g}, m = {m:g}): the mass must stay > 0")
+        return bound(y)
+
     before = loss.counts
     run = integrate(fun, np.concatenate([x0, v0]), t_end, t0=t0, method=method, rtol=rtol,
                     atol=atol, solver_options=jac_options,
                     dense_output=dense_output or t_eval is not None,
-                    stop=lambda t, y, s: bound(y), max_steps=max_steps,
+                    stop=stop, max_steps=max_steps,
                     jacobian=loss.watched(sparse_jac if n >= SPARSE_FROM else dense_jac),
                     switch_options=implicit)
     return finish_flow(loss, run, t_eval, name, label, before, split=n, extras=extras)
