@@ -1,7 +1,9 @@
 r"""Proximal operators of non-smooth penalties g, for proximal gradient methods.
 
-Each penalty is a frozen dataclass with ``value(x)``, ``prox(v, eta)`` and, where the convex
-conjugate g* has a closed-form prox of its own, ``conjugate_prox(v, s)``:
+Each penalty is a frozen dataclass with ``value(x)``, ``prox(v, eta)`` (its arguments
+checked) and ``prox_xp(v, eta, xp)``, the same map written once over an array namespace
+(numpy, or ``jax.numpy`` inside the JAX backend's compiled steps; no checks), and, where the
+convex conjugate g* has a closed-form prox of its own, ``conjugate_prox(v, s)``:
 
 .. math:: \operatorname{prox}_{\eta g}(v) = \arg\min_y \; g(y) + \frac{1}{2\eta}|y - v|^2 .
 
@@ -73,8 +75,11 @@ class L1:
 
     def prox(self, v, eta):
         """prox_{eta g}(v), same shape as ``v``."""
-        v = _array(v)
-        return np.sign(v) * np.maximum(np.abs(v) - self.lam * _check_eta(eta), 0.0)
+        return self.prox_xp(_array(v), _check_eta(eta), np)
+
+    def prox_xp(self, v, eta, xp):
+        """Soft thresholding over ``xp``, unchecked."""
+        return xp.sign(v) * xp.maximum(xp.abs(v) - self.lam * eta, 0.0)
 
     def conjugate_prox(self, v, s):
         """prox_{s g*}(v): the projection onto [-lam, lam]^n (independent of s)."""
@@ -97,7 +102,11 @@ class L2Squared:
 
     def prox(self, v, eta):
         """prox_{eta g}(v)."""
-        return _array(v) / (1.0 + _check_eta(eta) * self.lam)
+        return self.prox_xp(_array(v), _check_eta(eta), np)
+
+    def prox_xp(self, v, eta, xp):
+        """v / (1 + eta lam), unchecked."""
+        return v / (1.0 + eta * self.lam)
 
     def conjugate_prox(self, v, s):
         """prox_{s g*}(v) with g*(y) = |y|^2 / (2 lam): v lam / (lam + s)."""
@@ -124,8 +133,11 @@ class ElasticNet:
 
     def prox(self, v, eta):
         """prox_{eta g}(v)."""
-        eta = _check_eta(eta)
-        return L1(self.l1).prox(v, eta) / (1.0 + eta * self.l2)
+        return self.prox_xp(_array(v), _check_eta(eta), np)
+
+    def prox_xp(self, v, eta, xp):
+        """Soft threshold by eta l1, then shrink by 1 + eta l2; unchecked."""
+        return L1(self.l1).prox_xp(v, eta, xp) / (1.0 + eta * self.l2)
 
 
 @dataclass(frozen=True)
@@ -163,8 +175,11 @@ class Box:
 
     def prox(self, v, eta):
         """The projection onto the box (independent of eta)."""
-        _check_eta(eta)
-        return np.clip(_array(v), self.lower, self.upper)
+        return self.prox_xp(_array(v), _check_eta(eta), np)
+
+    def prox_xp(self, v, eta, xp):
+        """Clipping to [lower, upper] over ``xp``, unchecked."""
+        return xp.minimum(xp.maximum(v, self.lower), self.upper)
 
 
 @dataclass(frozen=True)
@@ -177,8 +192,11 @@ class NonNegative:
 
     def prox(self, v, eta):
         """max(v, 0)."""
-        _check_eta(eta)
-        return np.maximum(_array(v), 0.0)
+        return self.prox_xp(_array(v), _check_eta(eta), np)
+
+    def prox_xp(self, v, eta, xp):
+        """max(v, 0) over ``xp``, unchecked."""
+        return xp.maximum(v, 0.0)
 
     def conjugate_prox(self, v, s):
         """The projection onto y <= 0: min(v, 0)."""
@@ -239,14 +257,23 @@ class GroupL1:
 
     def prox(self, v, eta):
         """Block soft thresholding."""
-        v = _array(v).copy()
-        t = self.lam * _check_eta(eta)
+        eta = _check_eta(eta)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.prox_xp(_array(v), eta, np)
+
+    def prox_xp(self, v, eta, xp):
+        """Block soft thresholding over ``xp`` (each group scaled by its own factor, no
+        in-place writes), unchecked."""
+        t = self.lam * eta
+        scale = xp.ones_like(v)
         for g in self.groups:
-            norm = self._norms(v, g)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                factor = np.where(norm > 0, np.maximum(1 - t / norm, 0.0), 0.0)
-            v[..., list(g)] *= factor
-        return v
+            norm = xp.sqrt(xp.sum(xp.square(v[..., list(g)]), axis=-1, keepdims=True))
+            safe = xp.where(norm > 0, norm, 1.0)
+            factor = xp.where(norm > 0, xp.maximum(1 - t / safe, 0.0), 0.0)
+            member = np.zeros(v.shape[-1], dtype=bool)
+            member[list(g)] = True
+            scale = xp.where(member, factor, scale)
+        return v * scale
 
     def conjugate_prox(self, v, s):
         """Projection of each group onto the l2 ball of radius lam."""

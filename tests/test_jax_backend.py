@@ -26,10 +26,11 @@ def test_every_scheme_that_accepts_jax_has_a_rule_and_is_covered():
     from flowsim.jax_backend.schemes import UPDATES
     # the registry says what runs on JAX: a record's own update rule, or one of the explicit
     # JAX extensions (schemes whose numpy path is not an update rule), never both
-    ruled = {m.name for m in methods.schemes() if m.rule is not None}
+    # (proximal gradient's rule is made per penalty: flowsim.schemes.proximal_gradient.rule_of)
+    ruled = {m.name for m in methods.schemes() if m.rule is not None} | {"proximal_gradient"}
     assert set(JAX_SCHEMES) | {"sgd"} == ruled | set(UPDATES)
     assert not ruled & set(UPDATES)
-    assert len(JAX_SCHEMES) == 10
+    assert len(JAX_SCHEMES) == 11
 
 
 @pytest.mark.parametrize("name", JAX_SCHEMES)
@@ -37,6 +38,8 @@ def test_scheme_matches_numpy_with_a_schedule_and_gtol(name):
     record = methods.get(name)
     schedule = fs.schedules.step_decay(0.2, (40,), 0.5) if name != "proximal_point" else 0.5
     kwargs = dict(gtol=1e-3, record_every=3)
+    if name == "proximal_gradient":
+        kwargs["prox"] = fs.prox.GroupL1([[0], [1]], 0.05)
     a = record.function(LOSS, STARTS, schedule, 100, **kwargs)
     b = record.function(LOSS, STARTS, schedule, 100, backend="jax", **kwargs)
     # (Nesterov tests gtol only where beta_k = 0, at its first step)
@@ -299,3 +302,31 @@ def test_the_newton_flow_rule_is_one_on_every_path():
         assert run.status is batch.status[i] is on_jax.status[i] is fs.Status.FAILED
         assert run.message == batch.message[i] == on_jax.message[i]
         assert "not positive definite" in run.message
+
+
+class _HalfL1:
+    """A researcher's own penalty, numpy only: 0.5 |x|_1 (no prox_xp)."""
+
+    def value(self, x):
+        return 0.5 * np.abs(x).sum(axis=-1)
+
+    def prox(self, v, eta):
+        return np.sign(v) * np.maximum(np.abs(v) - 0.5 * eta, 0.0)
+
+
+def test_proximal_gradient_on_jax_is_one_rule_per_penalty(monkeypatch):
+    """Forward-backward splitting runs its one update rule on JAX for the penalties written
+    over an array namespace: the lasso's closed form (x - 3)^2/2 + |x| from 0 with eta = 1
+    is 0, 2, 2; a penalty of one's own without prox_xp runs on numpy (refused on JAX, taken
+    by backend='auto')."""
+    one = fs.proximal_gradient("(x - 3)**2 / 2", [[0.0], [5.0]], 1.0, 2, prox=fs.prox.L1(1.0),
+                               backend="jax")
+    np.testing.assert_array_equal(one.xs[:, :, 0], [[0.0, 2.0, 2.0], [5.0, 2.0, 2.0]])
+    own = fs.proximal_gradient(LOSS, STARTS, 0.1, 50, prox=_HalfL1())
+    same = fs.proximal_gradient(LOSS, STARTS, 0.1, 50, prox=fs.prox.L1(0.5))
+    np.testing.assert_allclose(own.xs, same.xs, rtol=0, atol=1e-15)
+    with pytest.raises(fs.backends.Refused, match="prox_xp"):
+        fs.proximal_gradient(LOSS, STARTS, 0.1, 50, prox=_HalfL1(), backend="jax")
+    monkeypatch.setattr(fs.backends, "choose", lambda *args: "jax")
+    auto = fs.proximal_gradient(LOSS, STARTS, 0.1, 50, prox=_HalfL1(), backend="auto")
+    assert auto.label.endswith("[auto: numpy]") and np.array_equal(auto.xs, own.xs)

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import stops
 from ..results import Status
-from ..schemes._driver import Run, converged_message, escape, finish
+from ..schemes._driver import Run, measured, converged_message, escape, finish
 from . import key_seed, require
 from .compiled import jax_loss
 
@@ -309,7 +309,7 @@ def _initial_aux(kind, X0, options, jnp, jax, chains):
 
 
 def run_scheme(loss, name, X0, etas, dts, *, options, gtol, max_norm, spec, single, label,
-               chains=False, extras=None, rule=None, maximize=False):
+               chains=False, extras=None, rule=None, maximize=False, measures=None):
     """Run scheme ``name`` on JAX from the validated arguments of its numpy function.
 
     Parameters
@@ -331,6 +331,8 @@ def run_scheme(loss, name, X0, etas, dts, *, options, gtol, max_norm, spec, sing
     rule : UpdateRule, optional
         The scheme's update rule (its record's); None for the explicit extensions in
         :data:`UPDATES`.
+    measures : callable, optional
+        ``measures(run)`` -> (values, stationarity) where they are not L and |grad L|.
 
     Returns
     -------
@@ -365,7 +367,8 @@ def run_scheme(loss, name, X0, etas, dts, *, options, gtol, max_norm, spec, sing
     times = np.concatenate([[0.0], np.cumsum(dts[:end])])
     result = Run(xs, times[ks], ks, status, message, {}, last, times[last])
     return finish(loss, result, name, f"{label} [jax]", before, single=single, record=spec,
-                  extras=extras(result) if extras is not None else None, maximize=maximize)
+                  extras=extras(result) if extras is not None else None, maximize=maximize,
+                  **measured(result, measures))
 
 
 def _outcome(code, stat, last, steps, gtol, max_norm, failure):

@@ -253,19 +253,21 @@ def finish(loss, run, method, label, before, *, single, extras=None, values=None
 
 
 def run_rule(loss, rule, options, X0, steps, etas, dts, *, gtol, max_norm, spec, single, name,
-             label, backend="numpy", extras=None, maximize=False):
+             label, backend="numpy", extras=None, maximize=False, measures=None):
     """Run an :class:`~flowsim.rules.UpdateRule` from validated arguments, on numpy (this
     loop, on the active rows) or on JAX (the same rule vmapped and scanned).
 
     ``options`` are the rule's checked options; ``dts`` the steps' durations in the flow's
     time; ``backend`` the scheme's argument (checked here); ``extras(run)`` -> the result's
     extras from the kept iterates; ``maximize`` turns the growth test of :func:`finish`
-    around. Returns the Trajectory or BatchTrajectory.
+    around; ``measures(run)`` -> (values, stationarity) of the kept iterates, where they are
+    not L and |grad L| (proximal gradient: f + g and the gradient mapping). Returns the
+    Trajectory or BatchTrajectory.
     """
     if on_jax(backend):
         return jax_run(loss, name, X0, etas, dts, options=options, gtol=gtol,
                        max_norm=max_norm, spec=spec, single=single, label=label, rule=rule,
-                       extras=extras, maximize=maximize)
+                       extras=extras, maximize=maximize, measures=measures)
     ops = numpy_ops(loss, single)
     state = [rule.start(X0, options, np)]
     failure = rule.failure
@@ -287,4 +289,14 @@ def run_rule(loss, rule, options, X0, steps, etas, dts, *, gtol, max_norm, spec,
     before = loss.counts
     run = iterate(loss, X0, steps, step, dts, gtol=gtol, max_norm=max_norm, record=spec)
     return finish(loss, run, name, label, before, single=single, record=spec,
-                  extras=extras(run) if extras is not None else None, maximize=maximize)
+                  extras=extras(run) if extras is not None else None, maximize=maximize,
+                  **measured(run, measures))
+
+
+def measured(run, measures):
+    """:func:`finish`'s ``values`` and ``grad_norms`` from ``measures(run)`` (none: L and
+    |grad L|)."""
+    if measures is None:
+        return {}
+    values, grad_norms = measures(run)
+    return {"values": values, "grad_norms": grad_norms}
