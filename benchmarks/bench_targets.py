@@ -10,7 +10,8 @@ Rows (ratio = flowsim / reference; below 1 flowsim is faster):
 2. batched gradient descent, 1,000 steps, final states, 1e4 / 1e5 (/ 1e6 with ``--large``)
    starts, against a bare ``lax.scan`` (JAX backend: target <= 1.3; numpy: <= 2);
 3. batched Rosenbrock flow (RK45, rtol 1e-6), 1e3 / 1e4 / 1e5 starts, against diffrax Tsit5
-   vmapped (the faster of flowsim's numpy and JAX paths; target <= 1.2);
+   vmapped (the faster of flowsim's numpy and JAX paths, and what ``backend="auto"`` chose
+   by itself; target <= 1.2);
 4. the explicit batch engine on 1e5 starts against one ``solve_ivp`` per start (timed on a
    sample of starts and scaled; target >= 400x);
 5. JAX's first call in a second process (the persistent compilation cache; target <= 1 s);
@@ -52,6 +53,11 @@ def line(work, mine, reference, target, better="below"):
           f"target {sign} {target:g}  {'met' if met else 'NOT met'}")
 
 
+def _choice(run):
+    """The backend ``backend="auto"`` took, from the run's label."""
+    return run.label.rsplit("[auto: ", 1)[-1].rstrip("]")
+
+
 def single_flows(quick):
     from scipy.integrate import solve_ivp
     print("-- 1. one Rosenbrock flow to t = 20, rtol 1e-8 (dense output on both sides)")
@@ -83,6 +89,9 @@ def batched_gd(quick, large, jax, jnp):
         mine, _ = best(lambda: fs.gradient_descent(loss, X, eta, steps, record="final"),
                        repeat=1)
         line(f"{m:,} starts, numpy (bare lax.scan)", mine, ref, 2.0)
+        mine, run = best(lambda: fs.gradient_descent(loss, X, eta, steps, record="final",
+                                                     backend="auto"), repeat=2)
+        line(f"{m:,} starts, backend='auto' ({_choice(run)}) (bare lax.scan)", mine, ref, 1.3)
 
 
 def batched_flows(quick, jax, jnp):
@@ -101,6 +110,10 @@ def batched_flows(quick, jax, jnp):
         faster = "numpy" if numpy_s <= jax_s else "jax"
         line(f"{m:,} starts, the faster path ({faster}) vs diffrax Tsit5", min(numpy_s, jax_s),
              ref, 1.2)
+        auto_s, run = best(lambda: fs.gradient_flow(loss, X, 1.0, method="RK45", rtol=1e-6,
+                                                    atol=1e-9, backend="auto"), repeat=1)
+        line(f"{m:,} starts, backend='auto' ({_choice(run)}) vs diffrax Tsit5", auto_s, ref,
+             1.2)
 
 
 def explicit_engine(quick):

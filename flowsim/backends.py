@@ -129,16 +129,19 @@ def on_jax(backend, **refused):
 
 
 #: The cost model of :func:`choose`, measured on the 2-D Rosenbrock loss on a 2-core CPU
-#: (``python benchmarks/bench_targets.py``; gradient descent, record="final"): numpy pays
-#: about 40 us of Python per step plus 3 ns per start, variable and step; JAX's compiled scan
-#: about 1 ns per start, variable and step, after a start-up of about 1 s in a process that
-#: has not imported JAX yet (import, trace, compile or read the persistent cache) and 0.4 s in
-#: one that has.
+#: (``python benchmarks/bench_targets.py``). Schemes (gradient descent, record="final"): numpy
+#: pays about 40 us of Python per step plus 3 ns per start, variable and step; JAX's compiled
+#: scan about 1 ns per start, variable and step, after a start-up of about 1 s in a process
+#: that has not imported JAX yet (import, trace, compile or read the persistent cache), 0.4 s
+#: in one that has, and 0.05 s where this loss already ran a JAX program here (``warm``).
 NUMPY_STEP_S, NUMPY_ENTRY_S, JAX_ENTRY_S = 4e-5, 3e-9, 1e-9
-JAX_STARTUP_S, JAX_STARTUP_IMPORTED_S = 1.0, 0.4
-#: Starts from which a batched flow is worth running with diffrax on an accelerator. On a CPU
-#: the numpy engines are the faster path at every size measured (1e4 and 1e5 starts: 0.5x
-#: diffrax's time; 1e3: JAX is faster warm but its 4 s first compile outweighs it).
+JAX_STARTUP_S, JAX_STARTUP_IMPORTED_S, JAX_STARTUP_WARM_S = 1.0, 0.4, 0.05
+#: Flows (RK45 at rtol 1e-6 to t = 1): numpy's engines about 0.2 s of Python plus 80 us a
+#: start, diffrax on the CPU about 150 us a start after its compile (about 4 s: on a CPU only
+#: a ``warm`` loss makes JAX worth it, below about 3,000 starts).
+FLOW_NUMPY_S, FLOW_NUMPY_START_S, FLOW_JAX_START_S = 0.2, 8e-5, 1.5e-4
+#: Starts from which a batched flow runs with diffrax on an accelerator (not measured here:
+#: no GPU was at hand; JAX's per-start cost there is far below numpy's).
 ACCELERATOR_FLOW_STARTS = 10_000
 
 
@@ -151,7 +154,7 @@ def _accelerator():
         return False
 
 
-def choose(kind, starts, steps=None, n=1):
+def choose(kind, starts, steps=None, n=1, warm=False):
     """The backend ``backend="auto"`` runs a call on: ``"numpy"`` or ``"jax"``.
 
     Parameters
@@ -163,6 +166,9 @@ def choose(kind, starts, steps=None, n=1):
         A scheme's number of steps.
     n : int
         Number of variables.
+    warm : bool
+        This loss already ran a JAX program in this process (JAX imported, its kernels
+        traced): little start-up left.
 
     Returns
     -------
@@ -171,7 +177,9 @@ def choose(kind, starts, steps=None, n=1):
         path finishes first, start-up included: a scheme when numpy's estimated time
         ``steps * (NUMPY_STEP_S + m n NUMPY_ENTRY_S)`` exceeds JAX's ``m n steps JAX_ENTRY_S``
         by more than JAX's start-up; a flow on an accelerator from ACCELERATOR_FLOW_STARTS
-        starts. ``"numpy"`` otherwise, and always for one start.
+        starts (or for a ``warm`` loss), on a CPU for a ``warm`` loss where ``m FLOW_JAX_START_S`` is below
+        ``FLOW_NUMPY_S + m FLOW_NUMPY_START_S``. ``"numpy"`` otherwise, and always for one
+        start.
 
     Examples
     --------
@@ -181,11 +189,15 @@ def choose(kind, starts, steps=None, n=1):
     if starts < 2 or not installed():
         return "numpy"
     if kind == "flow":
-        return "jax" if starts >= ACCELERATOR_FLOW_STARTS and _accelerator() else "numpy"
+        if (starts >= ACCELERATOR_FLOW_STARTS or warm) and _accelerator():
+            return "jax"
+        faster = starts * FLOW_JAX_START_S < FLOW_NUMPY_S + starts * FLOW_NUMPY_START_S
+        return "jax" if warm and faster else "numpy"
     steps = steps if isinstance(steps, numbers.Integral) and steps > 0 else 1
     numpy_s = steps * (NUMPY_STEP_S + starts * n * NUMPY_ENTRY_S)
     jax_s = starts * n * steps * JAX_ENTRY_S
-    startup = JAX_STARTUP_IMPORTED_S if "jax" in sys.modules else JAX_STARTUP_S
+    startup = JAX_STARTUP_WARM_S if warm else \
+        JAX_STARTUP_IMPORTED_S if "jax" in sys.modules else JAX_STARTUP_S
     return "jax" if numpy_s - jax_s > startup else "numpy"
 
 

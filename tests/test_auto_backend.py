@@ -26,6 +26,11 @@ def test_choose_follows_the_cost_model(monkeypatch):
     assert backends.choose("scheme", m, steps, n) == "jax"
     monkeypatch.setattr(backends, "_accelerator", lambda: False)
     assert backends.choose("flow", 10 ** 6, None, 2) == "numpy"          # CPU: numpy engines
+    # a loss that already ran on JAX here: its small batches of flows go to JAX on a CPU
+    assert backends.choose("flow", 1000, None, 2, warm=True) == "jax"
+    assert backends.choose("flow", 10_000, None, 2, warm=True) == "numpy"
+    assert backends.choose("scheme", 1000, 5000, 2, warm=True) == "jax"       # 0.23 s vs 0.06 s
+    assert backends.choose("scheme", 1000, 5000, 2, warm=False) == "numpy"    # + 0.4 s start-up
     monkeypatch.setattr(backends, "_accelerator", lambda: True)
     assert backends.choose("flow", backends.ACCELERATOR_FLOW_STARTS, None, 2) == "jax"
     assert backends.choose("flow", 100, None, 2) == "numpy"
@@ -71,3 +76,15 @@ def test_a_call_the_jax_path_refuses_runs_on_numpy(monkeypatch):
 def test_an_unknown_backend_is_refused_by_name():
     with pytest.raises(ValueError, match="'numpy', 'jax' or 'auto'"):
         fs.gradient_descent(ROSEN, STARTS, 1e-3, 5, backend="gpu")
+
+
+def test_a_loss_that_ran_on_jax_is_warm(monkeypatch):
+    """The warm signal is the loss's own: after one JAX program on it, a small batch of
+    flows goes to JAX on a CPU; a fresh loss of the same formula stays on numpy."""
+    monkeypatch.setattr(backends, "_accelerator", lambda: False)
+    warm, cold = fs.Loss("x**2 + 3*y**2"), fs.Loss("x**2 + 3*y**2")
+    fs.gradient_flow(warm, STARTS, 0.5, method="RK45", backend="jax")
+    a = fs.gradient_flow(warm, STARTS, 0.5, method="RK45", backend="auto")
+    b = fs.gradient_flow(cold, STARTS, 0.5, method="RK45", backend="auto")
+    assert a.label.endswith("[auto: jax]") and b.label.endswith("[auto: numpy]")
+    np.testing.assert_allclose(a.xs, b.xs, atol=1e-6)   # both within the flow's tolerance

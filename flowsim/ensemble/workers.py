@@ -305,8 +305,11 @@ def _auto(target, function, loss, x0, args, kwargs, takes_dense, split):
     except (TypeError, ValueError):   # the function itself says what is wrong with x0
         X = np.zeros(1)
     steps = args[1] if not takes_dense and len(args) > 1 else None
+    from ..loss import Loss
+    # warm: this loss object already ran a JAX program in this process
+    warm = isinstance(loss, Loss) and bool(loss.memo("jax_runs", dict))
     choice = choose("flow" if takes_dense else "scheme", len(X) if X.ndim == 2 else 1,
-                    steps, X.shape[-1] if X.ndim else 1)
+                    steps, X.shape[-1] if X.ndim else 1, warm)
     try:
         result = in_chunks(target, function, loss, x0, args, dict(kwargs, backend=choice),
                            **split)
