@@ -177,9 +177,9 @@ def choose(kind, starts, steps=None, n=1, warm=False):
         path finishes first, start-up included: a scheme when numpy's estimated time
         ``steps * (NUMPY_STEP_S + m n NUMPY_ENTRY_S)`` exceeds JAX's ``m n steps JAX_ENTRY_S``
         by more than JAX's start-up; a flow on an accelerator from ACCELERATOR_FLOW_STARTS
-        starts (or for a ``warm`` loss), on a CPU for a ``warm`` loss where ``m FLOW_JAX_START_S`` is below
-        ``FLOW_NUMPY_S + m FLOW_NUMPY_START_S``. ``"numpy"`` otherwise, and always for one
-        start.
+        starts (or for a ``warm`` loss), on a CPU for a ``warm`` loss where
+        ``m FLOW_JAX_START_S`` is below ``FLOW_NUMPY_S + m FLOW_NUMPY_START_S``.
+        ``"numpy"`` otherwise, and always for one start.
 
     Examples
     --------

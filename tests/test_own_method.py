@@ -365,3 +365,31 @@ def test_own_second_order_flow_outside_its_domain_is_refused_or_ends_with_a_stat
         assert np.all(np.isfinite(batch.xs))   # held at the last finite state
     finally:
         methods.unregister("shrinking_flow")
+
+
+def wrong_guard(x, ops, options):
+    return np.zeros(7, dtype=bool)
+
+
+def wrong_coefficients(t, options, xp):
+    return np.ones(5), 1.0
+
+
+def test_a_wrong_guard_or_coefficients_are_named_in_one_sentence():
+    record = fs.register("wrong_guard_flow", fs.VectorField(scaled_field, options={"c": 1.0},
+                                                            guard=wrong_guard))
+    try:
+        for x0 in (STARTS, STARTS[0]):
+            with pytest.raises(ValueError, match="guard must return one bool per state"):
+                record.function(QUAD, x0, 1.0)
+    finally:
+        methods.unregister("wrong_guard_flow")
+    record = fs.register("wrong_momentum", fs.SecondOrderField(wrong_coefficients))
+    try:
+        for x0 in (STARTS, STARTS[0]):
+            with pytest.raises(ValueError, match=r"coefficients must return two numbers"):
+                record.function(QUAD, x0, 1.0)
+    finally:
+        methods.unregister("wrong_momentum")
+    with pytest.raises(ValueError, match=r"v0 must have shape \(2,\) or the shape of x0"):
+        fs.heavy_ball_flow(QUAD, STARTS, 1.0, v0=np.ones((3, 2)))

@@ -25,7 +25,7 @@ from ._common import bound_stop, converged, finish_flow, flow_arguments
 from ._solver import Integration, integrate
 from ..results import Status
 
-__all__ = ["FieldFlow", "finite_difference_jacobian"]
+__all__ = ["FieldFlow", "finite_difference_jacobian", "guard_mask"]
 
 _COMMON = [("method", "RK45"), ("rtol", 1e-8), ("atol", 1e-10), ("t_eval", None),
            ("dense_output", True), ("gtol", None), ("max_norm", 1e8),
@@ -44,6 +44,16 @@ def finite_difference_jacobian(fun, X, F=None):
         Xh[:, j] += h
         J[:, :, j] = (fun(Xh) - F) / h[:, None]
     return J
+
+
+def guard_mask(out, a):
+    """A guard's answer for ``a`` states as a bool mask (a,), or a ValueError that says what
+    a guard returns."""
+    mask = np.asarray(out)
+    if mask.dtype != bool or mask.shape not in ((a,), ()):
+        raise ValueError(f"guard must return one bool per state (shape ({a},) for x of shape "
+                         f"({a}, n)), got {mask.dtype} of shape {mask.shape}.")
+    return np.broadcast_to(mask, (a,))
 
 
 class FieldFlow:
@@ -136,7 +146,7 @@ class FieldFlow:
         guard = self.field.guard
 
         def own_rule(y):   # the flow's guard: (failed, why) where it stops the flow
-            if guard is not None and np.any(guard(y[None], ops, options)):
+            if guard is not None and guard_mask(guard(y[None], ops, options), 1)[0]:
                 return Status.FAILED, self.field.stop_message(y, ops, options)
             return None
 
@@ -167,7 +177,7 @@ class FieldFlow:
         ops = numpy_ops(loss, single=False)
 
         def check(Y):
-            bad = np.broadcast_to(np.asarray(guard(Y, ops, options), dtype=bool), (len(Y),))
+            bad = guard_mask(guard(Y, ops, options), len(Y))
             status = np.where(bad, Status.FAILED, None)
             message = np.full(len(Y), None, dtype=object)
             for i in np.flatnonzero(bad):

@@ -29,8 +29,13 @@ def _coefficient_functions(rule, options):
     device, and (dc/dt, dm/dt) at times (a,) (the rule's own ``rate``, or central
     differences in t)."""
     def one(t):
-        c, m = rule.coefficients(t, options, np)
-        return float(c), float(m)
+        out = rule.coefficients(t, options, np)
+        try:
+            c, m = out
+            return float(c), float(m)
+        except (TypeError, ValueError):
+            raise ValueError(f"coefficients must return two numbers (c, m) at a float t, "
+                             f"friction and mass, got {out!r} at t = {t:g}.") from None
 
     def batch(t):   # a mass <= 0 is outside the flow's domain: NaN, so no step lands there
         c, m = rule.coefficients(t, options, np)
@@ -78,9 +83,9 @@ def second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output, 
                          f"its start t0 = {t0:g}, got c = {c0:g}, m = {m0:g}; check the "
                          "coefficients (or start later with t0=).")
     if x0.ndim == 2 or v0.ndim == 2 or jax:
-        X0, V0 = np.broadcast_arrays(np.atleast_2d(x0), np.atleast_2d(v0))
-        if X0.shape[0] != np.atleast_2d(x0).shape[0]:
+        if v0.ndim == 2 and v0.shape != np.atleast_2d(x0).shape:
             raise ValueError(f"v0 must have shape ({n},) or the shape of x0, got {v0.shape}.")
+        X0, V0 = np.broadcast_arrays(np.atleast_2d(x0), np.atleast_2d(v0))
         if jax:
             from ..jax_backend.flows import second_order_jax
             key = (name, rule, tuple(sorted(options.items())))
