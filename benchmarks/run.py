@@ -39,7 +39,9 @@ PEERS = (("compile", "bench_compile.py", ["--max-n", "100"], []),
          # JAX's compile times (seconds per program) would double the quick run
          ("jax", "bench_jax.py", None, ["--starts", "1000", "100000"]),
          # every row of the speed targets with its target (full run only, like jax)
-         ("targets", "bench_targets.py", None, []))
+         ("targets", "bench_targets.py", None, []),
+         # where the JAX backend's batched GD spends its time against bare scans
+         ("gd anatomy", "bench_gd_anatomy.py", None, []))
 
 
 def machine():
