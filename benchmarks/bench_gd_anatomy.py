@@ -45,10 +45,11 @@ def main(starts, steps):
             x, flag = carry
             xn = x - e * grad(x)
             return (xn, flag | jnp.any(~(jnp.abs(xn) <= 1e8), axis=-1)), None
-        return jax.lax.scan(body, (X0, jnp.zeros(X0.shape[0], bool)), etas)[0][0]
+        # the flags are returned (and waited for): otherwise XLA drops their computation
+        return jax.lax.scan(body, (X0, jnp.zeros(X0.shape[0], bool)), etas)[0]
 
     def ready(out):
-        return np.asarray(out.block_until_ready())
+        return jax.tree_util.tree_map(np.asarray, jax.block_until_ready(out))
 
     rows = [("hand-written scan (the reference)", hand_gd(jax, jnp, X, 1e-4, steps)),
             ("scan of the compiled gradient", lambda: ready(vmapped(jnp.asarray(X)))),
