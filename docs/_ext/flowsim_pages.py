@@ -7,7 +7,7 @@ from pathlib import Path
 #: The public modules, in the order the reference lists them.
 API_MODULES = ["flowsim", "flowsim.diagnostics", "flowsim.study", "flowsim.study.recipes",
                "flowsim.plot", "flowsim.losses", "flowsim.prox", "flowsim.schedules",
-               "flowsim.methods", "flowsim.rules"]
+               "flowsim.methods", "flowsim.rules", "flowsim.backends"]
 
 
 def api_entries():
