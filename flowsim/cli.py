@@ -271,8 +271,13 @@ _MODULE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
 def _load_plugins(names):
-    """Import each ``--plugin`` module (a dotted Python name, checked as one first)."""
+    """Import each ``--plugin`` module (a dotted Python name, checked as one first), from
+    the installed packages, PYTHONPATH or the current folder (searched last, as the place a
+    researcher keeps ``my_methods.py``; the installed command, unlike ``python -m``, does
+    not search it by itself)."""
     import importlib
+    if names and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     for name in names:
         if not _MODULE_NAME.fullmatch(name):
             raise UsageError(f"--plugin must name a Python module (dotted identifiers such "
@@ -280,8 +285,9 @@ def _load_plugins(names):
         try:
             importlib.import_module(name)
         except ImportError as err:
-            raise UsageError(f"--plugin {name}: the module cannot be imported ({err}); put "
-                             "its folder on PYTHONPATH or install it.") from None
+            raise UsageError(f"--plugin {name}: the module cannot be imported ({err}); run "
+                             "flowsim from its folder, put that folder on PYTHONPATH, or "
+                             "install it.") from None
 
 
 def main(argv=None):

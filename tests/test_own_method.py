@@ -3,6 +3,7 @@ and registered with flowsim.register, through every consumer: batches, workers, 
 compare, convergence_order, modified_equation, sweep, the pictures and the command, each
 against a closed form."""
 import inspect
+import sys
 
 import numpy as np
 import pytest
@@ -206,7 +207,9 @@ def test_own_method_on_the_command_line(tmp_path, capsys, monkeypatch):
         "if 'cli_eg' not in fs.methods.REGISTRY:\n"
         "    fs.register('cli_eg', fs.UpdateRule(step, grads_per_step=2),"
         " flow='gradient_flow', order=1)\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    # found in the current folder, as a researcher runs the command next to the file
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
     try:
         assert cli.main(["--plugin", "my_methods_plugin", "compare", QUAD, "--x0", "1,0.5",
                          "--eta", "0.05", "--steps", "20", "--schemes", "cli_eg"]) == 0
