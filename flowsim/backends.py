@@ -154,7 +154,7 @@ def _accelerator():
         return False
 
 
-def choose(kind, starts, steps=None, n=1, warm=False):
+def choose(kind, starts, steps=None, n=1, warm=False, processes=1):
     """The backend ``backend="auto"`` runs a call on: ``"numpy"`` or ``"jax"``.
 
     Parameters
@@ -169,6 +169,9 @@ def choose(kind, starts, steps=None, n=1, warm=False):
     warm : bool
         This loss already ran a JAX program in this process (JAX imported, its kernels
         traced): little start-up left.
+    processes : int
+        Worker processes the batch is split over (``workers=``, an executor's): numpy's
+        time divides by them, and each pays JAX's start-up of a fresh process.
 
     Returns
     -------
@@ -188,15 +191,16 @@ def choose(kind, starts, steps=None, n=1, warm=False):
     """
     if starts < 2 or not installed():
         return "numpy"
+    warm = warm and processes == 1   # a worker process starts cold
     if kind == "flow":
         if (starts >= ACCELERATOR_FLOW_STARTS or warm) and _accelerator():
             return "jax"
         faster = starts * FLOW_JAX_START_S < FLOW_NUMPY_S + starts * FLOW_NUMPY_START_S
         return "jax" if warm and faster else "numpy"
     steps = steps if isinstance(steps, numbers.Integral) and steps > 0 else 1
-    numpy_s = steps * (NUMPY_STEP_S + starts * n * NUMPY_ENTRY_S)
+    numpy_s = steps * (NUMPY_STEP_S + starts * n * NUMPY_ENTRY_S) / max(1, processes)
     jax_s = starts * n * steps * JAX_ENTRY_S
-    startup = JAX_STARTUP_WARM_S if warm else \
+    startup = JAX_STARTUP_WARM_S if warm else JAX_STARTUP_S if processes > 1 else \
         JAX_STARTUP_IMPORTED_S if "jax" in sys.modules else JAX_STARTUP_S
     return "jax" if numpy_s - jax_s > startup else "numpy"
 

@@ -34,6 +34,10 @@ def test_choose_follows_the_cost_model(monkeypatch):
     monkeypatch.setattr(backends, "_accelerator", lambda: True)
     assert backends.choose("flow", backends.ACCELERATOR_FLOW_STARTS, None, 2) == "jax"
     assert backends.choose("flow", 100, None, 2) == "numpy"
+    # split over worker processes: numpy's time divides, each worker starts JAX cold
+    assert backends.choose("scheme", 100_000, 10_000, 2, processes=1) == "jax"
+    assert backends.choose("scheme", 100_000, 10_000, 2, processes=4) == "numpy"
+    assert backends.choose("flow", 1000, None, 2, warm=True, processes=2) == "numpy"
     monkeypatch.setattr(backends, "installed", lambda: False)
     assert backends.choose("scheme", 100_000, 10_000, 2) == "numpy"      # no JAX: numpy
 
