@@ -79,6 +79,7 @@ class Potential:
         names = [v.name for v in loss.variables]
         self.psi = Loss(formula, names)
         self.n = loss.n
+        self._inverse_exprs = self._jax = None
         self._inverse = self._closed_form_inverse()
 
     def _closed_form_inverse(self):
@@ -98,9 +99,33 @@ class Potential:
                 return None
             parts.append(real[0])
         try:
-            return lambdify_audited(ys, parts, "numpy")
+            inverse = lambdify_audited(ys, parts, "numpy")
         except ValueError:
             return None   # a branch the audit does not pass: Newton instead
+        self._inverse_exprs = (ys, parts)
+        return inverse
+
+    def mirror_update(self, X, G, eta, xp=np):
+        """The mirror step: x' with grad psi(x') = grad psi(X) - eta G. On numpy X, G are
+        rows (m, n) (Newton where the inverse has no closed form; rows it cannot solve are
+        nan); on JAX one point (n,), for a closed-form inverse only (the same formulas,
+        printed to JAX and audited)."""
+        if xp is np:
+            return self.inverse(self.grad(X) - eta * G, X)
+        grad_psi, inverse = self._jax_maps()
+        Y = grad_psi(*[X[i] for i in range(self.n)])
+        Y = [y - eta * G[i] for i, y in enumerate(Y)]
+        return xp.stack([xp.asarray(c, dtype=xp.float64) + 0 * Y[i]
+                         for i, c in enumerate(inverse(*Y))])
+
+    def _jax_maps(self):
+        """grad psi and its closed-form inverse as JAX functions of the coordinates."""
+        if self._jax is None:
+            ys, parts = self._inverse_exprs
+            self._jax = (lambdify_audited(list(self.psi.variables),
+                                          list(self.psi.gradient_expr), "jax"),
+                         lambdify_audited(ys, parts, "jax"))
+        return self._jax
 
     @property
     def closed_form(self):
@@ -296,6 +321,13 @@ class SimplexEntropy:
         with np.errstate(invalid="ignore", over="ignore"):
             Z = np.exp(Y - np.max(Y, axis=-1, keepdims=True))
             return Z / Z.sum(axis=-1, keepdims=True)
+
+    def mirror_update(self, X, G, eta, xp=np):
+        """Exponentiated gradient X e^{-eta G} / sum, in log space, over ``xp`` (rows on
+        numpy, one point on JAX)."""
+        Y = xp.log(X) - eta * G
+        Z = xp.exp(Y - xp.max(Y, axis=-1, keepdims=True))
+        return Z / xp.sum(Z, axis=-1, keepdims=True)
 
     def local_rates(self, x, H):
         """Eigenvalues of (diag x - x x^T) H on the simplex's tangent space (n - 1 of

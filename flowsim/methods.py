@@ -434,7 +434,7 @@ for _record in (
                marker="x"),
         Method("mirror_descent", "mirror descent", "scheme", mirror_descent, short="md",
                order=1, flow="mirror_flow", reference=_mirror_of,
-               accepts={"batch", "schedule"}, color="olivedrab", marker="h"),
+               accepts={"batch", "schedule", "jax"}, color="olivedrab", marker="h"),
         Method("natural_gradient", "natural gradient", "scheme", natural_gradient,
                short="ngd", order=1, flow="mirror_flow", reference=_mirror_of,
                accepts={"batch", "schedule"}, color="teal", marker="p"),

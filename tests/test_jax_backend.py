@@ -26,11 +26,13 @@ def test_every_scheme_that_accepts_jax_has_a_rule_and_is_covered():
     from flowsim.jax_backend.schemes import UPDATES
     # the registry says what runs on JAX: a record's own update rule, or one of the explicit
     # JAX extensions (schemes whose numpy path is not an update rule), never both
-    # (proximal gradient's rule is made per penalty: flowsim.schemes.proximal_gradient.rule_of)
-    ruled = {m.name for m in methods.schemes() if m.rule is not None} | {"proximal_gradient"}
+    # (proximal gradient's rule is made per penalty, mirror descent's per geometry: their
+    # modules' rule_of)
+    ruled = {m.name for m in methods.schemes() if m.rule is not None} | \
+        {"proximal_gradient", "mirror_descent"}
     assert set(JAX_SCHEMES) | {"sgd"} == ruled | set(UPDATES)
     assert not ruled & set(UPDATES)
-    assert len(JAX_SCHEMES) == 11
+    assert len(JAX_SCHEMES) == 12
 
 
 @pytest.mark.parametrize("name", JAX_SCHEMES)
@@ -330,3 +332,34 @@ def test_proximal_gradient_on_jax_is_one_rule_per_penalty(monkeypatch):
     monkeypatch.setattr(fs.backends, "choose", lambda *args: "jax")
     auto = fs.proximal_gradient(LOSS, STARTS, 0.1, 50, prox=_HalfL1(), backend="auto")
     assert auto.label.endswith("[auto: numpy]") and np.array_equal(auto.xs, own.xs)
+
+
+def test_mirror_descent_on_jax_is_its_one_rule_per_geometry(monkeypatch):
+    """Mirror descent runs its rule on JAX for the simplex and closed-form potentials: the
+    unnormalized exponentiated gradient's closed form x0 exp(-eta k c) on a linear loss, the
+    simplex's x0 exp(-eta k c) / Z, numpy's iterates to 1e-15; a potential whose inverse
+    mirror map needs Newton's method runs on numpy (refused on JAX, taken by 'auto')."""
+    X0 = np.array([[1.0, 2.0], [0.5, 0.25]])
+    run = fs.mirror_descent("2*x + 3*y", X0, 0.1, 10, potential="x*log(x) + y*log(y)",
+                            backend="jax")
+    np.testing.assert_allclose(run.xs[:, -1], X0 * np.exp(-1.0 * np.array([2.0, 3.0])),
+                               rtol=1e-13)
+    c, P = np.array([1.0, -0.5, 2.0]), np.array([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]])
+    simplex = fs.mirror_descent("x - y/2 + 2*z", P, 0.1, 30, potential="simplex",
+                                backend="jax")
+    expected = P * np.exp(-3.0 * c)
+    np.testing.assert_allclose(simplex.xs[:, -1], expected / expected.sum(1, keepdims=True),
+                               rtol=1e-13)
+    for potential in ("x*log(x) + y*log(y)", None, "simplex"):
+        loss = "x - y/2" if potential == "simplex" else LOSS
+        X = np.array([[0.3, 0.7], [0.6, 0.4]]) if potential == "simplex" else \
+            np.abs(STARTS) + 0.1
+        _same(fs.mirror_descent(loss, X, 0.05, 60, potential=potential, gtol=1e-3),
+              fs.mirror_descent(loss, X, 0.05, 60, potential=potential, gtol=1e-3,
+                                backend="jax"))
+    newton = "x**2/2 + exp(x) + y**2/2"   # grad psi = x + e^x: no closed-form inverse
+    with pytest.raises(fs.backends.Refused, match="closed form"):
+        fs.mirror_descent(LOSS, STARTS, 0.05, 5, potential=newton, backend="jax")
+    monkeypatch.setattr(fs.backends, "choose", lambda *args: "jax")
+    auto = fs.mirror_descent(LOSS, STARTS, 0.05, 5, potential=newton, backend="auto")
+    assert auto.label.endswith("[auto: numpy]")

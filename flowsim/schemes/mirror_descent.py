@@ -2,13 +2,17 @@ r"""Mirror descent, Bregman proximal point and natural-gradient descent: gradien
 another geometry."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
+from ..backends import on_jax, refuse
 from ..geometry import Metric, potential_of
-from ._driver import as_record, common_arguments, finish, iterate, schedule_steps
+from ..rules import UpdateRule
+from ._driver import as_record, common_arguments, finish, iterate, run_rule, schedule_steps
 from ..ensemble.workers import parallel
 
-__all__ = ["mirror_descent", "natural_gradient", "bregman_proximal_point"]
+__all__ = ["mirror_descent", "natural_gradient", "bregman_proximal_point", "rule_of"]
 
 
 def _setup(loss, x0, eta, steps, gtol, max_norm, record, record_every, potential):
@@ -23,7 +27,7 @@ def _setup(loss, x0, eta, steps, gtol, max_norm, record, record_every, potential
 
 @parallel
 def mirror_descent(loss, x0, eta, steps, *, potential=None, gtol=None, max_norm=1e8, record="all",
-                   record_every=1):
+                   record_every=1, backend="numpy"):
     r"""Mirror descent :math:`\nabla\psi(x_{k+1}) = \nabla\psi(x_k) - \eta_k \nabla L(x_k)`.
 
     Parameters
@@ -40,8 +44,10 @@ def mirror_descent(loss, x0, eta, steps, *, potential=None, gtol=None, max_norm=
         gradient on the probability simplex, x_{k+1} proportional to that (starts must lie
         on the simplex; see :class:`flowsim.geometry.SimplexEntropy`); with
         ``"(x**2 + y**2)/2"`` (the default, |x|^2/2) gradient descent.
-    gtol, max_norm, record, record_every
-        As in :func:`~flowsim.schemes.gradient_descent`.
+    gtol, max_norm, record, record_every, backend
+        As in :func:`~flowsim.schemes.gradient_descent`: one update rule (:func:`rule_of`)
+        on numpy and on JAX, there for the simplex and for potentials whose inverse mirror
+        map is in closed form (Newton's inverse runs on numpy).
 
     Returns
     -------
@@ -55,26 +61,43 @@ def mirror_descent(loss, x0, eta, steps, *, potential=None, gtol=None, max_norm=
     >>> bool(np.allclose(tr.xs[-1], [np.exp(-2), 2 * np.exp(-3)], rtol=1e-13))
     True
     """
+    on_jax(backend)   # checked before the potential is built
     loss, X0, steps, gtol, max_norm, single, psi, etas, spec = _setup(
         loss, x0, eta, steps, gtol, max_norm, record, record_every, potential)
-    grad = loss.evaluator("grad")
+    if backend == "jax" and not psi.closed_form:
+        refuse("backend='jax' runs mirror steps whose inverse mirror map is in closed form "
+               "(or the simplex); this potential's is found by Newton's method: use "
+               "backend='numpy'.")
+    return run_rule(loss, rule_of(psi), {}, X0, steps, etas, etas, gtol=gtol,
+                    max_norm=max_norm, spec=spec, single=single, name="mirror_descent",
+                    label=psi.descent_label, backend=backend)
 
-    def step(k, X, rows):
-        G = grad(X)
-        X_next = psi.inverse(psi.grad(X) - etas[k] * G, X)
-        failed = ~np.all(np.isfinite(X_next), axis=1)
-        info = None
-        if failed.any():
-            X_next[failed] = X[failed]
-            text = ("the inverse mirror map found no point (the step left the potential's "
-                    "domain); take a smaller eta")
-            info = {"failed": failed, "failed_messages": [text] * int(failed.sum())}
-        return X_next, G, info
 
-    before = loss.counts
-    run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)
-    return finish(loss, run, "mirror_descent", psi.descent_label, before, single=single,
-                  record=spec)
+def _mirror_step(k, eta, x, state, ops, options, geometry):
+    g = ops.grad(x)
+    xp = ops.xp
+    x_next = geometry.mirror_update(x, g, eta, xp)
+    failed = ~xp.all(xp.isfinite(x_next), axis=-1)
+    return xp.where(failed[..., None], x, x_next), g, state, failed
+
+
+_RULES = {}
+
+
+def rule_of(geometry):
+    r"""The :class:`~flowsim.rules.UpdateRule` of mirror descent in ``geometry`` (a
+    :class:`~flowsim.geometry.Potential` or :class:`~flowsim.geometry.SimplexEntropy`):
+    :math:`\nabla\psi(x_{k+1}) = \nabla\psi(x_k) - \eta_k g_k`, a start failed where the
+    inverse mirror map finds no point. One rule per geometry (by its potential), so the
+    JAX backend compiles it once."""
+    psi = getattr(geometry, "psi", None)   # (the simplex has no formula: n says it all)
+    key = (type(geometry).__name__, geometry.n, "" if psi is None else str(psi.expr),
+           () if psi is None else tuple(v.name for v in psi.variables))
+    if key not in _RULES:
+        _RULES[key] = UpdateRule(functools.partial(_mirror_step, geometry=geometry), failure=(
+            "the inverse mirror map found no point (the step left the potential's domain); "
+            "take a smaller eta"))
+    return _RULES[key]
 
 
 @parallel
