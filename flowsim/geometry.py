@@ -217,6 +217,7 @@ class Metric:
         self.n = loss.n
         self.entries = [[Loss(str(e) if not isinstance(e, sp.Expr) else e, names)
                          for e in r] for r in rows]
+        self._jax = None
 
     def direction(self, X, G):
         """G(X)^{-1} grad for X, grad (m, n): the natural gradient."""
@@ -238,6 +239,19 @@ class Metric:
         """G at X (m, n): shape (m, n, n)."""
         return np.stack([np.stack([e.value(X) * np.ones(X.shape[:-1]) for e in r], axis=-1)
                          for r in self.entries], axis=-2)
+
+    def matrix(self, X, xp=np):
+        """G at X over ``xp``: rows (m, n) -> (m, n, n) on numpy, one point (n,) -> (n, n) on
+        JAX (the entries printed to JAX and audited)."""
+        if xp is np:
+            return self(X)
+        if self._jax is None:
+            variables = list(self.entries[0][0].variables)
+            self._jax = lambdify_audited(variables, [e.expr for r in self.entries for e in r],
+                                         "jax")
+        flat = self._jax(*[X[i] for i in range(self.n)])
+        return xp.stack([xp.asarray(v, dtype=xp.float64) + 0 * X[0]
+                         for v in flat]).reshape(self.n, self.n)
 
 
 def _generalized(H, G):

@@ -437,7 +437,7 @@ for _record in (
                accepts={"batch", "schedule", "jax"}, color="olivedrab", marker="h"),
         Method("natural_gradient", "natural gradient", "scheme", natural_gradient,
                short="ngd", order=1, flow="mirror_flow", reference=_mirror_of,
-               accepts={"batch", "schedule"}, color="teal", marker="p"),
+               accepts={"batch", "schedule", "jax"}, color="teal", marker="p"),
         Method("bregman_proximal_point", "Bregman proximal point", "scheme",
                bregman_proximal_point, short="bpp", order=1, flow="mirror_flow",
                reference=_mirror_of, accepts={"batch", "schedule"}, color="sienna",

@@ -26,13 +26,13 @@ def test_every_scheme_that_accepts_jax_has_a_rule_and_is_covered():
     from flowsim.jax_backend.schemes import UPDATES
     # the registry says what runs on JAX: a record's own update rule, or one of the explicit
     # JAX extensions (schemes whose numpy path is not an update rule), never both
-    # (proximal gradient's rule is made per penalty, mirror descent's per geometry: their
-    # modules' rule_of)
+    # (proximal gradient's rule is made per penalty, mirror descent's per geometry, natural
+    # gradient's per metric: rule_of / natural_rule_of in their modules)
     ruled = {m.name for m in methods.schemes() if m.rule is not None} | \
-        {"proximal_gradient", "mirror_descent"}
+        {"proximal_gradient", "mirror_descent", "natural_gradient"}
     assert set(JAX_SCHEMES) | {"sgd"} == ruled | set(UPDATES)
     assert not ruled & set(UPDATES)
-    assert len(JAX_SCHEMES) == 12
+    assert len(JAX_SCHEMES) == 13
 
 
 @pytest.mark.parametrize("name", JAX_SCHEMES)
@@ -363,3 +363,20 @@ def test_mirror_descent_on_jax_is_its_one_rule_per_geometry(monkeypatch):
     monkeypatch.setattr(fs.backends, "choose", lambda *args: "jax")
     auto = fs.mirror_descent(LOSS, STARTS, 0.05, 5, potential=newton, backend="auto")
     assert auto.label.endswith("[auto: numpy]")
+
+
+def test_natural_gradient_on_jax_is_its_one_rule_per_metric():
+    """G = diag(2, 1) on x^2 + y^2 from (1, 1) with eta = 1/4 is (3/4, 1/2) exactly; a
+    state-dependent metric equals numpy's iterates to 1e-12, and a singular one ends that
+    start failed with the same message on both backends."""
+    one = fs.natural_gradient("x**2 + y**2", [1.0, 1.0], 0.25, 1, metric=[[2, 0], [0, 1]],
+                              backend="jax")
+    assert one.xs[-1].tolist() == [0.75, 0.5]
+    metric = [["1 + x**2", "x*y/4"], ["x*y/4", "1 + y**2"]]
+    _same(fs.natural_gradient(LOSS, STARTS, 0.05, 80, metric=metric, gtol=1e-3),
+          fs.natural_gradient(LOSS, STARTS, 0.05, 80, metric=metric, gtol=1e-3,
+                              backend="jax"))
+    singular = [["x", "0"], ["0", "1"]]
+    X = np.array([[1.0, 1.0], [0.0, 1.0]])
+    _same(fs.natural_gradient("x**2 + y**2", X, 0.1, 5, metric=singular),
+          fs.natural_gradient("x**2 + y**2", X, 0.1, 5, metric=singular, backend="jax"))

@@ -12,7 +12,8 @@ from ..rules import UpdateRule
 from ._driver import as_record, common_arguments, finish, iterate, run_rule, schedule_steps
 from ..ensemble.workers import parallel
 
-__all__ = ["mirror_descent", "natural_gradient", "bregman_proximal_point", "rule_of"]
+__all__ = ["mirror_descent", "natural_gradient", "bregman_proximal_point", "rule_of",
+           "natural_rule_of"]
 
 
 def _setup(loss, x0, eta, steps, gtol, max_norm, record, record_every, potential):
@@ -102,7 +103,7 @@ def rule_of(geometry):
 
 @parallel
 def natural_gradient(loss, x0, eta, steps, *, metric=None, gtol=None, max_norm=1e8, record="all",
-                     record_every=1):
+                     record_every=1, backend="numpy"):
     r"""Natural-gradient descent :math:`x_{k+1} = x_k - \eta_k G(x_k)^{-1}\nabla L(x_k)`.
 
     Parameters
@@ -114,8 +115,9 @@ def natural_gradient(loss, x0, eta, steps, *, metric=None, gtol=None, max_norm=1
     metric : n x n nested sequence of formulas
         G(x) (see :class:`flowsim.geometry.Metric`); the identity (the default) gives
         gradient descent.
-    gtol, max_norm, record, record_every
-        As in :func:`~flowsim.schemes.gradient_descent`.
+    gtol, max_norm, record, record_every, backend
+        As in :func:`~flowsim.schemes.gradient_descent`: one update rule
+        (:func:`natural_rule_of`) on numpy and JAX (the metric's entries printed to JAX).
 
     Returns
     -------
@@ -129,32 +131,37 @@ def natural_gradient(loss, x0, eta, steps, *, metric=None, gtol=None, max_norm=1
     >>> tr.xs[-1].tolist()
     [0.75, 0.5]
     """
+    on_jax(backend)
     loss, X0, steps, gtol, max_norm, single = common_arguments(
         loss, x0, steps, gtol, max_norm, record, record_every)
     if metric is None:
         metric = [[int(i == j) for j in range(loss.n)] for i in range(loss.n)]
     G_of = metric if isinstance(metric, Metric) else Metric(loss, metric)
     etas = schedule_steps(eta, steps)
-    spec = as_record(record, record_every)
-    grad = loss.evaluator("grad")
+    return run_rule(loss, natural_rule_of(G_of), {}, X0, steps, etas, etas, gtol=gtol,
+                    max_norm=max_norm,
+                    spec=as_record(record, record_every), single=single,
+                    name="natural_gradient", label="natural gradient", backend=backend)
 
-    def step(k, X, rows):
-        G = grad(X)
-        with np.errstate(all="ignore"):
-            M = G_of(X)
-            ok = np.abs(np.linalg.det(M)) > 0
-            direction = np.zeros_like(X)
-            direction[ok] = np.linalg.solve(M[ok], G[ok][..., None])[..., 0]
-        info = None
-        if not ok.all():
-            info = {"failed": ~ok,
-                    "failed_messages": ["the metric is singular here"] * int((~ok).sum())}
-        return X - etas[k] * direction, G, info
 
-    before = loss.counts
-    run = iterate(loss, X0, steps, step, etas, gtol=gtol, max_norm=max_norm, record=spec)
-    return finish(loss, run, "natural_gradient", "natural gradient", before, single=single,
-                  record=spec)
+def _natural_step(k, eta, x, state, ops, options, metric):
+    g = ops.grad(x)
+    xp = ops.xp
+    d = ops.solve(metric.matrix(x, xp), g)   # a singular metric gives a non-finite row
+    failed = ~xp.all(xp.isfinite(d), axis=-1)
+    return xp.where(failed[..., None], x, x - eta * d), g, state, failed
+
+
+def natural_rule_of(metric):
+    r"""The :class:`~flowsim.rules.UpdateRule` of natural-gradient descent with ``metric``
+    (a :class:`~flowsim.geometry.Metric`): :math:`x_{k+1} = x_k - \eta_k G(x_k)^{-1} g_k`,
+    a start failed where G is singular. One rule per metric (by its entries)."""
+    key = ("metric", metric.n, tuple(str(e.expr) for r in metric.entries for e in r),
+           tuple(v.name for v in metric.entries[0][0].variables))
+    if key not in _RULES:
+        _RULES[key] = UpdateRule(functools.partial(_natural_step, metric=metric),
+                                 failure="the metric is singular here")
+    return _RULES[key]
 
 
 @parallel
