@@ -34,13 +34,15 @@ Gradient descent with a decaying extra step, as a rule (one start or many, numpy
 """
 from __future__ import annotations
 
+import functools
 import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 
 __all__ = ["UpdateRule", "VectorField", "SecondOrderField", "LossOps", "numpy_ops", "jax_ops",
-           "check_options", "take_rows", "put_rows", "signature_and_doc"]
+           "check_options", "take_rows", "put_rows", "signature_and_doc", "FLOW_ARGUMENTS",
+           "bound_rule"]
 
 
 @dataclass(frozen=True)
@@ -142,18 +144,30 @@ def _callable(value, name, optional=False):
                         f"{type(value).__name__}.")
 
 
-def signature_and_doc(positional, options, common, owner):
-    """The signature of a function made from a rule or field (its positional arguments, the
-    options as keywords, then the ``common`` keywords with their defaults) and the
-    numpydoc lines of its options."""
+def signature_and_doc(positional, options, common, owner, summary, rest):
+    """The signature and numpydoc docstring of a function made from a rule or field.
+
+    ``positional`` are ``(name, type)`` pairs; the signature takes them, then the
+    ``options`` (name -> default) as keywords, then the ``common`` ``(name, default)``
+    keywords. The docstring is ``summary``, a Parameters section of the positional
+    arguments, one entry per option (of the ``owner``) and ``rest`` (the common keywords'
+    entries), and the Returns section every such function shares."""
     import inspect
     P = inspect.Parameter
-    params = [P(p, P.POSITIONAL_OR_KEYWORD) for p in positional]
+    params = [P(p, P.POSITIONAL_OR_KEYWORD) for p, _ in positional]
     params += [P(k, P.KEYWORD_ONLY, default=v) for k, v in options.items()]
     params += [P(k, P.KEYWORD_ONLY, default=v) for k, v in common]
-    lines = "".join(f"    {k} : float\n        Option of the {owner} (default {v!r}).\n"
-                    for k, v in options.items())
-    return inspect.Signature(params), lines
+    doc = (f"{summary}\n\n    Parameters\n    ----------\n" +
+           "".join(f"    {p} : {kind}\n" for p, kind in positional) +
+           "".join(f"    {k} : float\n        Option of the {owner} (default {v!r}).\n"
+                   for k, v in options.items()) +
+           rest + "\n    Returns\n    -------\n    Trajectory or BatchTrajectory\n")
+    return inspect.Signature(params), doc
+
+
+#: The positional arguments of every flow made from a field, with their types.
+FLOW_ARGUMENTS = (("loss", "Loss or str"), ("x0", "array_like, shape (n,) or (m, n)"),
+                  ("t_end", "float"))
 
 
 # eq=False: a rule is compared and hashed by identity (its options are a dict), which is
@@ -304,6 +318,20 @@ class SecondOrderField:
         if not isinstance(self.constant, (bool, np.bool_)):
             raise TypeError(f"constant must be True or False, got {self.constant!r}.")
         object.__setattr__(self, "options", _frozen(self.options))
+
+
+_BOUND_RULES = {}
+
+
+def bound_rule(step, key, failure, **bound):
+    """The :class:`UpdateRule` of ``step`` with the keyword arguments ``bound`` fixed (a
+    penalty, a geometry, a metric), made once per ``(step, key)``: ``key`` says when two
+    bound objects are the same (by value), so the JAX backend's compile caches, keyed on
+    the rule, compile it once."""
+    full = (step, key)
+    if full not in _BOUND_RULES:
+        _BOUND_RULES[full] = UpdateRule(functools.partial(step, **bound), failure=failure)
+    return _BOUND_RULES[full]
 
 
 def take_rows(state, sel):

@@ -20,7 +20,7 @@ from .._numeric import row_norms
 from ..ensemble.run import System, batch_run
 from ..ensemble.workers import PARALLEL_DOC, in_chunks
 from ..backends import on_jax
-from ..rules import check_options, numpy_ops, signature_and_doc
+from ..rules import FLOW_ARGUMENTS, check_options, numpy_ops, signature_and_doc
 from ._common import bound_stop, converged, finish_flow, flow_arguments
 from ._solver import Integration, integrate
 from ..results import Status
@@ -74,15 +74,11 @@ class FieldFlow:
     def __init__(self, name, label, field):
         self.name, self.label, self.field = name, label, field
         self.__name__ = self.__qualname__ = name
-        self.__signature__, options = signature_and_doc(
-            ("loss", "x0", "t_end"), field.options, _COMMON, "field")
-        self.__doc__ = (f"{label}: a flow registered from a vector field.\n\n"
-                        "    Parameters\n    ----------\n    loss : Loss or str\n"
-                        "    x0 : array_like, shape (n,) or (m, n)\n    t_end : float\n" +
-                        options + "    method, rtol, atol, t_eval, dense_output, gtol, "
-                        "max_norm, max_steps, backend\n"
-                        "        As in :func:`flowsim.gradient_flow`.\n" + PARALLEL_DOC +
-                        "\n    Returns\n    -------\n    Trajectory or BatchTrajectory\n")
+        self.__signature__, self.__doc__ = signature_and_doc(
+            FLOW_ARGUMENTS, field.options, _COMMON, "field",
+            f"{label}: a flow registered from a vector field.",
+            "    method, rtol, atol, t_eval, dense_output, gtol, max_norm, max_steps, backend\n"
+            "        As in :func:`flowsim.gradient_flow`.\n" + PARALLEL_DOC)
 
     def __repr__(self):
         return f"<flow {self.name!r} from a vector field>"

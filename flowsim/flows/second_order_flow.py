@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .._validate import nonnegative, positive, start_points
 from ..ensemble.workers import PARALLEL_DOC, in_chunks
-from ..rules import check_options, signature_and_doc
+from ..rules import FLOW_ARGUMENTS, check_options, signature_and_doc
 from ._common import check_flow_arguments, output_times
 from .momentum import second_order
 
@@ -46,18 +46,14 @@ class SecondOrderFlow:
     def __init__(self, name, label, field):
         self.name, self.label, self.field = name, label, field
         self.__name__ = self.__qualname__ = name
-        self.__signature__, options = signature_and_doc(
-            ("loss", "x0", "t_end"), field.options, _COMMON, "flow")
-        self.__doc__ = (f"{label}: a second-order flow registered from its coefficients.\n\n"
-                        "    Parameters\n    ----------\n    loss : Loss or str\n"
-                        "    x0 : array_like, shape (n,) or (m, n)\n    t_end : float\n" +
-                        options + "    v0 : array_like, shape (n,) or (m, n), optional\n"
-                        "        Initial velocity (zero by default).\n    t0 : float\n"
-                        "        Start time, >= 0 and below t_end.\n"
-                        "    method, rtol, atol, t_eval, dense_output, max_norm, max_steps, "
-                        "backend\n        As in :func:`flowsim.heavy_ball_flow`.\n" +
-                        PARALLEL_DOC + "\n    Returns\n    -------\n"
-                        "    Trajectory or BatchTrajectory\n")
+        self.__signature__, self.__doc__ = signature_and_doc(
+            FLOW_ARGUMENTS, field.options, _COMMON, "flow",
+            f"{label}: a second-order flow registered from its coefficients.",
+            "    v0 : array_like, shape (n,) or (m, n), optional\n"
+            "        Initial velocity (zero by default).\n    t0 : float\n"
+            "        Start time, >= 0 and below t_end.\n"
+            "    method, rtol, atol, t_eval, dense_output, max_norm, max_steps, backend\n"
+            "        As in :func:`flowsim.heavy_ball_flow`.\n" + PARALLEL_DOC)
 
     def __repr__(self):
         return f"<flow {self.name!r} from a second-order field>"

@@ -44,15 +44,12 @@ class RuleScheme:
     def __init__(self, name, label, rule, step_time="eta"):
         self.name, self.label, self.rule, self.step_time = name, label, rule, step_time
         self.__name__ = self.__qualname__ = name
-        self.__signature__, options = signature_and_doc(
-            ("loss", "x0", "eta", "steps"), rule.options, _COMMON, "rule")
-        self.__doc__ = (f"{label}: a scheme registered from an update rule.\n\n"
-                        "    Parameters\n    ----------\n    loss : Loss or str\n"
-                        "    x0 : array_like, shape (n,) or (m, n)\n"
-                        "    eta : float or callable\n    steps : int\n" + options +
-                        "    gtol, max_norm, record, record_every, backend\n"
-                        "        As in :func:`flowsim.gradient_descent`.\n" + PARALLEL_DOC +
-                        "\n    Returns\n    -------\n    Trajectory or BatchTrajectory\n")
+        self.__signature__, self.__doc__ = signature_and_doc(
+            (("loss", "Loss or str"), ("x0", "array_like, shape (n,) or (m, n)"),
+             ("eta", "float or callable"), ("steps", "int")), rule.options, _COMMON, "rule",
+            f"{label}: a scheme registered from an update rule.",
+            "    gtol, max_norm, record, record_every, backend\n"
+            "        As in :func:`flowsim.gradient_descent`.\n" + PARALLEL_DOC)
 
     def __repr__(self):
         return f"<scheme {self.name!r} from an update rule>"
