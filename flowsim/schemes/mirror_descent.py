@@ -2,13 +2,11 @@ r"""Mirror descent, Bregman proximal point and natural-gradient descent: gradien
 another geometry."""
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from ..backends import on_jax, refuse
 from ..geometry import Metric, potential_of
-from ..rules import UpdateRule
+from ..rules import bound_rule
 from ._driver import as_record, common_arguments, finish, iterate, run_rule, schedule_steps
 from ..ensemble.workers import parallel
 
@@ -75,14 +73,10 @@ def mirror_descent(loss, x0, eta, steps, *, potential=None, gtol=None, max_norm=
 
 
 def _mirror_step(k, eta, x, state, ops, options, geometry):
+    # a start whose step fails is held at x by the driver (numpy's and JAX's alike)
     g = ops.grad(x)
-    xp = ops.xp
-    x_next = geometry.mirror_update(x, g, eta, xp)
-    failed = ~xp.all(xp.isfinite(x_next), axis=-1)
-    return xp.where(failed[..., None], x, x_next), g, state, failed
-
-
-_RULES = {}
+    x_next = geometry.mirror_update(x, g, eta, ops.xp)
+    return x_next, g, state, ~ops.xp.all(ops.xp.isfinite(x_next), axis=-1)
 
 
 def rule_of(geometry):
@@ -94,11 +88,8 @@ def rule_of(geometry):
     psi = getattr(geometry, "psi", None)   # (the simplex has no formula: n says it all)
     key = (type(geometry).__name__, geometry.n, "" if psi is None else str(psi.expr),
            () if psi is None else tuple(v.name for v in psi.variables))
-    if key not in _RULES:
-        _RULES[key] = UpdateRule(functools.partial(_mirror_step, geometry=geometry), failure=(
-            "the inverse mirror map found no point (the step left the potential's domain); "
-            "take a smaller eta"))
-    return _RULES[key]
+    return bound_rule(_mirror_step, key, "the inverse mirror map found no point (the step "
+                      "left the potential's domain); take a smaller eta", geometry=geometry)
 
 
 @parallel
@@ -146,10 +137,8 @@ def natural_gradient(loss, x0, eta, steps, *, metric=None, gtol=None, max_norm=1
 
 def _natural_step(k, eta, x, state, ops, options, metric):
     g = ops.grad(x)
-    xp = ops.xp
-    d = ops.solve(metric.matrix(x, xp), g)   # a singular metric gives a non-finite row
-    failed = ~xp.all(xp.isfinite(d), axis=-1)
-    return xp.where(failed[..., None], x, x - eta * d), g, state, failed
+    d = ops.solve(metric.matrix(x, ops.xp), g)   # a singular metric gives a non-finite row
+    return x - eta * d, g, state, ~ops.xp.all(ops.xp.isfinite(d), axis=-1)
 
 
 def natural_rule_of(metric):
@@ -158,10 +147,7 @@ def natural_rule_of(metric):
     a start failed where G is singular. One rule per metric (by its entries)."""
     key = ("metric", metric.n, tuple(str(e.expr) for r in metric.entries for e in r),
            tuple(v.name for v in metric.entries[0][0].variables))
-    if key not in _RULES:
-        _RULES[key] = UpdateRule(functools.partial(_natural_step, metric=metric),
-                                 failure="the metric is singular here")
-    return _RULES[key]
+    return bound_rule(_natural_step, key, "the metric is singular here", metric=metric)
 
 
 @parallel

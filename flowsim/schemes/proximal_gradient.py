@@ -1,13 +1,11 @@
 """Proximal gradient (forward-backward splitting) for a smooth loss plus a penalty."""
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from ..backends import on_jax, refuse
 from ..prox import Composite, check_dimension
-from ..rules import UpdateRule
+from ..rules import bound_rule
 from ._driver import as_record, common_arguments, run_rule, schedule_steps
 from ..ensemble.workers import parallel
 
@@ -99,9 +97,6 @@ def penalty_prox(penalty, v, eta, xp):
     return own(v, eta, xp) if own is not None else penalty.prox(v, eta)
 
 
-_RULES = {}
-
-
 def rule_of(penalty):
     r"""The :class:`~flowsim.rules.UpdateRule` of forward-backward splitting with
     ``penalty``, x_{k+1} = prox_{eta_k g}(x_k - eta_k grad f(x_k)), with the gradient
@@ -112,7 +107,4 @@ def rule_of(penalty):
         key = pickle.dumps(penalty)
     except Exception:   # an unpicklable penalty of one's own: one rule per object
         key = id(penalty)
-    if key not in _RULES:
-        _RULES[key] = UpdateRule(functools.partial(_step, penalty=penalty),
-                                 failure="the proximal step could not be taken")
-    return _RULES[key]
+    return bound_rule(_step, key, "the proximal step could not be taken", penalty=penalty)
