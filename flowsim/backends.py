@@ -1,8 +1,8 @@
 """Which backend runs a method, decided without importing JAX: ``on_jax`` (the checked
-``backend=`` argument), ``require`` (JAX with 64-bit floats, imported on first use),
-``available`` and ``key_seed``; ``backend="auto"`` is
-resolved by :func:`choose` (see there). The JAX backend itself is :mod:`flowsim.jax_backend`; the
-flows and schemes ask here, so the numpy rooms never import it.
+``backend=`` argument), ``choose`` (what ``backend="auto"`` runs on), ``require`` (JAX with
+64-bit floats, imported on first use), ``installed``, ``available`` and ``key_seed``. The
+JAX backend itself is :mod:`flowsim.jax_backend`; the flows and schemes ask here, so the
+numpy rooms never import it.
 
 JAX's persistent compilation cache is switched on when JAX is first required, in
 :func:`cache_folder` (``$FLOWSIM_JAX_CACHE``, else ``$XDG_CACHE_HOME/flowsim/jax``, else

@@ -124,10 +124,10 @@ class Ensemble:
         return None
 
     def control(self, hs, norm, exponent, t_new, Y_new, F_new):
-        """Accept the steps with error ``norm`` <= 1 (and a finite f at their end) and set each
-        start's next step size by
-        scipy's rule (factor 0.9 norm^exponent in [0.2, 10], at most 1 after a rejection; a
-        step cut to an output time does not shrink the next); returns the accepted mask."""
+        """Accept the steps with error ``norm`` <= 1 and a finite f at their end, and set
+        each start's next step size by scipy's rule (factor 0.9 norm^exponent in [0.2, 10],
+        at most 1 after a rejection, 0.2 where the error or f is not finite; a step cut to
+        an output time does not shrink the next); returns the accepted mask."""
         h = self.extra["h"]
         # a step whose end has a non-finite f (a field undefined there; Y_new itself is held
         # by the error norm) is rejected too: the start then shrinks its step to the edge

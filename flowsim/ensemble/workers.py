@@ -309,13 +309,12 @@ def _auto(target, function, loss, x0, args, kwargs, takes_dense, split):
     # warm: this loss object already ran a JAX program in this process
     warm = isinstance(loss, Loss) and bool(loss.memo("jax_runs", dict))
     starts = len(X) if X.ndim == 2 else 1
-    processes = getattr(split["executor"], "_max_workers", None) or 2 \
-        if split["executor"] is not None else split["workers"] or 1
-    if isinstance(processes, int):   # (checked by in_chunks; no more than the starts)
-        processes = max(1, min(processes, starts))
+    if split["executor"] is not None:   # (an executor that does not say: at least two)
+        processes = getattr(split["executor"], "_max_workers", None) or 2
+    else:
+        processes = worker_count(split["workers"], starts) if split["workers"] else 1
     choice = choose("flow" if takes_dense else "scheme", starts, steps,
-                    X.shape[-1] if X.ndim else 1, warm,
-                    processes if isinstance(processes, int) else 1)
+                    X.shape[-1] if X.ndim else 1, warm, processes)
     try:
         result = in_chunks(target, function, loss, x0, args, dict(kwargs, backend=choice),
                            **split)

@@ -4,6 +4,8 @@ namespace) that :func:`second_order` runs on every path; the damped heavy ball a
 ODE are two of them."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.sparse
 
@@ -23,13 +25,37 @@ __all__ = ["heavy_ball_flow", "nesterov_flow", "second_order", "HEAVY_BALL_FIELD
            "NESTEROV_FIELD"]
 
 
+class _Floats:
+    """The array namespace of one start's coefficients at a float t: ``where``,
+    ``maximum``, ``minimum``, ``abs`` and the ``math`` functions on Python floats; every other
+    name is numpy's. (Where a float raises, 1/0 or sqrt(-1), the caller asks numpy.)"""
+
+    @staticmethod
+    def where(condition, a, b):
+        return a if condition else b
+
+    maximum, minimum, abs = staticmethod(max), staticmethod(min), staticmethod(abs)
+
+    def __getattr__(self, name):
+        return getattr(math, name, None) or getattr(np, name)
+
+
+_FLOATS = _Floats()
+
+
 def _coefficient_functions(rule, options):
     """``(one, batch, jax, rate)`` of a :class:`~flowsim.rules.SecondOrderField`, all from its
     one ``coefficients``: floats at a float t, arrays (a,) at times (a,), JAX arrays on the
     device, and (dc/dt, dm/dt) at times (a,) (the rule's own ``rate``, or central
     differences in t)."""
     def one(t):
-        out = rule.coefficients(t, options, np)
+        try:   # Python floats first: numpy's calls on a scalar cost a microsecond each
+            out = rule.coefficients(float(t), options, _FLOATS)
+        except (ArithmeticError, ValueError, TypeError):   # 1/0, sqrt(-1): numpy's answer
+            out = None
+        if out is None:
+            with np.errstate(all="ignore"):
+                out = rule.coefficients(t, options, np)
         try:
             c, m = out
             return float(c), float(m)
@@ -82,6 +108,9 @@ def second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output, 
         raise ValueError(f"coefficients: the flow needs a finite friction and a mass > 0 at "
                          f"its start t0 = {t0:g}, got c = {c0:g}, m = {m0:g}; check the "
                          "coefficients (or start later with t0=).")
+    if rule.constant:   # the same (c, m) at every t: taken once, checked once
+        def coefficients(t):
+            return c0, m0
     if x0.ndim == 2 or v0.ndim == 2 or jax:
         if v0.ndim == 2 and v0.shape != np.atleast_2d(x0).shape:
             raise ValueError(f"v0 must have shape ({n},) or the shape of x0, got {v0.shape}.")
@@ -126,7 +155,7 @@ def second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output, 
 
     def stop(t, y, solver):   # |x| past max_norm, or the mass no longer positive
         c, m = coefficients(t)
-        if not (np.isfinite(c) and np.isfinite(m) and m > 0):
+        if not (m > 0 and math.isfinite(c) and math.isfinite(m)):
             return Status.FAILED, (f"the coefficients left the flow's domain at t = {t:.6g} "
                                    f"(c = {c:g}, m = {m:g}): the mass must stay > 0")
         return bound(y)
