@@ -87,11 +87,18 @@ def _numpy_solve(A, b):
 def numpy_ops(loss, single=False):
     """:class:`LossOps` of ``loss`` on numpy stacks (a, n), counted in ``loss.counts``.
 
-    ``single`` takes the one-point kernels (a batch of starts always takes the batched
-    ones, so chunked batches agree bit for bit with unchunked ones).
+    ``single`` takes the one-point kernels, the Hessian's too for a stack of one (a batch
+    of starts always takes the batched ones, so chunked batches agree bit for bit with
+    unchunked ones).
     """
+    hess = loss.evaluator("hess")
+    if single:
+        point = loss.evaluator("hess", batched=False)
+
+        def hess(X, batched=hess):
+            return point(X[0])[None] if X.ndim == 2 and X.shape[0] == 1 else batched(X)
     return LossOps(np, loss.n, loss.evaluator("value", not single),
-                   loss.evaluator("grad", not single), loss.evaluator("hess"), _numpy_solve)
+                   loss.evaluator("grad", not single), hess, _numpy_solve)
 
 
 def jax_ops(J, jnp):
