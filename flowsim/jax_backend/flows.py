@@ -59,17 +59,19 @@ def _second_order_field(J, jnp, coefficients):
 
 
 def _compiled(loss, key, field, n, method, rtol, atol, t_out, gtol, max_norm, budget,
-              guard=None):
+              guard=None, rates=False):
     """The jitted, vmapped solve of y' = field(t, y) (x: the first n entries of y), cached on
-    the loss under ``key`` and the settings."""
-    key = ("jax_flow", key, method, rtol, atol, tuple(t_out), gtol, max_norm, budget)
+    the loss under ``key`` and the settings; with ``rates``, y' at the outputs too (for the
+    dense solution, from the same device arrays)."""
+    key = ("jax_flow", key, method, rtol, atol, tuple(t_out), gtol, max_norm, budget, rates)
     cache = loss.memo("jax_runs", dict)
     if key in cache:
         return cache[key]
     jax, jnp = require()
     import diffrax
     J = jax_loss(loss)
-    term = diffrax.ODETerm(field(J, jnp))
+    f = field(J, jnp)
+    term = diffrax.ODETerm(f)
     solver = _solver(diffrax, method, rtol, atol)
     controller = diffrax.PIDController(rtol=rtol, atol=atol)
     saveat = diffrax.SaveAt(subs=[diffrax.SubSaveAt(ts=jnp.asarray(t_out)),
@@ -116,9 +118,10 @@ def _compiled(loss, key, field, n, method, rtol, atol, t_out, gtol, max_norm, bu
         # L, grad L at the outputs, on the device (the numpy path's bookkeeping)
         values = jax.vmap(J.value)(ys[:, :n])
         grads = jax.vmap(J.grad)(ys[:, :n])
+        velocities = jax.vmap(lambda t, y: f(t, y, None))(times, ys) if rates else None
         return (ys, values, grads, final, jnp.linalg.norm(J.grad(final[:n])), t_stop, ok, hit,
                 sol.event_mask[0], sol.event_mask[1], own, crossed,
-                sol.stats["num_steps"])
+                sol.stats["num_steps"], velocities)
 
     cache[key] = jax.jit(jax.vmap(solve))
     return cache[key]
@@ -133,20 +136,22 @@ def _output_times(t0, t_end, t_eval):
 
 
 def _run(loss, key, field, Y0, n, t0, t_end, method, rtol, atol, t_eval, gtol, max_norm,
-         max_steps, guard=None, guard_message=None):
+         max_steps, guard=None, guard_message=None, rates=False):
     """Solve, and the outputs on the host: (t_out, ys, values, grads, grad_norms, status,
-    message, extras, t_stop) with ``extras["steps_taken"]`` (each start's accepted steps, at
-    every output) and each start's stop time, the start time t0 left out unless asked for in
-    t_eval. ``guard(J, jnp,
-    y)`` -> bool is a flow's own stop rule (status ``failed``, ``guard_message(x)`` saying
-    why), checked after every step and at the start."""
+    message, extras, t_stop, velocities) with ``extras["steps_taken"]`` (each start's
+    accepted steps, at every output), each start's stop time and, with ``rates``, y' at
+    every output (else None); the start time t0 left out unless asked for in t_eval.
+    ``guard(J, jnp, y)`` -> bool is a flow's own stop rule (status ``failed``,
+    ``guard_message(x)`` saying why), checked after every step and at the start."""
     jax, jnp = require()
     t_out, drop_first = _output_times(t0, t_end, t_eval)
     budget = stops.budget(max_steps, Y0.shape[1])
     run = _compiled(loss, key, field, n, method, float(rtol), float(atol), t_out, gtol,
-                    float(max_norm), budget, guard)
+                    float(max_norm), budget, guard, rates)
+    *solved, velocities = run(jnp.asarray(Y0))
     ys, values, grads, final, gnorms, t_stop, ok, hit, conv, out, own, crossed, steps = (
-        np.array(v) for v in run(jnp.asarray(Y0)))   # writable copies
+        np.array(v) for v in solved)   # writable copies
+    velocities = np.array(velocities) if rates else None
     status, message = _outcomes(hit & conv, hit & out & ~conv, ok, final[:, :n], gnorms,
                                 t_stop, steps, t_end, gtol, max_norm, budget,
                                 np.linalg.norm(Y0[:, :n], axis=1))
@@ -162,13 +167,16 @@ def _run(loss, key, field, Y0, n, t0, t_end, method, rtol, atol, t_eval, gtol, m
             if at_start[i]:
                 ys[i], t_stop[i] = Y0[i], t0
                 values[i], grads[i] = values[i, 0], grads[i, 0]
+                if rates:
+                    velocities[i] = velocities[i, 0]
         status, message = tuple(status), tuple(message)
     if drop_first:
         t_out, ys, values, grads = t_out[1:], ys[:, 1:], values[:, 1:], grads[:, 1:]
+        velocities = velocities[:, 1:] if rates else None
     loss.charge(grad=steps.sum())
     extras = {"steps_taken": np.broadcast_to(steps[:, None], ys.shape[:2]).copy()}
     return (t_out, ys, values, grads, np.linalg.norm(grads, axis=2), status, message, extras,
-            t_stop)
+            t_stop, velocities)
 
 
 def field_flow_jax(loss, name, vector_field, options, X0, t_end, method, rtol, atol, t_eval,
@@ -191,15 +199,10 @@ def field_flow_jax(loss, name, vector_field, options, X0, t_end, method, rtol, a
             with loss.uncounted():
                 return vector_field.stop_message(x, numpy_ops(loss), options)
 
-    t_out, xs, values, grads, grad_norms, status, message, extras, t_stop = _run(
+    t_out, xs, values, grads, grad_norms, status, message, extras, t_stop, velocities = _run(
         loss, key, field, X0, loss.n, 0.0, t_end, method, rtol, atol, t_eval, gtol, max_norm,
-        max_steps, guard, why)
-    dense = None
-    if dense_output:
-        with loss.uncounted():
-            flat = xs.reshape(-1, loss.n)
-            velocities = vector_field.field(flat, numpy_ops(loss), options)
-        dense = GridDense(t_out, xs, np.asarray(velocities).reshape(xs.shape))
+        max_steps, guard, why, rates=bool(dense_output))
+    dense = GridDense(t_out, xs, velocities) if dense_output else None
     return BatchTrajectory(t_out, xs, values, grad_norms, status, message, name,
                            f"{label} (diffrax {SOLVERS[method]}), m={len(X0)}", dense=dense,
                            t_stop=t_stop, extras=extras,
@@ -211,7 +214,7 @@ def second_order_jax(loss, Y0, t0, t_end, method, rtol, atol, t_eval, dense_outp
     """m(t) x'' + c(t) x' + grad L(x) = 0 on diffrax from the rows (x0, v0) of ``Y0``
     (m, 2n); ``coefficients(jnp, t)`` -> (c, m) in JAX, ``key`` names them for the cache."""
     n = loss.n
-    t_out, ys, values, grads, grad_norms, status, message, extras, t_stop = _run(
+    t_out, ys, values, grads, grad_norms, status, message, extras, t_stop, _ = _run(
         loss, ("second_order",) + tuple(key),
         lambda J, jnp: _second_order_field(J, jnp, coefficients), Y0, n, t0, t_end, method,
         rtol, atol, t_eval, None, max_norm, max_steps)
