@@ -330,18 +330,16 @@ class SimplexEntropy:
         with np.errstate(divide="ignore"):
             return np.eye(self.n) / np.asarray(X)[..., None, :]
 
-    def inverse(self, Y, guess=None):
-        """The point of the simplex with log x = Y + c: softmax(Y) per row."""
+    def inverse(self, Y, guess=None, xp=np):
+        """The point of the simplex with log x = Y + c: softmax(Y) per row, over ``xp``."""
         with np.errstate(invalid="ignore", over="ignore"):
-            Z = np.exp(Y - np.max(Y, axis=-1, keepdims=True))
-            return Z / Z.sum(axis=-1, keepdims=True)
+            Z = xp.exp(Y - xp.max(Y, axis=-1, keepdims=True))
+            return Z / xp.sum(Z, axis=-1, keepdims=True)
 
     def mirror_update(self, X, G, eta, xp=np):
         """Exponentiated gradient X e^{-eta G} / sum, in log space, over ``xp`` (rows on
         numpy, one point on JAX)."""
-        Y = xp.log(X) - eta * G
-        Z = xp.exp(Y - xp.max(Y, axis=-1, keepdims=True))
-        return Z / xp.sum(Z, axis=-1, keepdims=True)
+        return self.inverse(xp.log(X) - eta * G, xp=xp)
 
     def local_rates(self, x, H):
         """Eigenvalues of (diag x - x x^T) H on the simplex's tangent space (n - 1 of
