@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validate import as_loss, finite, one_trajectory, positive, start_points
+from ..flows.batch import second_order_rates
 from ..results import Report
 
 __all__ = ["LyapunovReport", "lyapunov"]
@@ -335,7 +336,7 @@ def _group_dissipation(loss, kind, parameters, start, t0, dt, stiff):
                 mass, friction = parameters[0], np.full(k, parameters[1])
             else:   # Nesterov: r / t, the start t = 0 has v = 0 (the product is 0)
                 mass, friction = 1.0, parameters / np.maximum(t0 + tau * dt, 1e-300)
-            out = np.hstack([v, -(friction[:, None] * v + g) / mass,
+            out = np.hstack([*second_order_rates(None, v, g, friction[:, None], mass),
                              (friction * np.sum(v * v, axis=1))[:, None]])
         return (dt[:, None] * out).ravel()
 
