@@ -25,7 +25,7 @@ from ._common import bound_stop, converged, finish_flow, flow_arguments
 from ._solver import Integration, integrate
 from ..results import Status
 
-__all__ = ["FieldFlow", "finite_difference_jacobian", "guard_mask"]
+__all__ = ["FieldFlow", "finite_difference_jacobian", "guard_mask", "autonomous_system"]
 
 _COMMON = [("method", "RK45"), ("rtol", 1e-8), ("atol", 1e-10), ("t_eval", None),
            ("dense_output", True), ("gtol", None), ("max_norm", 1e8),
@@ -44,6 +44,19 @@ def finite_difference_jacobian(fun, X, F=None):
         Xh[:, j] += h
         J[:, :, j] = (fun(Xh) - F) / h[:, None]
     return J
+
+
+def autonomous_system(loss, field, jacobian=None, guard=None):
+    """The batched :class:`~flowsim.ensemble.run.System` of an autonomous flow
+    x' = ``field(X)`` on starts X (a, n): its ``jacobian(X)`` (a, n, n), or forward
+    differences of the field, |grad L| as the stationarity ``gtol`` tests, and the flow's
+    ``guard`` (see :meth:`FieldFlow._batch_guard`)."""
+    grad = loss.evaluator("grad")
+    if jacobian is None:
+        def jacobian(X):
+            return finite_difference_jacobian(field, X)
+    return System(lambda t, X: field(X), lambda t, X: jacobian(X), loss.n,
+                  stationarity=lambda X: row_norms(grad(X)), guard=guard)
 
 
 def guard_mask(out, a):
@@ -112,20 +125,10 @@ class FieldFlow:
         f, jac = self.field.field, self.field.jacobian
         if X.ndim == 2:
             ops = numpy_ops(loss, single=False)
-
-            def fun(t, Y):
-                return f(Y, ops, options)
-
-            if jac is not None:
-                def jacobian(t, Y):
-                    return jac(Y, ops, options)
-            else:
-                def jacobian(t, Y):
-                    return finite_difference_jacobian(lambda Z: f(Z, ops, options), Y)
-
-            system = System(fun, jacobian, loss.n,
-                            stationarity=lambda Y: row_norms(ops.grad(Y)),
-                            guard=self._batch_guard(loss, options))
+            system = autonomous_system(
+                loss, lambda Y: f(Y, ops, options),
+                None if jac is None else lambda Y: jac(Y, ops, options),
+                guard=self._batch_guard(loss, options))
             return batch_run(loss, system, X, t_end, method, rtol, atol, t_eval,
                              dense_output, gtol, max_norm, max_steps, self.name,
                              f"{label} ({method})")

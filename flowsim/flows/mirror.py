@@ -120,16 +120,13 @@ def mirror_flow(loss, x0, t_end, *, potential=None, metric=None, n_outputs=101, 
 def _mirror_batch(loss, geometry, X, t_end, method, rtol, atol, t_eval, gtol, max_norm,
                   max_steps, dense_output):
     """m starts of the mirror or natural-gradient flow on the per-start engines."""
-    from ..ensemble.run import System, batch_run
-    from .._numeric import row_norms
-    from .field import finite_difference_jacobian
+    from ..ensemble.run import batch_run
+    from .field import autonomous_system
 
     def field(Y):
         with np.errstate(all="ignore"):
             return -geometry.direction(Y, loss.grad(Y))
 
-    system = System(lambda t, Y: field(Y),
-                    lambda t, Y: finite_difference_jacobian(field, Y), loss.n,
-                    stationarity=lambda Y: row_norms(loss.grad(Y)))
+    system = autonomous_system(loss, field)
     return batch_run(loss, system, X, t_end, method, rtol, atol, t_eval, dense_output, gtol,
                      max_norm, max_steps, "mirror_flow", f"{geometry.name} flow ({method})")
