@@ -1,6 +1,8 @@
 """Proximal point: the backward Euler discretization of the gradient flow."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 import scipy.linalg.lapack
@@ -160,16 +162,22 @@ def _newton_polish(loss, x, eta, y, iterations=8):
     I + eta H is invertible (at a local minimum of the objective it is positive definite).
     Returns ``(y, |F(y)|, iterations taken)``."""
     grad, hess = loss.evaluator("grad", batched=False), loss.evaluator("hess", batched=False)
+    n = y.size
     F = y + eta * grad(y) - x
     res = np.sqrt(F @ F)
     taken = 0
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # a singular sparse system: nan, which ends it
         for taken in range(1, iterations + 1):
-            M = eta * hess(y)
-            M.flat[::y.size + 1] += 1.0
             try:
-                trial = y - np.linalg.solve(M, F)
-            except np.linalg.LinAlgError:
+                if n >= SPARSE_FROM:   # as the Newton loop: no dense n x n matrix
+                    M = scipy.sparse.identity(n, format="csc") + eta * loss.hess(y, sparse=True)
+                    trial = y - scipy.sparse.linalg.spsolve(M.tocsc(), F)
+                else:
+                    M = eta * hess(y)
+                    M.flat[::n + 1] += 1.0
+                    trial = y - np.linalg.solve(M, F)
+            except (np.linalg.LinAlgError, RuntimeError):
                 break
             F_trial = trial + eta * grad(trial) - x
             res_trial = np.sqrt(F_trial @ F_trial)
