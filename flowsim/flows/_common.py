@@ -95,15 +95,18 @@ def _samples(run, t_eval):
     return keep, states
 
 
-def finish_flow(loss, run, t_eval, method, label, before, split=None, extras=None):
-    """Build the Trajectory: states, L and |grad L| at the output times, counts."""
+def finish_flow(loss, run, t_eval, method, label, before, split=None, extras=None,
+                keep_dense=True):
+    """Build the Trajectory: states, L and |grad L| at the output times, counts, and the
+    dense solution unless ``keep_dense`` is false (a run may need it only for ``t_eval``)."""
     counts = loss.counts.spent_since(before)
     ts, ys = _samples(run, t_eval)
     xs = ys if split is None else ys[:, :split]
     values, grad_norms = loss.observe(xs)
     k, status, message = cut_at_nonfinite(values, run.status, run.message, ts)
     ts, ys, xs, values, grad_norms = ts[:k], ys[:k], xs[:k], values[:k], grad_norms[:k]
-    dense = run.dense if split is None or run.dense is None else PositionPart(run.dense, split)
+    dense = None if not keep_dense or run.dense is None else \
+        run.dense if split is None else PositionPart(run.dense, split)
     more = extras(ys) if extras is not None else {}
     return Trajectory(ts, xs, values, grad_norms, status, message, method, label,
                       extras=more, dense=dense, variables=loss.variable_names, **counts)

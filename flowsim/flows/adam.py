@@ -15,8 +15,6 @@ at t = 0).
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from .._validate import int_between, positive, start_points
@@ -91,9 +89,9 @@ def adam_flow(loss, x0, t_end, *, a=1.0, b=2.0, eps=1e-8, method="DOP853", rtol=
     before = loss.counts
     run = integrate(rate, np.concatenate([x0, g0, g0 * g0]), t_end, method=method, rtol=rtol,
                     atol=atol, stop=stop, max_steps=max_steps)
-    traj = finish_flow(loss, run, t_eval, "adam_flow", f"Adam ODE (a={a:g}, b={b:g})", before,
-                       split=n, extras=lambda z: {"m": z[:, n:2 * n], "v": z[:, 2 * n:]})
-    return traj if dense_output else dataclasses.replace(traj, dense=None)
+    return finish_flow(loss, run, t_eval, "adam_flow", f"Adam ODE (a={a:g}, b={b:g})", before,
+                       split=n, extras=lambda z: {"m": z[:, n:2 * n], "v": z[:, 2 * n:]},
+                       keep_dense=dense_output)
 
 
 def _adam_rates(Z, t, g, a, b, eps, n):

@@ -21,8 +21,6 @@ oscillation along u_i, so GD's time-averaged loss is predicted as
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import scipy.optimize
 import symengine as se
@@ -234,6 +232,5 @@ def central_flow(loss, x0, eta, t_end, *, n_outputs=201, rtol=1e-9, atol=1e-12, 
                 predicted.append(v + float(c @ lam))
         return {"sharpness": np.array(sharp), "on_edge": np.array(on_edge),
                 "sigma2": np.array(sigma2), "predicted_loss": np.array(predicted)}
-    traj = finish_flow(loss, run, t_eval, "central_flow", f"central flow (eta={eta:g})",
-                       before, extras=extras)
-    return traj if dense_output else dataclasses.replace(traj, dense=None)
+    return finish_flow(loss, run, t_eval, "central_flow", f"central flow (eta={eta:g})",
+                       before, extras=extras, keep_dense=dense_output)

@@ -8,8 +8,6 @@ Mirror flow of a potential psi: :math:`\frac{d}{dt}\nabla\psi(x) = -\nabla L(x)`
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from .._validate import int_between, positive, start_points
@@ -113,8 +111,8 @@ def mirror_flow(loss, x0, t_end, *, potential=None, metric=None, n_outputs=101, 
     before = loss.counts
     run = integrate(rate, x0, t_end, method=method, rtol=rtol, atol=atol, stop=stop,
                     max_steps=max_steps)
-    traj = finish_flow(loss, run, t_eval, "mirror_flow", f"{geometry.name} flow", before)
-    return traj if dense_output else dataclasses.replace(traj, dense=None)
+    return finish_flow(loss, run, t_eval, "mirror_flow", f"{geometry.name} flow", before,
+                       keep_dense=dense_output)
 
 
 def _mirror_batch(loss, geometry, X, t_end, method, rtol, atol, t_eval, gtol, max_norm,

@@ -24,8 +24,6 @@ The switching is located and handled by
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from .. import stops
@@ -154,6 +152,5 @@ def sign_flow(loss, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e-10, t_eval
         SignModel(loss), x0, t_end, method=explicit, rtol=rtol, atol=atol, max_steps=budget,
         stop=stop)
     run = Integration(ts, xs, dense, status, message)
-    traj = finish_flow(loss, run, t_eval if dense is not None else None, "sign_flow",
-                       f"sign-gradient flow ({explicit})", before)
-    return traj if dense_output else dataclasses.replace(traj, dense=None)
+    return finish_flow(loss, run, t_eval if dense is not None else None, "sign_flow",
+                       f"sign-gradient flow ({explicit})", before, keep_dense=dense_output)
