@@ -272,7 +272,7 @@ class BatchTrajectory(_Result):
             t_stop.setflags(write=False)
             object.__setattr__(self, "t_stop", t_stop)
         status = tuple(self.status)
-        if not all(type(s) is Status for s in status):   # (a million starts: skip the calls)
+        if set(map(type, status)) - {Status}:   # (a million starts: skip the calls)
             status = tuple(Status(s) for s in status)
         object.__setattr__(self, "status", status)
         message = self.message
@@ -280,7 +280,7 @@ class BatchTrajectory(_Result):
             message = (message,) * m
         else:
             message = tuple(message)
-            if not all(type(text) is str for text in message):
+            if set(map(type, message)) - {str}:
                 message = tuple(str(text) for text in message)
         object.__setattr__(self, "message", message)
         if len(self.status) != m or len(self.message) != m:

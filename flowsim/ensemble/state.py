@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..results import Status
+from ..stops import every_start
 
 __all__ = ["Ensemble", "Endings", "rms", "initial_steps", "stop_rules"]
 
@@ -83,8 +84,8 @@ class Ensemble:
         # flat views of the fresh (contiguous) output arrays, written through by _put
         self._flat = (self.out.reshape(-1, d), self.sout.reshape(-1),
                       None if self.fout is None else self.fout.reshape(-1, d))
-        self.status = np.array([Status.REACHED_END] * m, dtype=object)
-        self.message = np.full(m, "", dtype=object)
+        self.status = every_start(m, Status.REACHED_END)
+        self.message = every_start(m, "")
         self.t_stop = np.zeros(m) + t0
         self.steps_taken = np.zeros(m, dtype=int)
         self.idx = np.arange(m)

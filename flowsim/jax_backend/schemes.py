@@ -372,8 +372,8 @@ def run_scheme(loss, name, X0, etas, dts, *, options, gtol, max_norm, spec, sing
 
 
 def _outcome(code, stat, last, steps, gtol, max_norm, failure):
-    status = np.array([Status.REACHED_END] * len(code), dtype=object)
-    message = np.full(len(code), f"ran all {steps} steps", dtype=object)
+    status = stops.every_start(len(code), Status.REACHED_END)
+    message = stops.every_start(len(code), f"ran all {steps} steps")
     for i in np.flatnonzero(code):
         k = int(last[i])
         if code[i] == CONVERGED:

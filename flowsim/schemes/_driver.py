@@ -120,8 +120,8 @@ def iterate(loss, X0, steps, step, dts, *, gtol=None, max_norm=1e8, records=(),
     m, n = X0.shape
     dts = dts[:len(dts)] if isinstance(dts, StepSizes) else np.array(dts, dtype=float)
     keeper = Recorder(steps, m, n, records, record)
-    status = np.array([Status.REACHED_END] * m, dtype=object)  # np.full makes them str
-    message = np.full(m, f"ran all {steps} steps", dtype=object)
+    status = stops.every_start(m, Status.REACHED_END)
+    message = stops.every_start(m, f"ran all {steps} steps")
     rows = np.arange(m)
     sel = slice(None)  # the active starts: all of them (a view) until one stops
     X = X0.copy()
@@ -221,7 +221,9 @@ def finish(loss, run, method, label, before, *, single, extras=None, values=None
     broken = ~np.isfinite(values)
     broken[broken[:, 0]] = False  # L already not finite at the start (an overflowing start)
     outside = np.isnan(values[:, 0])
-    for i in np.flatnonzero(outside & (status != Status.FAILED)):  # not a loss value at all
+    for i in np.flatnonzero(outside):  # not a loss value at all
+        if status[i] == Status.FAILED:
+            continue
         status[i] = Status.FAILED
         message[i] = ("L(x0) is nan: the start lies outside the loss's domain, so no step "
                       "means anything there; start inside it")
@@ -234,9 +236,11 @@ def finish(loss, run, method, label, before, *, single, extras=None, values=None
                       f"domain or overflowed); kept the path up to t = {ts[j - 1]:.6g}")
     if len(ts) > 1:  # the growth test, for every start that ran to its end
         worse = values[:, -1] < values[:, 0] if maximize else values[:, -1] > values[:, 0]
-        away = worse & (grad_norms[:, -1] > grad_norms[:, 0]) & \
-            (status == Status.REACHED_END) & ~broken.any(axis=1) & ~outside
-        for i in np.flatnonzero(away):
+        away = worse & (grad_norms[:, -1] > grad_norms[:, 0]) & ~broken.any(axis=1) & \
+            ~outside
+        for i in np.flatnonzero(away):   # (the statuses compared only where it matters)
+            if status[i] != Status.REACHED_END:
+                continue
             status[i] = Status.DIVERGED
             message[i] = (f"ran all {len(ts) - 1} steps but L went from {values[i, 0]:.6g} "
                           f"to {values[i, -1]:.6g} and |grad L| grew: the iterates move away "
