@@ -32,6 +32,31 @@ def test_blow_up_of_momentum_flows_is_diverged_with_its_time(flow):
     assert found and abs(float(found.group(1)) - traj.ts[-1]) < 1e-3
 
 
+@pytest.mark.parametrize("method", ["RK45", "LSODA", "Radau"])
+def test_exponential_growth_is_not_called_a_finite_time_blow_up(method):
+    # L = -x^2: x' = 2x, x = e^(2t) grows without bound but never blows up (the growth fit's
+    # exponent is 1 up to its secants' error; it read "blows up in finite time ... t* = 2e12")
+    traj = fs.gradient_flow("-x**2", [1.0], 200.0, method=method, max_norm=1e10)
+    assert traj.status is Status.DIVERGED and "exceeded max_norm" in traj.message
+    assert "finite time" not in traj.message and "t*" not in traj.message
+    from flowsim.flows._solver import _blow_up
+    ts = np.linspace(0.0, 10.0, 50)
+    status, message = _blow_up(list(ts), [np.array([np.exp(2 * t)]) for t in ts])
+    assert status is Status.DIVERGED and "no blow-up in finite time" in message
+
+
+@pytest.mark.parametrize("method", ["RK45", "LSODA"])
+def test_a_huge_max_norm_is_still_tested(method):
+    # y' = 10 y passes 1e160 (where |y|^2 overflows) long before float overflow: max_norm
+    # values past 1e150 were not tested at all (the squared bound was taken as inf)
+    from flowsim.flows._solver import integrate
+    run = integrate(lambda t, y: 10.0 * y, np.array([1.0]), 100.0, method=method, rtol=1e-8,
+                    atol=1e-10, max_norm=1e160)
+    assert run.status is Status.DIVERGED and "exceeded max_norm = 1e+160" in run.message
+    assert 1e160 < abs(run.ys[-1][0]) < 1e170 and run.ts[-1] == pytest.approx(
+        np.log(1e160) / 10, rel=1e-2)
+
+
 @pytest.mark.parametrize("method", ["RK45", "DOP853", "RK23"])
 def test_stiff_flows_stop_explicit_methods_early_and_name_implicit_ones(method):
     loss = losses.ill_conditioned_quadratic(1e8)  # RK45 would need about 3e7 steps

@@ -29,6 +29,10 @@ IMPLICIT = ("Radau", "BDF", "LSODA")
 #: problem turns out to be stiff.
 AUTO = ("DOP853", "Radau")
 MAX_STALLS = 50
+FLOAT_MAX = np.finfo(float).max
+#: A fitted growth exponent k in d|y|/dt = c |y|^k above this is a finite-time blow-up;
+#: at or below it (exponential growth fits k = 1 up to the secants' error) it is not.
+FINITE_TIME_EXPONENT = 1.1
 
 #: How far along the negative real axis |h lambda| each explicit method stays stable.
 STABILITY_LIMIT = {"RK23": 2.5, "RK45": 3.3, "DOP853": 6.0}
@@ -155,8 +159,12 @@ def _blow_up(ts, ys):
         if not (r[-1] > 10 * max(1.0, first) and np.all(np.diff(r) > 0)):
             return None
     k, rate, r_end, t_end = _growth_law(ts, ys, r, t)
+    if not k > FINITE_TIME_EXPONENT:   # exponential growth (k = 1) or slower: no t*
+        return Status.DIVERGED, (f"the path grows without bound: |state| = {r[-1]:.3g} at "
+                                 f"t = {t[-1]:.6g}, growing like |state|^{k:.2g} (no "
+                                 "blow-up in finite time)")
     with np.errstate(all="ignore"):
-        t_star = t_end + r_end / ((k - 1) * rate) if k > 1 else np.nan
+        t_star = t_end + r_end / ((k - 1) * rate)
     when = f"; estimated blow-up time t* = {t_star:.6g}" if np.isfinite(t_star) else ""
     return Status.DIVERGED, (f"the path blows up in finite time: |state| = {r[-1]:.3g} at "
                              f"t = {t[-1]:.6g}, growing like |state|^{k:.2g}{when}")
@@ -247,8 +255,9 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
     """
     options = dict(solver_options or {})
     ts, ys, interps = [t0], [np.array(y0, dtype=float)], []
-    # |y|^2 past this: non-finite, or out of max_norm (a float ** 2 raises past 1.3e154)
-    limit = np.inf if max_norm is None or max_norm >= 1e150 else max_norm ** 2
+    # |y|^2 past this: non-finite, out of max_norm, or a dot that overflowed (a float ** 2
+    # raises past 1.3e154; the largest float keeps an overflowed dot, inf, past it)
+    limit = FLOAT_MAX if max_norm is None or max_norm >= 1e150 else max_norm ** 2
     if max_steps == "default":
         max_steps = default_max_steps(ys[0].size)
     stalls = 0
@@ -277,8 +286,10 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
                 status, message = _blow_up(ts, ys) or (status, message)
                 break
             y = solver.y
-            square = y @ y   # one dot: the fast test of finiteness and of max_norm
-            if not square < np.inf and not np.isfinite(y).all():
+            # one dot and one comparison: the common step is finite and inside max_norm (y @ y
+            # costs 0.5 us against 0.3 on a short vector: a tenth of an LSODA step's overhead)
+            rare = not y.dot(y) <= limit
+            if rare and not np.isfinite(y).all():
                 status, cause = Status.DIVERGED, "nonfinite"
                 message = (f"the state became non-finite after t = {ts[-1]:.6g} (the loss or "
                            "its gradient is undefined or overflows there); kept the path "
@@ -299,7 +310,7 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
             if dense_output:
                 interps.append(solver.dense_output())
             reason = None
-            if not square <= limit:   # finite here: past max_norm, or a dot that overflowed
+            if rare and max_norm is not None:   # finite: past max_norm, or a dot overflowed
                 norm = safe_norm(y)
                 if not norm <= max_norm:
                     reason = Status.DIVERGED, stops.diverged(norm, max_norm)
