@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._numeric import as_rows
 from ..results import Status
 from ..stops import every_start
 
@@ -82,8 +83,8 @@ class Ensemble:
         self.fout = np.empty((m, self.t_out.size, d)) if dense else None
         self.sout = np.zeros((m, self.t_out.size), dtype=int)  # steps taken by each output
         # flat views of the fresh (contiguous) output arrays, written through by _put
-        self._flat = (self.out.reshape(-1, d), self.sout.reshape(-1),
-                      None if self.fout is None else self.fout.reshape(-1, d))
+        self._flat = (as_rows(self.out.reshape(-1, d)), self.sout.reshape(-1),
+                      None if self.fout is None else as_rows(self.fout.reshape(-1, d)))
         self.status = every_start(m, Status.REACHED_END)
         self.message = every_start(m, "")
         self.t_stop = np.zeros(m) + t0
@@ -175,12 +176,13 @@ class Ensemble:
 
     def _put(self, at, Y, steps, F):
         """Write outputs at flat positions ``at`` = start * K + output of the (m, K, ...)
-        arrays (one flat index is about 8 times faster than a pair of index arrays)."""
+        arrays (one flat index is about 8 times faster than a pair of index arrays), whole
+        rows at a time (:func:`~flowsim._numeric.as_rows`)."""
         flat_out, flat_steps, flat_f = self._flat
-        flat_out[at] = Y
+        flat_out[at] = as_rows(Y)
         flat_steps[at] = steps
         if F is not None:
-            flat_f[at] = F
+            flat_f[at] = as_rows(F)
 
     def accept(self, mask, t, Y, F):
         """The starts in ``mask`` (over the active) took a step to ``t`` (their rows of the
@@ -217,11 +219,13 @@ class Ensemble:
             if messages is not None:
                 self.message[gl] = messages[rows] if isinstance(messages, np.ndarray) \
                     else messages
+        # the starts that go on, compacted (np.compress: a sixth of a boolean index's time
+        # on (a, d) arrays; 1.1 ms against 0.19 ms for 100,000 2-vectors)
         keep = ~mask
-        self.idx, self.t, self.Y, self.F = self.idx[keep], self.t[keep], self.Y[keep], \
-            self.F[keep]
-        self.j, self.nsteps = self.j[keep], self.nsteps[keep]
-        self.extra = {k: v[keep] for k, v in self.extra.items()}
+        self.idx, self.t, self.Y, self.F = (np.compress(keep, v, axis=0) for v in
+                                            (self.idx, self.t, self.Y, self.F))
+        self.j, self.nsteps = np.compress(keep, self.j), np.compress(keep, self.nsteps)
+        self.extra = {k: np.compress(keep, v, axis=0) for k, v in self.extra.items()}
 
     def done(self):
         """Starts that reached their last output time (end them as reached_end)."""
