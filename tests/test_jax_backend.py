@@ -293,6 +293,35 @@ def test_stops_inside_the_blocks_of_the_jax_driver_are_exact(record):
             assert alone.status is b.status[i] and alone.message == b.message[i]
 
 
+def _doubling_with_reset(k, eta, x, state, ops, options):
+    """x_{k+1} = 2 x_k while |x_k| <= 6, else 1: leaves max_norm = 5 at 8 and, unchecked,
+    comes back to 1 at the next step (a NaN, where the driver marks a stop, becomes 1 too)."""
+    xp = ops.xp
+    return xp.where(xp.abs(x) <= 6.0, 2.0 * x, 1.0), None, state, False
+
+
+def test_a_stop_inside_a_block_is_found_whatever_the_rule_makes_of_it():
+    # the JAX driver's unchecked blocks mark a start that may stop in its state (NaN); this
+    # rule turns a NaN back into 1 and its path crosses max_norm and returns inside a block,
+    # yet every start ends diverged at its own step, as on numpy (x0 = 2^-j: 8 at step j + 3;
+    # record="final": the steps run in blocks of 32)
+    record = fs.register("doubling", fs.UpdateRule(_doubling_with_reset))
+    try:
+        X = 2.0 ** -np.arange(12.0)[:, None]
+        a = record.function("x**2", X, 1.0, 100, max_norm=5.0, record="final")
+        b = record.function("x**2", X, 1.0, 100, max_norm=5.0, record="final", backend="jax")
+        _same(a, b)
+        assert all(s is fs.Status.DIVERGED for s in b.status)
+        np.testing.assert_array_equal(b.t_final, np.arange(12.0) + 3)
+        for i, x0 in enumerate(X):   # alone, no other start's stop replays its block
+            alone = record.function("x**2", x0, 1.0, 100, max_norm=5.0, record="final",
+                                    backend="jax")
+            assert alone.status is fs.Status.DIVERGED and alone.t_final == i + 3
+            assert alone.message == a.message[i]
+    finally:
+        methods.unregister("doubling")
+
+
 def test_the_newton_flow_rule_is_one_on_every_path():
     # H = diag(2, -2) is not positive definite: every path refuses the start in one sentence
     loss = fs.Loss("x**2 - y**2 + x*y/10")
