@@ -7,6 +7,7 @@ solver gives up, instead of losing the partial path to an exception.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -30,6 +31,8 @@ IMPLICIT = ("Radau", "BDF", "LSODA")
 AUTO = ("DOP853", "Radau")
 MAX_STALLS = 50
 FLOAT_MAX = np.finfo(float).max
+#: States up to this length are measured as Python floats (math.hypot) at every step.
+SHORT_STATE = 16
 #: A fitted growth exponent k in d|y|/dt = c |y|^k above this is a finite-time blow-up;
 #: at or below it (exponential growth fits k = 1 up to the secants' error) it is not.
 FINITE_TIME_EXPONENT = 1.1
@@ -255,9 +258,12 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
     """
     options = dict(solver_options or {})
     ts, ys, interps = [t0], [np.array(y0, dtype=float)], []
-    # |y|^2 past this: non-finite, out of max_norm, or a dot that overflowed (a float ** 2
-    # raises past 1.3e154; the largest float keeps an overflowed dot, inf, past it)
-    limit = FLOAT_MAX if max_norm is None or max_norm >= 1e150 else max_norm ** 2
+    # |y| past `bound` (|y|^2 past `limit` for long states): non-finite, out of max_norm, or
+    # a dot that overflowed (a float ** 2 raises past 1.3e154; the largest float keeps an
+    # overflowed norm, inf, past it)
+    bound = FLOAT_MAX if max_norm is None else min(float(max_norm), FLOAT_MAX)
+    limit = FLOAT_MAX if bound >= 1e150 else bound ** 2
+    short = np.size(y0) <= SHORT_STATE
     if max_steps == "default":
         max_steps = default_max_steps(ys[0].size)
     stalls = 0
@@ -286,9 +292,10 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
                 status, message = _blow_up(ts, ys) or (status, message)
                 break
             y = solver.y
-            # one dot and one comparison: the common step is finite and inside max_norm (y @ y
-            # costs 0.5 us against 0.3 on a short vector: a tenth of an LSODA step's overhead)
-            rare = not y.dot(y) <= limit
+            # one norm and one comparison: the common step is finite and inside max_norm
+            # (hypot of a short state's floats 0.12 us, y.dot(y) 0.3 us, y @ y 0.5 us: the
+            # test is a fifth of what an LSODA step costs beyond scipy's own loop)
+            rare = not math.hypot(*y.tolist()) <= bound if short else not y.dot(y) <= limit
             if rare and not np.isfinite(y).all():
                 status, cause = Status.DIVERGED, "nonfinite"
                 message = (f"the state became non-finite after t = {ts[-1]:.6g} (the loss or "
