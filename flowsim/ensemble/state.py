@@ -85,6 +85,9 @@ class Ensemble:
         # flat views of the fresh (contiguous) output arrays, written through by _put
         self._flat = (as_rows(self.out.reshape(-1, d)), self.sout.reshape(-1),
                       None if self.fout is None else as_rows(self.fout.reshape(-1, d)))
+        # |state| where each start began here (a start handed over from another engine
+        # writes outputs from j0 on only), for the blow-up test of _stuck
+        self.start_norms = np.linalg.norm(Y0, axis=-1)
         self.status = every_start(m, Status.REACHED_END)
         self.message = every_start(m, "")
         self.t_stop = np.zeros(m) + t0
@@ -261,7 +264,7 @@ def _stuck(ens, endings, tiny, over, t, max_steps):
     blow-up, diverged as the single run's blow-up test says
     (:func:`flowsim.flows._solver._blow_up`); the others fail with the reason."""
     stuck = np.union1d(tiny, over)
-    start = np.linalg.norm(ens.out[ens.idx[stuck], 0], axis=-1)
+    start = ens.start_norms[ens.idx[stuck]]
     radius = np.linalg.norm(ens.Y[stuck], axis=-1)
     far = radius > 10 * np.maximum(1.0, start)
     blown = stuck[far]
