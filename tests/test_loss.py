@@ -263,3 +263,33 @@ def test_bookkeeping_accepts_frozen_trajectory_arrays():
     np.testing.assert_allclose(loss.observe_values(traj.xs), rosen(traj.xs.T), rtol=1e-14)
     values, norms = loss.observe(traj.xs)
     np.testing.assert_allclose(norms, np.linalg.norm([rosen_der(x) for x in traj.xs], axis=1))
+
+
+def test_observe_in_chunks_gives_each_states_own_numbers(monkeypatch):
+    # many states are observed a chunk at a time (OBSERVE_CHUNK states, fewer for a loss
+    # with samples); each state's L and |grad L| are those of the state alone, whatever
+    # the chunk, the shape of the stack or whether the arrays are read-only
+    from flowsim.loss import _evaluation
+    from flowsim import Loss
+    rosen_loss = losses.rosenbrock(2)
+    mse = Loss.from_samples("(a*x + b - y)**2", {"x": [1, 2, 3, 4], "y": [2, 4, 5, 4]},
+                            ["a", "b"])
+    xs = np.random.default_rng(3).uniform(-2, 2, size=(7, 5, 2))
+    xs.setflags(write=False)
+    expected = {id(rosen_loss): (rosen(xs.T).T, np.linalg.norm(
+        np.moveaxis(rosen_der(np.moveaxis(xs, -1, 0)), 0, -1), axis=-1))}
+    a, b = xs[..., 0], xs[..., 1]
+    residual = a[..., None] * np.array([1, 2, 3, 4]) + b[..., None] - np.array([2, 4, 5, 4])
+    mse_grad = np.stack([2 * (residual * np.array([1, 2, 3, 4])).mean(-1),
+                         2 * residual.mean(-1)], axis=-1)
+    expected[id(mse)] = ((residual ** 2).mean(-1), np.linalg.norm(mse_grad, axis=-1))
+    for chunk in (_evaluation.OBSERVE_CHUNK, 6, 1):
+        monkeypatch.setattr(_evaluation, "OBSERVE_CHUNK", chunk)
+        for loss in (rosen_loss, mse):
+            values, norms = loss.observe(xs)
+            np.testing.assert_allclose(values, expected[id(loss)][0], rtol=1e-13)
+            np.testing.assert_allclose(norms, expected[id(loss)][1], rtol=1e-13)
+            _, grads = loss.observe(xs, full=True)
+            assert grads.shape == (7, 5, 2)
+            np.testing.assert_allclose(np.linalg.norm(grads, axis=-1), norms, rtol=1e-15)
+            np.testing.assert_array_equal(loss.observe_values(xs[2, 3]), values[2, 3])
