@@ -131,15 +131,15 @@ def on_jax(backend, **refused):
 #: The cost model of :func:`choose`, measured on the 2-D Rosenbrock loss on a 2-core CPU
 #: (``python benchmarks/bench_targets.py``). Schemes (gradient descent, record="final"): numpy
 #: pays about 40 us of Python per step plus 3 ns per start, variable and step; JAX's compiled
-#: scan about 1 ns per start, variable and step, after a start-up of about 1 s in a process
+#: scan about 0.7 ns per start, variable and step, after a start-up of about 1 s in a process
 #: that has not imported JAX yet (import, trace, compile or read the persistent cache), 0.4 s
 #: in one that has, and 0.05 s where this loss already ran a JAX program here (``warm``).
-NUMPY_STEP_S, NUMPY_ENTRY_S, JAX_ENTRY_S = 4e-5, 3e-9, 1e-9
+NUMPY_STEP_S, NUMPY_ENTRY_S, JAX_ENTRY_S = 4e-5, 3e-9, 7e-10
 JAX_STARTUP_S, JAX_STARTUP_IMPORTED_S, JAX_STARTUP_WARM_S = 1.0, 0.4, 0.05
-#: Flows (RK45 at rtol 1e-6 to t = 1): numpy's engines about 0.2 s of Python plus 80 us a
+#: Flows (RK45 at rtol 1e-6 to t = 1): numpy's engines about 0.2 s of Python plus 70 us a
 #: start, diffrax on the CPU about 150 us a start after its compile (about 4 s: on a CPU only
 #: a ``warm`` loss makes JAX worth it, below about 3,000 starts).
-FLOW_NUMPY_S, FLOW_NUMPY_START_S, FLOW_JAX_START_S = 0.2, 8e-5, 1.5e-4
+FLOW_NUMPY_S, FLOW_NUMPY_START_S, FLOW_JAX_START_S = 0.2, 7e-5, 1.5e-4
 #: Starts from which a batched flow runs with diffrax on an accelerator (not measured here:
 #: no GPU was at hand; JAX's per-start cost there is far below numpy's).
 ACCELERATOR_FLOW_STARTS = 10_000
