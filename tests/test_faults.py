@@ -46,15 +46,18 @@ def test_exponential_growth_is_not_called_a_finite_time_blow_up(method):
 
 
 @pytest.mark.parametrize("method", ["RK45", "LSODA"])
-def test_a_huge_max_norm_is_still_tested(method):
-    # y' = 10 y passes 1e160 (where |y|^2 overflows) long before float overflow: max_norm
-    # values past 1e150 were not tested at all (the squared bound was taken as inf)
+@pytest.mark.parametrize("n", [1, 20])            # a short state (floats) and a long one (dot)
+@pytest.mark.parametrize("max_norm", [1e152, 1e160])   # |y|^2 finite, and past overflow
+def test_a_huge_max_norm_is_still_tested(method, n, max_norm):
+    # y' = 10 y passes max_norm long before float overflow: values past 1e150 were not
+    # tested at all (the squared bound was taken as inf)
     from flowsim.flows._solver import integrate
-    run = integrate(lambda t, y: 10.0 * y, np.array([1.0]), 100.0, method=method, rtol=1e-8,
-                    atol=1e-10, max_norm=1e160)
-    assert run.status is Status.DIVERGED and "exceeded max_norm = 1e+160" in run.message
-    assert 1e160 < abs(run.ys[-1][0]) < 1e170 and run.ts[-1] == pytest.approx(
-        np.log(1e160) / 10, rel=1e-2)
+    from flowsim._numeric import safe_norm
+    run = integrate(lambda t, y: 10.0 * y, np.ones(n), 100.0, method=method, rtol=1e-8,
+                    atol=1e-10, max_norm=max_norm)
+    assert run.status is Status.DIVERGED and f"exceeded max_norm = {max_norm:g}" in run.message
+    assert max_norm < safe_norm(run.ys[-1]) < 1e10 * max_norm
+    assert run.ts[-1] == pytest.approx(np.log(max_norm / np.sqrt(n)) / 10, rel=1e-2)
 
 
 @pytest.mark.parametrize("method", ["RK45", "DOP853", "RK23"])

@@ -262,7 +262,7 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
     # a dot that overflowed (a float ** 2 raises past 1.3e154; the largest float keeps an
     # overflowed norm, inf, past it)
     bound = FLOAT_MAX if max_norm is None else min(float(max_norm), FLOAT_MAX)
-    limit = FLOAT_MAX if bound >= 1e150 else bound ** 2
+    limit = FLOAT_MAX if bound >= 1e154 else bound ** 2   # (a square past 1.34e154 raises)
     short = np.size(y0) <= SHORT_STATE
     if max_steps == "default":
         max_steps = default_max_steps(ys[0].size)
