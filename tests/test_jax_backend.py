@@ -337,6 +337,25 @@ def test_momentum_stops_inside_blocks_match_numpy():
     assert {fs.Status.DIVERGED, fs.Status.CONVERGED} <= set(a.status)
 
 
+@pytest.mark.parametrize("replay_rows", [0, 1, 64, 10 ** 6])
+def test_replaying_few_or_all_rows_of_a_block_gives_numpys_stops(monkeypatch, replay_rows):
+    # the rows that may have stopped in a block are replayed apart (up to REPLAY_ROWS of
+    # them) or all together: either way each start stops at numpy's step with its sentence
+    # (gtol met by some starts at scattered steps, max_norm crossed by others)
+    from flowsim.jax_backend import schemes
+    monkeypatch.setattr(schemes, "REPLAY_ROWS", replay_rows)
+    X = np.random.default_rng(1).uniform(-2, 2, size=(300, 2))
+    kw = dict(record="final", max_norm=3.0, gtol=0.5)
+    loss = fs.Loss("100*(y - x**2)**2 + (1 - x)**2")   # fresh: its own compiled programs
+    a = fs.heavy_ball(loss, X, 1e-3, 300, **kw)
+    b = fs.heavy_ball(loss, X, 1e-3, 300, backend="jax", **kw)
+    assert list(a.status) == list(b.status) and list(a.message) == list(b.message)
+    np.testing.assert_allclose(b.t_final, a.t_final, rtol=1e-12)
+    np.testing.assert_allclose(b.x_final, a.x_final, rtol=1e-10, atol=1e-12)
+    assert len(set(a.extras["steps_taken"][:, -1])) > 100   # stops at 100+ different steps
+    assert {fs.Status.CONVERGED, fs.Status.DIVERGED} <= set(a.status)
+
+
 def test_the_newton_flow_rule_is_one_on_every_path():
     # H = diag(2, -2) is not positive definite: every path refuses the start in one sentence
     loss = fs.Loss("x**2 - y**2 + x*y/10")
