@@ -321,9 +321,9 @@ def _compiled(loss, name, rule, options, steps, every, gtol, max_norm):
                                          full, part[:6])
             return out + (jnp.all(out[2]),)
 
-        branch = jnp.where(jnp.any(hit), jnp.where(jnp.sum(hit) <= cap, 1, 2), 0)
-        return lax.switch(branch, [lambda c: (X, aux) + c[2:], few,
-                                   lambda c: checked(c, ks, es)], carry)
+        def replay(c):
+            return lax.cond(jnp.sum(hit) <= cap, few, lambda c: checked(c, ks, es), c)
+        return lax.cond(jnp.any(hit), replay, lambda c: (X, aux) + c[2:], carry)
 
     def chunk(carry, ks, es):
         size = ks.shape[0]
