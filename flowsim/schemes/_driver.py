@@ -169,7 +169,8 @@ def iterate(loss, X0, steps, step, dts, *, gtol=None, max_norm=1e8, records=(),
                                 (X_next if keep else X)[i:i + 1])
                 stop = out if stop is None else stop | out
             if stop is not None and stop.any():
-                rows, X_next = rows[~stop], X_next[~stop]
+                go_on = ~stop   # (np.compress: a sixth of a boolean index's time on rows)
+                rows, X_next = rows[go_on], np.compress(go_on, X_next, axis=0)
                 sel = rows
             X = X_next
             k += 1
