@@ -149,8 +149,10 @@ def first_call_in_a_new_process():
         env = dict(os.environ, FLOWSIM_JAX_CACHE=folder)
         times = [[float(v) for v in subprocess.run(
             [sys.executable, "-c", code], env=env, check=True, capture_output=True,
-            text=True).stdout.split()[-2:]] for _ in range(2)]
-    (imp0, call0), (imp1, call1) = times
+            text=True).stdout.split()[-2:]] for _ in range(3)]
+    # the later processes both find the cache filled: the better of the two (this machine's
+    # timings of one process vary by 5-10 %)
+    (imp0, call0), (imp1, call1) = times[0], min(times[1:], key=lambda pair: pair[1])
     print(f"  first process: importing JAX and diffrax {imp0:.2f} s, the call {call0:.2f} s "
           f"(traces and compiles)")
     print(f"  second process: importing {imp1:.2f} s, the call {call1:.2f} s (traces, reads "
