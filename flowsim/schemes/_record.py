@@ -97,12 +97,18 @@ class Recorder:
         if ks[-1] != end:
             ks.append(end)
         ks = np.array(ks)
-        regular = ks[ks % self.every == 0] // self.every
+        regular = ks[ks % self.every == 0] // self.every   # (0, 1, 2, ...: the first slots)
         xs = np.empty((self.final.shape[0], ks.size, self.final.shape[1]))
-        xs[:, :regular.size] = self.slots[regular].transpose(1, 0, 2)
+        xs[:, :regular.size] = self.slots[:regular.size].transpose(1, 0, 2)
         xs[:, regular.size:] = self.final[:, None]  # the last iterate, off the regular grid
-        at_end = ks[None, :] >= self.last[:, None]  # its last state (kept at the stop), held
-        xs = np.where(at_end[..., None], self.final[:, None, :], xs)
+        # each start's last state (kept at its stop) from its stop on: the last column for
+        # those that ran to `end` (a start stopped there has no slot), and the columns from
+        # its stop for one that stopped before (few rows: no pass over the whole stack)
+        xs[:, -1] = self.final
+        early = np.flatnonzero(self.last < end)
+        if early.size:
+            held = ks[None, :] >= self.last[early, None]
+            xs[early] = np.where(held[..., None], self.final[early, None, :], xs[early])
         if hasattr(dts, "cumulative"):
             times = dts.cumulative(ks)
         else:
