@@ -26,6 +26,7 @@ from .. import stops
 from .._numeric import safe_norm
 from ..results import Status
 from ..schemes._driver import Run, measured, converged_message, escape, finish
+from ..schemes._record import hold_stopped
 from . import key_seed, require
 from .compiled import jax_loss
 
@@ -418,14 +419,15 @@ def run_scheme(loss, name, X0, etas, dts, *, options, gtol, max_norm, spec, sing
     if ks[-1] != end:
         ks.append(end)
     ks = np.array(ks)
-    slots = np.concatenate([X0[:, None], kept.transpose(1, 0, 2)], axis=1) \
-        if spec.every is not None else X0[:, None]
+    # the start, then the states kept at the ends of the chunks (0, 1, 2, ...: the first
+    # ones), then the end; each start held at its last state from its stop on
+    regular = int(np.sum(ks % stride == 0)) if spec.every is not None else 1
+    regular = min(regular, kept.shape[0] + 1 if spec.every is not None else 1)
     xs = np.empty((m, ks.size, X0.shape[1]))
-    regular = ks[ks % stride == 0] // stride if spec.every is not None else np.array([0])
-    regular = regular[regular < slots.shape[1]]
-    xs[:, :regular.size] = slots[:, regular]
-    xs[:, regular.size:] = X[:, None]
-    xs = np.where((ks[None, :] >= last[:, None])[..., None], X[:, None, :], xs)
+    xs[:, 0] = X0
+    xs[:, 1:regular] = kept[:regular - 1].transpose(1, 0, 2)
+    xs[:, regular:] = X[:, None]
+    hold_stopped(xs, ks, last, X)
     times = np.concatenate([[0.0], np.cumsum(dts[:end])])
     result = Run(xs, times[ks], ks, status, message, {}, last, times[last])
     return finish(loss, result, name, f"{label} [jax]", before, single=single, record=spec,

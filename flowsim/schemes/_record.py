@@ -8,7 +8,7 @@ import numpy as np
 
 from .._validate import positive_int
 
-__all__ = ["Record", "as_record", "Recorder", "FIELDS"]
+__all__ = ["Record", "as_record", "Recorder", "FIELDS", "hold_stopped"]
 
 #: Series a run can keep: the states, L and |grad L| at the kept iterates.
 FIELDS = ("x", "loss", "grad_norm")
@@ -53,6 +53,20 @@ def as_record(record="all", record_every=1):
         raise ValueError(f"record: unknown series {unknown or fields!r}; choose from {FIELDS} "
                          "(or 'all' or 'final').")
     return Record(tuple(f for f in FIELDS if f in fields or f == "x"), every)
+
+
+def hold_stopped(xs, ks, last, final):
+    """Each start's last state ``final`` (m, n) in ``xs`` (m, K, n) from its last iterate
+    ``last`` (m,) on, in place, for the kept iterates ``ks`` (K,) that end at max(last).
+
+    The last column for every start (one that stopped at the end has no slot of its own),
+    the columns from its stop for the few that stopped before: no pass over the whole stack.
+    """
+    xs[:, -1] = final
+    early = np.flatnonzero(last < ks[-1])
+    if early.size:
+        held = ks[None, :] >= last[early, None]
+        xs[early] = np.where(held[..., None], final[early, None, :], xs[early])
 
 
 class Recorder:
@@ -101,14 +115,7 @@ class Recorder:
         xs = np.empty((self.final.shape[0], ks.size, self.final.shape[1]))
         xs[:, :regular.size] = self.slots[:regular.size].transpose(1, 0, 2)
         xs[:, regular.size:] = self.final[:, None]  # the last iterate, off the regular grid
-        # each start's last state (kept at its stop) from its stop on: the last column for
-        # those that ran to `end` (a start stopped there has no slot), and the columns from
-        # its stop for one that stopped before (few rows: no pass over the whole stack)
-        xs[:, -1] = self.final
-        early = np.flatnonzero(self.last < end)
-        if early.size:
-            held = ks[None, :] >= self.last[early, None]
-            xs[early] = np.where(held[..., None], self.final[early, None, :], xs[early])
+        hold_stopped(xs, ks, self.last, self.final)
         if hasattr(dts, "cumulative"):
             times = dts.cumulative(ks)
         else:
