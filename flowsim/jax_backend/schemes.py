@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import stops
-from .._numeric import safe_norm
+from .._numeric import row_norms
 from ..results import Status
 from ..schemes._driver import Run, measured, converged_message, escape, finish
 from ..schemes._record import hold_stopped
@@ -411,8 +411,8 @@ def run_scheme(loss, name, X0, etas, dts, *, options, gtol, max_norm, spec, sing
     stat = np.array(stat)
     kept = np.asarray(kept)
     loss.charge(grad=rule.grads * np.sum(np.maximum(last, 0)))
-    diverged = np.flatnonzero(code == DIVERGED)   # their |x| again, overflow-safe
-    stat[diverged] = [safe_norm(X[i]) for i in diverged]
+    diverged = code == DIVERGED   # their |x| again, overflow-safe (one call for all)
+    stat[diverged] = row_norms(X[diverged])
     status, message = _outcome(code, stat, last, steps, gtol, max_norm, rule.failure)
     end = int(last.max())
     ks = list(range(0, end + 1, stride)) if spec.every is not None else [0]
