@@ -42,7 +42,7 @@ import numpy as np
 
 __all__ = ["UpdateRule", "VectorField", "SecondOrderField", "LossOps", "numpy_ops", "jax_ops",
            "check_options", "take_rows", "put_rows", "signature_and_doc", "FLOW_ARGUMENTS",
-           "bound_rule"]
+           "bound_rule", "MadeFunction"]
 
 
 @dataclass(frozen=True)
@@ -170,6 +170,30 @@ def signature_and_doc(positional, options, common, owner, summary, rest):
                    for k, v in options.items()) +
            rest + "\n    Returns\n    -------\n    Trajectory or BatchTrajectory\n")
     return inspect.Signature(params), doc
+
+
+class MadeFunction:
+    """A method function made from a rule or field (what :func:`flowsim.register` makes):
+    named ``name``, with the signature and docstring of :func:`signature_and_doc`, and
+    pickled by value (its class and arguments; the functions inside travel by name), so it
+    runs in worker processes as the built-in methods do.
+
+    A subclass sets ``KIND`` and ``SOURCE`` (for its repr) and calls :meth:`_named` from its
+    ``__init__`` with the arguments after ``name`` and ``label`` that rebuild it.
+    """
+
+    KIND = SOURCE = ""
+
+    def _named(self, name, label, parts, signature_doc):
+        self.name, self.label, self._parts = name, label, tuple(parts)
+        self.__name__ = self.__qualname__ = name
+        self.__signature__, self.__doc__ = signature_doc
+
+    def __repr__(self):
+        return f"<{self.KIND} {self.name!r} from {self.SOURCE}>"
+
+    def __reduce__(self):
+        return (type(self), (self.name, self.label) + self._parts)
 
 
 #: The positional arguments of every flow made from a field, with their types.

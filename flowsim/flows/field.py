@@ -20,7 +20,8 @@ from .._numeric import row_norms
 from ..ensemble.run import System, batch_run
 from ..ensemble.workers import PARALLEL_DOC, in_chunks
 from ..backends import on_jax
-from ..rules import FLOW_ARGUMENTS, check_options, numpy_ops, signature_and_doc
+from ..rules import (FLOW_ARGUMENTS, MadeFunction, check_options, numpy_ops,
+                     signature_and_doc)
 from ._common import bound_stop, converged, finish_flow, flow_arguments
 from ._solver import Integration, integrate
 from ..results import Status
@@ -69,7 +70,7 @@ def guard_mask(out, a):
     return np.broadcast_to(mask, (a,))
 
 
-class FieldFlow:
+class FieldFlow(MadeFunction):
     r"""The flow ``name``: dx/dt = ``field.field(x, ops, options)``.
 
     Parameters
@@ -84,20 +85,15 @@ class FieldFlow:
     field's options are keywords, the rest are :func:`flowsim.gradient_flow`'s.
     """
 
+    KIND, SOURCE = "flow", "a vector field"
+
     def __init__(self, name, label, field):
-        self.name, self.label, self.field = name, label, field
-        self.__name__ = self.__qualname__ = name
-        self.__signature__, self.__doc__ = signature_and_doc(
+        self.field = field
+        self._named(name, label, (field,), signature_and_doc(
             FLOW_ARGUMENTS, field.options, _COMMON, "field",
             f"{label}: a flow registered from a vector field.",
             "    method, rtol, atol, t_eval, dense_output, gtol, max_norm, max_steps, backend\n"
-            "        As in :func:`flowsim.gradient_flow`.\n" + PARALLEL_DOC)
-
-    def __repr__(self):
-        return f"<flow {self.name!r} from a vector field>"
-
-    def __reduce__(self):
-        return (FieldFlow, (self.name, self.label, self.field))
+            "        As in :func:`flowsim.gradient_flow`.\n" + PARALLEL_DOC))
 
     def __call__(self, loss, x0, t_end, *, method="RK45", rtol=1e-8, atol=1e-10, t_eval=None,
                  dense_output=True, gtol=None, max_norm=1e8, max_steps="default",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .._validate import nonnegative, positive, start_points
 from ..ensemble.workers import PARALLEL_DOC, in_chunks
-from ..rules import FLOW_ARGUMENTS, check_options, signature_and_doc
+from ..rules import FLOW_ARGUMENTS, MadeFunction, check_options, signature_and_doc
 from ._common import check_flow_arguments, output_times
 from .momentum import second_order
 
@@ -26,7 +26,7 @@ _COMMON = [("v0", None), ("t0", 0.0), ("method", "LSODA"), ("rtol", 1e-8), ("ato
            ("executor", None), ("chunk_size", None)]
 
 
-class SecondOrderFlow:
+class SecondOrderFlow(MadeFunction):
     r"""The flow ``name``: m(t) x'' + c(t) x' + grad L(x) = 0 with (c, m) from ``field``.
 
     Parameters
@@ -43,23 +43,18 @@ class SecondOrderFlow:
     ``extras["velocities"]`` holds x' at every output.
     """
 
+    KIND, SOURCE = "flow", "a second-order field"
+
     def __init__(self, name, label, field):
-        self.name, self.label, self.field = name, label, field
-        self.__name__ = self.__qualname__ = name
-        self.__signature__, self.__doc__ = signature_and_doc(
+        self.field = field
+        self._named(name, label, (field,), signature_and_doc(
             FLOW_ARGUMENTS, field.options, _COMMON, "flow",
             f"{label}: a second-order flow registered from its coefficients.",
             "    v0 : array_like, shape (n,) or (m, n), optional\n"
             "        Initial velocity (zero by default).\n    t0 : float\n"
             "        Start time, >= 0 and below t_end.\n"
             "    method, rtol, atol, t_eval, dense_output, max_norm, max_steps, backend\n"
-            "        As in :func:`flowsim.heavy_ball_flow`.\n" + PARALLEL_DOC)
-
-    def __repr__(self):
-        return f"<flow {self.name!r} from a second-order field>"
-
-    def __reduce__(self):
-        return (SecondOrderFlow, (self.name, self.label, self.field))
+            "        As in :func:`flowsim.heavy_ball_flow`.\n" + PARALLEL_DOC))
 
     def __call__(self, loss, x0, t_end, *, v0=None, t0=0.0, method="LSODA", rtol=1e-8,
                  atol=1e-10, t_eval=None, dense_output=True, max_norm=1e8,

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..ensemble.workers import PARALLEL_DOC, in_chunks
 from ..backends import on_jax
-from ..rules import check_options, signature_and_doc
+from ..rules import MadeFunction, check_options, signature_and_doc
 from ._driver import as_record, common_arguments, run_rule, schedule_steps
 
 __all__ = ["RuleScheme"]
@@ -23,7 +23,7 @@ _COMMON = [("gtol", None), ("max_norm", 1e8), ("record", "all"), ("record_every"
            ("backend", "numpy"), ("workers", None), ("executor", None), ("chunk_size", None)]
 
 
-class RuleScheme:
+class RuleScheme(MadeFunction):
     r"""The scheme ``name`` that runs ``rule``.
 
     Parameters
@@ -41,21 +41,16 @@ class RuleScheme:
     a number or a schedule ``k -> eta_k``; the rule's options are keywords.
     """
 
+    KIND, SOURCE = "scheme", "an update rule"
+
     def __init__(self, name, label, rule, step_time="eta"):
-        self.name, self.label, self.rule, self.step_time = name, label, rule, step_time
-        self.__name__ = self.__qualname__ = name
-        self.__signature__, self.__doc__ = signature_and_doc(
+        self.rule, self.step_time = rule, step_time
+        self._named(name, label, (rule, step_time), signature_and_doc(
             (("loss", "Loss or str"), ("x0", "array_like, shape (n,) or (m, n)"),
              ("eta", "float or callable"), ("steps", "int")), rule.options, _COMMON, "rule",
             f"{label}: a scheme registered from an update rule.",
             "    gtol, max_norm, record, record_every, backend\n"
-            "        As in :func:`flowsim.gradient_descent`.\n" + PARALLEL_DOC)
-
-    def __repr__(self):
-        return f"<scheme {self.name!r} from an update rule>"
-
-    def __reduce__(self):
-        return (RuleScheme, (self.name, self.label, self.rule, self.step_time))
+            "        As in :func:`flowsim.gradient_descent`.\n" + PARALLEL_DOC))
 
     def __call__(self, loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all",
                  record_every=1, backend="numpy", workers=None, executor=None,
