@@ -9,6 +9,8 @@ JAX's persistent compilation cache is switched on when JAX is first required, in
 ``~/.cache/flowsim/jax``), so a second process compiles nothing the first compiled (a diffrax
 flow's first call falls from seconds to a fraction of one). ``FLOWSIM_JAX_CACHE=off`` turns it
 off; a cache folder the user set for JAX itself (``jax_compilation_cache_dir``) is left alone.
+The traced diffrax programs are kept in the same folder (:mod:`flowsim.jax_backend.programs`),
+so a second process does not trace them either; the same setting turns that off.
 """
 from __future__ import annotations
 

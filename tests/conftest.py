@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# what flowsim sets when it first requires JAX (flowsim.backends._persistent_cache), before
+# the test modules import diffrax and with it equinox, which reads it once
+os.environ.setdefault("EQX_ON_ERROR", "nan")
 
 
 def central_difference(f, x, h=1e-6):

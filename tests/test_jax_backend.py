@@ -254,21 +254,146 @@ def test_the_persistent_compilation_cache_folder(monkeypatch, tmp_path):
     assert cache_folder() == str(tmp_path / "flowsim" / "jax")
 
 
-def test_a_second_process_reads_the_flow_from_the_persistent_cache(tmp_path):
+_SECOND_PROCESS = """
+import sys, numpy as np, flowsim as fs
+from flowsim.jax_backend import flows
+if sys.argv[1] == "read":   # this process must trace nothing: the program comes from the store
+    def refuse(*args, **kwargs):
+        raise AssertionError("traced again")
+    flows._traced = refuse
+loss = fs.Loss('x**2 + y**4 + a*x*y', params={'a': 0.25})
+runs = [fs.gradient_flow(loss, np.ones((3, 2)) * [1, -0.5], 1.0, backend='jax', method=m)
+        for m in ('RK45', 'BDF')]
+np.save(sys.argv[2], np.stack([r.xs for r in runs]))
+"""
+
+
+def test_a_second_process_reads_the_traced_flow_from_the_store(tmp_path):
     import os
     import subprocess
-    code = ("import numpy as np, flowsim as fs; fs.gradient_flow('x**2 + y**4', "
-            "np.ones((3, 2)), 1.0, backend='jax', method='RK45')")
-    env = dict(os.environ, FLOWSIM_JAX_CACHE=str(tmp_path), JAX_PLATFORMS="cpu")
+    env = dict(os.environ, FLOWSIM_JAX_CACHE=str(tmp_path / "cache"), JAX_PLATFORMS="cpu")
     env.pop("EQX_ON_ERROR", None)
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
-    solves = [p for p in os.listdir(tmp_path) if p.startswith("jit_solve")]
-    assert solves, os.listdir(tmp_path)   # the diffrax solve was kept (no host callback)
-    # the second process compiles nothing of it: the entry is read, not written again
-    before = {p: os.path.getmtime(tmp_path / p) for p in solves}
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
-    assert {p: os.path.getmtime(tmp_path / p) for p in solves} == before
-    assert len([p for p in os.listdir(tmp_path) if p.startswith("jit_solve")]) == len(solves)
+
+    def run(mode, out):
+        subprocess.run([sys.executable, "-c", _SECOND_PROCESS, mode, str(tmp_path / out)],
+                       check=True, env=env, timeout=300)
+        return np.load(tmp_path / out)
+    first = run("trace", "first.npy")
+    programs = os.listdir(tmp_path / "cache" / "programs")
+    assert len(programs) == 2, programs   # the Tsit5/Dopri5 solve and the Kvaerno5 one
+    compiled = {p for p in os.listdir(tmp_path / "cache") if p != "programs"}
+    assert compiled                        # and their executables (no host callback)
+    second = run("read", "second.npy")     # neither traces nor compiles: the same bits
+    np.testing.assert_array_equal(second, first)
+    assert {p for p in os.listdir(tmp_path / "cache") if p != "programs"} == compiled
+    assert sorted(os.listdir(tmp_path / "cache" / "programs")) == sorted(programs)
+    # the flows themselves: x' = -(2x + y/4, 4y^3 + x/4) by Radau, independently
+    ref = fs.gradient_flow(fs.Loss("x**2 + y**4 + a*x*y", params={"a": 0.25}), [1, -0.5],
+                           1.0, method="Radau", rtol=1e-12, atol=1e-14, t_eval=np.linspace(
+                               0, 1, first.shape[2]))
+    np.testing.assert_allclose(first[:, 0], np.stack([ref.xs, ref.xs]), atol=1e-5)
+
+
+def _program_files(folder):
+    import os
+    path = os.path.join(folder, "programs")
+    return sorted(os.listdir(path)) if os.path.isdir(path) else []
+
+
+def test_the_program_store_gives_the_bits_of_a_plain_trace(monkeypatch, tmp_path):
+    monkeypatch.setenv("FLOWSIM_JAX_CACHE", "off")
+    X = STARTS[:3]
+    plain = fs.gradient_flow(fs.Loss(LOSS.expr), X, 2.0, backend="jax", method="RK45")
+    monkeypatch.setenv("FLOWSIM_JAX_CACHE", str(tmp_path))
+    stored = fs.gradient_flow(fs.Loss(LOSS.expr), X, 2.0, backend="jax", method="RK45")
+    assert len(_program_files(tmp_path)) == 1
+    read = fs.gradient_flow(fs.Loss(LOSS.expr), X, 2.0, backend="jax", method="RK45")
+    for run in (stored, read):
+        np.testing.assert_array_equal(run.xs, plain.xs)
+        assert run.status == plain.status and run.message == plain.message
+    # an unreadable entry is replaced, never fatal; another batch size is another program
+    (entry,) = _program_files(tmp_path)
+    (tmp_path / "programs" / entry).write_bytes(b"not a program")
+    again = fs.gradient_flow(fs.Loss(LOSS.expr), X, 2.0, backend="jax", method="RK45")
+    np.testing.assert_array_equal(again.xs, plain.xs)
+    assert (tmp_path / "programs" / entry).stat().st_size > 1000
+    fs.gradient_flow(LOSS, X[:2], 2.0, backend="jax", method="RK45")
+    assert len(_program_files(tmp_path)) == 2
+
+
+def test_the_program_key_holds_everything_the_trace_depends_on():
+    import jax
+    import jax.numpy as jnp
+    from flowsim.jax_backend.programs import program_key
+    from flowsim.flows.gradient import GRADIENT_FIELD
+    X = jnp.zeros((4, 2))
+    field = ("field", "gradient_flow", GRADIENT_FIELD, ())
+    base = program_key((field, 1e-6, fs.Loss("x**2 + a*y**2", params={"a": 1.0})), X, jax)
+    assert base is not None
+    # the same loss written again, the same settings: the same program
+    assert program_key((field, 1e-6, fs.Loss("x**2 + a*y**2", params={"a": 1.0})), X,
+                       jax) == base
+    others = [
+        (field, 1e-6, fs.Loss("x**2 + a*y**2", params={"a": 2.0})),   # a parameter's value
+        (field, 1e-6, fs.Loss("x**2 + a*y**2", variables=["y", "x"], params={"a": 1.0})),
+        (field, 1e-6, fs.Loss("x**2 + b*y**2", params={"b": 1.0})),   # a symbol's name
+        (field, 1e-7, fs.Loss("x**2 + a*y**2", params={"a": 1.0})),   # a tolerance
+        (field, 1e-6, fs.Loss("x**2 + a*y**3", params={"a": 1.0})),   # the expression
+        (field, 1e-6, fs.Loss("x**2 + a*y**2", params={"a": 1.0 + 2 ** -52})),
+    ]
+    keys = {program_key(parts, X, jax) for parts in others}
+    assert len(keys) == len(others) and base not in keys
+    assert program_key((field, 1e-6, fs.Loss("x**2 + y**2")), jnp.zeros((5, 2)), jax) != \
+        program_key((field, 1e-6, fs.Loss("x**2 + y**2")), X, jax)   # the shape
+    # data by value: a loss of samples whose data differ in one bit
+    y = np.linspace(0.0, 1.0, 7)
+    data = [fs.Loss.from_samples("(w - y)**2", {"y": v}, ["w"]) for v in (y, y + 2e-16)]
+    assert program_key(data[0], X, jax) != program_key(data[1], X, jax)
+
+
+def test_a_researchers_own_field_is_traced_every_time_never_stored(monkeypatch, tmp_path):
+    from flowsim.jax_backend.programs import program_key
+    monkeypatch.setenv("FLOWSIM_JAX_CACHE", str(tmp_path))
+    import jax
+    own = fs.VectorField(lambda x, ops, options: -options["c"] * ops.grad(x),
+                         options={"c": 1.0})
+    # its code may change under the same name: it cannot key a program kept on disk
+    assert program_key(("field", "own", own, ()), jax.numpy.zeros((2, 2)), jax) is None
+    record = fs.register("own_store_flow", own)
+    try:
+        run = record.function(LOSS, STARTS[:2], 1.0, c=0.5, backend="jax")
+    finally:
+        methods.unregister("own_store_flow")
+    assert all(s is fs.Status.REACHED_END for s in run.status)
+    assert _program_files(tmp_path) == []
+    # a built-in one is stored (the momentum ODEs' coefficients are flowsim's code)
+    fs.heavy_ball_flow(LOSS, STARTS[:2], 1.0, backend="jax")
+    assert len(_program_files(tmp_path)) == 1
+
+
+def test_a_program_that_cannot_be_exported_runs_plainly(monkeypatch, tmp_path):
+    import jax
+
+    def refuse(*args, **kwargs):
+        raise ValueError("cannot serialize a host callback")
+    monkeypatch.setenv("FLOWSIM_JAX_CACHE", str(tmp_path))
+    monkeypatch.setattr(jax.export, "export", refuse)
+    run = fs.gradient_flow(fs.Loss(LOSS.expr), STARTS[:2], 1.0, backend="jax")
+    ref = fs.gradient_flow(LOSS, STARTS[:2], 1.0, rtol=1e-10, atol=1e-12, t_eval=run.ts)
+    np.testing.assert_allclose(run.xs, ref.xs, atol=1e-5)
+    assert _program_files(tmp_path) == []
+
+
+def test_the_program_store_keeps_within_its_size(monkeypatch, tmp_path):
+    from flowsim.jax_backend import programs
+    monkeypatch.setenv("FLOWSIM_JAX_CACHE", str(tmp_path))
+    monkeypatch.setattr(programs, "STORE_BYTES", 1)   # room for the newest program only
+    seen = []
+    for m in (1, 2, 3):
+        fs.gradient_flow(fs.Loss(LOSS.expr), STARTS[:m], 1.0, backend="jax")
+        kept = _program_files(tmp_path)
+        assert len(kept) == 1 and kept[0] not in seen   # the newest only
+        seen += kept
 
 
 @pytest.mark.parametrize("record", ["all", "final"])

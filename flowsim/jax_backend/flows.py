@@ -25,6 +25,7 @@ from ..ensemble.run import DEFAULT_OUTPUTS, GridDense
 from ..results import BatchTrajectory, Status
 from . import require
 from .compiled import jax_loss
+from .programs import Program
 
 __all__ = ["second_order_jax", "field_flow_jax", "SOLVERS"]
 
@@ -61,12 +62,21 @@ def _second_order_field(J, jnp, coefficients):
 def _compiled(loss, key, field, n, method, rtol, atol, t_out, gtol, max_norm, budget,
               guard=None, rates=False):
     """The jitted, vmapped solve of y' = field(t, y) (x: the first n entries of y), cached on
-    the loss under ``key`` and the settings; with ``rates``, y' at the outputs too (for the
-    dense solution, from the same device arrays)."""
+    the loss under ``key`` and the settings, and between processes as a
+    :class:`~flowsim.jax_backend.programs.Program` (``key`` names the field and its options:
+    the trace depends on nothing else); with ``rates``, y' at the outputs too (for the dense
+    solution, from the same device arrays)."""
     key = ("jax_flow", key, method, rtol, atol, tuple(t_out), gtol, max_norm, budget, rates)
     cache = loss.memo("jax_runs", dict)
-    if key in cache:
-        return cache[key]
+    if key not in cache:
+        cache[key] = Program(lambda: _traced(loss, field, n, method, rtol, atol, t_out, gtol,
+                                             max_norm, budget, guard, rates),
+                             (key, loss))
+    return cache[key]
+
+
+def _traced(loss, field, n, method, rtol, atol, t_out, gtol, max_norm, budget, guard, rates):
+    """The ``jax.jit`` of :func:`_compiled`'s solve (traced on its first call)."""
     jax, jnp = require()
     import diffrax
     J = jax_loss(loss)
@@ -123,8 +133,7 @@ def _compiled(loss, key, field, n, method, rtol, atol, t_out, gtol, max_norm, bu
                 sol.event_mask[0], sol.event_mask[1], own, crossed,
                 sol.stats["num_steps"], velocities)
 
-    cache[key] = jax.jit(jax.vmap(solve))
-    return cache[key]
+    return jax.jit(jax.vmap(solve))
 
 
 def _output_times(t0, t_end, t_eval):
