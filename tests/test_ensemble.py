@@ -112,6 +112,42 @@ def test_workers_and_chunks_give_the_same_numbers():
         fs.gradient_descent(ROSEN, X, 1e-3, 5, executor="pool")
 
 
+@pytest.mark.parametrize("method", ["RK45", "auto", "BDF"])
+def test_the_engines_row_blocks_give_the_numbers_of_one_block(monkeypatch, method):
+    from flowsim.ensemble import run
+    # starts that converge (gtol), leave max_norm (not on DOP853, whose first step takes them
+    # back in), reach the end, and (auto) turn stiff in the valley and are handed to the
+    # Rosenbrock pair: every kind of ending, across the blocks' edges
+    rng = np.random.default_rng(7)
+    X = np.concatenate([rng.uniform(-2, 2, (50, 2)), [[1.0, 1.0 + 1e-9]] * 3,
+                        [[2.0, 2.0], [-2.0, 2.0]], rng.uniform(-2, 2, (40, 2))])
+    kw = dict(method=method, rtol=1e-6, atol=1e-9, gtol=1e-4, max_norm=2.75)
+    handed = []
+    engine = run.rosenbrock
+
+    def spy(fun, jac, Y, *args, **kwargs):
+        handed.append(len(Y))
+        return engine(fun, jac, Y, *args, **kwargs)
+    monkeypatch.setattr(run, "rosenbrock", spy)
+    whole = fs.gradient_flow(ROSEN, X, 20.0, **kw)
+    assert len(run.row_blocks(len(X), 2)) == 1 and len(handed) == (method != "RK45")
+    monkeypatch.setattr(run, "BLOCK_ROWS_MIN", 1)
+    monkeypatch.setattr(run, "BLOCK_ENTRIES", 2 * 17)   # blocks of 17 starts
+    assert [b.stop - b.start for b in run.row_blocks(len(X), 2)] == [17] * 5 + [10]
+    handed.clear()
+    blocked = fs.gradient_flow(ROSEN, X, 20.0, **kw)
+    kinds = {s.value for s in whole.status}
+    assert kinds == {"converged", "reached_end"} | (set() if method == "auto" else {"diverged"})
+    if method == "auto":   # most starts turn stiff, in every block
+        assert len(handed) == 6 and sum(handed) > len(X) / 2
+    np.testing.assert_array_equal(blocked.xs, whole.xs)
+    np.testing.assert_array_equal(blocked.t_stop, whole.t_stop)
+    np.testing.assert_array_equal(blocked.extras["steps_taken"], whole.extras["steps_taken"])
+    np.testing.assert_array_equal(blocked.dense(0.37), whole.dense(0.37))
+    assert blocked.status == whole.status and blocked.message == whole.message
+    assert blocked.ngev == whole.ngev
+
+
 def test_a_run_keeps_only_what_is_asked():
     X = np.random.default_rng(5).uniform(-1, 1, (20, 2))
     full = fs.gradient_descent("x**2 + 3*y**2", X, 0.1, 30)

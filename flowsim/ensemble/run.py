@@ -2,6 +2,7 @@
 comes back as a BatchTrajectory on common output times."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +13,7 @@ from ..results import BatchTrajectory, Status
 from .explicit import TABLEAUS, explicit
 from .rosenbrock import rosenbrock
 
-__all__ = ["System", "GridDense", "batch_run", "DEFAULT_OUTPUTS", "ENGINE"]
+__all__ = ["System", "GridDense", "batch_run", "row_blocks", "DEFAULT_OUTPUTS", "ENGINE"]
 
 #: Output times of a batched flow when ``t_eval`` is not given.
 DEFAULT_OUTPUTS = 101
@@ -104,7 +105,8 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
 
     ``method`` picks the engine (:data:`ENGINE`): an explicit pair for RK23/RK45/DOP853, the
     Rosenbrock pair for LSODA/BDF/Radau, and for ``"auto"`` DP5 with each start that turns
-    out stiff handed to the Rosenbrock pair from where it is.
+    out stiff handed to the Rosenbrock pair from where it is. Large batches run in blocks of
+    rows (:func:`row_blocks`), each block's arrays small enough to stay in the caches.
     """
     m = Y0.shape[0]
     t_out = np.linspace(t0, t_end, DEFAULT_OUTPUTS) if t_eval is None else \
@@ -113,30 +115,16 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
     check = _check(system, gtol, max_norm)
     dense = bool(dense_output)
     before = loss.counts
-    if method in TABLEAUS or method == "auto":
-        tableau = TABLEAUS.get(method, TABLEAUS["DOP853"])   # "auto": order 8 until stiff
-        ens, stiff = explicit(system.fun, Y0, t0, t_end, tableau, rtol, atol, t_out,
-                              max_steps=budget, check=check, dense=dense,
-                              spectral=loss.watched(system.spectral)
-                              if system.spectral is not None else None,
-                              stiff_steps=2_000 if method == "auto" else 50_000)
-        idx, t_h, Y_h, j_h = stiff
-        if method == "auto" and len(idx):
-            rest = rosenbrock(system.fun, system.jac, Y_h, t_h, t_end, rtol, atol, t_out,
-                              max_steps=budget, check=check, dfdt=system.dfdt, dense=dense,
-                              j0=j_h)
-            for k, i in enumerate(idx.astype(int)):
-                j = int(j_h[k])
-                ens.out[i, j:] = rest.out[k, j:]
-                ens.sout[i, j:] = rest.sout[k, j:] + ens.steps_taken[i]
-                if dense:
-                    ens.fout[i, j:] = rest.fout[k, j:]
-                ens.status[i], ens.message[i] = rest.status[k], rest.message[k]
-                ens.steps_taken[i] += rest.steps_taken[k]
-                ens.t_stop[i] = rest.t_stop[k]
-    else:
-        ens = rosenbrock(system.fun, system.jac, Y0, t0, t_end, rtol, atol, t_out,
-                         max_steps=budget, check=check, dfdt=system.dfdt, dense=dense)
+    spectral = loss.watched(system.spectral) if system.spectral is not None else None
+    ens = None
+    for rows in row_blocks(m, Y0.shape[1]):
+        part = _engines(system, Y0[rows], t0, t_end, method, rtol, atol, t_out, budget, check,
+                        dense, spectral)
+        if rows.stop - rows.start == m:
+            ens = part
+        else:
+            ens = Outputs.like(part, m) if ens is None else ens
+            ens.put(rows, part)
     counts = loss.counts.spent_since(before)
     n = system.n
     if system.guard is not None:  # a start that breaks the flow's own rule at t0 ends there
@@ -157,3 +145,76 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
                            extras=more,
                            dense=dense_path, variables=loss.variable_names,
                            t_stop=ens.t_stop.copy(), **counts)
+
+
+#: Entries (starts x state size) that the engines advance together: a block's arrays stay in
+#: the caches. Measured on the explicit engine (Dormand-Prince, rtol 1e-6, 101 outputs):
+#: 1e5 Rosenbrock starts in 2 variables, 6.35 s at once, 5.3 s in blocks of 16,384 or
+#: 32,768 rows, 5.7 s in blocks of 8,192; 4e4 starts in 10 variables, 5.4 s at once, 2.96 s
+#: in blocks of 4,096 or 8,192 rows, 3.3 s in blocks of 2,048 (the Python per step).
+BLOCK_ENTRIES = 65_536
+#: Never fewer rows a block than this (the engines' Python costs a step whatever the rows).
+BLOCK_ROWS_MIN = 2_048
+
+
+def row_blocks(m, d):
+    """The slices of m starts of state size d that the engines run one after another; a
+    start's numbers do not depend on which block it is in (the engines are row-wise)."""
+    rows = max(BLOCK_ROWS_MIN, BLOCK_ENTRIES // max(d, 1))
+    return [slice(i, min(i + rows, m)) for i in range(0, m, rows)] or [slice(0, 0)]
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What :func:`batch_run` reads of an engine's ensemble, for starts run in blocks: the
+    arrays of all m starts (``out`` (m, K, d), ``sout`` (m, K), ``fout`` (m, K, d) or None,
+    ``status``, ``message``, ``steps_taken``, ``t_stop`` (m,)), filled block by block."""
+
+    out: np.ndarray
+    sout: np.ndarray
+    fout: np.ndarray
+    status: np.ndarray
+    message: np.ndarray
+    steps_taken: np.ndarray
+    t_stop: np.ndarray
+
+    @classmethod
+    def like(cls, part, m):
+        """Empty arrays for m starts, shaped as the ensemble ``part``'s."""
+        def empty(a):
+            return None if a is None else np.empty((m,) + a.shape[1:], dtype=a.dtype)
+        return cls(*(empty(getattr(part, f.name)) for f in dataclasses.fields(cls)))
+
+    def put(self, rows, part):
+        """Copy the ensemble ``part`` of the starts ``rows`` (a slice) in."""
+        for f in dataclasses.fields(self):
+            mine = getattr(self, f.name)
+            if mine is not None:
+                mine[rows] = getattr(part, f.name)
+
+
+def _engines(system, Y0, t0, t_end, method, rtol, atol, t_out, budget, check, dense,
+             spectral):
+    """One block of starts on the engine ``method`` picks (:data:`ENGINE`); the ensemble."""
+    if method in TABLEAUS or method == "auto":
+        tableau = TABLEAUS.get(method, TABLEAUS["DOP853"])   # "auto": order 8 until stiff
+        ens, stiff = explicit(system.fun, Y0, t0, t_end, tableau, rtol, atol, t_out,
+                              max_steps=budget, check=check, dense=dense, spectral=spectral,
+                              stiff_steps=2_000 if method == "auto" else 50_000)
+        idx, t_h, Y_h, j_h = stiff
+        if method == "auto" and len(idx):
+            rest = rosenbrock(system.fun, system.jac, Y_h, t_h, t_end, rtol, atol, t_out,
+                              max_steps=budget, check=check, dfdt=system.dfdt, dense=dense,
+                              j0=j_h)
+            for k, i in enumerate(idx.astype(int)):
+                j = int(j_h[k])
+                ens.out[i, j:] = rest.out[k, j:]
+                ens.sout[i, j:] = rest.sout[k, j:] + ens.steps_taken[i]
+                if dense:
+                    ens.fout[i, j:] = rest.fout[k, j:]
+                ens.status[i], ens.message[i] = rest.status[k], rest.message[k]
+                ens.steps_taken[i] += rest.steps_taken[k]
+                ens.t_stop[i] = rest.t_stop[k]
+        return ens
+    return rosenbrock(system.fun, system.jac, Y0, t0, t_end, rtol, atol, t_out,
+                      max_steps=budget, check=check, dfdt=system.dfdt, dense=dense)
