@@ -148,6 +148,29 @@ def test_the_engines_row_blocks_give_the_numbers_of_one_block(monkeypatch, metho
     assert blocked.ngev == whole.ngev
 
 
+@pytest.mark.parametrize("record", [{"record": "final"}, {"record_every": 7}, {}])
+def test_chunks_whose_starts_stop_at_different_steps_join_as_one_run(record):
+    # each chunk ends at its own step (36, 67, 47, 53 under gtol): a chunk's own end lies
+    # between two kept iterates of the batch, where the run in one process holds its starts
+    X = np.array([[1.0, 1.0], [1e3, 1e3], [3.0, 1.0], [-40.0, 2.0]])
+    one = fs.gradient_descent("x**2 + y**2", X, 0.1, 100, gtol=1e-3, **record)
+    ends = one.extras["steps_taken"][:, -1]
+    assert len(set(ends.tolist())) == 4
+    # GD on |x|^2: x_k = 0.8^k x_0, and a start holds x_(its end) after it
+    ks = np.round(one.ts / 0.1).astype(int)
+    exact = 0.8 ** np.minimum(ks[None, :], ends[:, None])[..., None] * X[:, None, :]
+    np.testing.assert_allclose(one.xs, exact, rtol=1e-12)
+    for order in (slice(None), slice(None, None, -1)):
+        split = fs.gradient_descent("x**2 + y**2", X[order], 0.1, 100, gtol=1e-3, workers=1,
+                                    chunk_size=1, **record)
+        np.testing.assert_array_equal(split.ts, one.ts)
+        np.testing.assert_array_equal(split.xs, one.xs[order])
+        np.testing.assert_array_equal(split.values, one.values[order])
+        for name in one.extras:
+            np.testing.assert_array_equal(split.extras[name], one.extras[name][order])
+        assert split.message == one.message[order] and split.status == one.status[order]
+
+
 def test_a_run_keeps_only_what_is_asked():
     X = np.random.default_rng(5).uniform(-1, 1, (20, 2))
     full = fs.gradient_descent("x**2 + 3*y**2", X, 0.1, 30)

@@ -156,12 +156,28 @@ def run_calls(calls, deliver, *, workers=None, executor=None, retries=RETRIES):
     return given_up
 
 
-def _pad(a, k):
-    """``a`` (m, K, ...) held at its last row up to K = k rows."""
-    if a.shape[1] == k:
+def _held(a, first, k):
+    """The columns ``a[:, :first]`` of ``a`` (m, K', ...), then its last column held up to
+    k columns."""
+    if first == a.shape[1] == k:
         return a
-    tail = np.repeat(a[:, -1:], k - a.shape[1], axis=1)
-    return np.concatenate([a, tail], axis=1)
+    tail = np.repeat(a[:, -1:], k - first, axis=1)
+    return np.concatenate([a[:, :first], tail], axis=1)
+
+
+def _on_times(p, ts):
+    """How many leading columns of the chunk ``p`` lie on the batch's times ``ts``: all of
+    them, or all but its last where that is the chunk's own end between two kept iterates
+    of the batch (a scheme keeps every ``record_every``-th iterate and the end; a start
+    that stopped earlier holds its last state at the batch's later ones). None where
+    neither: the chunks ran on different times."""
+    k = len(p.ts)
+    if k <= len(ts) and np.array_equal(p.ts, ts[:k]):
+        return k
+    if 2 <= k <= len(ts) and np.array_equal(p.ts[:-1], ts[:k - 1]) and \
+            p.ts[-2] < p.ts[-1] < ts[k - 1]:
+        return k - 1
+    return None
 
 
 def failed_piece(loss, X, ts, reason):
@@ -178,26 +194,29 @@ def failed_piece(loss, X, ts, reason):
 
 
 def merge(parts):
-    """One BatchTrajectory from chunk results in start order (shorter ones held at their
-    last row, on the longest chunk's times)."""
-    longest = max(parts, key=lambda p: len(p.ts))
+    """One BatchTrajectory from chunk results in start order, on the times of the chunk
+    that ran longest (each chunk's starts held at their last state after its own end), as
+    the run in one process gives it."""
+    longest = max(parts, key=lambda p: (len(p.ts), p.ts[-1]))
     k = len(longest.ts)
-    if any(not np.array_equal(p.ts, longest.ts[:len(p.ts)]) for p in parts):
+    firsts = [_on_times(p, longest.ts) for p in parts]
+    if any(first is None for first in firsts):
         raise RuntimeError("the chunks of a batch ran on different times; this is a bug.")
 
     def join(name):
         arrays = [getattr(p, name) for p in parts]
         if any(a is None for a in arrays):
             return None
-        return np.concatenate([_pad(a, k) for a in arrays])
+        return np.concatenate([_held(a, first, k) for a, first in zip(arrays, firsts)])
 
-    def extra(name, p):
+    def extra(name, p, first):
         if name in p.extras:
-            return _pad(p.extras[name], k)
+            return _held(p.extras[name], first, k)
         like = longest.extras[name]   # a failed piece: zeros of the same kind
         return np.zeros((len(p), k) + like.shape[2:], dtype=like.dtype)
 
-    extras = {name: np.concatenate([extra(name, p) for p in parts]) for name in longest.extras}
+    extras = {name: np.concatenate([extra(name, p, first) for p, first in zip(parts, firsts)])
+              for name in longest.extras}
     first = next((p for p in parts if p.method != "failed"), parts[0])
     m = f", m={sum(len(p) for p in parts)}"
     label, found = re.subn(r", m=\d+", m, first.label)
