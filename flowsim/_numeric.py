@@ -1,10 +1,20 @@
-"""Overflow-safe norms and whole-row moves: the numeric helpers every room below the results
-uses."""
+"""Overflow-safe norms, whole-row moves and blocks of rows: the numeric helpers every room
+below the results uses."""
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["row_norms", "safe_norm", "as_rows"]
+__all__ = ["row_norms", "safe_norm", "as_rows", "row_blocks", "BLOCK_ENTRIES", "BLOCK_ROWS_MIN"]
+
+#: Numbers of state (starts x state size) that a batch advances together: a block's arrays
+#: stay in the caches. The per-start engines (Dormand-Prince, rtol 1e-6, 101 outputs): 1e5
+#: Rosenbrock starts in 2 variables, 6.35 s at once, 5.3 s in blocks of 16,384 or 32,768
+#: rows, 5.7 s in blocks of 8,192; 4e4 starts in 10 variables, 5.4 s at once, 2.96 s in
+#: blocks of 4,096 or 8,192 rows, 3.3 s in blocks of 2,048. Gradient descent, 1e5 starts in
+#: 2 variables, 1,000 steps: 0.55 s at once, 0.42 s in blocks of 25,000 rows.
+BLOCK_ENTRIES = 65_536
+#: Never fewer rows a block than this (a loop's Python costs a step whatever the rows).
+BLOCK_ROWS_MIN = 2_048
 
 
 def row_norms(a):
@@ -59,3 +69,11 @@ def as_rows(a):
     if not a.flags.c_contiguous:
         raise ValueError("as_rows needs a C-contiguous array (a copy would take the writes)")
     return a.view(np.dtype((np.void, a.dtype.itemsize * a.shape[-1]))).reshape(a.shape[:-1])
+
+
+def row_blocks(m, d):
+    """The slices of m starts of state size d that a batch runs one block after another
+    (:data:`BLOCK_ENTRIES` numbers each, at least :data:`BLOCK_ROWS_MIN` rows); only for
+    loops in which a start's numbers do not depend on the other starts'."""
+    rows = max(BLOCK_ROWS_MIN, BLOCK_ENTRIES // max(d, 1))
+    return [slice(i, min(i + rows, m)) for i in range(0, m, rows)] or [slice(0, 0)]

@@ -114,6 +114,7 @@ def test_workers_and_chunks_give_the_same_numbers():
 
 @pytest.mark.parametrize("method", ["RK45", "auto", "BDF"])
 def test_the_engines_row_blocks_give_the_numbers_of_one_block(monkeypatch, method):
+    from flowsim import _numeric
     from flowsim.ensemble import run
     # starts that converge (gtol), leave max_norm (not on DOP853, whose first step takes them
     # back in), reach the end, and (auto) turn stiff in the valley and are handed to the
@@ -130,10 +131,10 @@ def test_the_engines_row_blocks_give_the_numbers_of_one_block(monkeypatch, metho
         return engine(fun, jac, Y, *args, **kwargs)
     monkeypatch.setattr(run, "rosenbrock", spy)
     whole = fs.gradient_flow(ROSEN, X, 20.0, **kw)
-    assert len(run.row_blocks(len(X), 2)) == 1 and len(handed) == (method != "RK45")
-    monkeypatch.setattr(run, "BLOCK_ROWS_MIN", 1)
-    monkeypatch.setattr(run, "BLOCK_ENTRIES", 2 * 17)   # blocks of 17 starts
-    assert [b.stop - b.start for b in run.row_blocks(len(X), 2)] == [17] * 5 + [10]
+    assert len(_numeric.row_blocks(len(X), 2)) == 1 and len(handed) == (method != "RK45")
+    monkeypatch.setattr(_numeric, "BLOCK_ROWS_MIN", 1)
+    monkeypatch.setattr(_numeric, "BLOCK_ENTRIES", 2 * 17)   # blocks of 17 starts
+    assert [b.stop - b.start for b in _numeric.row_blocks(len(X), 2)] == [17] * 5 + [10]
     handed.clear()
     blocked = fs.gradient_flow(ROSEN, X, 20.0, **kw)
     kinds = {s.value for s in whole.status}

@@ -299,3 +299,38 @@ def test_batched_gd_matches_single_runs_and_freezes_divergent_starts():
     assert np.all(np.isfinite(wild.xs)) and np.all(wild.xs[1, -1] == wild.xs[1, -2])
     with pytest.raises(ValueError, match="line_search works on one start"):
         fs.gradient_descent(loss, X0, 1e-3, 5, line_search="armijo")
+
+
+ROSEN = losses.rosenbrock(2)
+RULED = [m.name for m in fs.methods.schemes() if m.rule is not None]
+
+
+@pytest.mark.parametrize("name", RULED)
+def test_a_scheme_run_in_blocks_of_starts_gives_the_numbers_of_one_block(monkeypatch, name):
+    from flowsim import _numeric
+    # Rosenbrock from a wide box: starts converge (gtol), leave max_norm and run to the end,
+    # at different steps in every block
+    X = np.random.default_rng(3).uniform(-2.5, 2.5, (45, 2))
+    function = fs.methods.get(name).function
+    kw = dict(gtol=1e-2, max_norm=30.0)
+    # the adaptive methods on a bowl, where their steps of about eta stop them at steps set
+    # by each start's distance
+    loss, eta = {"adam": ("x**2 + 3*y**2", 0.05), "rmsprop": ("x**2 + 3*y**2", 0.05),
+                 "adagrad": ("x**2 + 3*y**2", 0.2), "sign_descent": ("x**2 + 3*y**2", 0.01),
+                 "newton": (ROSEN, 0.5)}.get(name, (ROSEN, 1e-3))
+    runs = {}
+    for entries in (10 ** 9, 2 * 7):   # one block; blocks of 7 starts
+        monkeypatch.setattr(_numeric, "BLOCK_ROWS_MIN", 1)
+        monkeypatch.setattr(_numeric, "BLOCK_ENTRIES", entries)
+        runs[entries] = [function(loss, X, eta, 300, **kw, **record)
+                         for record in ({}, {"record": "final"}, {"record_every": 9})]
+    for one, blocked in zip(runs[10 ** 9], runs[14]):
+        np.testing.assert_array_equal(blocked.ts, one.ts)
+        np.testing.assert_array_equal(blocked.xs, one.xs)
+        np.testing.assert_array_equal(blocked.values, one.values)
+        np.testing.assert_array_equal(blocked.t_stop, one.t_stop)
+        assert blocked.status == one.status and blocked.message == one.message
+        assert blocked.ngev == one.ngev
+        for key in one.extras:
+            np.testing.assert_array_equal(blocked.extras[key], one.extras[key])
+    assert len(set(runs[14][0].message)) > 3   # the starts stop at different steps

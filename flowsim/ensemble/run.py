@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import stops
-from .._numeric import row_norms
+from .._numeric import row_blocks, row_norms
 from ..results import BatchTrajectory, Status
 from .explicit import TABLEAUS, explicit
 from .rosenbrock import rosenbrock
 
-__all__ = ["System", "GridDense", "batch_run", "row_blocks", "DEFAULT_OUTPUTS", "ENGINE"]
+__all__ = ["System", "GridDense", "batch_run", "DEFAULT_OUTPUTS", "ENGINE"]
 
 #: Output times of a batched flow when ``t_eval`` is not given.
 DEFAULT_OUTPUTS = 101
@@ -145,23 +145,6 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
                            extras=more,
                            dense=dense_path, variables=loss.variable_names,
                            t_stop=ens.t_stop.copy(), **counts)
-
-
-#: Entries (starts x state size) that the engines advance together: a block's arrays stay in
-#: the caches. Measured on the explicit engine (Dormand-Prince, rtol 1e-6, 101 outputs):
-#: 1e5 Rosenbrock starts in 2 variables, 6.35 s at once, 5.3 s in blocks of 16,384 or
-#: 32,768 rows, 5.7 s in blocks of 8,192; 4e4 starts in 10 variables, 5.4 s at once, 2.96 s
-#: in blocks of 4,096 or 8,192 rows, 3.3 s in blocks of 2,048 (the Python per step).
-BLOCK_ENTRIES = 65_536
-#: Never fewer rows a block than this (the engines' Python costs a step whatever the rows).
-BLOCK_ROWS_MIN = 2_048
-
-
-def row_blocks(m, d):
-    """The slices of m starts of state size d that the engines run one after another; a
-    start's numbers do not depend on which block it is in (the engines are row-wise)."""
-    rows = max(BLOCK_ROWS_MIN, BLOCK_ENTRIES // max(d, 1))
-    return [slice(i, min(i + rows, m)) for i in range(0, m, rows)] or [slice(0, 0)]
 
 
 @dataclass(frozen=True)

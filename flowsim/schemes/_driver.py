@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import stops
-from .._numeric import row_norms, safe_norm
+from .._numeric import row_blocks, row_norms, safe_norm
 from ..backends import on_jax
 from ..rules import numpy_ops, put_rows, take_rows
 from .._validate import as_loss, positive, start_points, step_count
@@ -94,24 +94,31 @@ def escape(norm, max_norm, k):
 
 
 def iterate(loss, X0, steps, step, dts, *, gtol=None, max_norm=1e8, records=(),
-            record=None):
+            record=None, step_of=None):
     r"""Run :math:`X_{k+1} = \mathrm{step}(k, X_k)` for up to ``steps`` steps on m starts.
 
     Parameters
     ----------
     X0 : ndarray, shape (m, n)
     step : callable
-        ``step(k, X, rows)`` -> ``(X_next, G, info)`` for the active starts ``rows`` (indices
-        into the m starts) with states ``X`` of shape (a, n): their next iterates, their
-        gradients at ``X`` if the step computed them (for the ``gtol`` test) or None, and a
-        dict of per-step records of shape (a,) (names from ``records``; ``"dt"`` overrides
-        the step's duration, one start only; ``"failed"``, a mask, with
-        ``"failed_messages"``, ends those rows without a second call) or None. Raises
-        :class:`StepFailed` when no row can go on.
+        ``step(k, X, rows)`` -> ``(X_next, G, info)`` for the active starts ``rows`` (a
+        ``slice(None)`` while every start is active, then their indices into the m starts)
+        with states ``X`` of shape (a, n): their next iterates, their gradients at ``X`` if
+        the step computed them (for the ``gtol`` test) or None, and a dict of per-step
+        records of shape (a,) (names from ``records``; ``"dt"`` overrides the step's
+        duration, one start only; ``"failed"``, a mask, with ``"failed_messages"``, ends
+        those rows without a second call) or None. Raises :class:`StepFailed` when no row
+        can go on.
     dts : StepSizes or ndarray, shape (steps,)
         Duration of each step in the flow's time (a run's overrides go to a copy).
     record : Record, optional
         Which iterates to keep (every one by default, see :func:`as_record`).
+    step_of : callable, optional
+        Given instead of ``step`` for a step whose starts do not interact: ``step_of(block)``
+        -> the step function of the starts ``X0[block]`` (a slice), with ``rows`` relative
+        to them. The starts then run in blocks of rows one after another
+        (:func:`flowsim._numeric.row_blocks`: each block's arrays stay in the caches), with
+        the numbers of one block.
 
     Returns
     -------
@@ -122,8 +129,22 @@ def iterate(loss, X0, steps, step, dts, *, gtol=None, max_norm=1e8, records=(),
     keeper = Recorder(steps, m, n, records, record)
     status = stops.every_start(m, Status.REACHED_END)
     message = stops.every_start(m, f"ran all {steps} steps")
-    rows = np.arange(m)
-    sel = slice(None)  # the active starts: all of them (a view) until one stops
+    blocks = [slice(0, m)] if step_of is None else row_blocks(m, n)
+    for block in blocks:
+        _advance(X0[block], block.start, step if step_of is None else step_of(block), steps,
+                 dts, keeper, status, message, gtol, max_norm)
+    xs, ts, ks, records = keeper.result(dts)
+    last = keeper.last.copy()
+    return Run(xs, ts, ks, status, message, records, last, _times_of(dts, last))
+
+
+def _advance(X0, first, step, steps, dts, keeper, status, message, gtol, max_norm):
+    """:func:`iterate`'s loop for the starts ``first``, ``first + 1``, ... (the rows of
+    ``X0``), writing their statuses, messages and kept iterates into the batch's."""
+    a, n = X0.shape
+    rows = np.arange(first, first + a)   # the active starts, among the batch's
+    sel = slice(first, first + a)        # the same while all are active (a view)
+    local = slice(None)                  # what the step is given: its own starts' rows
     X = X0.copy()
     keeper.keep(0, sel, X)
     quick = max_norm / np.sqrt(n)  # max |x_i| <= quick means |x| <= max_norm for every start
@@ -131,12 +152,12 @@ def iterate(loss, X0, steps, step, dts, *, gtol=None, max_norm=1e8, records=(),
     with np.errstate(all="ignore"):
         while k < steps and rows.size:
             try:
-                X_next, G, info = step(k, X, sel)
+                X_next, G, info = step(k, X, local)
             except StepFailed as err:  # every active row ends here
                 status[rows] = Status.FAILED
                 message[rows] = f"step {k} failed: {err}"
                 keeper.stop(rows, k, X)
-                break
+                return
             stop = None
             if info and "failed" in info:  # rows whose step could not be taken, in-band
                 info = dict(info)
@@ -171,14 +192,11 @@ def iterate(loss, X0, steps, step, dts, *, gtol=None, max_norm=1e8, records=(),
             if stop is not None and stop.any():
                 go_on = ~stop   # (np.compress: a sixth of a boolean index's time on rows)
                 rows, X_next = rows[go_on], np.compress(go_on, X_next, axis=0)
-                sel = rows
+                sel, local = rows, rows - first
             X = X_next
             k += 1
             keeper.keep(k, sel, X)
     keeper.stop(rows, k, X)
-    xs, ts, ks, records = keeper.result(dts)
-    last = keeper.last.copy()
-    return Run(xs, ts, ks, status, message, records, last, _times_of(dts, last))
 
 
 def _times_of(dts, ks):
@@ -274,25 +292,31 @@ def run_rule(loss, rule, options, X0, steps, etas, dts, *, gtol, max_norm, spec,
                        max_norm=max_norm, spec=spec, single=single, label=label, rule=rule,
                        extras=extras, maximize=maximize, measures=measures)
     ops = numpy_ops(loss, single)
-    state = [rule.start(X0, options, np)]
     failure = rule.failure
 
-    def step(k, X, sel):
-        whole = isinstance(sel, slice)
-        S = state[0] if whole else take_rows(state[0], sel)
-        X_next, G, S_next, failed = rule.step(k, etas[k], X, S, ops, options)
-        if whole:   # every start is active: the new state replaces the old one
-            state[0] = S_next
-        else:
-            put_rows(state[0], sel, S_next)
-        if failed is False or not np.any(failed):
-            return X_next, G, None
-        bad = np.broadcast_to(np.asarray(failed, dtype=bool), (len(X),))
-        text = failure.replace("{k}", str(k))
-        return X_next, G, {"failed": bad, "failed_messages": [text] * int(bad.sum())}
+    def step_of(block):
+        """The step of the starts ``X0[block]``, with their own state."""
+        state = [rule.start(X0[block], options, np)]
+
+        def step(k, X, sel):
+            whole = isinstance(sel, slice)
+            S = state[0] if whole else take_rows(state[0], sel)
+            X_next, G, S_next, failed = rule.step(k, etas[k], X, S, ops, options)
+            if whole:   # every start is active: the new state replaces the old one
+                state[0] = S_next
+            else:
+                put_rows(state[0], sel, S_next)
+            if failed is False or not np.any(failed):
+                return X_next, G, None
+            bad = np.broadcast_to(np.asarray(failed, dtype=bool), (len(X),))
+            text = failure.replace("{k}", str(k))
+            return X_next, G, {"failed": bad, "failed_messages": [text] * int(bad.sum())}
+        return step
 
     before = loss.counts
-    run = iterate(loss, X0, steps, step, dts, gtol=gtol, max_norm=max_norm, record=spec)
+    # a rule's starts do not interact (it is handed any subset of them): blocks of rows
+    run = iterate(loss, X0, steps, None, dts, gtol=gtol, max_norm=max_norm, record=spec,
+                  step_of=step_of)
     return finish(loss, run, name, label, before, single=single, record=spec,
                   extras=extras(run) if extras is not None else None, maximize=maximize,
                   **measured(run, measures))
