@@ -187,17 +187,22 @@ def _read(path, jax):
     """The exported program at ``path``, or None (absent, unreadable or not one)."""
     try:
         with open(path, "rb") as f:
-            exported = jax.export.deserialize(bytearray(f.read()))
-        os.utime(path)   # recently used
-        return exported
-    except FileNotFoundError:
+            blob = f.read()
+    except OSError:
         return None
+    try:
+        exported = jax.export.deserialize(bytearray(blob))
     except Exception:  # noqa: BLE001 - a damaged entry is replaced, never fatal
         try:
             os.remove(path)
         except OSError:
             pass
         return None
+    try:
+        os.utime(path)   # recently used: the last to go when the store is trimmed
+    except OSError:
+        pass
+    return exported
 
 
 def _write(folder, path, blob):
