@@ -132,11 +132,12 @@ def on_jax(backend, **refused):
 
 #: The cost model of :func:`choose`, measured on the 2-D Rosenbrock loss on a 2-core CPU
 #: (``python benchmarks/bench_targets.py``). Schemes (gradient descent, record="final"): numpy
-#: pays about 40 us of Python per step plus 3 ns per start, variable and step; JAX's compiled
+#: pays about 40 us of Python per step plus 2 ns per start, variable and step (1e5 starts x
+#: 1,000 steps: 0.42 s, run in blocks of rows since they stay in the caches); JAX's compiled
 #: scan about 0.7 ns per start, variable and step, after a start-up of about 1 s in a process
 #: that has not imported JAX yet (import, trace, compile or read the persistent cache), 0.4 s
 #: in one that has, and 0.05 s where this loss already ran a JAX program here (``warm``).
-NUMPY_STEP_S, NUMPY_ENTRY_S, JAX_ENTRY_S = 4e-5, 3e-9, 7e-10
+NUMPY_STEP_S, NUMPY_ENTRY_S, JAX_ENTRY_S = 4e-5, 2e-9, 7e-10
 JAX_STARTUP_S, JAX_STARTUP_IMPORTED_S, JAX_STARTUP_WARM_S = 1.0, 0.4, 0.05
 #: Flows (RK45 at rtol 1e-6 to t = 1): numpy's engines about 0.2 s of Python plus 70 us a
 #: start, diffrax on the CPU about 150 us a start after its compile (about 4 s: on a CPU only
