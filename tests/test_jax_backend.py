@@ -345,6 +345,14 @@ def test_the_program_key_holds_everything_the_trace_depends_on():
     assert len(keys) == len(others) and base not in keys
     assert program_key((field, 1e-6, fs.Loss("x**2 + y**2")), jnp.zeros((5, 2)), jax) != \
         program_key((field, 1e-6, fs.Loss("x**2 + y**2")), X, jax)   # the shape
+    # a JAX setting that changes what a trace gives
+    before = jax.config.jax_numpy_rank_promotion
+    try:
+        jax.config.update("jax_numpy_rank_promotion", "warn")
+        assert program_key((field, 1e-6, fs.Loss("x**2 + a*y**2", params={"a": 1.0})), X,
+                           jax) != base
+    finally:
+        jax.config.update("jax_numpy_rank_promotion", before)
     # data by value: a loss of samples whose data differ in one bit
     y = np.linspace(0.0, 1.0, 7)
     data = [fs.Loss.from_samples("(w - y)**2", {"y": v}, ["w"]) for v in (y, y + 2e-16)]

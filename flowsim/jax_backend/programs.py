@@ -14,7 +14,7 @@ gradient and Hessian in ``sympy.srepr``, the variables in order, the bound param
 data by value); the argument shapes and dtypes; a digest of flowsim's own sources; the
 versions of Python, numpy, sympy, symengine, jax, jaxlib, diffrax, equinox, lineax and
 optimistix; the platform and device kind, and the settings that change a trace
-(``jax_enable_x64``, ``EQX_ON_ERROR``). A callable in the settings is identified by its code
+(:data:`TRACE_FLAGS`, ``EQX_ON_ERROR``). A callable in the settings is identified by its code
 only where that code is flowsim's own (its module is a flowsim module, and the values it
 closes over are identified in turn): a researcher's own vector field, update rule or
 coefficients can change without its name changing, so a run that involves one is traced in
@@ -48,6 +48,9 @@ STORE_BYTES = 256 * 2 ** 20
 #: The distributions whose versions are part of every key.
 VERSIONED = ("numpy", "sympy", "symengine", "jax", "jaxlib", "diffrax", "equinox", "lineax",
              "optimistix")
+#: JAX settings that change what a trace produces.
+TRACE_FLAGS = ("jax_enable_x64", "jax_default_matmul_precision", "jax_numpy_dtype_promotion",
+               "jax_numpy_rank_promotion", "jax_default_prng_impl", "jax_enable_checks")
 _SUFFIX = ".jaxexport"
 
 
@@ -161,8 +164,9 @@ def _environment(jax):
     # equinox reads EQX_ON_ERROR once, when imported: the value it took, where it has one
     on_error = getattr(sys.modules.get("equinox._config"), "EQX_ON_ERROR",
                        os.environ.get("EQX_ON_ERROR"))
+    flags = tuple(str(getattr(jax.config, name, None)) for name in TRACE_FLAGS)
     return (_sources_digest(), _versions(), jax.default_backend(), device.device_kind,
-            bool(jax.config.jax_enable_x64), on_error)
+            flags, on_error)
 
 
 def program_key(parts, args, jax):
