@@ -256,15 +256,18 @@ def test_the_persistent_compilation_cache_folder(monkeypatch, tmp_path):
 
 _SECOND_PROCESS = """
 import sys, numpy as np, flowsim as fs
-from flowsim.jax_backend import flows
+from flowsim.jax_backend import flows, schemes
 if sys.argv[1] == "read":   # this process must trace nothing: the program comes from the store
     def refuse(*args, **kwargs):
         raise AssertionError("traced again")
-    flows._traced = refuse
+    flows._traced = schemes._traced = refuse
 loss = fs.Loss('x**2 + y**4 + a*x*y', params={'a': 0.25})
-runs = [fs.gradient_flow(loss, np.ones((3, 2)) * [1, -0.5], 1.0, backend='jax', method=m)
-        for m in ('RK45', 'BDF')]
-np.save(sys.argv[2], np.stack([r.xs for r in runs]))
+X = np.ones((3, 2)) * [1, -0.5]
+runs = [fs.gradient_flow(loss, X, 1.0, backend='jax', method=m) for m in ('RK45', 'BDF')]
+runs += [fs.heavy_ball(loss, X, 0.1, 100, backend='jax')]
+fit = fs.Loss.from_samples('(a*x - y)**2', {'x': [1.0, 2.0, 3.0], 'y': [1.0, 3.0, 2.0]}, ['a'])
+runs += [fs.sgd(fit, [0.5], 0.05, 100, chains=3, seed=4, backend='jax')]   # typed keys
+np.save(sys.argv[2], np.concatenate([r.xs.ravel() for r in runs]))
 """
 
 
@@ -280,7 +283,7 @@ def test_a_second_process_reads_the_traced_flow_from_the_store(tmp_path):
         return np.load(tmp_path / out)
     first = run("trace", "first.npy")
     programs = os.listdir(tmp_path / "cache" / "programs")
-    assert len(programs) == 2, programs   # the Tsit5/Dopri5 solve and the Kvaerno5 one
+    assert len(programs) == 4, programs   # Dopri5, Kvaerno5, heavy ball's scan, SGD's
     compiled = {p for p in os.listdir(tmp_path / "cache") if p != "programs"}
     assert compiled                        # and their executables (no host callback)
     second = run("read", "second.npy")     # neither traces nor compiles: the same bits
@@ -289,9 +292,10 @@ def test_a_second_process_reads_the_traced_flow_from_the_store(tmp_path):
     assert sorted(os.listdir(tmp_path / "cache" / "programs")) == sorted(programs)
     # the flows themselves: x' = -(2x + y/4, 4y^3 + x/4) by Radau, independently
     ref = fs.gradient_flow(fs.Loss("x**2 + y**4 + a*x*y", params={"a": 0.25}), [1, -0.5],
-                           1.0, method="Radau", rtol=1e-12, atol=1e-14, t_eval=np.linspace(
-                               0, 1, first.shape[2]))
-    np.testing.assert_allclose(first[:, 0], np.stack([ref.xs, ref.xs]), atol=1e-5)
+                           1.0, method="Radau", rtol=1e-12, atol=1e-14,
+                           t_eval=np.linspace(0, 1, 101))   # the batches' default outputs
+    flows = first[:2 * 3 * 101 * 2].reshape(2, 3, 101, 2)
+    np.testing.assert_allclose(flows[:, 0], np.stack([ref.xs, ref.xs]), atol=1e-5)
 
 
 def _program_files(folder):
@@ -359,7 +363,7 @@ def test_the_program_key_holds_everything_the_trace_depends_on():
     assert program_key(data[0], X, jax) != program_key(data[1], X, jax)
 
 
-def test_a_researchers_own_field_is_traced_every_time_never_stored(monkeypatch, tmp_path):
+def test_a_researchers_own_field_or_rule_is_traced_every_time_never_stored(monkeypatch, tmp_path):
     from flowsim.jax_backend.programs import program_key
     monkeypatch.setenv("FLOWSIM_JAX_CACHE", str(tmp_path))
     import jax
@@ -373,6 +377,15 @@ def test_a_researchers_own_field_is_traced_every_time_never_stored(monkeypatch, 
     finally:
         methods.unregister("own_store_flow")
     assert all(s is fs.Status.REACHED_END for s in run.status)
+    assert _program_files(tmp_path) == []
+    rule = fs.register("own_store_rule", fs.UpdateRule(
+        lambda k, eta, x, state, ops, options: (x - eta * ops.grad(x), None, state, False)))
+    try:
+        steps = rule.function(LOSS, STARTS[:2], 0.1, 20, backend="jax")
+    finally:
+        methods.unregister("own_store_rule")
+    np.testing.assert_allclose(steps.xs, fs.gradient_descent(LOSS, STARTS[:2], 0.1, 20).xs,
+                               rtol=1e-12)
     assert _program_files(tmp_path) == []
     # a built-in one is stored (the momentum ODEs' coefficients are flowsim's code)
     fs.heavy_ball_flow(LOSS, STARTS[:2], 1.0, backend="jax")

@@ -29,6 +29,7 @@ from ..schemes._driver import Run, measured, converged_message, escape, finish
 from ..schemes._record import hold_stopped
 from . import key_seed, require
 from .compiled import jax_loss
+from .programs import Program
 
 __all__ = ["run_scheme", "Rule", "UPDATES", "from_update_rule"]
 
@@ -203,13 +204,21 @@ REPLAY_ROWS = 64
 
 def _compiled(loss, name, rule, options, steps, every, gtol, max_norm):
     """The jitted run for these static settings (cached on the loss; ``jax.jit`` compiles it
-    once per batch shape)."""
+    once per batch shape), and between processes as a
+    :class:`~flowsim.jax_backend.programs.Program`."""
     key = ("jax_scheme", name, rule, tuple(sorted((k, v) for k, v in options.items()
                                                   if not k.startswith("_"))),
            steps, every, gtol, max_norm)
     cache = loss.memo("jax_runs", dict)
-    if key in cache:
-        return cache[key]
+    if key not in cache:
+        # the driver's own settings are part of what the trace depends on
+        cache[key] = Program(lambda: _traced(loss, rule, options, steps, every, gtol,
+                                             max_norm), (key, loss, BLOCK, REPLAY_ROWS))
+    return cache[key]
+
+
+def _traced(loss, rule, options, steps, every, gtol, max_norm):
+    """The ``jax.jit`` of :func:`_compiled`'s run (traced on its first call)."""
     jax, jnp = require()
     lax = jax.lax
     J = jax_loss(loss)
@@ -353,8 +362,7 @@ def _compiled(loss, name, rule, options, steps, every, gtol, max_norm):
             carry = chunk(carry, ks[q * every:], etas[q * every:])
         return carry, kept
 
-    cache[key] = jax.jit(run)
-    return cache[key]
+    return jax.jit(run)
 
 
 def _initial_aux(kind, X0, options, jnp, jax, chains):
