@@ -83,7 +83,8 @@ def _combine(weights, K, h):
 
 
 def explicit(fun, Y0, t0, t_end, tableau, rtol, atol, t_out, *, max_steps=100_000,
-             check=None, spectral=None, stiff_steps=50_000, dense=False, j0=None):
+             check=None, spectral=None, stiff_steps=50_000, dense=False, j0=None,
+             outputs=None):
     """Integrate y' = f(t, y) for every row of ``Y0`` to ``t_end``, each on its own steps.
 
     Parameters
@@ -102,6 +103,8 @@ def explicit(fun, Y0, t0, t_end, tableau, rtol, atol, t_out, *, max_steps=100_00
         ``spectral(t, Y)`` -> spectral radius of df/dy per row; with it a start whose step
         is held at the stability limit, with more than ``stiff_steps`` steps to go, stops
         and is returned for an implicit engine.
+    outputs : tuple, optional
+        Arrays to write the outputs into (see :meth:`Ensemble.begin`).
 
     Returns
     -------
@@ -111,7 +114,7 @@ def explicit(fun, Y0, t0, t_end, tableau, rtol, atol, t_out, *, max_steps=100_00
         The starts handed over as stiff: indices, times, states and next outputs.
     """
     ens = Ensemble.begin(fun, Y0, t0, t_end, t_out, tableau.error_order, rtol, atol, dense,
-                         j0)
+                         j0, outputs)
     exponent = -1.0 / (tableau.error_order + 1)
     handed = ([], [], [], [])
     with np.errstate(all="ignore"):

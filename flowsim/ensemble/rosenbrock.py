@@ -95,7 +95,7 @@ def _solver(J, hs, D=GAMMA):
 
 
 def rosenbrock(fun, jac, Y0, t0, t_end, rtol, atol, t_out, *, max_steps=100_000, check=None,
-               dfdt=None, dense=False, j0=None):
+               dfdt=None, dense=False, j0=None, outputs=None):
     """Integrate y' = f(t, y) for every row of ``Y0`` with per-start step control.
 
     Parameters
@@ -117,7 +117,8 @@ def rosenbrock(fun, jac, Y0, t0, t_end, rtol, atol, t_out, *, max_steps=100_000,
     -------
     Ensemble
     """
-    ens = Ensemble.begin(fun, Y0, t0, t_end, t_out, ORDER_ESTIMATE, rtol, atol, dense, j0)
+    ens = Ensemble.begin(fun, Y0, t0, t_end, t_out, ORDER_ESTIMATE, rtol, atol, dense, j0,
+                         outputs)
     exponent = -1.0 / (ORDER_ESTIMATE + 1)
     with np.errstate(all="ignore"):
         while (hs := ens.next_steps()) is not None:

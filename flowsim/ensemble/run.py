@@ -2,7 +2,6 @@
 comes back as a BatchTrajectory on common output times."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,14 +115,15 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
     dense = bool(dense_output)
     before = loss.counts
     spectral = loss.watched(system.spectral) if system.spectral is not None else None
-    ens = None
-    for rows in row_blocks(m, Y0.shape[1]):
-        part = _engines(system, Y0[rows], t0, t_end, method, rtol, atol, t_out, budget, check,
-                        dense, spectral)
-        if rows.stop - rows.start == m:
-            ens = part
-        else:
-            ens = Outputs.like(part, m) if ens is None else ens
+    blocks = row_blocks(m, Y0.shape[1])
+    if len(blocks) == 1:
+        ens = _engines(system, Y0, t0, t_end, method, rtol, atol, t_out, budget, check, dense,
+                       spectral)
+    else:   # each block writes its outputs into its rows of the batch's arrays
+        ens = Outputs.empty(m, t_out.size, Y0.shape[1], dense)
+        for rows in blocks:
+            part = _engines(system, Y0[rows], t0, t_end, method, rtol, atol, t_out, budget,
+                            check, dense, spectral, ens.rows(rows))
             ens.put(rows, part)
     counts = loss.counts.spent_since(before)
     n = system.n
@@ -151,7 +151,8 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
 class Outputs:
     """What :func:`batch_run` reads of an engine's ensemble, for starts run in blocks: the
     arrays of all m starts (``out`` (m, K, d), ``sout`` (m, K), ``fout`` (m, K, d) or None,
-    ``status``, ``message``, ``steps_taken``, ``t_stop`` (m,)), filled block by block."""
+    ``status``, ``message``, ``steps_taken``, ``t_stop`` (m,)). The engines write their
+    outputs into the rows of a block (:meth:`rows`); :meth:`put` adds the rest."""
 
     out: np.ndarray
     sout: np.ndarray
@@ -162,28 +163,33 @@ class Outputs:
     t_stop: np.ndarray
 
     @classmethod
-    def like(cls, part, m):
-        """Empty arrays for m starts, shaped as the ensemble ``part``'s."""
-        def empty(a):
-            return None if a is None else np.empty((m,) + a.shape[1:], dtype=a.dtype)
-        return cls(*(empty(getattr(part, f.name)) for f in dataclasses.fields(cls)))
+    def empty(cls, m, K, d, dense):
+        """Arrays for m starts, K outputs, states of size d."""
+        return cls(np.empty((m, K, d)), np.zeros((m, K), dtype=int),
+                   np.empty((m, K, d)) if dense else None, np.empty(m, dtype=object),
+                   np.empty(m, dtype=object), np.zeros(m, dtype=int), np.zeros(m))
+
+    def rows(self, rows):
+        """The output arrays of the starts ``rows`` (a slice), for an engine to write into."""
+        return self.out[rows], self.sout[rows], None if self.fout is None else self.fout[rows]
 
     def put(self, rows, part):
-        """Copy the ensemble ``part`` of the starts ``rows`` (a slice) in."""
-        for f in dataclasses.fields(self):
-            mine = getattr(self, f.name)
-            if mine is not None:
-                mine[rows] = getattr(part, f.name)
+        """The ensemble ``part`` of the starts ``rows`` ran: its statuses, messages, steps
+        and stop times."""
+        for name in ("status", "message", "steps_taken", "t_stop"):
+            getattr(self, name)[rows] = getattr(part, name)
 
 
 def _engines(system, Y0, t0, t_end, method, rtol, atol, t_out, budget, check, dense,
-             spectral):
-    """One block of starts on the engine ``method`` picks (:data:`ENGINE`); the ensemble."""
+             spectral, outputs=None):
+    """One block of starts on the engine ``method`` picks (:data:`ENGINE`), its outputs
+    written into ``outputs`` where given; the ensemble."""
     if method in TABLEAUS or method == "auto":
         tableau = TABLEAUS.get(method, TABLEAUS["DOP853"])   # "auto": order 8 until stiff
         ens, stiff = explicit(system.fun, Y0, t0, t_end, tableau, rtol, atol, t_out,
                               max_steps=budget, check=check, dense=dense, spectral=spectral,
-                              stiff_steps=2_000 if method == "auto" else 50_000)
+                              stiff_steps=2_000 if method == "auto" else 50_000,
+                              outputs=outputs)
         idx, t_h, Y_h, j_h = stiff
         if method == "auto" and len(idx):
             rest = rosenbrock(system.fun, system.jac, Y_h, t_h, t_end, rtol, atol, t_out,
@@ -200,4 +206,5 @@ def _engines(system, Y0, t0, t_end, method, rtol, atol, t_out, budget, check, de
                 ens.t_stop[i] = rest.t_stop[k]
         return ens
     return rosenbrock(system.fun, system.jac, Y0, t0, t_end, rtol, atol, t_out,
-                      max_steps=budget, check=check, dfdt=system.dfdt, dense=dense)
+                      max_steps=budget, check=check, dfdt=system.dfdt, dense=dense,
+                      outputs=outputs)

@@ -76,13 +76,15 @@ class Ensemble:
     output), ``nsteps``, and any engine arrays added to ``extra`` (step sizes, ...).
     """
 
-    def __init__(self, Y0, F0, t0, t_out, dense=False, j0=None):
+    def __init__(self, Y0, F0, t0, t_out, dense=False, j0=None, outputs=None):
         m, d = Y0.shape
         self.m, self.t_out = m, np.asarray(t_out, dtype=float)
-        self.out = np.empty((m, self.t_out.size, d))
-        self.fout = np.empty((m, self.t_out.size, d)) if dense else None
-        self.sout = np.zeros((m, self.t_out.size), dtype=int)  # steps taken by each output
-        # flat views of the fresh (contiguous) output arrays, written through by _put
+        if outputs is None:
+            K = self.t_out.size
+            outputs = (np.empty((m, K, d)), np.zeros((m, K), dtype=int),   # steps by each
+                       np.empty((m, K, d)) if dense else None)
+        self.out, self.sout, self.fout = outputs
+        # flat views of the (contiguous) output arrays, written through by _put
         self._flat = (as_rows(self.out.reshape(-1, d)), self.sout.reshape(-1),
                       None if self.fout is None else as_rows(self.fout.reshape(-1, d)))
         # |state| where each start began here (a start handed over from another engine
@@ -104,13 +106,18 @@ class Ensemble:
         self._write(np.ones(m, bool))
 
     @classmethod
-    def begin(cls, fun, Y0, t0, t_end, t_out, error_order, rtol, atol, dense=False, j0=None):
-        """The ensemble at its start, with f at (t0, Y0) and each start's first step."""
+    def begin(cls, fun, Y0, t0, t_end, t_out, error_order, rtol, atol, dense=False, j0=None,
+              outputs=None):
+        """The ensemble at its start, with f at (t0, Y0) and each start's first step.
+
+        ``outputs``, where given, are the arrays to write the outputs into: ``(out (m, K,
+        d), sout (m, K) of zeros, fout (m, K, d) or None)``, C-contiguous (rows of a larger
+        batch's arrays); fresh ones by default."""
         m = Y0.shape[0]
         t_start = np.zeros(m) + t0
         with np.errstate(all="ignore"):   # a start where f is not finite gets a status
             F0 = fun(t_start, Y0)
-            ens = cls(Y0, F0, t_start, t_out, dense, j0)
+            ens = cls(Y0, F0, t_start, t_out, dense, j0, outputs)
             ens.extra["h"] = initial_steps(fun, t_start, Y0, F0, error_order, rtol, atol,
                                            np.full(m, t_end))
         return ens
