@@ -35,11 +35,11 @@ import os
 import sys
 import tempfile
 import types
-from collections.abc import Mapping
 from importlib import metadata
 
 import numpy as np
 
+from .._digest import feed
 from ..backends import cache_folder
 
 __all__ = ["Program", "program_key", "STORE_BYTES"]
@@ -59,51 +59,28 @@ class Unidentified(TypeError):
     """A value in a program's settings that cannot be identified by what it computes."""
 
 
-def _feed(h, obj, depth=0):
-    """Feed ``obj`` to the hash ``h`` in a typed encoding (``1`` and ``1.0`` differ)."""
-    if depth > 40:
-        raise Unidentified("the settings nest too deeply")
+def _other(h, obj, depth):
+    """What a program key identifies besides plain values (:func:`flowsim._digest.feed`):
+    a loss by what the JAX printer prints, and flowsim's own code (dataclasses, functions,
+    partials) with what it closes over; anything else raises :class:`Unidentified`."""
     put = h.update
-    if obj is None or isinstance(obj, (bool, np.bool_)):
-        put(f"<{obj!r}>".encode())
-    elif isinstance(obj, (int, np.integer)):
-        put(b"i%d;" % int(obj))
-    elif isinstance(obj, (float, np.floating)):
-        put(b"f" + float(obj).hex().encode() + b";")
-    elif isinstance(obj, str):
-        put(b"s%d:" % len(obj) + obj.encode("utf-8", "surrogatepass"))
-    elif isinstance(obj, np.ndarray) and obj.dtype != object:
-        a = np.ascontiguousarray(obj)
-        put(f"a{a.dtype.str}{a.shape}".encode() + a.tobytes())
-    elif isinstance(obj, Mapping):
-        put(b"d%d" % len(obj))
-        for key in sorted(obj, key=repr):
-            _feed(h, key, depth + 1)
-            _feed(h, obj[key], depth + 1)
-    elif isinstance(obj, (list, tuple)):
-        put(b"l%d" % len(obj))
-        for item in obj:
-            _feed(h, item, depth + 1)
-    elif type(obj).__name__ == "Loss" and hasattr(obj, "symbol_values"):
+    if type(obj).__name__ == "Loss" and hasattr(obj, "symbol_values"):
         put(b"L" + _loss_digest(obj).encode())
     elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         _own_code(type(obj))
         put(f"D{type(obj).__module__}.{type(obj).__qualname__}".encode())
-        _feed(h, {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}, depth + 1)
+        feed(h, {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}, _other,
+             depth + 1)
     elif isinstance(obj, functools.partial):
         put(b"P")
-        _feed(h, (obj.func, obj.args, dict(obj.keywords)), depth + 1)
+        feed(h, (obj.func, obj.args, dict(obj.keywords)), _other, depth + 1)
     elif isinstance(obj, (types.FunctionType, type)):
         _own_code(obj)
         put(f"F{obj.__module__}.{obj.__qualname__}".encode())
         cells = getattr(obj, "__closure__", None) or ()
-        _feed(h, [c.cell_contents for c in cells], depth + 1)
-        _feed(h, getattr(obj, "__defaults__", None), depth + 1)
-        _feed(h, getattr(obj, "__kwdefaults__", None), depth + 1)
-    elif hasattr(obj, "_fields") and isinstance(obj, tuple):   # a namedtuple
-        _own_code(type(obj))
-        put(f"N{type(obj).__qualname__}".encode())
-        _feed(h, tuple(obj), depth + 1)
+        feed(h, [c.cell_contents for c in cells], _other, depth + 1)
+        feed(h, getattr(obj, "__defaults__", None), _other, depth + 1)
+        feed(h, getattr(obj, "__kwdefaults__", None), _other, depth + 1)
     else:
         raise Unidentified(f"a {type(obj).__name__} cannot be identified by what it computes")
 
@@ -124,10 +101,10 @@ def _loss_digest(loss):
         h = hashlib.sha256()
         H = loss.hessian_expr
         hessian = sorted((i, j, sp.srepr(e)) for (i, j), e in H.todok().items())
-        _feed(h, (sp.srepr(loss.expr), [sp.srepr(e) for e in loss.gradient_expr], hessian,
-                  [sp.srepr(v) for v in loss.variables], loss.n_samples))
+        feed(h, (sp.srepr(loss.expr), [sp.srepr(e) for e in loss.gradient_expr], hessian,
+                 [sp.srepr(v) for v in loss.variables], loss.n_samples), _other)
         for symbol, value in loss.symbol_values().items():
-            _feed(h, (sp.srepr(symbol), np.asarray(value, dtype=float)))
+            feed(h, (sp.srepr(symbol), np.asarray(value, dtype=float)), _other)
         return h.hexdigest()
     return loss.memo("program_digest", digest)
 
@@ -176,9 +153,9 @@ def program_key(parts, args, jax):
     h = hashlib.sha256(b"flowsim program 1\0")
     leaves, tree = jax.tree_util.tree_flatten(args)
     try:
-        _feed(h, (_environment(jax), str(tree),
-                  [(tuple(a.shape), str(a.dtype)) for a in leaves], parts))
-    except Unidentified:
+        feed(h, (_environment(jax), str(tree), [(tuple(a.shape), str(a.dtype)) for a in leaves],
+                 parts), _other)
+    except TypeError:   # Unidentified, or nested past what can be identified
         return None
     return h.hexdigest()
 

@@ -11,56 +11,32 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import numbers
 import pickle
 
 import numpy as np
 
+from .._digest import feed
+
 __all__ = ["fingerprint", "loss_parts", "describe_difference"]
 
 
-def _feed(h, obj, depth=0):
-    if depth > 50:
-        raise TypeError("the value nests too deeply to be identified")
+def _other(h, obj, depth):
+    """What a study identifies besides plain values (:func:`flowsim._digest.feed`)."""
     put = h.update
-    if obj is None or isinstance(obj, (bool, np.bool_)):
-        put(f"<{obj!r}>".encode())
-    elif isinstance(obj, numbers.Integral):
-        put(b"i" + str(int(obj)).encode() + b";")
-    elif isinstance(obj, numbers.Real):
-        put(b"f" + float(obj).hex().encode() + b";")
-    elif isinstance(obj, str):
-        put(b"s" + str(len(obj)).encode() + b":" + obj.encode("utf-8", "surrogatepass"))
-    elif isinstance(obj, bytes):
-        put(b"b" + str(len(obj)).encode() + b":" + obj)
-    elif isinstance(obj, np.ndarray):
-        a = np.ascontiguousarray(obj)
-        if a.dtype == object:
-            _feed(h, a.tolist(), depth + 1)
-        else:
-            put(f"a{a.dtype.str}{a.shape}".encode() + a.tobytes())
-    elif isinstance(obj, dict):
-        put(b"d" + str(len(obj)).encode())
-        for key in sorted(obj, key=repr):
-            _feed(h, key, depth + 1)
-            _feed(h, obj[key], depth + 1)
-    elif isinstance(obj, (list, tuple)):
-        put(b"l" + str(len(obj)).encode())
-        for item in obj:
-            _feed(h, item, depth + 1)
-    elif type(obj).__name__ == "Loss" and hasattr(obj, "symbol_values"):
-        _feed(h, loss_parts(obj), depth + 1)
+    if type(obj).__name__ == "Loss" and hasattr(obj, "symbol_values"):
+        feed(h, loss_parts(obj), _other, depth + 1)
     elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         put(f"D{type(obj).__module__}.{type(obj).__qualname__}".encode())
-        _feed(h, {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}, depth + 1)
+        feed(h, {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}, _other,
+             depth + 1)
     elif callable(obj) and hasattr(obj, "__qualname__"):
         put(f"F{getattr(obj, '__module__', '')}.{obj.__qualname__}".encode())
         cells = getattr(obj, "__closure__", None) or ()
-        _feed(h, [c.cell_contents for c in cells], depth + 1)
-        _feed(h, getattr(obj, "__defaults__", None), depth + 1)
+        feed(h, [c.cell_contents for c in cells], _other, depth + 1)
+        feed(h, getattr(obj, "__defaults__", None), _other, depth + 1)
     elif hasattr(obj, "free_symbols") and hasattr(obj, "func"):   # a sympy object
         put(b"S" + repr(obj.func).encode())
-        _feed(h, str(obj), depth + 1)
+        feed(h, str(obj), _other, depth + 1)
     else:
         try:
             put(b"P" + pickle.dumps(obj, protocol=4))
@@ -79,7 +55,7 @@ def fingerprint(*parts):
         pickles).
     """
     h = hashlib.sha256()
-    _feed(h, parts)
+    feed(h, parts, _other)
     return h.hexdigest()
 
 
