@@ -5,7 +5,8 @@ An optional extra (``pip install "flowsim[jax]"``). ``backend="jax"`` on
 holds ``"jax"``) runs the same update rules as the numpy path, from the same symbolic
 expressions (:mod:`flowsim.jax_backend.compiled`), in float64, and returns the same
 ``Trajectory`` / ``BatchTrajectory`` with per-start statuses. Rooms: ``compiled`` (the loss as
-JAX functions), ``flows`` (diffrax), ``schemes`` (the scan driver and each update rule).
+JAX functions), ``flows`` (diffrax), ``schemes`` (the scan driver), ``updates`` (each
+scheme's step on JAX), ``programs`` (traced programs kept between processes).
 """
 from __future__ import annotations
 
