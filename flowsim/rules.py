@@ -178,16 +178,22 @@ class MadeFunction:
     pickled by value (its class and arguments; the functions inside travel by name), so it
     runs in worker processes as the built-in methods do.
 
-    A subclass sets ``KIND`` and ``SOURCE`` (for its repr) and calls :meth:`_named` from its
-    ``__init__`` with the arguments after ``name`` and ``label`` that rebuild it.
+    A subclass sets, as class data, ``KIND`` and ``SOURCE`` (for its repr), ``POSITIONAL``,
+    ``COMMON``, ``OWNER``, ``SUMMARY`` (a format of ``label``) and ``REST`` (for
+    :func:`signature_and_doc`), and calls :meth:`_named` from its ``__init__`` with the
+    arguments after ``name`` and ``label`` that rebuild it.
     """
 
-    KIND = SOURCE = ""
+    KIND = SOURCE = OWNER = SUMMARY = REST = ""
+    POSITIONAL = COMMON = ()
 
-    def _named(self, name, label, parts, signature_doc):
+    def _named(self, name, label, parts, options):
+        """Name the function, and give it the signature and docstring of its ``options``."""
         self.name, self.label, self._parts = name, label, tuple(parts)
         self.__name__ = self.__qualname__ = name
-        self.__signature__, self.__doc__ = signature_doc
+        self.__signature__, self.__doc__ = signature_and_doc(
+            self.POSITIONAL, options, self.COMMON, self.OWNER,
+            self.SUMMARY.format(label=label), self.REST)
 
     def __repr__(self):
         return f"<{self.KIND} {self.name!r} from {self.SOURCE}>"

@@ -20,8 +20,7 @@ from .._numeric import row_norms
 from ..ensemble.run import System, batch_run
 from ..ensemble.workers import PARALLEL_DOC, in_chunks
 from ..backends import on_jax
-from ..rules import (FLOW_ARGUMENTS, MadeFunction, check_options, numpy_ops,
-                     signature_and_doc)
+from ..rules import FLOW_ARGUMENTS, MadeFunction, check_options, numpy_ops
 from ._common import bound_stop, converged, finish_flow, flow_arguments
 from ._solver import Integration, integrate
 from ..results import Status
@@ -86,14 +85,14 @@ class FieldFlow(MadeFunction):
     """
 
     KIND, SOURCE = "flow", "a vector field"
+    POSITIONAL, COMMON, OWNER = FLOW_ARGUMENTS, _COMMON, "field"
+    SUMMARY = "{label}: a flow registered from a vector field."
+    REST = ("    method, rtol, atol, t_eval, dense_output, gtol, max_norm, max_steps, backend\n"
+            "        As in :func:`flowsim.gradient_flow`.\n" + PARALLEL_DOC)
 
     def __init__(self, name, label, field):
         self.field = field
-        self._named(name, label, (field,), signature_and_doc(
-            FLOW_ARGUMENTS, field.options, _COMMON, "field",
-            f"{label}: a flow registered from a vector field.",
-            "    method, rtol, atol, t_eval, dense_output, gtol, max_norm, max_steps, backend\n"
-            "        As in :func:`flowsim.gradient_flow`.\n" + PARALLEL_DOC))
+        self._named(name, label, (field,), field.options)
 
     def __call__(self, loss, x0, t_end, *, method="RK45", rtol=1e-8, atol=1e-10, t_eval=None,
                  dense_output=True, gtol=None, max_norm=1e8, max_steps="default",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .._validate import nonnegative, positive, start_points
 from ..ensemble.workers import PARALLEL_DOC, in_chunks
-from ..rules import FLOW_ARGUMENTS, MadeFunction, check_options, signature_and_doc
+from ..rules import FLOW_ARGUMENTS, MadeFunction, check_options
 from ._common import check_flow_arguments, output_times
 from .momentum import second_order
 
@@ -44,17 +44,17 @@ class SecondOrderFlow(MadeFunction):
     """
 
     KIND, SOURCE = "flow", "a second-order field"
-
-    def __init__(self, name, label, field):
-        self.field = field
-        self._named(name, label, (field,), signature_and_doc(
-            FLOW_ARGUMENTS, field.options, _COMMON, "flow",
-            f"{label}: a second-order flow registered from its coefficients.",
-            "    v0 : array_like, shape (n,) or (m, n), optional\n"
+    POSITIONAL, COMMON, OWNER = FLOW_ARGUMENTS, _COMMON, "flow"
+    SUMMARY = "{label}: a second-order flow registered from its coefficients."
+    REST = ("    v0 : array_like, shape (n,) or (m, n), optional\n"
             "        Initial velocity (zero by default).\n    t0 : float\n"
             "        Start time, >= 0 and below t_end.\n"
             "    method, rtol, atol, t_eval, dense_output, max_norm, max_steps, backend\n"
-            "        As in :func:`flowsim.heavy_ball_flow`.\n" + PARALLEL_DOC))
+            "        As in :func:`flowsim.heavy_ball_flow`.\n" + PARALLEL_DOC)
+
+    def __init__(self, name, label, field):
+        self.field = field
+        self._named(name, label, (field,), field.options)
 
     def __call__(self, loss, x0, t_end, *, v0=None, t0=0.0, method="LSODA", rtol=1e-8,
                  atol=1e-10, t_eval=None, dense_output=True, max_norm=1e8,

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..ensemble.workers import PARALLEL_DOC, in_chunks
 from ..backends import on_jax
-from ..rules import MadeFunction, check_options, signature_and_doc
+from ..rules import MadeFunction, check_options
 from ._driver import as_record, common_arguments, run_rule, schedule_steps
 
 __all__ = ["RuleScheme"]
@@ -42,15 +42,16 @@ class RuleScheme(MadeFunction):
     """
 
     KIND, SOURCE = "scheme", "an update rule"
+    POSITIONAL = (("loss", "Loss or str"), ("x0", "array_like, shape (n,) or (m, n)"),
+                  ("eta", "float or callable"), ("steps", "int"))
+    COMMON, OWNER = _COMMON, "rule"
+    SUMMARY = "{label}: a scheme registered from an update rule."
+    REST = ("    gtol, max_norm, record, record_every, backend\n"
+            "        As in :func:`flowsim.gradient_descent`.\n" + PARALLEL_DOC)
 
     def __init__(self, name, label, rule, step_time="eta"):
         self.rule, self.step_time = rule, step_time
-        self._named(name, label, (rule, step_time), signature_and_doc(
-            (("loss", "Loss or str"), ("x0", "array_like, shape (n,) or (m, n)"),
-             ("eta", "float or callable"), ("steps", "int")), rule.options, _COMMON, "rule",
-            f"{label}: a scheme registered from an update rule.",
-            "    gtol, max_norm, record, record_every, backend\n"
-            "        As in :func:`flowsim.gradient_descent`.\n" + PARALLEL_DOC))
+        self._named(name, label, (rule, step_time), rule.options)
 
     def __call__(self, loss, x0, eta, steps, *, gtol=None, max_norm=1e8, record="all",
                  record_every=1, backend="numpy", workers=None, executor=None,
