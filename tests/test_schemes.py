@@ -334,3 +334,28 @@ def test_a_scheme_run_in_blocks_of_starts_gives_the_numbers_of_one_block(monkeyp
         for key in one.extras:
             np.testing.assert_array_equal(blocked.extras[key], one.extras[key])
     assert len(set(runs[14][0].message)) > 3   # the starts stop at different steps
+
+
+def test_proximal_points_fallback_polish_solves_sparse_for_many_variables(monkeypatch):
+    import importlib
+    pp = importlib.import_module("flowsim.schemes.proximal_point")
+    polished = []
+    polish = pp._newton_polish
+
+    def spy(loss, x, eta, y, iterations=8):
+        out = polish(loss, x, eta, y, iterations)
+        polished.append((y.size, out[2]))
+        return out
+    monkeypatch.setattr(pp, "_newton_polish", spy)
+    # 120 variables (past SPARSE_FROM) from a point where I + eta H is not positive
+    # definite: the Newton loop gives way to the minimizer, whose answer is polished
+    L = losses.rosenbrock(120)
+    x0 = np.tile([-0.5, 0.9], 60)
+    for eta in (0.05, 0.5):
+        polished.clear()
+        tr = fs.proximal_point(L, x0, eta, 3)
+        assert polished and all(n == 120 and taken >= 1 for n, taken in polished)
+        # the implicit equation itself: x_{k+1} + eta grad L(x_{k+1}) = x_k
+        for k in range(3):
+            F = tr.xs[k + 1] + eta * L.grad(tr.xs[k + 1]) - tr.xs[k]
+            assert np.linalg.norm(F) <= 1e-10 * (1 + np.linalg.norm(tr.xs[k]))

@@ -80,13 +80,10 @@ def proximal_step(loss, x, eta, *, tol=1e-12, max_inner=50, c=1e-4):
         if res <= base + slack * np.sqrt(gy @ gy):
             return y, inner, res
         try:
+            M = _shifted_hessian(loss, hess, y, eta, sparse)
             if sparse:
-                M = scipy.sparse.identity(n, format="csc") + eta * loss.hess(y, sparse=True)
-                d = -scipy.sparse.linalg.spsolve(M.tocsc(), F)
+                d = -scipy.sparse.linalg.spsolve(M, F)
             else:
-                M = hess(y)
-                M *= eta
-                M.flat[::n + 1] += 1.0
                 # LAPACK's Cholesky solve: info > 0 unless I + eta H is positive definite
                 _, d, info = scipy.linalg.lapack.dposv(M, F)
                 if info != 0 or not abs(d @ d) < np.inf:
@@ -155,6 +152,18 @@ def _fallback(loss, x, eta, y0, tol, scale, inner):
     return y, inner + sol.nit + polish, res
 
 
+def _shifted_hessian(loss, hess, y, eta, sparse):
+    """I + eta H(y), the Jacobian of F(y) = y + eta grad L(y) - x: a sparse (CSC) matrix
+    where ``sparse`` (no dense n x n), else a fresh dense one (``hess`` the point kernel)."""
+    if sparse:
+        M = scipy.sparse.identity(y.size, format="csc") + eta * loss.hess(y, sparse=True)
+        return M.tocsc()
+    M = hess(y)
+    M *= eta
+    M.flat[::y.size + 1] += 1.0
+    return M
+
+
 def _newton_polish(loss, x, eta, y, iterations=8):
     """Plain Newton steps on F(y) = y + eta grad L(y) - x from a minimizer's answer, kept
     while |F| falls: a minimizer of the proximal objective stops at that objective's rounding
@@ -162,7 +171,7 @@ def _newton_polish(loss, x, eta, y, iterations=8):
     I + eta H is invertible (at a local minimum of the objective it is positive definite).
     Returns ``(y, |F(y)|, iterations taken)``."""
     grad, hess = loss.evaluator("grad", batched=False), loss.evaluator("hess", batched=False)
-    n = y.size
+    sparse = y.size >= SPARSE_FROM   # as the Newton loop: no dense n x n matrix
     F = y + eta * grad(y) - x
     res = np.sqrt(F @ F)
     taken = 0
@@ -170,13 +179,9 @@ def _newton_polish(loss, x, eta, y, iterations=8):
         warnings.simplefilter("ignore")   # a singular sparse system: nan, which ends it
         for taken in range(1, iterations + 1):
             try:
-                if n >= SPARSE_FROM:   # as the Newton loop: no dense n x n matrix
-                    M = scipy.sparse.identity(n, format="csc") + eta * loss.hess(y, sparse=True)
-                    trial = y - scipy.sparse.linalg.spsolve(M.tocsc(), F)
-                else:
-                    M = eta * hess(y)
-                    M.flat[::n + 1] += 1.0
-                    trial = y - np.linalg.solve(M, F)
+                M = _shifted_hessian(loss, hess, y, eta, sparse)
+                trial = y - (scipy.sparse.linalg.spsolve(M, F) if sparse else
+                             np.linalg.solve(M, F))
             except (np.linalg.LinAlgError, RuntimeError):
                 break
             F_trial = trial + eta * grad(trial) - x
