@@ -23,7 +23,7 @@ from .. import stops
 from .._numeric import row_norms
 from ..results import Status
 from ..schemes._driver import Run, measured, converged_message, escape, finish
-from ..schemes._record import hold_stopped
+from ..schemes._record import hold_stopped, kept_iterates
 from . import key_seed, require
 from .compiled import jax_loss
 from .programs import Program
@@ -304,13 +304,9 @@ def run_scheme(loss, name, X0, etas, dts, *, options, gtol, max_norm, spec, sing
     stat[diverged] = row_norms(X[diverged])
     status, message = _outcome(code, stat, last, steps, gtol, max_norm, rule.failure)
     end = int(last.max())
-    ks = list(range(0, end + 1, stride)) if spec.every is not None else [0]
-    if ks[-1] != end:
-        ks.append(end)
-    ks = np.array(ks)
+    ks, regular = kept_iterates(end, stride if spec.every is not None else None)
     # the start, then the states kept at the ends of the chunks (0, 1, 2, ...: the first
     # ones), then the end; each start held at its last state from its stop on
-    regular = int(np.sum(ks % stride == 0)) if spec.every is not None else 1
     regular = min(regular, kept.shape[0] + 1 if spec.every is not None else 1)
     xs = np.empty((m, ks.size, X0.shape[1]))
     xs[:, 0] = X0

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._validate import positive_int
 
-__all__ = ["Record", "as_record", "Recorder", "FIELDS", "hold_stopped"]
+__all__ = ["Record", "as_record", "Recorder", "FIELDS", "hold_stopped", "kept_iterates"]
 
 #: Series a run can keep: the states, L and |grad L| at the kept iterates.
 FIELDS = ("x", "loss", "grad_norm")
@@ -53,6 +53,17 @@ def as_record(record="all", record_every=1):
         raise ValueError(f"record: unknown series {unknown or fields!r}; choose from {FIELDS} "
                          "(or 'all' or 'final').")
     return Record(tuple(f for f in FIELDS if f in fields or f == "x"), every)
+
+
+def kept_iterates(end, every):
+    """The iterates a run keeps when its last start stopped at iterate ``end``: every
+    ``every``-th one (None: the start only) and the end, shape (K,), and how many of them,
+    the first ones, lie on that grid."""
+    step = every if every is not None else end + 1
+    ks = np.arange(0, end + 1, step)
+    if ks[-1] != end:
+        ks = np.append(ks, end)
+    return ks, int(np.count_nonzero(ks % step == 0))
 
 
 def hold_stopped(xs, ks, last, final):
@@ -107,14 +118,10 @@ class Recorder:
     def result(self, dts):
         """``(xs (m, K, n), ts (K,), ks (K,), records (m, K))`` on the kept iterates ks."""
         end = int(self.last.max())
-        ks = list(range(0, end + 1, self.every))
-        if ks[-1] != end:
-            ks.append(end)
-        ks = np.array(ks)
-        regular = ks[ks % self.every == 0] // self.every   # (0, 1, 2, ...: the first slots)
+        ks, regular = kept_iterates(end, self.every)   # (the regular ones: the first slots)
         xs = np.empty((self.final.shape[0], ks.size, self.final.shape[1]))
-        xs[:, :regular.size] = self.slots[:regular.size].transpose(1, 0, 2)
-        xs[:, regular.size:] = self.final[:, None]  # the last iterate, off the regular grid
+        xs[:, :regular] = self.slots[:regular].transpose(1, 0, 2)
+        xs[:, regular:] = self.final[:, None]  # the last iterate, off the regular grid
         hold_stopped(xs, ks, self.last, self.final)
         if hasattr(dts, "cumulative"):
             times = dts.cumulative(ks)
