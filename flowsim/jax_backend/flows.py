@@ -152,7 +152,7 @@ def _run(loss, key, field, Y0, n, t0, t_end, method, rtol, atol, t_eval, gtol, m
     every output (else None); the start time t0 left out unless asked for in t_eval.
     ``guard(J, jnp, y)`` -> bool is a flow's own stop rule (status ``failed``,
     ``guard_message(x)`` saying why), checked after every step and at the start."""
-    jax, jnp = require()
+    _, jnp = require()
     t_out, drop_first = _output_times(t0, t_end, t_eval)
     budget = stops.budget(max_steps, Y0.shape[1])
     run = _compiled(loss, key, field, n, method, float(rtol), float(atol), t_out, gtol,
@@ -164,20 +164,14 @@ def _run(loss, key, field, Y0, n, t0, t_end, method, rtol, atol, t_eval, gtol, m
     status, message = _outcomes(hit & conv, hit & out & ~conv, ok, final[:, :n], gnorms,
                                 t_stop, steps, t_end, gtol, max_norm, budget,
                                 np.linalg.norm(Y0[:, :n], axis=1))
-    if guard is not None:   # the rule at the start, then where it stopped a start
-        J = jax_loss(loss)
-        at_start = np.asarray(jax.vmap(lambda y: guard(J, jnp, y))(jnp.asarray(Y0)))
+    if guard is not None:
         status, message = list(status), list(message)
-        # the rule stopped a start: at an output before its last step ended (crossed), or
-        # by the event at a step's end that no converged/diverged event shares
-        for i in np.flatnonzero(at_start | crossed | (hit & own & ~conv & ~out)):
-            held = Y0[i] if at_start[i] else final[i]
-            status[i], message[i] = Status.FAILED, guard_message(held[:n])
-            if at_start[i]:
-                ys[i], t_stop[i] = Y0[i], t0
-                values[i], grads[i] = values[i, 0], grads[i, 0]
-                if rates:
-                    velocities[i] = velocities[i, 0]
+        # the rule stopped a start: at an output before its last step ended (crossed; the
+        # first output is t0 itself, so a start the rule refuses is held there, its state,
+        # L, grad L and rates those of its start), or by the event at a step's end that no
+        # converged/diverged event shares
+        for i in np.flatnonzero(crossed | (hit & own & ~conv & ~out)):
+            status[i], message[i] = Status.FAILED, guard_message(final[i, :n])
         status, message = tuple(status), tuple(message)
     if drop_first:
         t_out, ys, values, grads = t_out[1:], ys[:, 1:], values[:, 1:], grads[:, 1:]
