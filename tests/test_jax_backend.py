@@ -304,7 +304,7 @@ def _program_files(folder):
     return sorted(os.listdir(path)) if os.path.isdir(path) else []
 
 
-def test_the_program_store_gives_the_bits_of_a_plain_trace(monkeypatch, tmp_path):
+def test_the_program_store_gives_the_bits_of_the_program_it_stored(monkeypatch, tmp_path):
     monkeypatch.setenv("FLOWSIM_JAX_CACHE", "off")
     X = STARTS[:3]
     plain = fs.gradient_flow(fs.Loss(LOSS.expr), X, 2.0, backend="jax", method="RK45")
@@ -312,14 +312,18 @@ def test_the_program_store_gives_the_bits_of_a_plain_trace(monkeypatch, tmp_path
     stored = fs.gradient_flow(fs.Loss(LOSS.expr), X, 2.0, backend="jax", method="RK45")
     assert len(_program_files(tmp_path)) == 1
     read = fs.gradient_flow(fs.Loss(LOSS.expr), X, 2.0, backend="jax", method="RK45")
-    for run in (stored, read):
-        np.testing.assert_array_equal(run.xs, plain.xs)
-        assert run.status == plain.status and run.message == plain.message
+    np.testing.assert_array_equal(read.xs, stored.xs)   # the program read is the one stored
+    # a program compiled anew (the plain trace, the exported one) may round differently
+    # (seen: 5e-15 apart, depending on what this process compiled before); the second
+    # process's bits are the first's (test_a_second_process_reads_the_traced_flow...)
+    np.testing.assert_allclose(stored.xs, plain.xs, rtol=1e-13, atol=1e-14)
+    assert stored.status == plain.status and stored.message == plain.message
+    assert read.status == plain.status and read.message == plain.message
     # an unreadable entry is replaced, never fatal; another batch size is another program
     (entry,) = _program_files(tmp_path)
     (tmp_path / "programs" / entry).write_bytes(b"not a program")
     again = fs.gradient_flow(fs.Loss(LOSS.expr), X, 2.0, backend="jax", method="RK45")
-    np.testing.assert_array_equal(again.xs, plain.xs)
+    np.testing.assert_allclose(again.xs, plain.xs, rtol=1e-13, atol=1e-14)   # compiled anew
     assert (tmp_path / "programs" / entry).stat().st_size > 1000
     fs.gradient_flow(LOSS, X[:2], 2.0, backend="jax", method="RK45")
     assert len(_program_files(tmp_path)) == 2
