@@ -18,7 +18,8 @@ import numpy as np
 
 from .results import Status
 
-__all__ = ["converged", "diverged", "nonfinite", "reached_end", "budget_spent", "chatter",
+__all__ = ["converged", "diverged", "nonfinite", "outside_start", "starts_outside", "reached_end",
+           "budget_spent", "chatter",
            "default_budget", "budget", "UNLIMITED", "CODES", "DIVERGED_OWN", "code_of",
            "every_start"]
 
@@ -80,6 +81,20 @@ def diverged(norm, max_norm, k=None):
     if k is not None:
         return f"|x| = {norm:.3g} exceeded max_norm = {max_norm:g} at step {k}"
     return f"|x| = {norm:.3g} exceeded max_norm = {max_norm:g}; the path diverges"
+
+
+def outside_start(norm, max_norm):
+    """A start with |x0| = ``norm`` beyond ``max_norm``: every path keeps it as it is (no step,
+    no time), reports it ``diverged`` and says so with this sentence."""
+    return (f"the start has |x0| = {norm:.3g} > max_norm = {max_norm:g}, so it was not run "
+            "(start inside max_norm, or raise it)")
+
+
+def starts_outside(X0, max_norm):
+    """Mask (m,) of the starts ``X0`` (m, n) that lie beyond ``max_norm`` (see
+    :func:`outside_start`)."""
+    from ._numeric import row_norms
+    return ~(row_norms(np.atleast_2d(X0)) <= max_norm)
 
 
 def nonfinite(k):

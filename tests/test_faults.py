@@ -249,3 +249,74 @@ def test_critical_points_on_a_huge_box_end_without_warnings():
                                    max_boxes=2000)   # warnings are errors in this file
         assert found.status == "budget" and "max_boxes" in found.message
         assert all(np.isfinite(p.value) and p.is_critical for p in found.points)
+
+
+_OUT, _IN = [3.0, 4.0], [0.1, 0.2]   # |_OUT| = 5
+_KINK = Loss("abs(x) + abs(y - 1)")
+
+
+def _method_calls():
+    """(name, call(x0, **kw)) for every registered method, and the paths with their own loop
+    (kinks, a prox, samples, a line search, record_every)."""
+    rosen = losses.rosenbrock(2)
+    rng = np.random.default_rng(0)
+    fit = Loss.from_samples("(w*a + b - t)**2", variables=["w", "b"],
+                            data={"a": rng.normal(size=8), "t": rng.normal(size=8)})
+    calls = []
+    for rec in fs.methods.schemes() + fs.methods.flows():
+        loss = fit if "samples" in rec.accepts else rosen
+        kw = {"prox": fs.prox.L1(0.1)} if "prox" in rec.accepts else {}
+        if rec.kind == "scheme":
+            calls.append((rec.name, lambda x0, f=rec.function, l=loss, kw=kw, **more:
+                          f(l, x0, 1e-3, 5, **kw, **more)))
+        else:
+            calls.append((rec.name, lambda x0, f=rec.function, **more: f(rosen, x0, 0.1, **more)))
+    calls += [("subgradient flow", lambda x0, **kw: fs.gradient_flow(_KINK, x0, 0.5, **kw)),
+              ("gd on kinks", lambda x0, **kw: fs.gradient_descent(_KINK, x0, 0.01, 5, **kw)),
+              ("gd every 3", lambda x0, **kw: fs.gradient_descent(rosen, x0, 1e-3, 10,
+                                                                  record_every=3, **kw)),
+              ("flow RK45", lambda x0, **kw: fs.gradient_flow(rosen, x0, 0.1, method="RK45",
+                                                              **kw)),
+              ("central flow", lambda x0, **kw: fs.central_flow(rosen, x0, 0.1, 1e-3, **kw))]
+    return calls
+
+
+@pytest.mark.parametrize("name, call", _method_calls(), ids=lambda v: v if isinstance(v, str)
+                         else "")
+def test_a_start_beyond_max_norm_is_held_there_on_every_path(name, call):
+    # before: schemes took one step from it and said "exceeded max_norm at step 1" (GD's
+    # single start said step 0), flows took a step (or, on DOP853, came back inside)
+    one = call(_OUT, max_norm=4.0)
+    assert one.status == Status.DIVERGED and "|x0| = 5 > max_norm = 4" in one.message
+    np.testing.assert_array_equal(one.xs, [_OUT])
+    np.testing.assert_array_equal(one.ts, [0.0])
+    both = call([_OUT, _IN], max_norm=4.0)
+    assert both.status[0] == Status.DIVERGED and both.message[0] == one.message
+    np.testing.assert_array_equal(both.xs[0], np.broadcast_to(_OUT, both.xs[0].shape))
+    assert both.t_stop[0] == 0.0
+    alone = call([_IN], max_norm=4.0)   # the start inside runs as it runs alone
+    np.testing.assert_array_equal(both.xs[1], alone.xs[0])
+    assert both.status[1] == alone.status[0]
+    edge = call([3.0, 4.0], max_norm=5.0)   # on the bound is inside: it runs
+    assert "not run" not in edge.message and len(edge.ts) > 1
+
+
+def test_a_scheme_spends_nothing_on_a_start_beyond_max_norm():
+    rosen = losses.rosenbrock(2)
+    both = fs.gradient_descent(rosen, [_OUT, _IN], 1e-3, 7, max_norm=4.0, record="final")
+    alone = fs.gradient_descent(rosen, [_IN], 1e-3, 7, record="final")
+    assert both.ngev == alone.ngev == 7
+
+
+@pytest.mark.parametrize("method", ["gradient_descent", "heavy_ball", "gradient_flow",
+                                    "heavy_ball_flow"])
+def test_a_start_beyond_max_norm_is_held_there_on_jax(method):
+    pytest.importorskip("diffrax")
+    f = getattr(fs, method)
+    args = (1e-3, 5) if method in ("gradient_descent", "heavy_ball") else (0.1,)
+    rosen = losses.rosenbrock(2)
+    on_jax = f(rosen, [_OUT, _IN], *args, max_norm=4.0, backend="jax")
+    on_numpy = f(rosen, [_OUT, _IN], *args, max_norm=4.0)
+    assert on_jax.status[0] == Status.DIVERGED and on_jax.message[0] == on_numpy.message[0]
+    np.testing.assert_array_equal(on_jax.xs[0], np.broadcast_to(_OUT, on_jax.xs[0].shape))
+    assert on_jax.t_stop[0] == 0.0

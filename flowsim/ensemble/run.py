@@ -127,12 +127,20 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
             ens.put(rows, part)
     counts = loss.counts.spent_since(before)
     n = system.n
-    if system.guard is not None:  # a start that breaks the flow's own rule at t0 ends there
+    # a start beyond max_norm, or one that breaks the flow's own rule at t0, ends there
+    held = {}
+    if system.guard is not None:
         own, why = system.guard(Y0)
-        for i in np.flatnonzero(own != None):  # noqa: E711
-            ens.out[i] = Y0[i]
-            ens.status[i], ens.message[i], ens.steps_taken[i] = own[i], why[i], 0
-            ens.t_stop[i] = t0
+        held.update((i, (own[i], why[i])) for i in np.flatnonzero(own != None))  # noqa: E711
+    outside = np.flatnonzero(stops.starts_outside(Y0[:, :n], max_norm))
+    held.update((i, (Status.DIVERGED, stops.outside_start(v, max_norm)))
+                for i, v in zip(outside, row_norms(Y0[outside, :n])))
+    for i, (status, why) in held.items():
+        ens.out[i], ens.sout[i] = Y0[i], 0
+        if ens.fout is not None:   # at rest: the dense path stays at Y0
+            ens.fout[i] = 0.0
+        ens.status[i], ens.message[i], ens.steps_taken[i] = status, why, 0
+        ens.t_stop[i] = t0
     xs = ens.out[:, :, :n]
     values, grad_norms = loss.observe(xs)
     message = [text or stops.reached_end(t_end, steps)

@@ -9,11 +9,11 @@ from .._validate import (as_loss, check_recorded, choice, positive, positive_int
                          start_points)
 from ..ensemble.run import DEFAULT_OUTPUTS
 from ..results import PositionPart, Status, Trajectory, cut_at_nonfinite
-from ._solver import METHODS
+from ._solver import METHODS, Integration
 
 __all__ = ["flow_arguments", "check_flow_arguments", "output_times", "check_start",
            "refuse_kinks",
-           "finish_flow", "converged", "bound_stop"]
+           "finish_flow", "converged", "bound_stop", "outside_run"]
 
 
 def flow_arguments(loss, x0, t_end, method, rtol, atol, max_steps, gtol, max_norm, t_eval):
@@ -79,11 +79,23 @@ def check_start(loss, X, what="x0"):
                          "start inside the loss's domain.")
 
 
+def outside_run(x0, max_norm, t0=0.0, state=None):
+    """The run of a start x0 (n,) beyond ``max_norm``: it ends at t0 where it is, ``diverged``
+    with :func:`flowsim.stops.outside_start`'s sentence, as every path ends such a start;
+    None for a start inside. ``state`` is the flow's whole state at t0 where it is more than
+    x0 (a velocity, moments)."""
+    if not stops.starts_outside(x0, max_norm)[0]:
+        return None
+    y0 = np.asarray(x0 if state is None else state, dtype=float)
+    return Integration(np.array([float(t0)]), y0[None, :], None, Status.DIVERGED,
+                       stops.outside_start(safe_norm(x0), max_norm))
+
+
 def _samples(run, t_eval):
     """Output times and states: the accepted steps, or ``t_eval`` within the reached span,
     and the state where a run stopped early (converged, diverged, failed) as its last
     output, so the path ends where its message says it did."""
-    if t_eval is None:
+    if t_eval is None or run.dense is None:   # (no dense solution: a start held where it is)
         return run.ts, run.ys
     end = run.ts[-1]
     keep = t_eval[t_eval <= end * (1 + 1e-12)]

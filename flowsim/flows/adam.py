@@ -20,7 +20,7 @@ import numpy as np
 from .._validate import int_between, positive, start_points
 from ..ensemble.workers import parallel
 from ._common import (bound_stop, check_flow_arguments, check_start, converged, finish_flow,
-                      output_times, refuse_kinks)
+                      outside_run, output_times, refuse_kinks)
 from ._solver import integrate
 from .mirror import MAX_STEPS
 
@@ -87,7 +87,8 @@ def adam_flow(loss, x0, t_end, *, a=1.0, b=2.0, eps=1e-8, method="DOP853", rtol=
         return bound(z) or converged(np.linalg.norm(loss.grad(z[:n])), gtol)
 
     before = loss.counts
-    run = integrate(rate, np.concatenate([x0, g0, g0 * g0]), t_end, method=method, rtol=rtol,
+    run = outside_run(x0, max_norm, state=np.concatenate([x0, g0, g0 * g0])) or integrate(
+        rate, np.concatenate([x0, g0, g0 * g0]), t_end, method=method, rtol=rtol,
                     atol=atol, stop=stop, max_steps=max_steps)
     return finish_flow(loss, run, t_eval, "adam_flow", f"Adam ODE (a={a:g}, b={b:g})", before,
                        split=n, extras=lambda z: {"m": z[:, n:2 * n], "v": z[:, 2 * n:]},

@@ -29,7 +29,7 @@ import sympy as sp
 from ..loss._audit import lambdify_audited
 from .._validate import as_loss, int_between, positive, start_points
 from ..ensemble.workers import parallel
-from ._common import (bound_stop, check_flow_arguments, check_start, finish_flow,
+from ._common import (bound_stop, check_flow_arguments, check_start, finish_flow, outside_run,
                       output_times, refuse_kinks)
 from ._solver import integrate
 
@@ -216,7 +216,8 @@ def central_flow(loss, x0, eta, t_end, *, n_outputs=201, rtol=1e-9, atol=1e-12, 
     bound = bound_stop(max_norm, loss.n)
     before = loss.counts
     with np.errstate(all="ignore"):
-        run = integrate(lambda t, x: _central_rates(loss, third, x, edge, gain)[0], x0, t_end,
+        run = outside_run(x0, max_norm) or integrate(
+                        lambda t, x: _central_rates(loss, third, x, edge, gain)[0], x0, t_end,
                         method="RK45", rtol=rtol, atol=atol,
                         solver_options={"max_step": t_end / 50},
                         stop=lambda t, x, solver: bound(x), max_steps=max_steps)

@@ -21,7 +21,7 @@ from ..ensemble.run import System, batch_run
 from ..ensemble.workers import PARALLEL_DOC, in_chunks
 from ..backends import on_jax
 from ..rules import FLOW_ARGUMENTS, MadeFunction, check_options, numpy_ops
-from ._common import bound_stop, converged, finish_flow, flow_arguments
+from ._common import bound_stop, converged, finish_flow, flow_arguments, outside_run
 from ._solver import Integration, integrate
 from ..results import Status
 
@@ -152,9 +152,10 @@ class FieldFlow(MadeFunction):
 
         before = loss.counts
         at_start = own_rule(X)
-        if at_start is not None:   # the flow is not defined at x0: it ends there
+        run = outside_run(X, max_norm)
+        if run is None and at_start is not None:   # the flow is not defined at x0: it ends there
             run = Integration(np.array([0.0]), X[None, :], None, *at_start)
-        else:
+        elif run is None:
             run = integrate(one, X, t_end, method=method, rtol=rtol, atol=atol,
                             solver_options=solver_options,
                             dense_output=dense_output or t_eval is not None, stop=stop,

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import stops
 from ..loss import SPARSE_FROM
-from ._common import bound_stop, converged, finish_flow, flow_arguments
+from ._common import bound_stop, converged, finish_flow, flow_arguments, outside_run
 from ._solver import (AUTO, STABILITY_LIMIT, Integration, integrate,
                       jacobian_for)
 from .nonsmooth import has_kinks, integrate_nonsmooth
@@ -167,7 +167,8 @@ def gradient_flow(loss, x0, t_end, *, method="LSODA", rtol=1e-8, atol=1e-10, t_e
             return out
 
     before = loss.counts
-    run = integrate(fun, X, t_end, method=method, rtol=rtol,
+    run = outside_run(X, max_norm) or integrate(
+                    fun, X, t_end, method=method, rtol=rtol,
                     atol=atol, solver_options=options,
                     dense_output=dense_output or t_eval is not None, stop=stop,
                     max_steps=max_steps,
@@ -191,8 +192,7 @@ def _subgradient_flow(loss, x0, t_end, method, rtol, atol, t_eval, gtol, max_nor
 
     before = loss.counts
     budget = stops.budget(max_steps, loss.n)
-    ts, xs, dense, status, message = integrate_nonsmooth(
-        loss, x0, t_end, method=explicit, rtol=rtol, atol=atol, max_steps=budget, stop=stop)
-    run = Integration(ts, xs, dense, status, message)
-    return finish_flow(loss, run, t_eval if dense is not None else None, "gradient_flow",
+    run = outside_run(x0, max_norm) or Integration(*integrate_nonsmooth(
+        loss, x0, t_end, method=explicit, rtol=rtol, atol=atol, max_steps=budget, stop=stop))
+    return finish_flow(loss, run, t_eval if run.dense is not None else None, "gradient_flow",
                        f"subgradient flow ({explicit})", before)

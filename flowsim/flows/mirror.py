@@ -13,7 +13,7 @@ import numpy as np
 from .._validate import int_between, positive, start_points
 from ..geometry import Euclidean, Metric, potential_of
 from ._common import (bound_stop, check_flow_arguments, check_start, converged, finish_flow,
-                      output_times, refuse_kinks)
+                      outside_run, output_times, refuse_kinks)
 from ._solver import integrate
 from ..ensemble.workers import parallel
 
@@ -109,8 +109,8 @@ def mirror_flow(loss, x0, t_end, *, potential=None, metric=None, n_outputs=101, 
         return bound(x) or converged(np.linalg.norm(loss.grad(x)), gtol)
 
     before = loss.counts
-    run = integrate(rate, x0, t_end, method=method, rtol=rtol, atol=atol, stop=stop,
-                    max_steps=max_steps)
+    run = outside_run(x0, max_norm) or integrate(
+        rate, x0, t_end, method=method, rtol=rtol, atol=atol, stop=stop, max_steps=max_steps)
     return finish_flow(loss, run, t_eval, "mirror_flow", f"{geometry.name} flow", before,
                        keep_dense=dense_output)
 

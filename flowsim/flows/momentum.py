@@ -15,7 +15,7 @@ from ..ensemble.run import batch_run
 from ..loss import SPARSE_FROM
 from .batch import second_order_jacobian, second_order_rates, second_order_system
 from ..backends import on_jax
-from ._common import (bound_stop, check_flow_arguments, check_start, finish_flow,
+from ._common import (bound_stop, check_flow_arguments, check_start, finish_flow, outside_run,
                       output_times)
 from ..ensemble.workers import parallel
 from ..results import Status
@@ -161,7 +161,8 @@ def second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output, 
         return bound(y)
 
     before = loss.counts
-    run = integrate(fun, np.concatenate([x0, v0]), t_end, t0=t0, method=method, rtol=rtol,
+    run = outside_run(x0, max_norm, t0, np.concatenate([x0, v0])) or integrate(
+        fun, np.concatenate([x0, v0]), t_end, t0=t0, method=method, rtol=rtol,
                     atol=atol, solver_options=jac_options,
                     dense_output=dense_output or t_eval is not None,
                     stop=stop, max_steps=max_steps,

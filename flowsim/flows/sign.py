@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import stops
 from ._common import bound_stop, check_flow_arguments, check_start, converged, finish_flow, \
-    output_times
+    outside_run, output_times
 from ._solver import STABILITY_LIMIT, Integration
 from .nonsmooth import integrate_switching
 from .._validate import positive, start_points
@@ -148,9 +148,8 @@ def sign_flow(loss, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e-10, t_eval
 
     before = loss.counts
     budget = stops.budget(max_steps, loss.n)
-    ts, xs, dense, status, message = integrate_switching(
+    run = outside_run(x0, max_norm) or Integration(*integrate_switching(
         SignModel(loss), x0, t_end, method=explicit, rtol=rtol, atol=atol, max_steps=budget,
-        stop=stop)
-    run = Integration(ts, xs, dense, status, message)
-    return finish_flow(loss, run, t_eval if dense is not None else None, "sign_flow",
+        stop=stop))
+    return finish_flow(loss, run, t_eval if run.dense is not None else None, "sign_flow",
                        f"sign-gradient flow ({explicit})", before, keep_dense=dense_output)

@@ -223,7 +223,7 @@ class ModifiedEquation:
             original loss; the continuous solution is kept (``traj.at(t)``). A path that
             leaves ``max_norm`` or becomes non-finite ends ``diverged``.
         """
-        from ..flows._common import bound_stop, check_flow_arguments, check_start, \
+        from ..flows._common import bound_stop, outside_run, check_flow_arguments, check_start, \
             finish_flow, output_times
         from ..flows._solver import integrate, jacobian_for
         if t_end is None:
@@ -243,7 +243,8 @@ class ModifiedEquation:
         options = jacobian_for(method, None, lambda t, x: J(x), loss.n, loss.n, False)
         bound = bound_stop(max_norm, loss.n)
         before = loss.counts
-        run = integrate(lambda t, x: F(x), x0, t_end, method=method, rtol=rtol, atol=atol,
+        run = outside_run(x0, max_norm) or integrate(
+                        lambda t, x: F(x), x0, t_end, method=method, rtol=rtol, atol=atol,
                         solver_options=options, stop=lambda t, x, s: bound(x),
                         max_steps=max_steps)
         label = f"modified equation of {methods.get(self.method).label} (order " \

@@ -148,6 +148,15 @@ def _advance(X0, first, step, steps, dts, keeper, status, message, gtol, max_nor
     X = X0.copy()
     keeper.keep(0, sel, X)
     quick = max_norm / np.sqrt(n)  # max |x_i| <= quick means |x| <= max_norm for every start
+    if not (X.max(initial=-np.inf) <= quick and -X.min(initial=np.inf) <= quick):
+        out = stops.starts_outside(X, max_norm)   # not run: held at x0, said so
+        if out.any():
+            status[rows[out]] = Status.DIVERGED
+            message[rows[out]] = [stops.outside_start(v, max_norm)
+                                  for v in row_norms(X[out])]
+            keeper.stop(rows[out], 0, X[out])
+            rows, X = rows[~out], X[~out]
+            sel, local = rows, rows - first
     k = 0
     with np.errstate(all="ignore"):
         while k < steps and rows.size:

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from .. import stops
 from .._numeric import row_norms
 from .._validate import positive
 from ..results import Status
@@ -161,6 +162,8 @@ def _python_float_loop(loss, x0, etas, sign, gtol, max_norm):
     grad = loss.float_grad()
     if grad is None:
         return None
+    if stops.starts_outside(x0, max_norm)[0]:
+        return x0[None], Status.DIVERGED, stops.outside_start(row_norms(x0), max_norm)
     xl = x0.tolist()
     out = [xl]
     status, message = Status.REACHED_END, f"ran all {len(etas)} steps"
