@@ -320,3 +320,16 @@ def test_a_start_beyond_max_norm_is_held_there_on_jax(method):
     assert on_jax.status[0] == Status.DIVERGED and on_jax.message[0] == on_numpy.message[0]
     np.testing.assert_array_equal(on_jax.xs[0], np.broadcast_to(_OUT, on_jax.xs[0].shape))
     assert on_jax.t_stop[0] == 0.0
+
+
+def test_a_flow_that_reaches_t_end_says_the_same_sentence_alone_and_in_a_batch():
+    # (stops.py: every path says the same sentence for the same ending; the single run said
+    # "reached t_end = 1" without its steps)
+    quad = Loss("(x - 1)**2 + 10*y**2")
+    for call in (lambda x0: fs.gradient_flow(quad, x0, 1.0),
+                 lambda x0: fs.gradient_flow(_KINK, x0, 0.2)):
+        one = call([2.0, 0.5])
+        assert re.fullmatch(r"reached t_end = [0-9.]+ in [0-9]+ steps", one.message)
+        assert one.message == f"reached t_end = {one.ts[-1]:g} in {len(one.ts) - 1} steps"
+        batch = call([[2.0, 0.5], [0.3, 0.1]])
+        assert re.fullmatch(r"reached t_end = [0-9.]+ in [0-9]+ steps", batch.message[0])

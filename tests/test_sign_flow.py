@@ -105,3 +105,18 @@ def test_sign_flow_batches_are_their_single_runs_start_by_start():
     np.testing.assert_allclose(batch.xs[:, -1], 0.0, atol=1e-9)   # every start at x* by t = 3
     on_workers = fs.sign_flow("(x**2 + y**2)/2 + x*y/2", X, 3.0, t_eval=t, workers=2)
     np.testing.assert_array_equal(on_workers.xs, batch.xs)
+
+
+def test_a_batch_with_a_start_that_chatters_samples_its_path():
+    # x' = -sign(1/x + 2x) = -1 runs x to 0 at t = 0.5, where the flow chatters; the run
+    # keeps steps of zero length there. Before, it had no dense solution and the batch,
+    # which samples every start's path on its grid, raised ValueError.
+    loss = fs.Loss("log(x) + (y - 1)**2 + x**2")
+    one = fs.sign_flow(loss, [0.5, 1.0], 3.0)
+    assert one.status == fs.Status.FAILED and "chatters" in one.message
+    np.testing.assert_allclose(one.at([0.1, 0.25, 0.4]), [[0.4, 1.0], [0.25, 1.0], [0.1, 1.0]],
+                               atol=1e-9)
+    batch = fs.sign_flow(loss, [[0.5, 1.0], [2.0, 1.0]], 3.0)
+    assert batch.status[0] == one.status and batch.message[0] == one.message
+    np.testing.assert_allclose(batch.at(0.25)[0], [0.25, 1.0], atol=1e-9)
+    np.testing.assert_allclose(batch.xs[0, -1], one.xs[-1])

@@ -345,5 +345,7 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
                            "method: method='LSODA', 'Radau' or 'BDF' (or 'auto')")
                 break
     dense = scipy.integrate.OdeSolution(ts, interps) if dense_output and interps else None
+    if cause == "end":   # the sentence every path says, with the steps it took
+        message = stops.reached_end(t_end, len(ts) - 1)
     message += switched
     return Integration(np.array(ts), np.array(ys), dense, status, message, cause)

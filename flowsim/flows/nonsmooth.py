@@ -206,7 +206,7 @@ def integrate_switching(model, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e
     for j in np.flatnonzero(np.abs(u0) <= tol):
         sliding |= _enter(model, x, s, int(j), sliding)
     ts, xs, interps = [0.0], [x.copy()], []
-    status, message, events = Status.REACHED_END, f"reached t_end = {t_end:g}", 0
+    status, message, events = Status.REACHED_END, stops.reached_end(t_end), 0
     t = 0.0
     while t < t_end:
         frozen_s, frozen_sliding = s.copy(), set(sliding)
@@ -263,6 +263,8 @@ def integrate_switching(model, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e
                 break
         if not restarted and solver.status == "finished":
             break
+    if status is Status.REACHED_END:
+        message = stops.reached_end(t_end, len(ts) - 1)
     return _out(ts, xs, interps, status, message)
 
 
@@ -321,8 +323,15 @@ def _first_crossing(model, dense, t0, t1, s, crossed):
 
 
 def _out(ts, xs, interps, status, message):
+    """The run's states and its dense solution. Steps of zero length (a switch taken at the
+    time it was found, the steps of a path that chatters) carry no interval of their own:
+    the dense solution is stitched from the others, so it exists for every run (a batch
+    samples each start's path from it)."""
     ts, xs = np.array(ts), np.array(xs)
     dense = None
-    if len(interps) == len(ts) - 1 and len(ts) > 1 and np.all(np.diff(ts) > 0):
-        dense = scipy.integrate.OdeSolution(ts, interps)
+    if len(interps) == len(ts) - 1 and len(ts) > 1:
+        moved = np.flatnonzero(np.diff(ts) > 0)
+        if moved.size:
+            dense = scipy.integrate.OdeSolution(np.append(ts[:1], ts[moved + 1]),
+                                                [interps[i] for i in moved])
     return ts, xs, dense, status, message
