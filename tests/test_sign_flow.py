@@ -120,3 +120,11 @@ def test_a_batch_with_a_start_that_chatters_samples_its_path():
     assert batch.status[0] == one.status and batch.message[0] == one.message
     np.testing.assert_allclose(batch.at(0.25)[0], [0.25, 1.0], atol=1e-9)
     np.testing.assert_allclose(batch.xs[0, -1], one.xs[-1])
+
+
+@pytest.mark.parametrize("flow, loss", [(fs.sign_flow, "(x - 1)**2 + y**2"),
+                                        (fs.gradient_flow, "abs(x) + abs(y - 1)")])
+def test_a_switching_flow_takes_a_tiny_rtol_without_warnings(flow, loss, recwarn):
+    # scipy floors rtol at 100 eps and warns at every solver it starts (one per switch)
+    run = flow(loss, [-1.2, 1.0], 0.5, rtol=1e-20)
+    assert run.status == fs.Status.REACHED_END and len(recwarn) == 0

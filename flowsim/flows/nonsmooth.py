@@ -198,6 +198,9 @@ def integrate_switching(model, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e
     message : str
     """
     x = np.array(x0, dtype=float)
+    # scipy's own floor on rtol, taken here (it warns once per solver, and this loop
+    # starts a solver at every switch)
+    rtol = max(float(rtol), 100 * np.finfo(float).eps)
     s = np.zeros(model.kinks)
     tol = 1e3 * np.finfo(float).eps * (1 + np.abs(x).max())
     u0 = model.u(x, s)
