@@ -74,6 +74,16 @@ class ConvergenceOrder(Report):
         return text + (f"; warning: {self.warning}" if self.warning else "")
 
 
+def _ladder_fits(steps):
+    """Refuse a ladder whose levels (steps, as floats: t_end / h may be far past any int)
+    need more than MAX_LADDER_STEPS steps in all, before any count is made an int."""
+    total = float(np.sum(np.ceil(steps)))
+    if not total <= MAX_LADDER_STEPS:
+        raise ValueError(f"the ladder of step sizes needs {total:.3g} steps in all (more than "
+                         f"{MAX_LADDER_STEPS:,}); give fewer levels, larger etas or a shorter "
+                         "t_end.")
+
+
 def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
                       friction=1.0, flow_method="DOP853", rtol=1e-13, atol=1e-15,
                       options=None):
@@ -153,6 +163,7 @@ def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
             h0 = min(h0, 0.5 / friction)  # momentum 1 - gamma h must stay positive
         if record.max_eta is not None:
             h0 = min(h0, record.max_eta)
+        _ladder_fits(t_end / h0 * 2.0 ** np.arange(levels))
         counts = math.ceil(t_end / h0) * 2 ** np.arange(levels)
     else:
         etas = real_array(etas, "etas")
@@ -160,15 +171,12 @@ def convergence_order(loss, x0, scheme="gd", t_end=1.0, etas=None, *, levels=6,
                 np.any(etas <= 0):
             raise ValueError("etas must hold at least three finite positive step sizes.")
         hs = np.sqrt(etas) if root else etas
+        _ladder_fits(t_end / hs)
         counts = np.rint(t_end / hs).astype(int)
         if np.any(np.abs(counts * hs - t_end) > 1e-9 * t_end) or np.any(counts < 1):
             raise ValueError("each step must divide t_end into a whole number of steps.")
     counts = np.sort(counts)
     step_count(int(counts.max()), "the finest level's steps", loss.n)
-    if counts.sum() > MAX_LADDER_STEPS:
-        raise ValueError(f"the ladder of step sizes needs {int(counts.sum()):,} steps in "
-                         f"all (more than {MAX_LADDER_STEPS:,}); give fewer levels, larger "
-                         "etas or a shorter t_end.")
     grid = np.linspace(0.0, t_end, counts[0] + 1)
     # the scheme's own ODE, built where compare builds it; a scheme that holds its ODE
     # fixed (the heavy ball: momentum 1 - gamma h gives back the friction gamma at every h)

@@ -333,3 +333,13 @@ def test_a_flow_that_reaches_t_end_says_the_same_sentence_alone_and_in_a_batch()
         assert one.message == f"reached t_end = {one.ts[-1]:g} in {len(one.ts) - 1} steps"
         batch = call([[2.0, 0.5], [0.3, 0.1]])
         assert re.fullmatch(r"reached t_end = [0-9.]+ in [0-9]+ steps", batch.message[0])
+
+
+@pytest.mark.parametrize("kw", [dict(t_end=1e300), dict(t_end=1e300, etas=[0.1, 0.05, 0.025]),
+                                dict(t_end=100.0, levels=16)])
+def test_a_ladder_too_long_for_any_run_is_refused_in_one_sentence(kw, recwarn):
+    # t_end = 1e300 raised OverflowError (a step count past any int), or with etas cast the
+    # count to a garbage int with a warning
+    with pytest.raises(ValueError, match=r"^the ladder of step sizes needs [0-9.e+]+ steps"):
+        fs.convergence_order("(x - 1)**2 + 10*y**2", [1.5, 0.5], "gd", **kw)
+    assert len(recwarn) == 0

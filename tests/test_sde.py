@@ -108,3 +108,21 @@ def test_chains_are_independent_and_reproducible():
 def test_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_paths_that_blow_up_are_held_and_the_others_go_on():
+    # drift w^3 - w: paths that the noise carries past |w| = 1 blow up, the others stay in
+    # the well. Before, the first path to overflow ended every path "diverged" and the
+    # outputs after it were NaN.
+    loss = fs.Loss.from_samples("w**2/2 - w**4/4 + t*w", {"t": [-1.0, 1.0]}, ["w"])
+    run = fs.sgd_sde(loss, [0.8], 0.1, 20.0, paths=200, seed=3)
+    kinds = {s.value for s in run.status}
+    assert kinds == {"diverged", "reached_end"} and np.isfinite(run.xs).all()
+    for i, status in enumerate(run.status):
+        if status == fs.Status.DIVERGED:
+            assert "became non-finite" in run.message[i]
+            held = run.xs[i, run.ts >= run.t_stop[i], 0]
+            assert held.size < len(run.ts) and np.all(held == held[0])
+        else:
+            assert run.message[i] == "reached t_end = 20 in 800 steps"
+            assert run.t_stop[i] == run.ts[-1] and abs(run.xs[i, -1, 0]) < 1.5

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import stops
 from .._validate import as_loss, int_between, positive, seed_value, start_points
 from ..results import BatchTrajectory, Status
 
@@ -111,27 +112,36 @@ def sgd_sde(loss, x0, eta, t_end, *, batch_size=1, sampling="with_replacement", 
     dt = eta / substeps
     total = max(1, int(round(t_end / dt)))
     keep = np.unique(np.round(np.linspace(0, total, n_outputs)).astype(int))
-    out = np.full((paths, len(keep), loss.n), np.nan)
+    ts = keep * dt
+    out = np.empty((paths, len(keep), loss.n))
     out[:, 0] = x0
-    status, message = Status.REACHED_END, "reached t_end"
+    status = stops.every_start(paths, Status.REACHED_END)
+    message = stops.every_start(paths, stops.reached_end(t_end, total))
+    t_stop = np.full(paths, ts[-1])
+    alive = np.ones(paths, dtype=bool)   # a path that turns non-finite is held, the others go on
     with np.errstate(all="ignore"):
         X, slot = np.tile(x0, (paths, 1)), 1
         for j in range(1, total + 1):
+            # (every path steps, finite or not, so each keeps its own draws of the noise)
             X = _heun_step(loss, X, eta, dt, order, noise_scale, rng)
-            if j == keep[slot]:
-                out[:, slot] = X
-                slot += 1
-                if not np.isfinite(X).all():
-                    status, message = Status.DIVERGED, (
-                        f"a path left the finite numbers before t = {j * dt:.6g}; the "
-                        "outputs after it are NaN")
-                    out[:, slot - 1][~np.isfinite(out[:, slot - 1])] = np.nan
-                    break
-    ts = keep * dt
+            if j != keep[slot]:
+                continue
+            fine = np.isfinite(X).all(axis=1)
+            out[:, slot] = np.where((alive & fine)[:, None], X, out[:, slot - 1])
+            lost = np.flatnonzero(alive & ~fine)
+            status[lost] = Status.DIVERGED
+            message[lost] = (f"the path became non-finite after t = {ts[slot - 1]:.6g} (it "
+                             "overflowed, or left the loss's domain); held at its state there")
+            t_stop[lost] = ts[slot - 1]
+            alive &= fine
+            slot += 1
+            if not alive.any():   # nothing left to run: every path holds its last state
+                out[:, slot:] = out[:, slot - 1:slot]
+                break
     values, grads = loss.observe(out)   # bookkeeping, as every result records it
     label = f"SGD SDE (order {order}, eta={eta:g}, batch {batch_size}, {sampling})"
-    return BatchTrajectory(ts, out, values, grads, (status,) * paths, (message,) * paths,
-                           "sgd_sde", label, variables=loss.variable_names)
+    return BatchTrajectory(ts, out, values, grads, tuple(status), tuple(message), "sgd_sde",
+                           label, variables=loss.variable_names, t_stop=t_stop)
 
 
 def _drift(loss, X, g, eta, order):
