@@ -10,6 +10,7 @@ from . import methods
 from ._validate import (as_loss, choice, int_between, mapping, positive, start_points,
                         step_count)
 from .diagnostics.stability import StabilityReport, stability
+from .flows._common import check_start
 from .flows._solver import METHODS as SOLVERS
 from .results import Picklable
 from .schedules import as_schedule, step_sizes
@@ -216,6 +217,7 @@ def compare(loss, x0, eta, steps, schemes=("gd", "pp"), *, flow_method="auto",
     """
     loss = as_loss(loss)
     x0 = start_points(x0, loss.n, batch=False)
+    check_start(loss, x0)   # the reference flow refuses it: before any scheme runs
     schedule, fixed = as_schedule(eta)
     steps = step_count(steps, "steps", loss.n)
     etas = step_sizes(schedule, steps).array()   # compare keeps every step anyway

@@ -343,3 +343,10 @@ def test_a_ladder_too_long_for_any_run_is_refused_in_one_sentence(kw, recwarn):
     with pytest.raises(ValueError, match=r"^the ladder of step sizes needs [0-9.e+]+ steps"):
         fs.convergence_order("(x - 1)**2 + 10*y**2", [1.5, 0.5], "gd", **kw)
     assert len(recwarn) == 0
+
+
+def test_compare_refuses_a_start_outside_the_domain_before_running_any_scheme():
+    loss = Loss("log(x) + y**2")
+    with pytest.raises(ValueError, match="^x0: the loss or its gradient is not finite"):
+        fs.compare(loss, [-1.0, 1.0], 1e-3, 2000)
+    assert loss.counts.grad <= 1   # before: gradient descent ran its 2,000 steps first
