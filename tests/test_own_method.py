@@ -396,3 +396,84 @@ def test_a_wrong_guard_or_coefficients_are_named_in_one_sentence():
         methods.unregister("wrong_momentum")
     with pytest.raises(ValueError, match=r"v0 must have shape \(2,\) or the shape of x0"):
         fs.heavy_ball_flow(QUAD, STARTS, 1.0, v0=np.ones((3, 2)))
+
+
+# --- a step that breaks its contract: one sentence naming the part, on numpy and on JAX ------
+
+def _plain_step(k, eta, x, state, ops, options):
+    g = ops.grad(x)
+    return x - eta * g, g, state, False
+
+
+_BROKEN = {
+    "three things": (lambda k, e, x, s, ops, o: (x, ops.grad(x), s),
+                     r"must return \(x_next, g, state, failed\), got 3 things"),
+    "nothing": (lambda k, e, x, s, ops, o: None, r"got NoneType"),
+    "complex": (lambda k, e, x, s, ops, o: (x + 0j, None, s, False), r"x_next is complex"),
+    "gradient shape": (lambda k, e, x, s, ops, o: (x, ops.grad(x)[..., :1], s, False),
+                       r"g \(grad L at x, or None\) must have the shape of x"),
+    "state shape": (lambda k, e, x, s, ops, o: (x, None, x[..., :1], False),
+                    r"a state of the shapes it was given"),
+    "failed text": (lambda k, e, x, s, ops, o: (x, None, s, "yes"),
+                    r"failed must be False or a boolean mask"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_BROKEN))
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_a_step_that_breaks_its_contract_is_named_in_one_sentence(case, backend):
+    if backend == "jax":
+        pytest.importorskip("jax")
+    step, says = _BROKEN[case]
+    init = (lambda X0, o, xp: xp.zeros_like(X0)) if case == "state shape" else None
+    record = fs.register("broken_rule", fs.UpdateRule(step, init))
+    try:
+        for x0 in (STARTS[0], STARTS):
+            with pytest.raises(TypeError, match="^the update rule of 'broken_rule': .*" + says):
+                record.function(QUAD, x0, 0.1, 3, backend=backend)
+    finally:
+        methods.unregister("broken_rule")
+
+
+def test_a_step_that_returns_lists_or_integers_runs_as_floats():
+    plain = fs.register("plain_rule", fs.UpdateRule(_plain_step))
+    lists = fs.register("list_rule", fs.UpdateRule(
+        lambda k, e, x, s, ops, o: (np.round(x - e * ops.grad(x), 6).tolist(), None, s, False)))
+    ints = fs.register("int_rule", fs.UpdateRule(
+        lambda k, e, x, s, ops, o: (np.rint(10 * x).astype(int), None, s, False)))
+    try:
+        ref = plain.function(QUAD, STARTS, 0.1, 4, record="final")
+        got = lists.function(QUAD, STARTS, 0.1, 4, record="final")
+        np.testing.assert_allclose(got.xs, ref.xs, atol=1e-5)
+        # x -> rint(10 x): 1.0 -> 10 -> 100 -> 1000 -> 10000, as floats
+        np.testing.assert_array_equal(ints.function(QUAD, [1.0, 0.0], 0.1, 4).xs[:, 0],
+                                      [1.0, 10.0, 100.0, 1000.0, 10000.0])
+    finally:
+        for name in ("plain_rule", "list_rule", "int_rule"):
+            methods.unregister(name)
+
+
+def test_a_rule_that_branches_in_python_is_refused_on_jax_and_auto_runs_it_on_numpy(
+        monkeypatch):
+    pytest.importorskip("diffrax")
+    from flowsim import backends
+    from flowsim.backends import Refused
+
+    def branching(k, eta, x, state, ops, options):
+        g = ops.grad(x)
+        return (x - eta * g if k < 2 else x - 0.5 * eta * g), g, state, False
+    record = fs.register("branching_rule", fs.UpdateRule(branching))
+    try:
+        with pytest.raises(Refused, match="^the update rule of 'branching_rule' cannot run on "
+                                          "JAX: it asks Python for the value of a traced"):
+            record.function(QUAD, STARTS, 0.1, 4, backend="jax")
+        chosen = []
+        monkeypatch.setattr(backends, "choose", lambda *a, **k: chosen.append("jax") or "jax")
+        auto = record.function(QUAD, STARTS, 0.1, 4, backend="auto", record="final")
+        assert chosen == ["jax"] and auto.label.endswith("[auto: numpy]")
+        x = STARTS[1]
+        for k in range(4):   # the closed form of the branching steps on L = x^T A x / 2
+            x = x - (0.1 if k < 2 else 0.05) * A @ x
+        np.testing.assert_allclose(auto.xs[1, -1], x, rtol=1e-13)
+    finally:
+        methods.unregister("branching_rule")

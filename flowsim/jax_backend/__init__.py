@@ -10,6 +10,25 @@ scheme's step on JAX), ``programs`` (traced programs kept between processes).
 """
 from __future__ import annotations
 
-from ..backends import BACKENDS, available, key_seed, on_jax, require
+import contextlib
 
-__all__ = ["available", "require", "on_jax", "key_seed", "BACKENDS"]
+from ..backends import BACKENDS, available, key_seed, on_jax, refuse, require
+
+__all__ = ["available", "require", "on_jax", "key_seed", "BACKENDS", "untraceable"]
+
+
+@contextlib.contextmanager
+def untraceable(owner):
+    """A block that traces ``owner`` (a rule or field, named for the message): where it asks
+    Python for the value of a traced array (an ``if`` on k, x or the state, numpy called on
+    them), JAX cannot compile it, and the run is refused in one sentence
+    (:class:`~flowsim.backends.Refused`, so ``backend="auto"`` runs it on numpy)."""
+    import jax
+    try:
+        yield
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+            jax.errors.TracerIntegerConversionError) as err:
+        first = str(err).strip().splitlines()[0]
+        refuse(f"{owner} cannot run on JAX: it asks Python for the value of a traced array "
+               f"({first}); write it with ops.xp (xp.where for a branch), or use "
+               "backend='numpy'.")

@@ -24,7 +24,7 @@ from .._numeric import row_norms
 from ..results import Status
 from ..schemes._driver import Run, measured, converged_message, escape, finish
 from ..schemes._record import hold_stopped, kept_iterates
-from . import key_seed, require
+from . import key_seed, require, untraceable
 from .compiled import jax_loss
 from .programs import Program
 from .updates import UPDATES, Rule, from_update_rule
@@ -291,11 +291,13 @@ def run_scheme(loss, name, X0, etas, dts, *, options, gtol, max_norm, spec, sing
     m, steps = X0.shape[0], len(etas)
     # steps between kept iterates: the run's chunk length (all steps when only the ends count)
     stride = steps if spec.every is None else min(spec.every, steps)
-    rule = UPDATES[name] if rule is None else from_update_rule(rule)
+    owner = f"the update rule of {name!r}"
+    rule = UPDATES[name] if rule is None else from_update_rule(rule, owner)
     run = _compiled(loss, name, rule, options, steps, stride, gtol, max_norm)
     aux0 = _initial_aux(rule.aux, X0, options, jnp, jax, chains)
     before = loss.counts
-    (X, _, _, last, code, stat, _), kept = run(jnp.asarray(X0), aux0, jnp.asarray(etas))
+    with untraceable(owner):
+        (X, _, _, last, code, stat, _), kept = run(jnp.asarray(X0), aux0, jnp.asarray(etas))
     X, last, code, stat = (np.array(v) for v in (X, last, code, stat))
     kept = np.asarray(kept)
     outside = stops.starts_outside(X0, max_norm)   # ran along, but held at x0, not run

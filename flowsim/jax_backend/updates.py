@@ -119,15 +119,18 @@ UPDATES = {
 
 
 @functools.lru_cache(maxsize=None)
-def from_update_rule(rule):
-    """The :class:`Rule` that runs an :class:`~flowsim.rules.UpdateRule` on JAX."""
+def from_update_rule(rule, owner="the update rule"):
+    """The :class:`Rule` that runs an :class:`~flowsim.rules.UpdateRule` on JAX; ``owner``
+    names it where its step breaks the contract (checked as it is traced)."""
     def factory(J, jnp, lax, options):
+        from .._step_contract import checked_step
         from ..rules import jax_ops
         ops = jax_ops(J, jnp)
         own = {k: v for k, v in options.items() if not k.startswith("_")}
 
         def step(k, eta, x, state):
-            x_next, g, state, failed = rule.step(k, eta, x, state, ops, own)
+            x_next, g, state, failed = checked_step(rule.step(k, eta, x, state, ops, own), x,
+                                                    state, owner, jnp)
             if g is None:
                 g = jnp.full_like(x, jnp.inf)
             return x_next, g, state, jnp.asarray(failed, dtype=bool)

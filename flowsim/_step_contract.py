@@ -1,0 +1,86 @@
+"""What an update rule's step must return, checked where a run first calls it.
+
+A researcher's own :class:`~flowsim.rules.UpdateRule` is code flowsim did not write: a step
+that returns the wrong number of things, a state of another shape or a complex iterate would
+otherwise fail deep inside the driver (``'list' object has no attribute 'max'``, a broadcast
+error, JAX's scan carry types). :func:`checked_step` says in one sentence which part broke
+the contract, on numpy (the first step of each block of starts) and on JAX (at the trace, where
+shapes and dtypes are known). Integer iterates are taken as floats; nothing else is changed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["checked_step"]
+
+
+def _shapes(state):
+    """The shapes of a state (an array, a tuple of them, or ()), as nested tuples."""
+    if isinstance(state, (tuple, list)):
+        return tuple(_shapes(s) for s in state)
+    return tuple(np.shape(state))
+
+
+def _iterate(value, x, name, owner, xp):
+    """``value`` as a real float array of the shape of ``x``, or TypeError."""
+    try:
+        arr = xp.asarray(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{owner}: the step's {name} must be an array of the shape of x "
+                        f"{tuple(x.shape)}, got {type(value).__name__}.") from None
+    if arr.dtype == object or tuple(arr.shape) != tuple(x.shape):
+        raise TypeError(f"{owner}: the step's {name} must have the shape of x "
+                        f"{tuple(x.shape)}, got {tuple(arr.shape)}; return one row per start.")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{owner}: the step's {name} is complex; return real numbers.")
+    return arr if arr.dtype == x.dtype else arr.astype(x.dtype)
+
+
+def checked_step(result, x, state, owner, xp=np):
+    """``(x_next, g, state_next, failed)`` from a rule's step, checked against its contract.
+
+    Parameters
+    ----------
+    result : object
+        What ``rule.step(k, eta, x, state, ops, options)`` returned.
+    x : array, shape (a, n) on numpy, (n,) on JAX
+        The iterates the step was given, and ``state`` the state.
+    owner : str
+        Who wrote the step, for the message (``"the rule of 'my_method'"``).
+    xp : module
+        ``numpy`` or ``jax.numpy``.
+
+    Returns
+    -------
+    tuple
+        ``x_next`` (and ``g`` unless None) as float arrays of the shape of x; the state and
+        ``failed`` as returned.
+
+    Raises
+    ------
+    TypeError
+        One sentence naming the part that broke the contract: not four things, an iterate
+        or gradient of another shape or complex, a state whose shapes changed, ``failed``
+        neither a bool nor a mask of the starts.
+    """
+    if not isinstance(result, (tuple, list)) or len(result) != 4:
+        got = f"{len(result)} things" if isinstance(result, (tuple, list)) else \
+            type(result).__name__
+        raise TypeError(f"{owner}: the step must return (x_next, g, state, failed), got {got}.")
+    x_next, g, state_next, failed = result
+    x_next = _iterate(x_next, x, "x_next", owner, xp)
+    if g is not None:
+        g = _iterate(g, x, "g (grad L at x, or None)", owner, xp)
+    if _shapes(state_next) != _shapes(state):
+        raise TypeError(f"{owner}: the step must return a state of the shapes it was given, "
+                        f"{_shapes(state)}, got {_shapes(state_next)}.")
+    if failed is not False:
+        rows = () if x.ndim == 1 else (x.shape[0],)
+        try:
+            mask = xp.asarray(failed)
+        except (TypeError, ValueError):
+            mask = np.asarray(None)
+        if mask.dtype != bool or tuple(mask.shape) not in ((), rows):
+            raise TypeError(f"{owner}: the step's failed must be False or a boolean mask of "
+                            f"shape {rows}, got {failed!r:.60}.")
+    return x_next, g, state_next, failed
