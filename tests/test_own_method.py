@@ -477,3 +477,44 @@ def test_a_rule_that_branches_in_python_is_refused_on_jax_and_auto_runs_it_on_nu
         np.testing.assert_allclose(auto.xs[1, -1], x, rtol=1e-13)
     finally:
         methods.unregister("branching_rule")
+
+
+_BROKEN_FIELDS = {
+    "wrong shape": lambda x, ops, o: -ops.grad(x)[..., :1],
+    "scalar": lambda x, ops, o: 1.0,
+    "nothing": lambda x, ops, o: None,
+    "complex": lambda x, ops, o: -ops.grad(x) + 0j,
+}
+
+
+@pytest.mark.parametrize("case", sorted(_BROKEN_FIELDS))
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_a_field_that_breaks_its_contract_is_named_in_one_sentence(case, backend):
+    # on JAX a field of the wrong shape was broadcast into a wrong answer without a word
+    if backend == "jax":
+        pytest.importorskip("diffrax")
+    record = fs.register("broken_field", fs.VectorField(_BROKEN_FIELDS[case]))
+    says = "is complex" if case == "complex" else "must have the shape of x"
+    try:
+        for x0 in (STARTS[0], STARTS[:2]):
+            with pytest.raises(TypeError, match="^the vector field of 'broken_field': the "
+                                                f"field's value dx/dt {says}"):
+                record.function(QUAD, x0, 0.5, backend=backend)
+    finally:
+        methods.unregister("broken_field")
+
+
+def test_a_field_that_returns_lists_runs_on_numpy_and_is_refused_on_jax():
+    from flowsim.backends import Refused
+    record = fs.register("list_field", fs.VectorField(
+        lambda x, ops, o: (-ops.grad(x)).tolist()))
+    try:
+        one = record.function(QUAD, STARTS[1], 1.0, method="RK45", rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(one.x_final, scipy.linalg.expm(-A) @ STARTS[1],
+                                   rtol=1e-8, atol=1e-10)
+        if fs.backends.available():
+            with pytest.raises(Refused, match="^the vector field of 'list_field' cannot run "
+                                              "on JAX"):
+                record.function(QUAD, STARTS[:2], 1.0, backend="jax")
+    finally:
+        methods.unregister("list_field")

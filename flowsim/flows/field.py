@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._contract import field_checked_once
 from .._numeric import row_norms
 from ..ensemble.run import System, batch_run
 from ..ensemble.workers import PARALLEL_DOC, in_chunks
@@ -117,7 +118,8 @@ class FieldFlow(MadeFunction):
                                    t_end, method, rtol, atol, t_eval, dense_output, gtol,
                                    max_norm, max_steps, label)
             return batch if X.ndim == 2 else batch.trajectory(0)
-        f, jac = self.field.field, self.field.jacobian
+        f = field_checked_once(self.field.field, f"the vector field of {self.name!r}")
+        jac = self.field.jacobian
         if X.ndim == 2:
             ops = numpy_ops(loss, single=False)
             system = autonomous_system(

@@ -21,9 +21,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import stops
+from .._contract import checked_field
 from ..ensemble.run import DEFAULT_OUTPUTS, GridDense
 from ..results import BatchTrajectory, Status
-from . import require
+from . import require, untraceable
 from .compiled import jax_loss
 from .programs import Program
 
@@ -196,9 +197,12 @@ def field_flow_jax(loss, name, vector_field, options, X0, t_end, method, rtol, a
     from ..rules import jax_ops, numpy_ops
     key = ("field", name, vector_field, tuple(sorted(options.items())))
 
+    owner = f"the vector field of {name!r}"
+
     def field(J, jnp):
         ops = jax_ops(J, jnp)
-        return lambda t, y, args: vector_field.field(y, ops, options)
+        return lambda t, y, args: checked_field(vector_field.field(y, ops, options), y, owner,
+                                                jnp)
 
     guard = why = None
     if vector_field.guard is not None:   # the field's own rule, on the device
@@ -209,9 +213,10 @@ def field_flow_jax(loss, name, vector_field, options, X0, t_end, method, rtol, a
             with loss.uncounted():
                 return vector_field.stop_message(x, numpy_ops(loss), options)
 
-    t_out, xs, values, grads, grad_norms, status, message, extras, t_stop, velocities = _run(
-        loss, key, field, X0, loss.n, 0.0, t_end, method, rtol, atol, t_eval, gtol, max_norm,
-        max_steps, guard, why, rates=bool(dense_output))
+    with untraceable(owner):
+        t_out, xs, values, grads, grad_norms, status, message, extras, t_stop, velocities = \
+            _run(loss, key, field, X0, loss.n, 0.0, t_end, method, rtol, atol, t_eval, gtol,
+                 max_norm, max_steps, guard, why, rates=bool(dense_output))
     dense = GridDense(t_out, xs, velocities) if dense_output else None
     return BatchTrajectory(t_out, xs, values, grad_norms, status, message, name,
                            f"{label} (diffrax {SOLVERS[method]}), m={len(X0)}", dense=dense,

@@ -123,7 +123,7 @@ def from_update_rule(rule, owner="the update rule"):
     """The :class:`Rule` that runs an :class:`~flowsim.rules.UpdateRule` on JAX; ``owner``
     names it where its step breaks the contract (checked as it is traced)."""
     def factory(J, jnp, lax, options):
-        from .._step_contract import checked_step
+        from .._contract import checked_step
         from ..rules import jax_ops
         ops = jax_ops(J, jnp)
         own = {k: v for k, v in options.items() if not k.startswith("_")}

@@ -16,7 +16,7 @@ import numpy as np
 from .. import stops
 from .._numeric import row_blocks, row_norms, safe_norm
 from ..backends import on_jax
-from .._step_contract import checked_step
+from .._contract import checked_step
 from ..rules import numpy_ops, put_rows, take_rows
 from .._validate import as_loss, positive, start_points, step_count
 from ..results import BatchTrajectory, Status, Trajectory

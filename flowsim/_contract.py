@@ -1,17 +1,19 @@
-"""What an update rule's step must return, checked where a run first calls it.
+"""What a method's own code must return: an update rule's step, a vector field's value.
 
-A researcher's own :class:`~flowsim.rules.UpdateRule` is code flowsim did not write: a step
-that returns the wrong number of things, a state of another shape or a complex iterate would
-otherwise fail deep inside the driver (``'list' object has no attribute 'max'``, a broadcast
-error, JAX's scan carry types). :func:`checked_step` says in one sentence which part broke
-the contract, on numpy (the first step of each block of starts) and on JAX (at the trace, where
-shapes and dtypes are known). Integer iterates are taken as floats; nothing else is changed.
+A researcher's own :class:`~flowsim.rules.UpdateRule` or :class:`~flowsim.rules.VectorField`
+is code flowsim did not write: a step that returns the wrong number of things, a state of
+another shape, a field of the wrong shape or a complex iterate would otherwise fail deep
+inside a driver (``'list' object has no attribute 'max'``, a broadcast error, JAX's scan carry
+types) or, on JAX, be broadcast silently into a wrong answer. :func:`checked_step` and
+:func:`checked_field` say in one sentence which part broke the contract, on numpy (at the
+first call of a run) and on JAX (at the trace, where shapes and dtypes are known). Integer
+values are taken as floats; nothing else is changed.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["checked_step"]
+__all__ = ["checked_step", "checked_field", "field_checked_once"]
 
 
 def _shapes(state):
@@ -26,14 +28,36 @@ def _iterate(value, x, name, owner, xp):
     try:
         arr = xp.asarray(value)
     except (TypeError, ValueError):
-        raise TypeError(f"{owner}: the step's {name} must be an array of the shape of x "
-                        f"{tuple(x.shape)}, got {type(value).__name__}.") from None
+        arr = np.asarray(None)
     if arr.dtype == object or tuple(arr.shape) != tuple(x.shape):
-        raise TypeError(f"{owner}: the step's {name} must have the shape of x "
-                        f"{tuple(x.shape)}, got {tuple(arr.shape)}; return one row per start.")
+        got = tuple(arr.shape) if arr.dtype != object else type(value).__name__
+        raise TypeError(f"{owner}: {name} must have the shape of x {tuple(x.shape)}, got "
+                        f"{got}; return one row per start.")
     if np.issubdtype(arr.dtype, np.complexfloating):
-        raise TypeError(f"{owner}: the step's {name} is complex; return real numbers.")
+        raise TypeError(f"{owner}: {name} is complex; return real numbers.")
     return arr if arr.dtype == x.dtype else arr.astype(x.dtype)
+
+
+def checked_field(value, x, owner, xp=np):
+    """A vector field's value dx/dt at ``x`` (shape (a, n) on numpy, (n,) on JAX), checked:
+    a real float array of the shape of x (integers taken as floats), or one TypeError naming
+    ``owner``."""
+    return _iterate(value, x, "the field's value dx/dt", owner, xp)
+
+
+def field_checked_once(field, owner):
+    """``field(X, ops, options)`` whose first value is checked (:func:`checked_field`); later
+    ones pass as they are, unless the first had to be made a float array."""
+    plain = [None]
+
+    def checked(X, ops, options):
+        value = field(X, ops, options)
+        if plain[0] is not True:
+            out = checked_field(value, X, owner)
+            plain[0] = out is value if plain[0] is None else plain[0]
+            return out
+        return value
+    return checked
 
 
 def checked_step(result, x, state, owner, xp=np):
@@ -68,9 +92,9 @@ def checked_step(result, x, state, owner, xp=np):
             type(result).__name__
         raise TypeError(f"{owner}: the step must return (x_next, g, state, failed), got {got}.")
     x_next, g, state_next, failed = result
-    x_next = _iterate(x_next, x, "x_next", owner, xp)
+    x_next = _iterate(x_next, x, "the step's x_next", owner, xp)
     if g is not None:
-        g = _iterate(g, x, "g (grad L at x, or None)", owner, xp)
+        g = _iterate(g, x, "the step's g (grad L at x, or None)", owner, xp)
     if _shapes(state_next) != _shapes(state):
         raise TypeError(f"{owner}: the step must return a state of the shapes it was given, "
                         f"{_shapes(state)}, got {_shapes(state_next)}.")
