@@ -518,3 +518,18 @@ def test_a_field_that_returns_lists_runs_on_numpy_and_is_refused_on_jax():
                 record.function(QUAD, STARTS[:2], 1.0, backend="jax")
     finally:
         methods.unregister("list_field")
+
+
+def test_coefficients_that_return_text_are_refused_on_every_backend():
+    # float("1") read the text on numpy (the run went on), JAX failed on '-"1"'
+    record = fs.register("text_friction", fs.SecondOrderField(
+        lambda t, options, xp: ("1", 1.0)))
+    try:
+        backends = ["numpy", "jax"] if fs.backends.available() else ["numpy"]
+        for backend in backends:
+            for x0 in (STARTS[0], STARTS[:2]):
+                with pytest.raises(ValueError, match=r"^coefficients must return two numbers "
+                                                     r"\(c, m\).*got \('1', 1.0\)"):
+                    record.function(QUAD, x0, 1.0, backend=backend)
+    finally:
+        methods.unregister("text_friction")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 
+import numbers
+
 import numpy as np
 import scipy.sparse
 
@@ -58,6 +60,10 @@ def _coefficient_functions(rule, options):
                 out = rule.coefficients(t, options, np)
         try:
             c, m = out
+            if not all(isinstance(v, (numbers.Real, np.floating, np.integer)) or
+                       (isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "fiu")
+                       for v in (c, m)):   # a number, not text that float() would read
+                raise TypeError
             return float(c), float(m)
         except (TypeError, ValueError):
             raise ValueError(f"coefficients must return two numbers (c, m) at a float t, "
