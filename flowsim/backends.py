@@ -43,11 +43,11 @@ def _persistent_cache(jax):
 
     XLA keeps no program that calls back to the host, and equinox's runtime checks inside
     diffrax do so unless ``EQX_ON_ERROR`` says otherwise; where the user has not set it (and
-    equinox is not imported yet) it is set to ``nan``: a failed check gives NaN, which the
-    flows report as a status, instead of raising, and the solve becomes cacheable."""
+    equinox is not imported yet) it is set to ``nan``, with the cache on or off: a failed
+    check gives NaN, which the flows report as a status, instead of raising, and the solve
+    becomes cacheable (so turning the cache on later in the process still keeps it)."""
     folder = cache_folder()
-    if folder is not None:
-        os.environ.setdefault("EQX_ON_ERROR", "nan")
+    os.environ.setdefault("EQX_ON_ERROR", "nan")
     if folder is None or getattr(jax.config, "jax_compilation_cache_dir", None):
         return
     try:

@@ -1,5 +1,6 @@
 """The JAX backend against the numpy path (schemes to 1e-12, flows within tolerance), its
 statuses, and SGD's keyed streams against the stationary variance from theory."""
+import os
 import sys
 
 import numpy as np
@@ -593,3 +594,18 @@ def test_natural_gradient_on_jax_is_its_one_rule_per_metric():
     X = np.array([[1.0, 1.0], [0.0, 1.0]])
     _same(fs.natural_gradient("x**2 + y**2", X, 0.1, 5, metric=singular),
           fs.natural_gradient("x**2 + y**2", X, 0.1, 5, metric=singular, backend="jax"))
+
+
+def test_failed_checks_give_a_status_with_the_cache_off_too(monkeypatch):
+    # EQX_ON_ERROR=nan (a failed diffrax check is a NaN, reported as a status, and the solve
+    # has no host callback) was set only with the cache on: with FLOWSIM_JAX_CACHE=off at the
+    # first JAX use, equinox raised instead, and a cache turned on later kept nothing
+    jax = pytest.importorskip("jax")
+    from flowsim import backends
+    monkeypatch.delenv("EQX_ON_ERROR", raising=False)
+    monkeypatch.setenv("FLOWSIM_JAX_CACHE", "off")
+    backends._persistent_cache(jax)
+    assert os.environ["EQX_ON_ERROR"] == "nan"
+    monkeypatch.setenv("EQX_ON_ERROR", "raise")   # the user's own choice stays
+    backends._persistent_cache(jax)
+    assert os.environ["EQX_ON_ERROR"] == "raise"
