@@ -18,7 +18,8 @@ import numpy as np
 
 from .results import Status
 
-__all__ = ["converged", "diverged", "nonfinite", "outside_start", "starts_outside", "reached_end",
+__all__ = ["converged", "diverged", "nonfinite", "outside_start", "starts_outside",
+           "not_finite_start", "reached_end",
            "budget_spent", "chatter",
            "default_budget", "budget", "UNLIMITED", "CODES", "DIVERGED_OWN", "code_of",
            "every_start"]
@@ -88,6 +89,13 @@ def outside_start(norm, max_norm):
     no time), reports it ``diverged`` and says so with this sentence."""
     return (f"the start has |x0| = {norm:.3g} > max_norm = {max_norm:g}, so it was not run "
             "(start inside max_norm, or raise it)")
+
+
+def not_finite_start():
+    """A start whose state is not finite (a flow's state derived from x0, such as the Adam
+    ODE's grad L(x0)^2, overflowed): every path keeps it as it is, ``diverged``."""
+    return ("the flow's state at the start is not finite (what it derives from x0, such as "
+            "grad L(x0)^2, overflows), so it was not run; scale the loss down")
 
 
 def starts_outside(X0, max_norm):

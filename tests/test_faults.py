@@ -350,3 +350,25 @@ def test_compare_refuses_a_start_outside_the_domain_before_running_any_scheme():
     with pytest.raises(ValueError, match="^x0: the loss or its gradient is not finite"):
         fs.compare(loss, [-1.0, 1.0], 1e-3, 2000)
     assert loss.counts.grad <= 1   # before: gradient descent ran its 2,000 steps first
+
+
+def test_a_start_whose_derived_state_overflows_is_held_not_run_forever():
+    # the Adam ODE's state (x0, g0, g0^2): g0^2 overflows. Before, the single run raised
+    # scipy's "y0 must be finite" and the batch never ended: its first step size was NaN,
+    # and a NaN step is never "below the float spacing"
+    loss = Loss("1e300*(x**2 + y**2)")
+    one = fs.adam_flow(loss, [0.5, 0.5], 1.0)
+    assert one.status == Status.DIVERGED and "state at the start is not finite" in one.message
+    np.testing.assert_array_equal(one.xs, [[0.5, 0.5]])
+    batch = fs.adam_flow(loss, [[0.5, 0.5], [0.5, 0.5]], 1.0, method="RK45")
+    assert batch.message == (one.message,) * 2 and np.all(batch.t_stop == 0)
+    np.testing.assert_array_equal(batch.xs[:, -1], [[0.5, 0.5]] * 2)
+
+
+def test_the_engines_end_a_row_whose_step_size_is_nan():
+    from flowsim.ensemble.explicit import TABLEAUS, explicit
+    Y0 = np.array([[np.inf, 1.0], [1.0, 1.0]])
+    ens, _ = explicit(lambda t, Y: -Y, Y0, 0.0, 1.0, TABLEAUS["RK45"], 1e-6, 1e-9,
+                      np.linspace(0, 1, 5), max_steps=10 ** 9)
+    assert ens.status[0] == Status.FAILED and ens.steps_taken[0] == 0
+    np.testing.assert_allclose(ens.out[1, -1], np.exp(-1.0) * Y0[1], rtol=1e-5)

@@ -256,8 +256,9 @@ def stop_rules(ens, ok, hs, t, check, max_steps):
                     [text for text, k in zip(messages, keep) if k]
             endings.mark(local, status, messages)
     # the rare endings, found on index arrays (no full-size masks in the common case):
-    # only a rejected step can have shrunk below the float spacing
-    tiny = rejected[hs[rejected] <= 10 * np.spacing(np.maximum(np.abs(t[rejected]), 1.0))] \
+    # only a rejected step can have shrunk below the float spacing, or be NaN (a state
+    # that is not finite gives a NaN first step; NaN compares false, so it would never end)
+    tiny = rejected[~(hs[rejected] > 10 * np.spacing(np.maximum(np.abs(t[rejected]), 1.0)))] \
         if rejected.size else rejected
     over = np.flatnonzero(ens.nsteps >= max_steps)
     if tiny.size or over.size:

@@ -80,15 +80,19 @@ def check_start(loss, X, what="x0"):
 
 
 def outside_run(x0, max_norm, t0=0.0, state=None):
-    """The run of a start x0 (n,) beyond ``max_norm``: it ends at t0 where it is, ``diverged``
-    with :func:`flowsim.stops.outside_start`'s sentence, as every path ends such a start;
-    None for a start inside. ``state`` is the flow's whole state at t0 where it is more than
-    x0 (a velocity, moments)."""
-    if not stops.starts_outside(x0, max_norm)[0]:
-        return None
+    """The run of a start x0 (n,) beyond ``max_norm``, or whose ``state`` (the flow's whole
+    state at t0 where it is more than x0: a velocity, moments) is not finite: it ends at t0
+    where it is, ``diverged`` with :func:`flowsim.stops.outside_start`'s (or
+    :func:`~flowsim.stops.not_finite_start`'s) sentence, as every path ends such a start;
+    None for a start that runs."""
     y0 = np.asarray(x0 if state is None else state, dtype=float)
-    return Integration(np.array([float(t0)]), y0[None, :], None, Status.DIVERGED,
-                       stops.outside_start(safe_norm(x0), max_norm))
+    if stops.starts_outside(x0, max_norm)[0]:
+        message = stops.outside_start(safe_norm(x0), max_norm)
+    elif not np.isfinite(y0).all():
+        message = stops.not_finite_start()
+    else:
+        return None
+    return Integration(np.array([float(t0)]), y0[None, :], None, Status.DIVERGED, message)
 
 
 def _samples(run, t_eval):

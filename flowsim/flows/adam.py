@@ -87,8 +87,10 @@ def adam_flow(loss, x0, t_end, *, a=1.0, b=2.0, eps=1e-8, method="DOP853", rtol=
         return bound(z) or converged(np.linalg.norm(loss.grad(z[:n])), gtol)
 
     before = loss.counts
-    run = outside_run(x0, max_norm, state=np.concatenate([x0, g0, g0 * g0])) or integrate(
-        rate, np.concatenate([x0, g0, g0 * g0]), t_end, method=method, rtol=rtol,
+    with np.errstate(over="ignore"):   # an overflowing g0^2 ends the run where it starts
+        z0 = np.concatenate([x0, g0, g0 * g0])
+    run = outside_run(x0, max_norm, state=z0) or integrate(
+        rate, z0, t_end, method=method, rtol=rtol,
                     atol=atol, stop=stop, max_steps=max_steps)
     return finish_flow(loss, run, t_eval, "adam_flow", f"Adam ODE (a={a:g}, b={b:g})", before,
                        split=n, extras=lambda z: {"m": z[:, n:2 * n], "v": z[:, 2 * n:]},
@@ -123,7 +125,9 @@ def _adam_batch(loss, X, G0, t_end, a, b, eps, method, rtol, atol, t_eval, gtol,
 
     system = System(fun, lambda t, Z: finite_difference_jacobian(lambda W: fun(t, W), Z), n,
                     dfdt=dfdt, stationarity=lambda Z: row_norms(loss.grad(Z[:, :n])))
-    return batch_run(loss, system, np.concatenate([X, G0, G0 * G0], axis=1), t_end, method,
+    with np.errstate(over="ignore"):   # an overflowing g0^2 ends that start where it is
+        Z0 = np.concatenate([X, G0, G0 * G0], axis=1)
+    return batch_run(loss, system, Z0, t_end, method,
                      rtol, atol, t_eval, dense_output, gtol, max_norm, max_steps, "adam_flow",
                      f"Adam ODE (a={a:g}, b={b:g})",
                      extras=lambda ys, values: {"m": ys[..., n:2 * n], "v": ys[..., 2 * n:]})
