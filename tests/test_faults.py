@@ -372,3 +372,8 @@ def test_the_engines_end_a_row_whose_step_size_is_nan():
                       np.linspace(0, 1, 5), max_steps=10 ** 9)
     assert ens.status[0] == Status.FAILED and ens.steps_taken[0] == 0
     np.testing.assert_allclose(ens.out[1, -1], np.exp(-1.0) * Y0[1], rtol=1e-5)
+
+
+def test_a_huge_velocity_gives_an_infinite_energy_without_a_warning(recwarn):
+    run = fs.heavy_ball_flow("x**2 + y**2", [1.0, 1.0], 1.0, v0=[1e300, 1e300])
+    assert run.extras["energy"][0] == np.inf and len(recwarn) == 0

@@ -247,13 +247,12 @@ def heavy_ball_flow(loss, x0, t_end, *, mass=1.0, friction=1.0, v0=None, method=
     n = loss.n
 
     def extras(ys):
-        v = ys[:, n:]
-        return {"velocities": v, "energy": mass * np.sum(v ** 2, axis=1) / 2
-                + loss.value(ys[:, :n])}
+        return batch_extras(ys, loss.observe_values(ys[:, :n]))
 
-    def batch_extras(ys, values):
+    def batch_extras(ys, values):   # (a huge velocity's energy is inf, not a warning)
         v = ys[..., n:]
-        return {"velocities": v, "energy": mass * np.sum(v ** 2, axis=-1) / 2 + values}
+        with np.errstate(over="ignore"):
+            return {"velocities": v, "energy": mass * np.sum(v ** 2, axis=-1) / 2 + values}
 
     t_eval = output_times(t_eval, t_end, start_points(x0, loss.n), 2 * loss.n)
     return second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval,
