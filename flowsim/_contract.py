@@ -70,7 +70,7 @@ def checked_step(result, x, state, owner, xp=np):
     x : array, shape (a, n) on numpy, (n,) on JAX
         The iterates the step was given, and ``state`` the state.
     owner : str
-        Who wrote the step, for the message (``"the rule of 'my_method'"``).
+        Who wrote the step, for the message (``"the update rule of 'my_method'"``).
     xp : module
         ``numpy`` or ``jax.numpy``.
 

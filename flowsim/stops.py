@@ -18,7 +18,7 @@ import numpy as np
 
 from .results import Status
 
-__all__ = ["converged", "diverged", "nonfinite", "outside_start", "starts_outside",
+__all__ = ["converged", "diverged", "nonfinite", "outside_start", "starts_outside", "outside",
            "not_finite_start", "reached_end",
            "budget_spent", "chatter",
            "default_budget", "budget", "UNLIMITED", "CODES", "DIVERGED_OWN", "code_of",
@@ -103,6 +103,14 @@ def starts_outside(X0, max_norm):
     :func:`outside_start`)."""
     from ._numeric import row_norms
     return ~(row_norms(np.atleast_2d(X0)) <= max_norm)
+
+
+def outside(X0, max_norm):
+    """The starts of ``X0`` (m, n) beyond ``max_norm``: ``(rows, messages)``, their indices
+    and :func:`outside_start`'s sentence for each (every path holds them where they are)."""
+    from ._numeric import row_norms
+    rows = np.flatnonzero(starts_outside(X0, max_norm))
+    return rows, [outside_start(v, max_norm) for v in row_norms(np.atleast_2d(X0)[rows])]
 
 
 def nonfinite(k):

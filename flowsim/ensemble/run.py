@@ -134,9 +134,8 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
         held.update((i, (own[i], why[i])) for i in np.flatnonzero(own != None))  # noqa: E711
     broken = np.flatnonzero(~np.isfinite(Y0).all(axis=1))   # (the engines end them at once)
     held.update((i, (Status.DIVERGED, stops.not_finite_start())) for i in broken)
-    outside = np.flatnonzero(stops.starts_outside(Y0[:, :n], max_norm))
-    held.update((i, (Status.DIVERGED, stops.outside_start(v, max_norm)))
-                for i, v in zip(outside, row_norms(Y0[outside, :n])))
+    held.update((i, (Status.DIVERGED, why)) for i, why in zip(*stops.outside(Y0[:, :n],
+                                                                          max_norm)))
     for i, (status, why) in held.items():
         ens.out[i], ens.sout[i] = Y0[i], 0
         if ens.fout is not None:   # at rest: the dense path stays at Y0

@@ -174,12 +174,11 @@ def _run(loss, key, field, Y0, n, t0, t_end, method, rtol, atol, t_eval, gtol, m
         for i in np.flatnonzero(crossed | (hit & own & ~conv & ~out)):
             status[i], message[i] = Status.FAILED, guard_message(final[i, :n])
         status, message = tuple(status), tuple(message)
-    outside = np.flatnonzero(stops.starts_outside(Y0[:, :n], max_norm))
+    outside, why = stops.outside(Y0[:, :n], max_norm)
     if outside.size:   # held at t0 by the solve's first output (max_norm is checked there)
         status, message = list(status), list(message)
-        for i in outside:
-            status[i] = Status.DIVERGED
-            message[i] = stops.outside_start(np.linalg.norm(Y0[i, :n]), max_norm)
+        for i, text in zip(outside, why):
+            status[i], message[i] = Status.DIVERGED, text
         status, message = tuple(status), tuple(message)
     if drop_first:
         t_out, ys, values, grads = t_out[1:], ys[:, 1:], values[:, 1:], grads[:, 1:]

@@ -300,14 +300,13 @@ def run_scheme(loss, name, X0, etas, dts, *, options, gtol, max_norm, spec, sing
         (X, _, _, last, code, stat, _), kept = run(jnp.asarray(X0), aux0, jnp.asarray(etas))
     X, last, code, stat = (np.array(v) for v in (X, last, code, stat))
     kept = np.asarray(kept)
-    outside = stops.starts_outside(X0, max_norm)   # ran along, but held at x0, not run
+    outside, why = stops.outside(X0, max_norm)   # ran along, but held at x0, not run
     X[outside], last[outside], code[outside] = X0[outside], 0, 0
     loss.charge(grad=rule.grads * np.sum(np.maximum(last, 0)))
     diverged = code == DIVERGED   # their |x| again, overflow-safe (one call for all)
     stat[diverged] = row_norms(X[diverged])
     status, message = _outcome(code, stat, last, steps, gtol, max_norm, rule.failure)
-    status[outside] = Status.DIVERGED
-    message[outside] = [stops.outside_start(v, max_norm) for v in row_norms(X0[outside])]
+    status[outside], message[outside] = Status.DIVERGED, why
     end = int(last.max())
     ks, regular = kept_iterates(end, stride if spec.every is not None else None)
     # the start, then the states kept at the ends of the chunks (0, 1, 2, ...: the first

@@ -150,13 +150,11 @@ def _advance(X0, first, step, steps, dts, keeper, status, message, gtol, max_nor
     keeper.keep(0, sel, X)
     quick = max_norm / np.sqrt(n)  # max |x_i| <= quick means |x| <= max_norm for every start
     if not (X.max(initial=-np.inf) <= quick and -X.min(initial=np.inf) <= quick):
-        out = stops.starts_outside(X, max_norm)   # not run: held at x0, said so
-        if out.any():
-            status[rows[out]] = Status.DIVERGED
-            message[rows[out]] = [stops.outside_start(v, max_norm)
-                                  for v in row_norms(X[out])]
+        out, why = stops.outside(X, max_norm)   # not run: held at x0, said so
+        if out.size:
+            status[rows[out]], message[rows[out]] = Status.DIVERGED, why
             keeper.stop(rows[out], 0, X[out])
-            rows, X = rows[~out], X[~out]
+            rows, X = np.delete(rows, out), np.delete(X, out, axis=0)
             sel, local = rows, rows - first
     k = 0
     with np.errstate(all="ignore"):
