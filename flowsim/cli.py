@@ -111,11 +111,22 @@ def _cmd_compare(args):
     positive(args.eta, "--eta")
     step_count(args.steps, "--steps", loss.n)
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
+    if not schemes:
+        raise UsageError("--methods: name at least one scheme, e.g. --methods gd,pp.")
+    names = []
     for name in schemes:
         try:
-            methods.get(name, "scheme").reference_flow({}, 1.0)
+            record = methods.get(name, "scheme")
+            record.reference_flow({}, 1.0)
         except ValueError as err:
-            raise UsageError(f"--schemes: {err}") from None
+            raise UsageError(f"--methods: {err}") from None
+        if record.name in names:
+            raise UsageError(f"--methods names {record.name} twice; give each scheme once.")
+        names.append(record.name)
+    from .flows._solver import METHODS as SOLVERS
+    if args.flow_method not in tuple(SOLVERS) + ("auto",):
+        raise UsageError(f"--flow-method must be one of {', '.join(SOLVERS)} or auto, got "
+                         f"{args.flow_method!r}.")
     print(f"comparing the flow of L = {loss.expr} from x0 = {x0.tolist()} with "
           f"{', '.join(schemes)} (eta = {args.eta:g}, {args.steps} steps)", flush=True)
     result = compare(loss, x0, args.eta, args.steps, schemes=schemes,

@@ -73,8 +73,13 @@ def test_critical_and_plot(capsys, tmp_path):
 
 def test_bad_numbers_are_refused_before_anything_is_printed(capsys):
     from flowsim.cli import main
-    for argv in (["compare", "rosenbrock", "--eta", "-0.1"], ["compare", "rosenbrock",
-                                                              "--steps", "0"]):
+    for argv in (["compare", "rosenbrock", "--eta", "-0.1"],
+                 ["compare", "rosenbrock", "--steps", "0"],
+                 # (these three were refused by compare itself, after "comparing ..." was
+                 # printed, naming its own arguments instead of the options)
+                 ["compare", "rosenbrock", "--methods", ","],
+                 ["compare", "rosenbrock", "--methods", "gd,gradient_descent"],
+                 ["compare", "rosenbrock", "--flow-method", "rk45"]):
         assert main(argv) == 2
         out, err = capsys.readouterr()
         assert out == "" and err.count("\n") == 1 and "error:" in err
