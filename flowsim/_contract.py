@@ -15,6 +15,8 @@ import numpy as np
 
 __all__ = ["checked_step", "checked_field", "field_checked_once"]
 
+_VALUE, _JACOBIAN = "the field's value dx/dt", "the field's jacobian"
+
 
 def _shapes(state):
     """The shapes of a state (an array, a tuple of them, or ()), as nested tuples."""
@@ -23,15 +25,17 @@ def _shapes(state):
     return tuple(np.shape(state))
 
 
-def _iterate(value, x, name, owner, xp):
-    """``value`` as a real float array of the shape of ``x``, or TypeError."""
+def _iterate(value, x, name, owner, xp, shape=None):
+    """``value`` as a real float array of the shape of ``x`` (or ``shape``), or TypeError."""
+    shape = tuple(x.shape) if shape is None else shape
     try:
         arr = xp.asarray(value)
     except (TypeError, ValueError):
         arr = np.asarray(None)
-    if arr.dtype == object or tuple(arr.shape) != tuple(x.shape):
+    if arr.dtype == object or tuple(arr.shape) != shape:
         got = tuple(arr.shape) if arr.dtype != object else type(value).__name__
-        raise TypeError(f"{owner}: {name} must have the shape of x {tuple(x.shape)}, got "
+        what = "of x" if shape == tuple(x.shape) else "(starts, n, n)"
+        raise TypeError(f"{owner}: {name} must have the shape {what} {shape}, got "
                         f"{got}; return one row per start.")
     if np.issubdtype(arr.dtype, np.complexfloating):
         raise TypeError(f"{owner}: {name} is complex; return real numbers.")
@@ -42,18 +46,20 @@ def checked_field(value, x, owner, xp=np):
     """A vector field's value dx/dt at ``x`` (shape (a, n) on numpy, (n,) on JAX), checked:
     a real float array of the shape of x (integers taken as floats), or one TypeError naming
     ``owner``."""
-    return _iterate(value, x, "the field's value dx/dt", owner, xp)
+    return _iterate(value, x, _VALUE, owner, xp)
 
 
-def field_checked_once(field, owner):
-    """``field(X, ops, options)`` whose first value is checked (:func:`checked_field`); later
-    ones pass as they are, unless the first had to be made a float array."""
+def field_checked_once(field, owner, jacobian=False):
+    """``field(X, ops, options)`` whose first value is checked (:func:`checked_field`; with
+    ``jacobian``, an array (a, n, n) for X (a, n)); later ones pass as they are, unless the
+    first had to be made a float array."""
     plain = [None]
 
     def checked(X, ops, options):
         value = field(X, ops, options)
         if plain[0] is not True:
-            out = checked_field(value, X, owner)
+            out = _iterate(value, X, _JACOBIAN, owner, np, X.shape + X.shape[-1:]) \
+                if jacobian else checked_field(value, X, owner)
             plain[0] = out is value if plain[0] is None else plain[0]
             return out
         return value

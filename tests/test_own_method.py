@@ -533,3 +533,15 @@ def test_coefficients_that_return_text_are_refused_on_every_backend():
                     record.function(QUAD, x0, 1.0, backend=backend)
     finally:
         methods.unregister("text_friction")
+
+
+def test_a_jacobian_of_the_wrong_shape_is_named_in_one_sentence():
+    record = fs.register("bad_jacobian", fs.VectorField(
+        lambda x, ops, o: -ops.grad(x), lambda x, ops, o: -ops.hess(x)[..., 0]))
+    try:
+        for x0 in (STARTS[0], STARTS[:2]):
+            with pytest.raises(TypeError, match=r"^the vector field of 'bad_jacobian': the "
+                                                r"field's jacobian must have the shape"):
+                record.function(QUAD, x0, 1.0, method="Radau")
+    finally:
+        methods.unregister("bad_jacobian")

@@ -118,8 +118,10 @@ class FieldFlow(MadeFunction):
                                    t_end, method, rtol, atol, t_eval, dense_output, gtol,
                                    max_norm, max_steps, label)
             return batch if X.ndim == 2 else batch.trajectory(0)
-        f = field_checked_once(self.field.field, f"the vector field of {self.name!r}")
-        jac = self.field.jacobian
+        owner = f"the vector field of {self.name!r}"
+        f = field_checked_once(self.field.field, owner)
+        jac = None if self.field.jacobian is None else \
+            field_checked_once(self.field.jacobian, owner, jacobian=True)
         if X.ndim == 2:
             ops = numpy_ops(loss, single=False)
             system = autonomous_system(
