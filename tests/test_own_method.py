@@ -545,3 +545,23 @@ def test_a_jacobian_of_the_wrong_shape_is_named_in_one_sentence():
                 record.function(QUAD, x0, 1.0, method="Radau")
     finally:
         methods.unregister("bad_jacobian")
+
+
+def test_a_rate_that_returns_text_or_the_wrong_shape_is_refused():
+    good = fs.register("timed_friction", fs.SecondOrderField(
+        lambda t, o, xp: (1.0 + t, 1.0 + 0 * t), rate=lambda t, o, xp: (1.0 + 0 * t, 0.0)))
+    bad = {"text": lambda t, o, xp: ("1", 0.0), "shape": lambda t, o, xp: (np.ones(7), 0.0),
+           "one thing": lambda t, o, xp: 1.0}
+    try:
+        ref = good.function(QUAD, STARTS[:2], 1.0, method="Radau")
+        assert set(ref.status) == {fs.Status.REACHED_END}
+        for name, rate in bad.items():
+            record = fs.register("bad_rate", fs.SecondOrderField(
+                lambda t, o, xp: (1.0 + t, 1.0 + 0 * t), rate=rate))
+            try:
+                with pytest.raises(ValueError, match=r"^rate must return \(dc/dt, dm/dt\)"):
+                    record.function(QUAD, STARTS[:2], 1.0, method="Radau")
+            finally:
+                methods.unregister("bad_rate")
+    finally:
+        methods.unregister("timed_friction")

@@ -81,16 +81,22 @@ def _coefficient_functions(rule, options):
         return c, jnp.where(m > 0, m, jnp.nan)
 
     def rate(t):
-        if rule.rate is not None:
-            dc, dm = rule.rate(t, options, np)
-        else:   # central differences, one-sided at t = 0
+        shape = np.shape(t)
+        if rule.rate is None:   # central differences, one-sided at t = 0
             h = 1e-6 * np.maximum(1.0, np.abs(t))
             lo = np.maximum(t - h, 0.0)
             (c1, m1), (c0, m0) = batch(t + h), batch(lo)
             dc, dm = (c1 - c0) / (t + h - lo), (m1 - m0) / (t + h - lo)
-        shape = np.shape(t)
-        return (np.broadcast_to(np.asarray(dc, dtype=float), shape),
-                np.broadcast_to(np.asarray(dm, dtype=float), shape))
+            return np.broadcast_to(dc, shape), np.broadcast_to(dm, shape)
+        out = rule.rate(t, options, np)
+        try:   # numbers or arrays of the times' shape (not text that float() would read)
+            pair = [np.asarray(v) for v in out]
+            if len(pair) != 2 or any(v.dtype.kind not in "fiub" for v in pair):
+                raise TypeError
+            return tuple(np.broadcast_to(v.astype(float), shape) for v in pair)
+        except (TypeError, ValueError):
+            raise ValueError(f"rate must return (dc/dt, dm/dt): two numbers or arrays of the "
+                             f"times' shape {shape}, got {out!r:.80}.") from None
 
     return one, batch, on_jax, rate
 
