@@ -19,7 +19,7 @@ import numpy as np
 from .results import Status
 
 __all__ = ["converged", "diverged", "nonfinite", "outside_start", "starts_outside", "outside",
-           "not_finite_start", "reached_end",
+           "not_finite_start", "step_underflow", "gave_up", "reached_end",
            "budget_spent", "chatter",
            "default_budget", "budget", "UNLIMITED", "CODES", "DIVERGED_OWN", "code_of",
            "every_start"]
@@ -117,6 +117,22 @@ def nonfinite(k):
     """The iterate after step ``k`` - 1 is not finite."""
     return (f"the iterate became non-finite at step {k} (overflow, or the loss is undefined "
             "there); kept the iterates before it")
+
+
+def step_underflow(t):
+    """The step size fell below the spacing of floats at ``t``: the same sentence from the
+    batch engines, scipy's steppers ("Required step size is less than spacing between
+    numbers") and LSODA's steps that make no progress."""
+    return (f"stopped at t = {t:.6g}: the step size fell below the spacing of floats (the flow "
+            "is singular there, or the loss is not finite)")
+
+
+def gave_up(method, t, failure):
+    """Why a scipy stepper ``method`` stopped at ``t`` with its ``failure`` text: the step
+    underflow's own sentence (:func:`step_underflow`), else the solver's words."""
+    if "spacing between numbers" in str(failure):
+        return step_underflow(t)
+    return f"{method} gave up at t = {t:.6g}: {failure}"
 
 
 def reached_end(t_end, steps=None):

@@ -377,3 +377,16 @@ def test_the_engines_end_a_row_whose_step_size_is_nan():
 def test_a_huge_velocity_gives_an_infinite_energy_without_a_warning(recwarn):
     run = fs.heavy_ball_flow("x**2 + y**2", [1.0, 1.0], 1.0, v0=[1e300, 1e300])
     assert run.extras["energy"][0] == np.inf and len(recwarn) == 0
+
+
+@pytest.mark.parametrize("method", ["LSODA", "DOP853", "RK45"])
+def test_a_step_size_that_underflows_says_the_same_sentence_alone_and_in_a_batch(method):
+    # x' = -(1/x + 2x) reaches x = 0, where log(x) ends, at t = ln(1 + 2 x0^2)/4 = 0.1014;
+    # alone LSODA said "made no progress for 50 steps", DOP853 scipy's "Required step size
+    # is less than spacing between numbers", the batch engines a third sentence
+    loss = Loss("log(x) + (y - 1)**2 + x**2")
+    one = fs.gradient_flow(loss, [0.5, 1.0], 1.0, method=method)
+    batch = fs.gradient_flow(loss, [[0.5, 1.0], [2.0, 1.0]], 1.0, method=method)
+    sentence = r"^stopped at t = 0\.101\d*: the step size fell below the spacing of floats"
+    assert one.status == batch.status[0] == Status.FAILED
+    assert re.match(sentence, one.message) and re.match(sentence, batch.message[0])

@@ -7,7 +7,7 @@ import numpy as np
 
 from .._numeric import as_rows
 from ..results import Status
-from ..stops import every_start
+from ..stops import every_start, step_underflow
 
 __all__ = ["Ensemble", "Endings", "rms", "initial_steps", "stop_rules"]
 
@@ -283,8 +283,6 @@ def _stuck(ens, endings, tiny, over, t, max_steps):
                       zip(radius[far], t[blown])])
     tiny, over = np.setdiff1d(tiny, blown), np.setdiff1d(over, blown)
     if tiny.size:
-        endings.mark(tiny, Status.FAILED,
-                     [f"stopped at t = {tt:.6g}: the step size fell below the spacing of floats "
-                      "(the flow is singular there, or the loss is not finite)" for tt in t[tiny]])
+        endings.mark(tiny, Status.FAILED, [step_underflow(tt) for tt in t[tiny]])
     if over.size:
         endings.mark(over, Status.FAILED, f"spent its max_steps = {max_steps} steps")

@@ -288,7 +288,7 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
                 failure = str(err)
             if failure is not None or solver.status == "failed":
                 status, cause = Status.FAILED, "solver"
-                message = f"{method} gave up at t = {ts[-1]:.6g}: {failure}"
+                message = stops.gave_up(method, ts[-1], failure)
                 status, message = _blow_up(ts, ys) or (status, message)
                 break
             y = solver.y
@@ -306,8 +306,7 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
                 stalls += 1
                 if stalls >= MAX_STALLS:
                     status, cause = Status.FAILED, "stall"
-                    message = (f"{method} made no progress for {MAX_STALLS} steps at "
-                               f"t = {ts[-1]:.6g} (the flow is singular there)")
+                    message = stops.step_underflow(ts[-1])   # (steps of length 0)
                     status, message = _blow_up(ts, ys) or (status, message)
                     break
                 continue

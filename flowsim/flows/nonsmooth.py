@@ -228,8 +228,7 @@ def integrate_switching(model, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e
                 return _out(ts, xs, interps, Status.FAILED, stops.chatter(t, ZENO_STEPS))
             failure = solver.step()
             if failure is not None or solver.status == "failed":
-                return _out(ts, xs, interps, Status.FAILED,
-                            f"{method} gave up at t = {t:.6g}: {failure}")
+                return _out(ts, xs, interps, Status.FAILED, stops.gave_up(method, t, failure))
             dense = solver.dense_output()
             u_new = model.u(solver.y, frozen_s)
             crossed = [j for j in range(model.kinks) if j not in frozen_sliding and
