@@ -306,6 +306,10 @@ def test_a_scheme_spends_nothing_on_a_start_beyond_max_norm():
     both = fs.gradient_descent(rosen, [_OUT, _IN], 1e-3, 7, max_norm=4.0, record="final")
     alone = fs.gradient_descent(rosen, [_IN], 1e-3, 7, record="final")
     assert both.ngev == alone.ngev == 7
+    # nor do the batch engines: the flow's evaluations are those of the start inside alone
+    flows = [fs.gradient_flow(rosen, X, 0.5, method="RK45", max_norm=4.0)
+             for X in ([_OUT, _IN, [5.0, 0.0]], [_IN])]
+    assert flows[0].ngev == flows[1].ngev > 0
 
 
 @pytest.mark.parametrize("method", ["gradient_descent", "heavy_ball", "gradient_flow",

@@ -107,41 +107,20 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
     out stiff handed to the Rosenbrock pair from where it is. Large batches run in blocks of
     rows (:func:`row_blocks`), each block's arrays small enough to stay in the caches.
     """
-    m = Y0.shape[0]
+    m, n = Y0.shape[0], system.n
     t_out = np.linspace(t0, t_end, DEFAULT_OUTPUTS) if t_eval is None else \
         np.asarray(t_eval, dtype=float)
     budget = stops.budget(max_steps, Y0.shape[1])
-    check = _check(system, gtol, max_norm)
     dense = bool(dense_output)
+    held = _held_at_start(system, Y0, max_norm)
+    go = np.setdiff1d(np.arange(m), np.fromiter(held, int, len(held)))
     before = loss.counts
-    spectral = loss.watched(system.spectral) if system.spectral is not None else None
-    blocks = row_blocks(m, Y0.shape[1])
-    if len(blocks) == 1:
-        ens = _engines(system, Y0, t0, t_end, method, rtol, atol, t_out, budget, check, dense,
-                       spectral)
-    else:   # each block writes its outputs into its rows of the batch's arrays
-        ens = Outputs.empty(m, t_out.size, Y0.shape[1], dense)
-        for rows in blocks:
-            part = _engines(system, Y0[rows], t0, t_end, method, rtol, atol, t_out, budget,
-                            check, dense, spectral, ens.rows(rows))
-            ens.put(rows, part)
+    ran = None if not go.size else _in_blocks(
+        system, Y0[go] if held else Y0, t0, t_end, method, rtol, atol, t_out, budget,
+        _check(system, gtol, max_norm), dense,
+        loss.watched(system.spectral) if system.spectral is not None else None)
     counts = loss.counts.spent_since(before)
-    n = system.n
-    # a start beyond max_norm, or one that breaks the flow's own rule at t0, ends there
-    held = {}
-    if system.guard is not None:
-        own, why = system.guard(Y0)
-        held.update((i, (own[i], why[i])) for i in np.flatnonzero(own != None))  # noqa: E711
-    broken = np.flatnonzero(~np.isfinite(Y0).all(axis=1))   # (the engines end them at once)
-    held.update((i, (Status.DIVERGED, stops.not_finite_start())) for i in broken)
-    held.update((i, (Status.DIVERGED, why)) for i, why in zip(*stops.outside(Y0[:, :n],
-                                                                          max_norm)))
-    for i, (status, why) in held.items():
-        ens.out[i], ens.sout[i] = Y0[i], 0
-        if ens.fout is not None:   # at rest: the dense path stays at Y0
-            ens.fout[i] = 0.0
-        ens.status[i], ens.message[i], ens.steps_taken[i] = status, why, 0
-        ens.t_stop[i] = t0
+    ens = ran if not held else _with_held(ran, go, held, Y0, t0, t_out.size, dense)
     xs = ens.out[:, :, :n]
     values, grad_norms = loss.observe(xs)
     message = [text or stops.reached_end(t_end, steps)
@@ -154,6 +133,51 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
                            extras=more,
                            dense=dense_path, variables=loss.variable_names,
                            t_stop=ens.t_stop.copy(), **counts)
+
+
+def _held_at_start(system, Y0, max_norm):
+    """The starts that end where they are, not run: ``{row: (status, message)}`` for a state
+    that is not finite, one beyond max_norm (diverged) and one that breaks the flow's own
+    rule at t0 (its guard's status)."""
+    held = {}
+    if system.guard is not None:
+        own, why = system.guard(Y0)
+        held.update((i, (own[i], why[i])) for i in np.flatnonzero(own != None))  # noqa: E711
+    held.update((i, (Status.DIVERGED, stops.not_finite_start()))
+                for i in np.flatnonzero(~np.isfinite(Y0).all(axis=1)))
+    held.update((i, (Status.DIVERGED, why))
+                for i, why in zip(*stops.outside(Y0[:, :system.n], max_norm)))
+    return held
+
+
+def _in_blocks(system, Y0, t0, t_end, method, rtol, atol, t_out, budget, check, dense,
+               spectral):
+    """The engines on the starts ``Y0``, in blocks of rows where there are many: an
+    ensemble (or :class:`Outputs`) of their outputs, statuses and stops."""
+    blocks = row_blocks(*Y0.shape)
+    if len(blocks) == 1:
+        return _engines(system, Y0, t0, t_end, method, rtol, atol, t_out, budget, check,
+                        dense, spectral)
+    ens = Outputs.empty(Y0.shape[0], t_out.size, Y0.shape[1], dense)
+    for rows in blocks:   # each block writes its outputs into its rows of the batch's arrays
+        ens.put(rows, _engines(system, Y0[rows], t0, t_end, method, rtol, atol, t_out,
+                               budget, check, dense, spectral, ens.rows(rows)))
+    return ens
+
+
+def _with_held(ran, go, held, Y0, t0, K, dense):
+    """The :class:`Outputs` of all m starts: those that ran (rows ``go``, ensemble ``ran``
+    or None) and the ``held`` ones, at rest at Y0 from t0 on (no step, zero velocity)."""
+    full = Outputs.empty(Y0.shape[0], K, Y0.shape[1], dense)
+    for name, value in vars(full).items():
+        if ran is not None and value is not None:
+            value[go] = getattr(ran, name)
+    for i, (status, why) in held.items():
+        full.out[i] = Y0[i]
+        if dense:
+            full.fout[i] = 0.0
+        full.status[i], full.message[i], full.t_stop[i] = status, why, t0
+    return full
 
 
 @dataclass(frozen=True)
