@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["checked_step", "checked_field", "field_checked_once"]
-
-_VALUE, _JACOBIAN = "the field's value dx/dt", "the field's jacobian"
+__all__ = ["checked_step", "checked_field", "checked_jacobian", "checked_once"]
 
 
 def _shapes(state):
@@ -25,45 +23,51 @@ def _shapes(state):
     return tuple(np.shape(state))
 
 
-def _iterate(value, x, name, owner, xp, shape=None):
-    """``value`` as a real float array of the shape of ``x`` (or ``shape``), or TypeError."""
-    shape = tuple(x.shape) if shape is None else shape
+def _real(value, shape, name, owner, xp, like="of x"):
+    """``value`` as a real float array of ``shape``, or TypeError (``like`` names the shape
+    in the message)."""
     try:
         arr = xp.asarray(value)
     except (TypeError, ValueError):
         arr = np.asarray(None)
     if arr.dtype == object or tuple(arr.shape) != shape:
         got = tuple(arr.shape) if arr.dtype != object else type(value).__name__
-        what = "of x" if shape == tuple(x.shape) else "(starts, n, n)"
-        raise TypeError(f"{owner}: {name} must have the shape {what} {shape}, got "
-                        f"{got}; return one row per start.")
+        rows = "; return one row per start" if like == "of x" else ""
+        raise TypeError(f"{owner}: {name} must have the shape {like} {shape}, got {got}{rows}.")
     if np.issubdtype(arr.dtype, np.complexfloating):
         raise TypeError(f"{owner}: {name} is complex; return real numbers.")
-    return arr if arr.dtype == x.dtype else arr.astype(x.dtype)
+    return arr if arr.dtype == np.float64 else arr.astype(np.float64)
 
 
 def checked_field(value, x, owner, xp=np):
     """A vector field's value dx/dt at ``x`` (shape (a, n) on numpy, (n,) on JAX), checked:
     a real float array of the shape of x (integers taken as floats), or one TypeError naming
     ``owner``."""
-    return _iterate(value, x, _VALUE, owner, xp)
+    return _real(value, tuple(x.shape), "the field's value dx/dt", owner, xp)
 
 
-def field_checked_once(field, owner, jacobian=False):
-    """``field(X, ops, options)`` whose first value is checked (:func:`checked_field`; with
-    ``jacobian``, an array (a, n, n) for X (a, n)); later ones pass as they are, unless the
-    first had to be made a float array."""
-    plain = [None]
+def checked_jacobian(value, x, owner):
+    """A vector field's jacobian at ``x`` (a, n), checked: a real float array (a, n, n)."""
+    return _real(value, tuple(x.shape) + x.shape[-1:], "the field's jacobian", owner, np,
+                 "(starts, n, n)")
 
-    def checked(X, ops, options):
-        value = field(X, ops, options)
-        if plain[0] is not True:
-            out = _iterate(value, X, _JACOBIAN, owner, np, X.shape + X.shape[-1:]) \
-                if jacobian else checked_field(value, X, owner)
-            plain[0] = out is value if plain[0] is None else plain[0]
-            return out
-        return value
-    return checked
+
+def checked_once(func, check):
+    """``func`` whose first value passes ``check(value, *args)`` (a contract above, which
+    returns the value with its arrays made float); later values pass as they are, unless
+    the first had to be made so, in which case every one is."""
+    converting = [None]
+
+    def call(*args):
+        value = func(*args)
+        if converting[0] is False:
+            return value
+        out = check(value, *args)
+        if converting[0] is None:
+            pairs = zip(out, value) if isinstance(out, tuple) else [(out, value)]
+            converting[0] = any(a is not b for a, b in pairs)
+        return out
+    return call
 
 
 def checked_step(result, x, state, owner, xp=np):
@@ -98,9 +102,9 @@ def checked_step(result, x, state, owner, xp=np):
             type(result).__name__
         raise TypeError(f"{owner}: the step must return (x_next, g, state, failed), got {got}.")
     x_next, g, state_next, failed = result
-    x_next = _iterate(x_next, x, "the step's x_next", owner, xp)
+    x_next = _real(x_next, tuple(x.shape), "the step's x_next", owner, xp)
     if g is not None:
-        g = _iterate(g, x, "the step's g (grad L at x, or None)", owner, xp)
+        g = _real(g, tuple(x.shape), "the step's g (grad L at x, or None)", owner, xp)
     if _shapes(state_next) != _shapes(state):
         raise TypeError(f"{owner}: the step must return a state of the shapes it was given, "
                         f"{_shapes(state)}, got {_shapes(state_next)}.")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._contract import field_checked_once
+from .._contract import checked_field, checked_jacobian, checked_once
 from .._numeric import row_norms
 from ..ensemble.run import System, batch_run
 from ..ensemble.workers import PARALLEL_DOC, in_chunks
@@ -119,9 +119,9 @@ class FieldFlow(MadeFunction):
                                    max_norm, max_steps, label)
             return batch if X.ndim == 2 else batch.trajectory(0)
         owner = f"the vector field of {self.name!r}"
-        f = field_checked_once(self.field.field, owner)
+        f = checked_once(self.field.field, lambda v, X, *_: checked_field(v, X, owner))
         jac = None if self.field.jacobian is None else \
-            field_checked_once(self.field.jacobian, owner, jacobian=True)
+            checked_once(self.field.jacobian, lambda v, X, *_: checked_jacobian(v, X, owner))
         if X.ndim == 2:
             ops = numpy_ops(loss, single=False)
             system = autonomous_system(

@@ -16,7 +16,7 @@ import numpy as np
 from .. import stops
 from .._numeric import row_blocks, row_norms, safe_norm
 from ..backends import on_jax
-from .._contract import checked_step
+from .._contract import checked_once, checked_step
 from ..rules import numpy_ops, put_rows, take_rows
 from .._validate import as_loss, positive, start_points, step_count
 from ..results import BatchTrajectory, Status, Trajectory
@@ -301,7 +301,9 @@ def run_rule(loss, rule, options, X0, steps, etas, dts, *, gtol, max_norm, spec,
                        extras=extras, maximize=maximize, measures=measures)
     ops = numpy_ops(loss, single)
     failure, owner = rule.failure, f"the update rule of {name!r}"
-    plain = [True]   # whether the first step returned float arrays as they are
+    # its contract checked at the first step (a researcher's own rule, above all)
+    rule_step = checked_once(rule.step, lambda result, k, eta, X, S, *_:
+                             checked_step(result, X, S, owner))
 
     def step_of(block):
         """The step of the starts ``X0[block]``, with their own state."""
@@ -310,14 +312,7 @@ def run_rule(loss, rule, options, X0, steps, etas, dts, *, gtol, max_norm, spec,
         def step(k, X, sel):
             whole = isinstance(sel, slice)
             S = state[0] if whole else take_rows(state[0], sel)
-            result = rule.step(k, etas[k], X, S, ops, options)
-            # its contract checked on the first step (a researcher's own rule, above all), and
-            # on every step where that one needed its iterates made float arrays
-            if k == 0 or not plain[0]:
-                checked = checked_step(result, X, S, owner)
-                plain[0] = all(a is b for a, b in zip(checked[:2], result[:2]))
-                result = checked
-            X_next, G, S_next, failed = result
+            X_next, G, S_next, failed = rule_step(k, etas[k], X, S, ops, options)
             if whole:   # every start is active: the new state replaces the old one
                 state[0] = S_next
             else:
