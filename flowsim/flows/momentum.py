@@ -60,8 +60,10 @@ def _coefficient_functions(rule, options):
                 out = rule.coefficients(t, options, np)
         try:
             c, m = out
-            if not all(isinstance(v, (numbers.Real, np.floating, np.integer)) or
-                       (isinstance(v, np.ndarray) and v.ndim == 0 and v.dtype.kind in "fiu")
+            if type(c) is float and type(m) is float:   # the common case, on the hot path
+                return c, m
+            if not all(isinstance(v, numbers.Real) or (isinstance(v, np.ndarray) and
+                                                        v.ndim == 0 and v.dtype.kind in "fiub")
                        for v in (c, m)):   # a number, not text that float() would read
                 raise TypeError
             return float(c), float(m)
