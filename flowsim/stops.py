@@ -18,7 +18,7 @@ import numpy as np
 
 from .results import Status
 
-__all__ = ["converged", "diverged", "nonfinite", "outside_start", "starts_outside", "outside",
+__all__ = ["converged", "diverged", "nonfinite", "outside_start", "outside",
            "not_finite_start", "step_underflow", "gave_up", "reached_end",
            "budget_spent", "chatter",
            "default_budget", "budget", "UNLIMITED", "CODES", "DIVERGED_OWN", "code_of",
@@ -98,19 +98,14 @@ def not_finite_start():
             "grad L(x0)^2, overflows), so it was not run; scale the loss down")
 
 
-def starts_outside(X0, max_norm):
-    """Mask (m,) of the starts ``X0`` (m, n) that lie beyond ``max_norm`` (see
-    :func:`outside_start`)."""
-    from ._numeric import row_norms
-    return ~(row_norms(np.atleast_2d(X0)) <= max_norm)
-
-
 def outside(X0, max_norm):
-    """The starts of ``X0`` (m, n) beyond ``max_norm``: ``(rows, messages)``, their indices
-    and :func:`outside_start`'s sentence for each (every path holds them where they are)."""
+    """The starts of ``X0`` (m, n), or the one start (n,), beyond ``max_norm``:
+    ``(rows, messages)``, their indices and :func:`outside_start`'s sentence for each (every
+    path holds them where they are)."""
     from ._numeric import row_norms
-    rows = np.flatnonzero(starts_outside(X0, max_norm))
-    return rows, [outside_start(v, max_norm) for v in row_norms(np.atleast_2d(X0)[rows])]
+    norms = row_norms(np.atleast_2d(X0))
+    rows = np.flatnonzero(~(norms <= max_norm))
+    return rows, [outside_start(v, max_norm) for v in norms[rows]]
 
 
 def nonfinite(k):

@@ -86,8 +86,9 @@ def outside_run(x0, max_norm, t0=0.0, state=None):
     :func:`~flowsim.stops.not_finite_start`'s) sentence, as every path ends such a start;
     None for a start that runs."""
     y0 = np.asarray(x0 if state is None else state, dtype=float)
-    if stops.starts_outside(x0, max_norm)[0]:
-        message = stops.outside_start(safe_norm(x0), max_norm)
+    held, why = stops.outside(x0, max_norm)
+    if held.size:
+        message = why[0]
     elif not np.isfinite(y0).all():
         message = stops.not_finite_start()
     else:

@@ -162,8 +162,9 @@ def _python_float_loop(loss, x0, etas, sign, gtol, max_norm):
     grad = loss.float_grad()
     if grad is None:
         return None
-    if stops.starts_outside(x0, max_norm)[0]:
-        return x0[None], Status.DIVERGED, stops.outside_start(row_norms(x0), max_norm)
+    held, why = stops.outside(x0, max_norm)
+    if held.size:
+        return x0[None], Status.DIVERGED, why[0]
     xl = x0.tolist()
     out = [xl]
     status, message = Status.REACHED_END, f"ran all {len(etas)} steps"
