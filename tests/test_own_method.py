@@ -2,6 +2,7 @@
 and registered with flowsim.register, through every consumer: batches, workers, JAX,
 compare, convergence_order, modified_equation, sweep, the pictures and the command, each
 against a closed form."""
+import contextlib
 import inspect
 import sys
 
@@ -400,9 +401,14 @@ def test_a_wrong_guard_or_coefficients_are_named_in_one_sentence():
 
 # --- a step that breaks its contract: one sentence naming the part, on numpy and on JAX ------
 
-def _plain_step(k, eta, x, state, ops, options):
-    g = ops.grad(x)
-    return x - eta * g, g, state, False
+@contextlib.contextmanager
+def _registered(name, rule):
+    """``rule`` registered as ``name`` for one test: its method record, unregistered after."""
+    record = fs.register(name, rule)
+    try:
+        yield record
+    finally:
+        methods.unregister(name)
 
 
 _BROKEN = {
@@ -426,31 +432,26 @@ def test_a_step_that_breaks_its_contract_is_named_in_one_sentence(case, backend)
         pytest.importorskip("jax")
     step, says = _BROKEN[case]
     init = (lambda X0, o, xp: xp.zeros_like(X0)) if case == "state shape" else None
-    record = fs.register("broken_rule", fs.UpdateRule(step, init))
-    try:
+    with _registered("broken_rule", fs.UpdateRule(step, init)) as record:
         for x0 in (STARTS[0], STARTS):
             with pytest.raises(TypeError, match="^the update rule of 'broken_rule': .*" + says):
                 record.function(QUAD, x0, 0.1, 3, backend=backend)
-    finally:
-        methods.unregister("broken_rule")
 
 
 def test_a_step_that_returns_lists_or_integers_runs_as_floats():
-    plain = fs.register("plain_rule", fs.UpdateRule(_plain_step))
-    lists = fs.register("list_rule", fs.UpdateRule(
-        lambda k, e, x, s, ops, o: (np.round(x - e * ops.grad(x), 6).tolist(), None, s, False)))
-    ints = fs.register("int_rule", fs.UpdateRule(
-        lambda k, e, x, s, ops, o: (np.rint(10 * x).astype(int), None, s, False)))
-    try:
-        ref = plain.function(QUAD, STARTS, 0.1, 4, record="final")
-        got = lists.function(QUAD, STARTS, 0.1, 4, record="final")
-        np.testing.assert_allclose(got.xs, ref.xs, atol=1e-5)
+    lists = fs.UpdateRule(
+        lambda k, e, x, s, ops, o: (np.round(x - e * ops.grad(x), 6).tolist(), None, s, False))
+    ints = fs.UpdateRule(lambda k, e, x, s, ops, o: (np.rint(10 * x).astype(int), None, s,
+                                                     False))
+    with _registered("list_rule", lists) as record:
+        got = record.function(QUAD, STARTS, 0.1, 4, record="final")
+    # GD on L = x^T A x / 2: x_4 = (I - 0.1 A)^4 x_0, up to the rule's rounding to 1e-6
+    step = np.linalg.matrix_power(np.eye(2) - 0.1 * A, 4)
+    np.testing.assert_allclose(got.xs[:, -1], STARTS @ step.T, atol=1e-5)
+    with _registered("int_rule", ints) as record:
         # x -> rint(10 x): 1.0 -> 10 -> 100 -> 1000 -> 10000, as floats
-        np.testing.assert_array_equal(ints.function(QUAD, [1.0, 0.0], 0.1, 4).xs[:, 0],
+        np.testing.assert_array_equal(record.function(QUAD, [1.0, 0.0], 0.1, 4).xs[:, 0],
                                       [1.0, 10.0, 100.0, 1000.0, 10000.0])
-    finally:
-        for name in ("plain_rule", "list_rule", "int_rule"):
-            methods.unregister(name)
 
 
 def test_a_rule_that_branches_in_python_is_refused_on_jax_and_auto_runs_it_on_numpy(
@@ -462,21 +463,18 @@ def test_a_rule_that_branches_in_python_is_refused_on_jax_and_auto_runs_it_on_nu
     def branching(k, eta, x, state, ops, options):
         g = ops.grad(x)
         return (x - eta * g if k < 2 else x - 0.5 * eta * g), g, state, False
-    record = fs.register("branching_rule", fs.UpdateRule(branching))
-    try:
+    with _registered("branching_rule", fs.UpdateRule(branching)) as record:
         with pytest.raises(Refused, match="^the update rule of 'branching_rule' cannot run on "
                                           "JAX: it asks Python for the value of a traced"):
             record.function(QUAD, STARTS, 0.1, 4, backend="jax")
         chosen = []
         monkeypatch.setattr(backends, "choose", lambda *a, **k: chosen.append("jax") or "jax")
         auto = record.function(QUAD, STARTS, 0.1, 4, backend="auto", record="final")
-        assert chosen == ["jax"] and auto.label.endswith("[auto: numpy]")
-        x = STARTS[1]
-        for k in range(4):   # the closed form of the branching steps on L = x^T A x / 2
-            x = x - (0.1 if k < 2 else 0.05) * A @ x
-        np.testing.assert_allclose(auto.xs[1, -1], x, rtol=1e-13)
-    finally:
-        methods.unregister("branching_rule")
+    assert chosen == ["jax"] and auto.label.endswith("[auto: numpy]")
+    x = STARTS[1]
+    for k in range(4):   # the closed form of the branching steps on L = x^T A x / 2
+        x = x - (0.1 if k < 2 else 0.05) * A @ x
+    np.testing.assert_allclose(auto.xs[1, -1], x, rtol=1e-13)
 
 
 _BROKEN_FIELDS = {
@@ -493,22 +491,18 @@ def test_a_field_that_breaks_its_contract_is_named_in_one_sentence(case, backend
     # on JAX a field of the wrong shape was broadcast into a wrong answer without a word
     if backend == "jax":
         pytest.importorskip("diffrax")
-    record = fs.register("broken_field", fs.VectorField(_BROKEN_FIELDS[case]))
     says = "is complex" if case == "complex" else "must have the shape of x"
-    try:
+    with _registered("broken_field", fs.VectorField(_BROKEN_FIELDS[case])) as record:
         for x0 in (STARTS[0], STARTS[:2]):
             with pytest.raises(TypeError, match="^the vector field of 'broken_field': the "
                                                 f"field's value dx/dt {says}"):
                 record.function(QUAD, x0, 0.5, backend=backend)
-    finally:
-        methods.unregister("broken_field")
 
 
 def test_a_field_that_returns_lists_runs_on_numpy_and_is_refused_on_jax():
     from flowsim.backends import Refused
-    record = fs.register("list_field", fs.VectorField(
-        lambda x, ops, o: (-ops.grad(x)).tolist()))
-    try:
+    field = fs.VectorField(lambda x, ops, o: (-ops.grad(x)).tolist())
+    with _registered("list_field", field) as record:
         one = record.function(QUAD, STARTS[1], 1.0, method="RK45", rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(one.x_final, scipy.linalg.expm(-A) @ STARTS[1],
                                    rtol=1e-8, atol=1e-10)
@@ -516,52 +510,43 @@ def test_a_field_that_returns_lists_runs_on_numpy_and_is_refused_on_jax():
             with pytest.raises(Refused, match="^the vector field of 'list_field' cannot run "
                                               "on JAX"):
                 record.function(QUAD, STARTS[:2], 1.0, backend="jax")
-    finally:
-        methods.unregister("list_field")
 
 
 def test_coefficients_that_return_text_are_refused_on_every_backend():
     # float("1") read the text on numpy (the run went on), JAX failed on '-"1"'
-    record = fs.register("text_friction", fs.SecondOrderField(
-        lambda t, options, xp: ("1", 1.0)))
-    try:
-        backends = ["numpy", "jax"] if fs.backends.available() else ["numpy"]
-        for backend in backends:
+    text = fs.SecondOrderField(lambda t, options, xp: ("1", 1.0))
+    with _registered("text_friction", text) as record:
+        for backend in ["numpy", "jax"] if fs.backends.available() else ["numpy"]:
             for x0 in (STARTS[0], STARTS[:2]):
                 with pytest.raises(ValueError, match=r"^coefficients must return two numbers "
                                                      r"\(c, m\).*got \('1', 1.0\)"):
                     record.function(QUAD, x0, 1.0, backend=backend)
-    finally:
-        methods.unregister("text_friction")
 
 
 def test_a_jacobian_of_the_wrong_shape_is_named_in_one_sentence():
-    record = fs.register("bad_jacobian", fs.VectorField(
-        lambda x, ops, o: -ops.grad(x), lambda x, ops, o: -ops.hess(x)[..., 0]))
-    try:
+    field = fs.VectorField(lambda x, ops, o: -ops.grad(x), lambda x, ops, o: -ops.hess(x)[..., 0])
+    with _registered("bad_jacobian", field) as record:
         for x0 in (STARTS[0], STARTS[:2]):
             with pytest.raises(TypeError, match=r"^the vector field of 'bad_jacobian': the "
                                                 r"field's jacobian must have the shape"):
                 record.function(QUAD, x0, 1.0, method="Radau")
-    finally:
-        methods.unregister("bad_jacobian")
+
+
+def _timed_friction(rate):
+    """m x'' + (1 + t) x' + grad L = 0 with m = 1 and the rate of its coefficients ``rate``."""
+    return fs.SecondOrderField(lambda t, o, xp: (1.0 + t, 1.0 + 0 * t), rate=rate)
 
 
 def test_a_rate_that_returns_text_or_the_wrong_shape_is_refused():
-    good = fs.register("timed_friction", fs.SecondOrderField(
-        lambda t, o, xp: (1.0 + t, 1.0 + 0 * t), rate=lambda t, o, xp: (1.0 + 0 * t, 0.0)))
+    with _registered("timed_friction", _timed_friction(lambda t, o, xp: (1.0 + 0 * t, 0.0))) \
+            as good:
+        batch = good.function(QUAD, STARTS[:2], 1.0, method="Radau")   # reads the rate
+        alone = [good.function(QUAD, x, 1.0, method="Radau", rtol=1e-10, atol=1e-12).x_final
+                 for x in STARTS[:2]]   # scipy's Radau: no rate
+    np.testing.assert_allclose(batch.xs[:, -1], alone, atol=1e-8)   # (a wrong rate: 1e-5)
     bad = {"text": lambda t, o, xp: ("1", 0.0), "shape": lambda t, o, xp: (np.ones(7), 0.0),
            "one thing": lambda t, o, xp: 1.0}
-    try:
-        ref = good.function(QUAD, STARTS[:2], 1.0, method="Radau")
-        assert set(ref.status) == {fs.Status.REACHED_END}
-        for name, rate in bad.items():
-            record = fs.register("bad_rate", fs.SecondOrderField(
-                lambda t, o, xp: (1.0 + t, 1.0 + 0 * t), rate=rate))
-            try:
-                with pytest.raises(ValueError, match=r"^rate must return \(dc/dt, dm/dt\)"):
-                    record.function(QUAD, STARTS[:2], 1.0, method="Radau")
-            finally:
-                methods.unregister("bad_rate")
-    finally:
-        methods.unregister("timed_friction")
+    for rate in bad.values():
+        with _registered("bad_rate", _timed_friction(rate)) as record:
+            with pytest.raises(ValueError, match=r"^rate must return \(dc/dt, dm/dt\)"):
+                record.function(QUAD, STARTS[:2], 1.0, method="Radau")
