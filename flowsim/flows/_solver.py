@@ -267,7 +267,7 @@ def integrate(fun, y0, t_end, *, method, rtol, atol, t0=0.0, solver_options=None
     if max_steps == "default":
         max_steps = default_max_steps(ys[0].size)
     stalls = 0
-    status, message, cause = Status.REACHED_END, stops.reached_end(t_end), "end"
+    status, message, cause = Status.REACHED_END, None, "end"   # (the end's: its steps)
     auto, switched = method == "auto", ""
     if auto:
         method, options = AUTO[0], {}

@@ -209,7 +209,7 @@ def integrate_switching(model, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e
     for j in np.flatnonzero(np.abs(u0) <= tol):
         sliding |= _enter(model, x, s, int(j), sliding)
     ts, xs, interps = [0.0], [x.copy()], []
-    status, message, events = Status.REACHED_END, stops.reached_end(t_end), 0
+    events = 0
     t = 0.0
     while t < t_end:
         frozen_s, frozen_sliding = s.copy(), set(sliding)
@@ -265,9 +265,7 @@ def integrate_switching(model, x0, t_end, *, method="DOP853", rtol=1e-8, atol=1e
                 break
         if not restarted and solver.status == "finished":
             break
-    if status is Status.REACHED_END:
-        message = stops.reached_end(t_end, len(ts) - 1)
-    return _out(ts, xs, interps, status, message)
+    return _out(ts, xs, interps, Status.REACHED_END, stops.reached_end(t_end, len(ts) - 1))
 
 
 def _enter(model, x, s, j, sliding):
