@@ -94,7 +94,7 @@ def require():
     return jax, jnp
 
 
-BACKENDS = ("numpy", "jax", "auto")
+BACKENDS = ("numpy", "jax", "auto", "numba")
 
 
 class Refused(ValueError):
@@ -107,20 +107,34 @@ def refuse(message):
     raise Refused(message)
 
 
-def on_jax(backend, **refused):
+def on_jax(backend, compiled=False, **refused):
     """Whether ``backend`` asks for JAX (checked); ``refused`` names options the JAX path
     does not take, each with the value it was given (refused unless falsy or None).
 
     ``"auto"`` reaches here only where no batch was split (:func:`choose` resolves it for
-    every method that takes a batch); it runs on numpy.
+    every method that takes a batch); it runs on numpy. ``"numba"`` (the compiled backend,
+    :mod:`flowsim.compiled`) runs update rules only: a caller that runs one says so with
+    ``compiled=True`` (and handles it); everywhere else it is refused.
 
     Raises
     ------
     ValueError
-        For an unknown backend; :class:`Refused` for an option the JAX backend cannot honour.
+        For an unknown backend; :class:`Refused` for an option the JAX backend cannot honour,
+        or for ``"numba"`` where the method is not an update rule.
     """
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be 'numpy', 'jax' or 'auto', got {backend!r}.")
+        raise ValueError(f"backend must be 'numpy', 'jax', 'numba' or 'auto', got "
+                         f"{backend!r}.")
+    if backend == "numba":
+        if not compiled:
+            refuse("backend='numba' compiles the schemes written as update rules (gradient "
+                   "descent, Heun, the momentum and adaptive methods, your own rules); use "
+                   "backend='numpy' or 'jax' for this method.")
+        for name, value in refused.items():
+            if value:
+                refuse(f"{name}={value!r} is not available with backend='numba'; drop it or "
+                       "use backend='numpy'.")
+        return False
     if backend != "jax":
         return False
     for name, value in refused.items():

@@ -78,7 +78,7 @@ def test_a_call_the_jax_path_refuses_runs_on_numpy(monkeypatch):
 
 
 def test_an_unknown_backend_is_refused_by_name():
-    with pytest.raises(ValueError, match="'numpy', 'jax' or 'auto'"):
+    with pytest.raises(ValueError, match="'numpy', 'jax', 'numba' or 'auto'"):
         fs.gradient_descent(ROSEN, STARTS, 1e-3, 5, backend="gpu")
 
 

@@ -343,7 +343,7 @@ def _auto(target, function, loss, x0, args, kwargs, takes_dense, split):
         choice = "numpy"
         result = in_chunks(target, function, loss, x0, args, dict(kwargs, backend=choice),
                            **split)
-    label = re.sub(r" \[jax\]$", "", result.label) + f" [auto: {choice}]"
+    label = re.sub(r" \[(jax|numba)\]$", "", result.label) + f" [auto: {choice}]"
     return dataclasses.replace(result, label=label)
 
 

@@ -41,7 +41,7 @@ PRINTER_NAMES = frozenset({
     "select", "sign", "sin", "sinh", "sqrt", "tan", "tanh", "Heaviside", "acos", "asin",
     "atan", "atan2", "copysign", "max", "min", "True", "False", "amax", "amin",
     "greater_equal", "less_equal", "logical_and", "logical_or", "logical_not", "where",
-    "heaviside"})
+    "heaviside", "isfinite"})
 _SAFE_NODES = (ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign,
                ast.Name, ast.Load, ast.Store, ast.BinOp, ast.UnaryOp, ast.Call, ast.Constant,
                ast.List, ast.Tuple, ast.keyword, ast.operator, ast.unaryop, ast.IfExp,
@@ -128,9 +128,11 @@ def exact_real(value, name, low=-np.inf, high=np.inf, *, open_high=False):
     return exact if float(exact) == number else sp.Float(number)
 
 
-def lambdify_audited(args, exprs, modules):
-    """``sympy.lambdify`` with dummy arguments and cse, its source audited."""
+def lambdify_audited(args, exprs, modules, as_tuple=False):
+    """``sympy.lambdify`` with dummy arguments and cse, its source audited; it returns a
+    list of the values (a tuple with ``as_tuple``, which compiled code needs)."""
     _symbolic_only(list(args) + list(exprs), "lambdify_audited")
-    func = sp.lambdify(args, list(exprs), modules=modules, cse=True, dummify=True)
+    exprs = tuple(exprs) if as_tuple else list(exprs)
+    func = sp.lambdify(args, exprs, modules=modules, cse=True, dummify=True)
     audit_source(func)
     return func

@@ -24,7 +24,7 @@ from ..schedules import StepSizes, as_schedule, step_sizes
 from ._record import Record, Recorder, as_record
 
 __all__ = ["StepFailed", "iterate", "finish", "common_arguments", "escape", "schedule_steps",
-           "converged_message", "as_record", "Run"]
+           "converged_message", "as_record", "Run", "times_of"]
 
 
 class Run(NamedTuple):
@@ -136,7 +136,7 @@ def iterate(loss, X0, steps, step, dts, *, gtol=None, max_norm=1e8, records=(),
                  dts, keeper, status, message, gtol, max_norm)
     xs, ts, ks, records = keeper.result(dts)
     last = keeper.last.copy()
-    return Run(xs, ts, ks, status, message, records, last, _times_of(dts, last))
+    return Run(xs, ts, ks, status, message, records, last, times_of(dts, last))
 
 
 def _advance(X0, first, step, steps, dts, keeper, status, message, gtol, max_norm):
@@ -207,7 +207,7 @@ def _advance(X0, first, step, steps, dts, keeper, status, message, gtol, max_nor
     keeper.stop(rows, k, X)
 
 
-def _times_of(dts, ks):
+def times_of(dts, ks):
     """The times of iterates ``ks``: sums of the first ks step durations."""
     ks = np.asarray(ks)
     if isinstance(dts, StepSizes):   # (cumulative takes sorted iterates)
@@ -295,12 +295,20 @@ def run_rule(loss, rule, options, X0, steps, etas, dts, *, gtol, max_norm, spec,
     not L and |grad L| (proximal gradient: f + g and the gradient mapping). Returns the
     Trajectory or BatchTrajectory.
     """
-    if on_jax(backend):
+    failure, owner = rule.failure, f"the update rule of {name!r}"
+    if on_jax(backend, compiled=True):
         return jax_run(loss, name, X0, etas, dts, options=options, gtol=gtol,
                        max_norm=max_norm, spec=spec, single=single, label=label, rule=rule,
                        extras=extras, maximize=maximize, measures=measures)
+    if backend == "numba":
+        from ..compiled import run as compiled_run
+        before = loss.counts
+        run = compiled_run(loss, rule, options, X0, steps, etas, dts, gtol=gtol,
+                           max_norm=max_norm, spec=spec, failure=failure, owner=owner)
+        return finish(loss, run, name, label + " [numba]", before, single=single,
+                      record=spec, extras=extras(run) if extras is not None else None,
+                      maximize=maximize, **measured(run, measures))
     ops = numpy_ops(loss, single)
-    failure, owner = rule.failure, f"the update rule of {name!r}"
     # its contract checked at the first step (a researcher's own rule, above all)
     rule_step = checked_once(rule.step, lambda result, k, eta, X, S, *_:
                              checked_step(result, X, S, owner))

@@ -64,7 +64,7 @@ class RuleScheme(MadeFunction):
     def _run(self, loss, x0, eta, steps, *, gtol, max_norm, record, record_every, backend,
              **options):
         options = check_options(self.rule.options, options, self.name)
-        on_jax(backend)   # checked before the loss is built
+        on_jax(backend, compiled=True)   # checked before the loss is built
         loss, X0, steps, gtol, max_norm, single = common_arguments(
             loss, x0, steps, gtol, max_norm, record, record_every)
         etas = schedule_steps(eta, steps)

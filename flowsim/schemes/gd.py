@@ -110,9 +110,9 @@ def gradient_descent(loss, x0, eta, steps, *, line_search=None, c=1e-4, shrink=0
     def schedule(run):   # eta_k at every kept iterate, the next one at the last
         return {"step_sizes": np.broadcast_to(recorded[run.ks], run.xs.shape[:2]).copy()}
 
-    jax = on_jax(backend, line_search=line_search)
+    jax = on_jax(backend, compiled=True, line_search=line_search)
     before = loss.counts
-    if line_search is None and single and spec.every == 1 and not jax:
+    if line_search is None and single and spec.every == 1 and not jax and backend != "numba":
         fast = _python_float_loop(loss, X0[0], etas, sign, gtol, max_norm)
         if fast is not None:
             xs, status, message = fast

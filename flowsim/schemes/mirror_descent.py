@@ -60,7 +60,7 @@ def mirror_descent(loss, x0, eta, steps, *, potential=None, gtol=None, max_norm=
     >>> bool(np.allclose(tr.xs[-1], [np.exp(-2), 2 * np.exp(-3)], rtol=1e-13))
     True
     """
-    on_jax(backend)   # checked before the potential is built
+    on_jax(backend, compiled=True)   # checked before the potential is built
     loss, X0, steps, gtol, max_norm, single, psi, etas, spec = _setup(
         loss, x0, eta, steps, gtol, max_norm, record, record_every, potential)
     if backend == "jax" and not psi.closed_form:
@@ -122,7 +122,7 @@ def natural_gradient(loss, x0, eta, steps, *, metric=None, gtol=None, max_norm=1
     >>> tr.xs[-1].tolist()
     [0.75, 0.5]
     """
-    on_jax(backend)
+    on_jax(backend, compiled=True)
     loss, X0, steps, gtol, max_norm, single = common_arguments(
         loss, x0, steps, gtol, max_norm, record, record_every)
     if metric is None:

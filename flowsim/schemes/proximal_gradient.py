@@ -63,7 +63,7 @@ def proximal_gradient(loss, x0, eta, steps, *, prox=None, gtol=None, max_norm=1e
     if prox is None or not hasattr(prox, "prox") or not hasattr(prox, "value"):
         raise ValueError("prox must be a penalty from flowsim.prox (with value and prox), "
                          "e.g. flowsim.prox.L1(0.1).")
-    if on_jax(backend) and not hasattr(prox, "prox_xp"):
+    if on_jax(backend, compiled=True) and not hasattr(prox, "prox_xp"):
         refuse(f"backend='jax' runs penalties written over an array namespace (prox_xp, as "
                f"every penalty of flowsim.prox has); {type(prox).__name__} has none: use "
                "backend='numpy'.")

@@ -1,0 +1,129 @@
+"""The compiled backend (backend="numba"): an update rule traced to formulas and run as one
+machine-code loop. Oracles: the closed form (I - eta A)^k x0 of gradient descent on a
+quadratic, and the numpy driver (statuses, messages, stop steps, counts) on every scheme of the
+registry written as a rule."""
+import numpy as np
+import pytest
+
+import flowsim
+from flowsim import methods
+from flowsim.backends import Refused
+from flowsim.rules import UpdateRule
+from flowsim.schemes.from_rule import RuleScheme
+
+pytest.importorskip("numba")
+import flowsim.compiled as compiled  # noqa: E402
+from flowsim.compiled import kernel  # noqa: E402
+from flowsim.compiled.trace import trace_step  # noqa: E402
+
+A = np.array([[1.0, 0.0], [0.0, 3.0]])
+QUADRATIC = flowsim.Loss("(x**2 + 3*y**2)/2")   # one object: its kernels compile once
+ROSENBROCK = flowsim.losses.rosenbrock(2)
+
+
+def test_gradient_descent_is_the_closed_form_on_a_quadratic():
+    X0 = np.random.default_rng(1).uniform(-2, 2, (40, 2))
+    eta, steps = 0.3, 25
+    r = flowsim.gradient_descent(QUADRATIC, X0, eta, steps, backend="numba")
+    M = np.eye(2) - eta * A
+    expected = np.stack([X0 @ np.linalg.matrix_power(M, k).T for k in range(steps + 1)], 1)
+    np.testing.assert_allclose(r.xs, expected, rtol=1e-13, atol=1e-15)
+    assert r.label.endswith("[numba]") and set(r.status) == {"reached_end"}
+    assert r.ngev == 40 * steps
+
+
+RULE_SCHEMES = [m.name for m in methods.schemes()
+                if isinstance(m.rule, UpdateRule) and m.name != "newton"]
+
+
+@pytest.mark.parametrize("name", RULE_SCHEMES)
+def test_every_rule_scheme_agrees_with_the_numpy_driver(name):
+    """Same statuses, messages, stop steps and evaluation counts; iterates to rounding (the
+    formulas are sympy's printed ones, numpy's are symengine's)."""
+    X0 = np.random.default_rng(2).uniform(-1.5, 1.5, (300, 2))
+    X0[0] = [1.0, 1.0]   # at the minimum: converged at step 0
+    f = methods.get(name).function
+    a = f(ROSENBROCK, X0, 1e-4, 40, gtol=0.5)
+    b = f(ROSENBROCK, X0, 1e-4, 40, gtol=0.5, backend="numba")
+    assert b.status == a.status and b.message == a.message
+    np.testing.assert_array_equal(b.t_stop, a.t_stop)
+    np.testing.assert_allclose(b.xs, a.xs, rtol=1e-9, atol=1e-12)
+    assert (b.nfev, b.ngev, b.nhev) == (a.nfev, a.ngev, a.nhev)
+    assert a.status[0] == "converged"
+
+
+def test_each_stop_rule_ends_a_start_where_the_numpy_driver_ends_it():
+    X0 = np.array([[1.5, 0.0],      # stable axis: converges at gtol
+                   [1.0, 1e-3],     # grows along the unstable axis past max_norm (kept)
+                   [1e9, 0.0],      # beyond max_norm: held at the start
+                   [0.5, 0.0]])
+    kw = dict(gtol=1e-6, max_norm=1e8, record_every=3)
+    a = flowsim.gradient_descent(QUADRATIC, X0, 0.9, 200, **kw)
+    b = flowsim.gradient_descent(QUADRATIC, X0, 0.9, 200, backend="numba", **kw)
+    assert b.status == a.status == ("converged", "diverged", "diverged", "converged")
+    assert b.message == a.message
+    np.testing.assert_array_equal(b.ts, a.ts)
+    np.testing.assert_array_equal(b.t_stop, a.t_stop)
+    np.testing.assert_allclose(b.xs, a.xs, rtol=1e-12)
+    # overflow: the first non-finite iterate is not kept
+    huge = dict(max_norm=1e308)
+    a = flowsim.gradient_descent(QUADRATIC, X0[1:2], 0.9, 3000, **huge)
+    b = flowsim.gradient_descent(QUADRATIC, X0[1:2], 0.9, 3000, backend="numba", **huge)
+    assert b.message == a.message and "not finite" in b.message[0]
+    np.testing.assert_array_equal(b.xs, a.xs)
+
+
+def test_any_split_of_the_batch_gives_the_same_bits(monkeypatch):
+    X0 = np.random.default_rng(3).uniform(-1.5, 1.5, (700, 2))
+    kw = dict(gtol=1.0, record="final", backend="numba")
+    whole = flowsim.heavy_ball(ROSENBROCK, X0, 1e-3, 101, **kw)
+    halves = [flowsim.heavy_ball(ROSENBROCK, X0[s], 1e-3, 101, **kw)
+              for s in (slice(0, 333), slice(333, None))]
+    monkeypatch.setattr(compiled, "BLOCK_NUMBERS", 10)   # blocks of 256 starts
+    monkeypatch.setattr(kernel, "CHUNK", 7)              # and chunks that do not divide 101
+    blocks = flowsim.heavy_ball(ROSENBROCK, X0, 1e-3, 101, **kw)
+    joined = np.concatenate([h.xs for h in halves])
+    assert np.array_equal(whole.xs, joined) and np.array_equal(whole.xs, blocks.xs)
+    assert whole.status == blocks.status == halves[0].status + halves[1].status
+    assert whole.message == blocks.message
+
+
+def test_a_schedule_and_a_failed_step_of_a_researchers_own_rule():
+    def step(k, eta, x, state, ops, options):
+        g = ops.grad(x)
+        x_next = x - eta * g
+        return x_next, g, state, ops.xp.abs(x_next[..., 0]) > options["wall"]
+    rule = UpdateRule(step, options={"wall": 2.0}, failure="crossed the wall at step {k}")
+    X0 = np.array([[-1.0, 0.5], [1.9, 0.1], [0.5, 0.5]])
+
+    def eta(k):
+        return 0.1 / (1 + k)
+    run = RuleScheme("walled", "walled GD", rule)   # (the registry is not touched)
+    a = run(QUADRATIC, -X0 * 3, eta, 30, wall=2.5)
+    b = run(QUADRATIC, -X0 * 3, eta, 30, wall=2.5, backend="numba")
+    assert "failed" in a.status and b.status == a.status and b.message == a.message
+    np.testing.assert_allclose(b.xs, a.xs, rtol=1e-13)
+
+
+def test_what_a_formula_cannot_be_is_refused_in_one_sentence():
+    def branching(k, eta, x, state, ops, options):
+        g = ops.grad(x)
+        if (g > 0).any():
+            g = 2 * g
+        return x - eta * g, g, state, False
+    run = RuleScheme("branching", "branching", UpdateRule(branching))
+    with pytest.raises(Refused, match="xp.where"):
+        run(QUADRATIC, [[1.0, 1.0]], 0.1, 3, backend="numba")
+    with pytest.raises(ValueError, match="update rules"):
+        flowsim.proximal_point(QUADRATIC, [1.0, 1.0], 0.1, 3, backend="numba")
+    with pytest.raises(ValueError, match="line_search"):
+        flowsim.gradient_descent(QUADRATIC, [1.0, 1.0], 0.1, 3, line_search="armijo",
+                                 backend="numba")
+    with pytest.raises(Refused, match="linear system"):
+        flowsim.newton(QUADRATIC, [[1.0, 1.0]], 0.5, 3, backend="numba")
+
+
+def test_floats_become_exact_constants_not_printed_digits():
+    t = trace_step(ROSENBROCK, methods.get("heavy_ball").rule, {"momentum": 1 / 3})
+    assert t.constant_values == (1 / 3,)
+    assert len(t.state) == 2 and t.calls == {"value": 0, "grad": 1, "hess": 0}
