@@ -8,7 +8,8 @@ Rows (ratio = flowsim / reference; below 1 flowsim is faster):
 1. one Rosenbrock flow to t = 20, rtol 1e-8, every scipy method, against raw ``solve_ivp``
    with the same compiled gradient doing the same work (dense output on; target <= 1.1);
 2. batched gradient descent, 1,000 steps, final states, 1e4 / 1e5 (/ 1e6 with ``--large``)
-   starts, against a bare ``lax.scan`` (JAX backend: target <= 1.3; numpy: <= 2);
+   starts, against a bare ``lax.scan`` (JAX backend: target <= 1.3; numpy and the
+   compiled CPU path ``backend="numba"``: <= 2);
 3. batched Rosenbrock flow (RK45, rtol 1e-6), 1e3 / 1e4 / 1e5 starts, against diffrax Tsit5
    vmapped (the faster of flowsim's numpy and JAX paths, and what ``backend="auto"`` chose
    by itself; target <= 1.2);
@@ -22,6 +23,7 @@ Rows (ratio = flowsim / reference; below 1 flowsim is faster):
 Tests never assert these timings; this script prints them (``RESULTS.md`` keeps a run).
 """
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
@@ -90,6 +92,15 @@ def batched_gd(quick, large, jax, jnp):
         mine, _ = best(lambda: fs.gradient_descent(loss, X, eta, steps, record="final"),
                        repeat=1)
         line(f"{m:,} starts, numpy (bare lax.scan)", mine, ref, 2.0)
+        if importlib.util.find_spec("numba") is not None:   # the compiled CPU path
+            first = time.perf_counter()
+            fs.gradient_descent(loss, X[:8], eta, 2, backend="numba")
+            if m == sizes[0]:
+                print(f"  (backend='numba': trace and compile in this process "
+                      f"{time.perf_counter() - first:.2f} s, once per loss and rule)")
+            mine, _ = best(lambda: fs.gradient_descent(loss, X, eta, steps, record="final",
+                                                       backend="numba"), repeat=2)
+            line(f"{m:,} starts, backend='numba' (bare lax.scan)", mine, ref, 2.0)
         mine, run = best(lambda: fs.gradient_descent(loss, X, eta, steps, record="final",
                                                      backend="auto"), repeat=2)
         line(f"{m:,} starts, backend='auto' ({_choice(run)}) (bare lax.scan)", mine, ref, 1.3)

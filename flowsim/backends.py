@@ -157,6 +157,11 @@ JAX_STARTUP_S, JAX_STARTUP_IMPORTED_S, JAX_STARTUP_WARM_S = 1.0, 0.4, 0.05
 #: start, diffrax on the CPU about 150 us a start after its compile (about 4 s: on a CPU only
 #: a ``warm`` loss makes JAX worth it, below about 3,000 starts).
 FLOW_NUMPY_S, FLOW_NUMPY_START_S, FLOW_JAX_START_S = 0.2, 7e-5, 1.5e-4
+#: The compiled backend (``backend="numba"``, schemes written as update rules): about 0.45 ns
+#: per start, variable and step (gradient descent on Rosenbrock: 0.9 ns per start and step),
+#: after numba's first compile in a process (about 4.5 s: numba's own start and one kernel) or
+#: about 1.5 s for another kernel where this loss already compiled one here.
+NUMBA_ENTRY_S, NUMBA_STARTUP_S, NUMBA_STARTUP_WARM_S = 4.5e-10, 4.5, 1.5
 #: Starts from which a batched flow runs with diffrax on an accelerator (not measured here:
 #: no GPU was at hand; JAX's per-start cost there is far below numpy's).
 ACCELERATOR_FLOW_STARTS = 10_000
@@ -171,8 +176,8 @@ def _accelerator():
         return False
 
 
-def choose(kind, starts, steps=None, n=1, warm=False, processes=1):
-    """The backend ``backend="auto"`` runs a call on: ``"numpy"`` or ``"jax"``.
+def choose(kind, starts, steps=None, n=1, warm=False, processes=1, compiled=False):
+    """The backend ``backend="auto"`` runs a call on: ``"numpy"``, ``"jax"`` or ``"numba"``.
 
     Parameters
     ----------
@@ -189,6 +194,8 @@ def choose(kind, starts, steps=None, n=1, warm=False, processes=1):
     processes : int
         Worker processes the batch is split over (``workers=``, an executor's): numpy's
         time divides by them, and each pays JAX's start-up of a fresh process.
+    compiled : bool
+        This loss already compiled a step with numba in this process.
 
     Returns
     -------
@@ -199,17 +206,23 @@ def choose(kind, starts, steps=None, n=1, warm=False, processes=1):
         by more than JAX's start-up; a flow on an accelerator from ACCELERATOR_FLOW_STARTS
         starts (or for a ``warm`` loss), on a CPU for a ``warm`` loss where
         ``m FLOW_JAX_START_S`` is below ``FLOW_NUMPY_S + m FLOW_NUMPY_START_S``.
-        ``"numpy"`` otherwise, and always for one start.
+        ``"numba"`` where numba is installed and a scheme's compiled estimate
+        ``m n steps NUMBA_ENTRY_S`` plus its start-up is below both. ``"numpy"`` otherwise,
+        and always for one start. A scheme that is not an update rule refuses ``"numba"``
+        (and a rule that cannot be compiled), and the call runs on numpy.
 
     Examples
     --------
     >>> choose("scheme", 1, 10)
     'numpy'
     """
-    if starts < 2 or not installed():
+    has_jax, has_numba = installed(), importlib.util.find_spec("numba") is not None
+    if starts < 2 or not (has_jax or has_numba and kind == "scheme"):
         return "numpy"
     warm = warm and processes == 1   # a worker process starts cold
     if kind == "flow":
+        if not has_jax:
+            return "numpy"
         if (starts >= ACCELERATOR_FLOW_STARTS or warm) and _accelerator():
             return "jax"
         faster = starts * FLOW_JAX_START_S < FLOW_NUMPY_S + starts * FLOW_NUMPY_START_S
@@ -219,7 +232,14 @@ def choose(kind, starts, steps=None, n=1, warm=False, processes=1):
     jax_s = starts * n * steps * JAX_ENTRY_S
     startup = JAX_STARTUP_WARM_S if warm else JAX_STARTUP_S if processes > 1 else \
         JAX_STARTUP_IMPORTED_S if "jax" in sys.modules else JAX_STARTUP_S
-    return "jax" if numpy_s - jax_s > startup else "numpy"
+    costs = {"numpy": numpy_s}
+    if has_jax:
+        costs["jax"] = jax_s + startup
+    if has_numba:
+        costs["numba"] = (starts * n * steps * NUMBA_ENTRY_S / max(1, processes) +
+                          (NUMBA_STARTUP_WARM_S if compiled and processes == 1
+                           else NUMBA_STARTUP_S))
+    return min(costs, key=costs.get)
 
 
 def key_seed(seed):

@@ -127,3 +127,18 @@ def test_floats_become_exact_constants_not_printed_digits():
     t = trace_step(ROSENBROCK, methods.get("heavy_ball").rule, {"momentum": 1 / 3})
     assert t.constant_values == (1 / 3,)
     assert len(t.state) == 2 and t.calls == {"value": 0, "grad": 1, "hess": 0}
+
+
+def test_auto_takes_the_compiled_loop_where_its_estimate_is_the_smallest(monkeypatch):
+    from flowsim import backends
+    assert backends.choose("scheme", 10 ** 6, 10 ** 5, 2) == "numba"   # 2e11 entries
+    assert backends.choose("scheme", 1000, 100, 2, compiled=True) == "numpy"
+    assert backends.choose("flow", 10 ** 6, None, 2) == "numpy"          # schemes only
+    monkeypatch.setattr(backends, "choose", lambda *a, **k: "numba")
+    X0 = np.array([[1.0, 1.0], [0.5, -0.5]])
+    r = flowsim.gradient_descent(QUADRATIC, X0, 0.1, 5, backend="auto")
+    assert r.label.endswith("[auto: numba]")
+    np.testing.assert_allclose(r.xs[:, -1], X0 * (1 - 0.1 * np.diag(A)) ** 5, rtol=1e-14)
+    # a scheme that is not a rule refuses it, and runs on numpy
+    r = flowsim.proximal_point(QUADRATIC, X0, 0.1, 5, backend="auto")
+    assert r.label.endswith("[auto: numpy]")
