@@ -136,7 +136,7 @@ def test_gradient_flow_on_diffrax_matches_scipy_and_keeps_statuses():
 
 
 def test_bad_backends_and_options_are_refused_in_one_sentence(monkeypatch):
-    with pytest.raises(ValueError, match="backend must be 'numpy', 'jax' or 'auto'"):
+    with pytest.raises(ValueError, match="backend must be 'numpy', 'jax', 'numba' or 'auto'"):
         fs.gradient_descent(LOSS, STARTS, 0.1, 5, backend="torch")
     with pytest.raises(ValueError, match="line_search"):
         fs.gradient_descent(LOSS, STARTS[0], 0.1, 5, line_search="armijo", backend="jax")
