@@ -30,7 +30,7 @@ Examples
 ...     return x - eta * g, g, state, False
 >>> t = trace_step(Loss("x**2/2 + y**4"), UpdateRule(step), {})
 >>> t.x_next
-(-eta*x + x, -4*eta*y**3 + y)
+(-_eta*x + x, -4*_eta*y**3 + y)
 """
 from __future__ import annotations
 
