@@ -142,3 +142,67 @@ def test_auto_takes_the_compiled_loop_where_its_estimate_is_the_smallest(monkeyp
     # a scheme that is not a rule refuses it, and runs on numpy
     r = flowsim.proximal_point(QUADRATIC, X0, 0.1, 5, backend="auto")
     assert r.label.endswith("[auto: numpy]")
+
+
+# -- flows: the per-start explicit engine, compiled ---------------------------------------
+
+def _both(loss, X0, t_end, **kw):
+    a = flowsim.gradient_flow(loss, X0, t_end, **kw)
+    b = flowsim.gradient_flow(loss, X0, t_end, backend="numba", **kw)
+    return a, b
+
+
+@pytest.mark.parametrize("method", ["RK23", "RK45", "DOP853"])
+def test_a_linear_flow_is_the_matrix_exponential_and_the_numpy_engines_steps(method):
+    from scipy.linalg import expm
+    X0 = np.random.default_rng(4).uniform(-2, 2, (30, 2))
+    a, b = _both(QUADRATIC, X0, 2.0, method=method, rtol=1e-10, atol=1e-12)
+    exact = np.stack([X0 @ expm(-t * A).T for t in b.ts], axis=1)
+    np.testing.assert_allclose(b.xs, exact, rtol=1e-7, atol=1e-9)
+    # the same formulas: the same steps, counts and messages as the numpy engine
+    np.testing.assert_array_equal(b.extras["steps_taken"], a.extras["steps_taken"])
+    assert b.message == a.message and b.ngev == a.ngev
+    np.testing.assert_allclose(b.xs, a.xs, rtol=1e-13, atol=1e-15)
+    assert b.label.endswith("[numba]")
+
+
+def test_each_flow_stop_rule_ends_a_start_as_the_numpy_engine_does():
+    stiff = flowsim.Loss("(x**2 + 1e6*y**2)/2")
+    cases = [
+        (QUADRATIC, [[1.0, 1.0], [1e9, 0.0]], 50.0, dict(gtol=1e-3)),     # converged; held
+        (flowsim.Loss("-x**4/4 + y**2"), [[1.0, 0.5]], 5.0, dict(max_norm=1e300)),  # blow-up
+        (flowsim.Loss("-(x**2 + y**2)"), [[1.0, 1.0]], 50.0, {}),         # past max_norm
+        (QUADRATIC, [[1.0, 1.0]], 50.0, dict(max_steps=20)),              # budget spent
+        (stiff, [[1.0, 1.0]], 1e3, dict(rtol=1e-6)),                      # stiff for RK45
+    ]
+    seen = []
+    for loss, X0, t_end, kw in cases:
+        a, b = _both(loss, np.array(X0), t_end, method="RK45", **kw)
+        assert b.status == a.status and b.message == a.message, (a.message, b.message)
+        np.testing.assert_allclose(b.t_stop, a.t_stop, rtol=1e-9)
+        np.testing.assert_allclose(b.xs, a.xs, rtol=1e-9)
+        seen += list(b.message)
+    for words in ("<= gtol", "not run", "blows up in finite time", "exceeded max_norm",
+                  "max_steps", "stiff"):
+        assert any(words in m for m in seen), words
+
+
+def test_a_nonlinear_flow_agrees_within_its_tolerance_and_one_start_is_a_batch_of_one():
+    X0 = np.random.default_rng(5).uniform(-2, 2, (200, 2))
+    a, b = _both(ROSENBROCK, X0, 1.0, method="RK45", rtol=1e-6, atol=1e-9, dense_output=True)
+    assert b.status == a.status
+    np.testing.assert_allclose(b.xs, a.xs, atol=2e-5)     # steps may differ by rounding
+    np.testing.assert_allclose(b.dense(0.505), a.dense(0.505), atol=2e-5)
+    one = flowsim.gradient_flow(ROSENBROCK, X0[0], 1.0, method="RK45", rtol=1e-6, atol=1e-9,
+                                backend="numba")
+    np.testing.assert_array_equal(one.xs, b.xs[0])
+
+
+def test_what_the_compiled_engine_does_not_run_is_refused():
+    with pytest.raises(Refused, match="explicit pairs"):
+        flowsim.gradient_flow(QUADRATIC, [[1.0, 1.0]], 1.0, method="BDF", backend="numba")
+    with pytest.raises(Refused, match="kinks"):
+        flowsim.gradient_flow("abs(x) + y**2", [[1.0, 1.0]], 1.0, method="RK45",
+                              backend="numba")
+    with pytest.raises(ValueError, match="update rules"):
+        flowsim.heavy_ball_flow(QUADRATIC, [[1.0, 1.0]], 1.0, backend="numba")

@@ -99,13 +99,16 @@ def _check(system, gtol, max_norm):
 
 
 def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output, gtol,
-              max_norm, max_steps, name, label, t0=0.0, extras=None):
+              max_norm, max_steps, name, label, t0=0.0, extras=None, engine=None):
     """Run ``system`` from every row of ``Y0`` on the per-start engines.
 
     ``method`` picks the engine (:data:`ENGINE`): an explicit pair for RK23/RK45/DOP853, the
     Rosenbrock pair for LSODA/BDF/Radau, and for ``"auto"`` DP5 with each start that turns
     out stiff handed to the Rosenbrock pair from where it is. Large batches run in blocks of
     rows (:func:`row_blocks`), each block's arrays small enough to stay in the caches.
+    ``engine``, where given, runs the starts instead (the compiled engine of
+    :mod:`flowsim.compiled.engine`: ``engine(Y0, t0, t_end, method, rtol, atol, t_out,
+    budget, gtol, max_norm, dense)`` -> :class:`Outputs`).
     """
     m, n = Y0.shape[0], system.n
     t_out = np.linspace(t0, t_end, DEFAULT_OUTPUTS) if t_eval is None else \
@@ -115,10 +118,16 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
     held = _held_at_start(system, Y0, max_norm)
     go = np.setdiff1d(np.arange(m), np.fromiter(held, int, len(held)))
     before = loss.counts
-    ran = None if not go.size else _in_blocks(
-        system, Y0[go] if held else Y0, t0, t_end, method, rtol, atol, t_out, budget,
-        _check(system, gtol, max_norm), dense,
-        loss.watched(system.spectral) if system.spectral is not None else None)
+    if not go.size:
+        ran = None
+    elif engine is not None:
+        ran = engine(Y0[go] if held else Y0, t0, t_end, method, rtol, atol, t_out, budget,
+                     gtol, max_norm, dense)
+    else:
+        ran = _in_blocks(system, Y0[go] if held else Y0, t0, t_end, method, rtol, atol, t_out,
+                         budget, _check(system, gtol, max_norm), dense,
+                         loss.watched(system.spectral) if system.spectral is not None
+                         else None)
     counts = loss.counts.spent_since(before)
     ens = ran if not held else _with_held(ran, go, held, Y0, t0, t_out.size, dense)
     xs = ens.out[:, :, :n]
@@ -129,7 +138,8 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
     more["steps_taken"] = ens.sout
     dense_path = GridDense(t_out, xs, ens.fout[:, :, :n]) if dense else None
     return BatchTrajectory(t_out, xs, values, grad_norms, tuple(Status(s) for s in ens.status),
-                           tuple(message), name, f"{label}, m={m}, batched on {ENGINE[method]}",
+                           tuple(message), name, f"{label}, m={m}, batched on "
+                           f"{ENGINE[method]}{' [numba]' if engine is not None else ''}",
                            extras=more,
                            dense=dense_path, variables=loss.variable_names,
                            t_stop=ens.t_stop.copy(), **counts)

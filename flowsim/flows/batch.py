@@ -138,8 +138,20 @@ def one_by_one(loss, X, t_end, t_eval, dense_output, name, run):
 
 
 def batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output, gtol,
-                        max_norm, maximize, max_steps):
-    """:func:`flowsim.gradient_flow` for starts ``X`` of shape (m, n) (checked there)."""
+                        max_norm, maximize, max_steps, backend="numpy"):
+    """:func:`flowsim.gradient_flow` for starts ``X`` of shape (m, n) (checked there);
+    ``backend="numba"`` runs the explicit pairs compiled (:mod:`flowsim.compiled.engine`)."""
+    engine = None
+    if backend == "numba":
+        from ..backends import refuse
+        from ..compiled.engine import METHODS, batch_engine
+        if method not in METHODS:
+            refuse(f"backend='numba' integrates flows with the explicit pairs {METHODS}, not "
+                   f"method={method!r}; name one of them, or use backend='numpy' or 'jax'.")
+        if has_kinks(loss.expr):
+            refuse("backend='numba' integrates smooth flows; this loss has kinks (abs, max, "
+                   "min): use backend='numpy' for its subgradient flow.")
+        engine = batch_engine(loss, 1.0 if maximize else -1.0)
     if not maximize and has_kinks(loss.expr) and loss.n_samples is None:
         from .gradient import gradient_flow
         return one_by_one(loss, X, t_end, t_eval, dense_output, "gradient_flow",
@@ -149,5 +161,5 @@ def batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output
     system = gradient_system(loss, 1.0 if maximize else -1.0)
     return batch_run(loss, system, X, t_end, method, rtol, atol, t_eval, dense_output, gtol,
                      max_norm, max_steps, "gradient_flow",
-                     f"gradient {'ascent' if maximize else 'flow'} ({method})")
+                     f"gradient {'ascent' if maximize else 'flow'} ({method})", engine=engine)
 

@@ -80,10 +80,12 @@ def gradient_flow(loss, x0, t_end, *, method="LSODA", rtol=1e-8, atol=1e-10, t_e
         Step budget (status ``failed``, with a message naming it, when exhausted). The
         default is 100,000 steps, fewer for large systems so the stored dense solution stays
         under 2e8 numbers (:func:`flowsim.flows._solver.default_max_steps`); None means no budget.
-    backend : {"numpy", "jax", "auto"}
+    backend : {"numpy", "jax", "numba", "auto"}
         ``"jax"`` solves the starts with diffrax, vmapped and compiled (an optional extra,
         :mod:`flowsim.jax_backend.flows`: float64, a GPU where JAX finds one), on ``t_eval``
-        or 101 even output times.
+        or 101 even output times. ``"numba"`` runs the per-start engine of RK23, RK45 and
+        DOP853 compiled (:mod:`flowsim.compiled.engine`, ``flowsim[numba]``): the numpy
+        engine's steps, stop rules and messages, start by start in machine code.
         ``"auto"``: whichever of the two finishes first for this batch, start-up included
         (:func:`flowsim.backends.choose`; numpy for one start or without JAX); the label
         ends with ``[auto: numpy]`` or ``[auto: jax]``.
@@ -117,7 +119,7 @@ def gradient_flow(loss, x0, t_end, *, method="LSODA", rtol=1e-8, atol=1e-10, t_e
     """
     loss, X, t_end, gtol, max_norm, t_eval = flow_arguments(
         loss, x0, t_end, method, rtol, atol, max_steps, gtol, max_norm, t_eval)
-    if on_jax(backend):
+    if on_jax(backend, compiled=True):
         if has_kinks(loss.expr) and loss.n_samples is None:
             refuse("backend='jax' integrates smooth flows; this loss has kinks (abs, "
                              "max, min): use backend='numpy' for its subgradient flow.")
@@ -127,10 +129,12 @@ def gradient_flow(loss, x0, t_end, *, method="LSODA", rtol=1e-8, atol=1e-10, t_e
                                method, rtol, atol, t_eval, dense_output, gtol, max_norm,
                                max_steps, f"gradient {'ascent' if maximize else 'flow'}")
         return batch if X.ndim == 2 else batch.trajectory(0)
-    if X.ndim == 2:
+    if X.ndim == 2 or backend == "numba":   # (one start on numba: a batch of one)
         from .batch import batch_gradient_flow
-        return batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output,
-                                   gtol, max_norm, maximize, max_steps)
+        batch = batch_gradient_flow(loss, np.atleast_2d(X), t_end, method, rtol, atol, t_eval,
+                                    dense_output, gtol, max_norm, maximize, max_steps,
+                                    backend)
+        return batch if X.ndim == 2 else batch.trajectory(0)
     if not maximize and has_kinks(loss.expr) and loss.n_samples is None:
         return _subgradient_flow(loss, X, t_end, method, rtol, atol, t_eval, gtol, max_norm,
                                  max_steps)
