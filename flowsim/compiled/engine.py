@@ -34,6 +34,8 @@ __all__ = ["CompiledField", "compiled_field", "METHODS", "run_field", "batch_eng
 METHODS = ("RK23", "RK45", "DOP853")
 #: A start's code after the engine: how it ended.
 GOES, REACHED, DIVERGED, CONVERGED, BLOWN, TINY, OVER, STIFF = range(8)
+#: Starts advanced together, one per lane (independent steps the CPU overlaps).
+LANES = 8
 #: Accepted steps between two stiffness checks, and the steps to go that make one stiff
 #: (the values of :mod:`flowsim.ensemble.explicit` for a named explicit method).
 STIFF_CHECK_EVERY, STIFF_STEPS = 200, 50_000
@@ -44,14 +46,71 @@ _FIELD_TEMPLATE = """def field(y, C, out):
 """
 
 
-def _vector_function(args, exprs, reads, name="field"):
+def _vector_function(args, exprs, reads):
     """A compiled ``field(y, C, out)`` writing the formulas ``exprs`` of ``args`` (read as
-    ``reads`` from y and C) into ``out``; from a fixed template and integers only."""
+    ``reads`` from y and C) into ``out``, from a fixed template and integers only; and the
+    formulas' own compiled function ``core(*args)`` -> tuple."""
     core = _inline(lambdify_audited(args, exprs, ["math"], as_tuple=True))
     writes = "\n".join(f"    out[{j}] = r[{j}]" for j in range(len(exprs)))
     namespace = {"core": core}
     exec(_FIELD_TEMPLATE.format(args=", ".join(reads), writes=writes), namespace)
-    return _inline(namespace["field"])
+    return _inline(namespace["field"]), core
+
+
+def _sum(weights, name, j):
+    """The source of sum_q w_q k{q}_{j}, in stage order (as the numpy engine's einsum sums),
+    each weight written by ``repr`` (the float exactly)."""
+    return " + ".join(f"{float(w)!r} * k{q}_{j}" for q, w in enumerate(weights)) or "0.0"
+
+
+def _attempt_source(n, n_constants, tableau):
+    """The source of ``attempt(hs, Yv, Fv, C, rtol, atol, Yn, Fn, R)``: one step of
+    ``tableau`` of size hs[l] in every lane l from the state Yv[:, l] with f = Fv[:, l], every
+    number a local variable; writes y_new and f(y_new) to Yn, Fn (n, LANES) and the sums of
+    squared scaled errors (high, low order) and the sum of f(y_new) to R (3, LANES). Written
+    from integers and the tableau's floats (``repr``, exact) only."""
+    S = len(tableau.B)
+    consts = "".join(f", C[{c}]" for c in range(n_constants))
+    lines = ["def attempt(hs, Yv, Fv, C, rtol, atol, Yn, Fn, R):",
+             f"    for l in range({LANES}):", "        h = hs[l]"]
+    lines += [f"        y{j} = Yv[{j}, l]\n        k0_{j} = Fv[{j}, l]" for j in range(n)]
+
+    def call(target, points):
+        names = ", ".join(f"{target}_{j}" for j in range(n))
+        lines.append(f"        {names}, = core({', '.join(points)}{consts})")
+    for i in range(1, S):
+        for j in range(n):
+            lines.append(f"        s{j} = ({_sum(tableau.A[i], 'k', j)}) * h + y{j}")
+        call(f"k{i}", [f"s{j}" for j in range(n)])
+    for j in range(n):
+        lines.append(f"        yn{j} = ({_sum(tableau.B, 'k', j)}) * h + y{j}")
+    call(f"k{S}", [f"yn{j}" for j in range(n)])
+    low = tableau.E_low if tableau.E_low is not None else ()
+    for j in range(n):
+        lines.append(f"        sc{j} = _nmax(abs(y{j}), abs(yn{j})) * rtol + atol")
+        lines.append(f"        e{j} = ({_sum(tableau.E, 'k', j)}) * h / sc{j}")
+        lines.append(f"        l{j} = ({_sum(low, 'k', j)}) * h / sc{j}")
+        lines.append(f"        Yn[{j}, l] = yn{j}\n        Fn[{j}, l] = k{S}_{j}")
+    lines.append("        R[0, l] = " + " + ".join(f"e{j} * e{j}" for j in range(n)))
+    lines.append("        R[1, l] = " + " + ".join(f"l{j} * l{j}" for j in range(n)))
+    lines.append("        R[2, l] = " + " + ".join(f"k{S}_{j}" for j in range(n)))
+    return "\n".join(lines) + "\n"
+
+
+@_inline
+def _nmax(a, b):
+    """numpy's maximum of two floats: NaN wins."""
+    if a != a or b != b:
+        return a + b
+    return a if a > b else b
+
+
+def _attempt_of(core, n, n_constants, tableau):
+    """The compiled ``attempt`` of :func:`_attempt_source` around the field's ``core``."""
+    namespace = {"core": core, "_nmax": _nmax}
+    # the template of _attempt_source: integers and the tableau's floats, no user text
+    exec(_attempt_source(n, n_constants, tableau), namespace)
+    return _inline(namespace["attempt"])
 
 
 class CompiledField:
@@ -59,14 +118,16 @@ class CompiledField:
     ``spectral`` matrix (or None) and the loss's bound parameters ``constants``."""
 
     def __init__(self, field, matrix, n, constants, calls):
-        self.field, self.matrix, self.n = field, matrix, n
+        (self.field, self.core), self.matrix, self.n = field, matrix[0], n
         self.constants, self.calls = constants, calls
         self.engines = {}
 
     def engine(self, tableau):
         """The compiled engine of ``tableau`` (a :class:`~flowsim.ensemble.explicit.Tableau`)."""
         if tableau.name not in self.engines:
-            self.engines[tableau.name] = _engine_of(self.field, self.matrix, self.n, tableau)
+            attempt = _attempt_of(self.core, self.n, len(self.constants), tableau)
+            self.engines[tableau.name] = _engine_of(self.field, attempt, self.matrix, self.n,
+                                                    tableau)
         return self.engines[tableau.name]
 
 
@@ -96,16 +157,11 @@ def compiled_field(loss, sign):
     return kept[sign]
 
 
-def _engine_of(field, matrix, n, tableau):
-    """The per-start loop for ``tableau`` (an embedded pair of S stages); n and the tableau's
-    coefficients are constants of the compiled code (closure variables), so the stage sums
-    unroll with their weights folded in."""
+def _engine_of(field, attempt, matrix, n, tableau):
+    """The per-start loop for ``tableau`` (an embedded pair of S stages); n and its one
+    step is ``attempt`` (:func:`_attempt_source`), every number of it in a register."""
     S = len(tableau.B)
-    A = tuple(float(a) for i in range(S) for a in
-              tuple(tableau.A[i]) + (0.0,) * (S - len(tableau.A[i])))
-    B, E = tuple(float(b) for b in tableau.B), tuple(float(e) for e in tableau.E)
     has_low = tableau.E_low is not None
-    E_low = tuple(float(e) for e in tableau.E_low) if has_low else E
     order, stability = tableau.error_order, float(tableau.stability)
     exponent = -1.0 / (order + 1)
 
@@ -128,154 +184,172 @@ def _engine_of(field, matrix, n, tableau):
         return math.sqrt(s / n)
 
     @_jit
+    def begin(s, l, Y0, C, t0, t_end, reach, rtol, atol, dense, Yv, Fv, lane, t, h, nsteps,
+              count, jo, start_norm, out, sout, fout, work):
+        """Start s into lane l: f at its start, scipy's first step (Hairer, Norsett and
+        Wanner II.4), the outputs at t0."""
+        y, F, stage, scale, err, k1 = work[0], work[1], work[2], work[3], work[4], work[5]
+        for j in range(n):
+            y[j] = Y0[s, j]
+        field(y, C, F)
+        for j in range(n):
+            scale[j] = atol + abs(y[j]) * rtol
+            stage[j] = y[j] / scale[j]
+            err[j] = F[j] / scale[j]
+        d0, d1 = _rms(stage), _rms(err)
+        h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / (d1 if d1 > 0 else 1.0)
+        h0 = _min(h0, t_end - t0)
+        for j in range(n):
+            stage[j] = y[j] + h0 * F[j]
+        field(stage, C, k1)
+        for j in range(n):
+            err[j] = (k1[j] - F[j]) / scale[j]
+        d2 = _rms(err) / h0
+        big = d2 if d1 < d2 or d2 != d2 else d1
+        h1 = max(1e-6, h0 * 1e-3) if big <= 1e-15 else \
+            (0.01 / (big if big > 0 else 1.0)) ** (1.0 / (order + 1))
+        lane[l], t[l], h[l] = s, t0, _min(_min(100 * h0, h1), t_end - t0)
+        nsteps[l], count[l], start_norm[l] = 0, 2, math.sqrt(_squares(y))
+        for j in range(n):
+            Yv[j, l], Fv[j, l] = y[j], F[j]
+        k = 0
+        while k < reach.shape[0] and t0 >= reach[k]:   # the outputs at the start
+            for j in range(n):
+                out[s, k, j] = y[j]
+                if dense:
+                    fout[s, k, j] = F[j]
+            sout[s, k] = 0
+            k += 1
+        jo[l] = k
+
+    @_jit
     def engine(Y0, C, t0, t_end, t_out, reach, rtol, atol, max_steps, use_gtol, gtol,
                max_norm, stiff_steps, dense, watch, out, sout, fout, code, t_stop,
                steps_taken, values, evals):
         m, K = Y0.shape[0], t_out.shape[0]
         quick = max_norm / math.sqrt(n)
-        Ks = np.empty((S + 1, n))
         work = np.empty((6, n))
-        y, F, y_new, stage, scale, err = work[0], work[1], work[2], work[3], work[4], work[5]
+        y = work[0]
         H = np.empty(n * n)
-        for s in range(m):
-            if code[s] != GOES:
-                continue
-            for j in range(n):
-                y[j] = Y0[s, j]
-            field(y, C, F)
-            start_norm = math.sqrt(_squares(y))
-            t = t0
-            # scipy's first step (Hairer, Norsett and Wanner II.4)
-            for j in range(n):
-                scale[j] = atol + abs(y[j]) * rtol
-                stage[j] = y[j] / scale[j]
-                err[j] = F[j] / scale[j]
-            d0, d1 = _rms(stage), _rms(err)
-            h0 = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / (d1 if d1 > 0 else 1.0)
-            h0 = _min(h0, t_end - t)
-            for j in range(n):
-                stage[j] = y[j] + h0 * F[j]
-            field(stage, C, Ks[1])
-            for j in range(n):
-                err[j] = (Ks[1, j] - F[j]) / scale[j]
-            d2 = _rms(err) / h0
-            big = d2 if d1 < d2 or d2 != d2 else d1
-            h1 = max(1e-6, h0 * 1e-3) if big <= 1e-15 else \
-                (0.01 / (big if big > 0 else 1.0)) ** (1.0 / (order + 1))
-            h = _min(_min(100 * h0, h1), t_end - t)
-            count = 2
-            nsteps, jo = 0, 0
-            ended = GOES
-            while jo < K and t >= reach[jo]:   # the outputs at the start
-                for j in range(n):
-                    out[s, jo, j] = y[j]
-                    if dense:
-                        fout[s, jo, j] = F[j]
-                sout[s, jo] = nsteps
-                jo += 1
-            while True:
-                if jo >= K:
+        lane = np.full(LANES, -1)
+        t, h, hs, start_norm = (np.zeros(LANES), np.zeros(LANES), np.zeros(LANES),
+                                np.zeros(LANES))
+        nsteps, count, jo = (np.zeros(LANES, dtype=np.int64), np.zeros(LANES, dtype=np.int64),
+                             np.zeros(LANES, dtype=np.int64))
+        lands = np.zeros(LANES, dtype=np.bool_)
+        Yv, Fv = np.zeros((n, LANES)), np.zeros((n, LANES))
+        Yn, Fn, R = np.zeros((n, LANES)), np.zeros((n, LANES)), np.zeros((3, LANES))
+        nxt, active = 0, 0
+        for l in range(LANES):   # a start into every lane
+            while nxt < m and code[nxt] != GOES:
+                nxt += 1
+            if nxt < m:
+                begin(nxt, l, Y0, C, t0, t_end, reach, rtol, atol, dense, Yv, Fv, lane, t,
+                      h, nsteps, count, jo, start_norm, out, sout, fout, work)
+                nxt += 1
+                active += 1
+        while active > 0:
+            for l in range(LANES):
+                hs[l] = 0.0
+                if lane[l] >= 0 and jo[l] < K:
+                    gap = t_out[jo[l]] - t[l]
+                    lands[l] = h[l] >= gap
+                    hs[l] = _min(h[l], gap)
+            attempt(hs, Yv, Fv, C, rtol, atol, Yn, Fn, R)   # every lane's step at once
+            for l in range(LANES):
+                s = lane[l]
+                if s < 0:
+                    continue
+                ended = GOES
+                if jo[l] >= K:
                     ended = REACHED
-                    break
-                gap = t_out[jo] - t
-                lands = h >= gap
-                hs = _min(h, gap)
-                for j in range(n):
-                    Ks[0, j] = F[j]
-                for i in range(1, S):
-                    for j in range(n):
-                        acc = 0.0
-                        for q in range(i):
-                            acc += A[i * S + q] * Ks[q, j]
-                        stage[j] = acc * hs + y[j]
-                    field(stage, C, Ks[i])
-                for j in range(n):
-                    acc = 0.0
-                    for q in range(S):
-                        acc += B[q] * Ks[q, j]
-                    y_new[j] = acc * hs + y[j]
-                field(y_new, C, Ks[S])
-                count += S
-                total = 0.0
-                for j in range(n):
-                    total += Ks[S, j]
-                    scale[j] = max(abs(y[j]), abs(y_new[j])) * rtol + atol
-                    acc = 0.0
-                    for q in range(S + 1):
-                        acc += E[q] * Ks[q, j]
-                    err[j] = acc * hs / scale[j]
-                norm = _rms(err)
-                if has_low:   # DOP853's blend of its 5th and 3rd order errors
-                    for j in range(n):
-                        acc = 0.0
-                        for q in range(S + 1):
-                            acc += E_low[q] * Ks[q, j]
-                        stage[j] = acc * hs / scale[j]
-                    low2 = _rms(stage) ** 2
-                    norm = 0.0 if norm == 0 else norm ** 2 / math.sqrt(norm ** 2 + 0.01 * low2)
-                finite = math.isfinite(total)
-                ok = norm <= 1.0 and finite
-                factor = 10.0 if norm == 0 else min(max(0.9 * norm ** exponent, 0.2), 10.0)
-                if not (math.isfinite(factor) and finite) or norm != norm:
-                    factor = 0.2
-                if not ok:
-                    factor = min(factor, 1.0)
-                h_next = hs * factor
-                h = max(h_next, h) if ok and hs < h and factor >= 1.0 else h_next
-                if ok:
-                    t = t + hs
-                    for j in range(n):
-                        y[j] = y_new[j]
-                        F[j] = Ks[S, j]
-                    nsteps += 1
-                    while lands and jo < K and t >= reach[jo]:   # the outputs it reached
-                        for j in range(n):
-                            out[s, jo, j] = y[j]
-                            if dense:
-                                fout[s, jo, j] = F[j]
-                        sout[s, jo] = nsteps
-                        jo += 1
-                    top = 0.0
-                    for j in range(n):
-                        if not abs(y[j]) <= top:
-                            top = abs(y[j])
-                    if not top <= quick:
-                        r = math.sqrt(_squares(y))
-                        if not r < math.inf and top < math.inf:
-                            r = 0.0
-                            for j in range(n):
-                                r += (y[j] / top) ** 2
-                            r = top * math.sqrt(r)
-                        if not r <= max_norm:
-                            ended, values[s] = DIVERGED, r
-                    if ended == GOES and use_gtol:
-                        g = math.sqrt(_squares(F))
-                        if g <= gtol:
-                            ended, values[s] = CONVERGED, g
                 else:
-                    if not hs > 10 * np.spacing(max(abs(t), 1.0)):
-                        ended = TINY
-                if (ended == GOES or ended == TINY) and nsteps >= max_steps:
-                    ended = OVER if ended == GOES else TINY
-                if ended == TINY or ended == OVER:
-                    radius = math.sqrt(_squares(y))
-                    if radius > 10 * max(1.0, start_norm):
-                        ended, values[s] = BLOWN, radius
-                if ended == GOES and watch and nsteps > 0 and \
-                        nsteps % STIFF_CHECK_EVERY == 0 and (t_end - t) / h > stiff_steps:
-                    matrix(y, C, H)
-                    rho = np.max(np.abs(np.linalg.eigvalsh(H.reshape(n, n))))
-                    if h * rho >= 0.5 * stability:
-                        ended = STIFF
-                if ended != GOES:
-                    for jj in range(jo, K):   # held at its last state, at rest
+                    count[l] += S
+                    norm = math.sqrt(R[0, l] / n)
+                    if has_low:   # DOP853's blend of its 5th and 3rd order errors
+                        low2 = math.sqrt(R[1, l] / n) ** 2
+                        norm = 0.0 if norm == 0 else \
+                            norm ** 2 / math.sqrt(norm ** 2 + 0.01 * low2)
+                    finite = math.isfinite(R[2, l])
+                    ok = norm <= 1.0 and finite
+                    factor = 10.0 if norm == 0 else \
+                        min(max(0.9 * norm ** exponent, 0.2), 10.0)
+                    if not (math.isfinite(factor) and finite) or norm != norm:
+                        factor = 0.2
+                    if not ok:
+                        factor = min(factor, 1.0)
+                    h_next = hs[l] * factor
+                    h[l] = max(h_next, h[l]) if ok and hs[l] < h[l] and factor >= 1.0 \
+                        else h_next
+                    for j in range(n):
+                        y[j] = Yn[j, l] if ok else Yv[j, l]
+                    if ok:
+                        t[l] = t[l] + hs[l]
                         for j in range(n):
-                            out[s, jj, j] = y[j]
-                            if dense:
-                                fout[s, jj, j] = 0.0
-                        sout[s, jj] = nsteps
-                    break
-            code[s], t_stop[s], steps_taken[s], evals[s] = ended, t, nsteps, count
+                            Yv[j, l], Fv[j, l] = Yn[j, l], Fn[j, l]
+                        nsteps[l] += 1
+                        while lands[l] and jo[l] < K and t[l] >= reach[jo[l]]:
+                            for j in range(n):   # the output it reached
+                                out[s, jo[l], j] = y[j]
+                                if dense:
+                                    fout[s, jo[l], j] = Fv[j, l]
+                            sout[s, jo[l]] = nsteps[l]
+                            jo[l] += 1
+                        top = 0.0
+                        for j in range(n):
+                            if not abs(y[j]) <= top:
+                                top = abs(y[j])
+                        if not top <= quick:
+                            r = math.sqrt(_squares(y))
+                            if not r < math.inf and top < math.inf:
+                                r = 0.0
+                                for j in range(n):
+                                    r += (y[j] / top) ** 2
+                                r = top * math.sqrt(r)
+                            if not r <= max_norm:
+                                ended, values[s] = DIVERGED, r
+                        if ended == GOES and use_gtol:
+                            g = 0.0
+                            for j in range(n):
+                                g += Fv[j, l] * Fv[j, l]
+                            g = math.sqrt(g)
+                            if g <= gtol:
+                                ended, values[s] = CONVERGED, g
+                    elif not hs[l] > 10 * np.spacing(max(abs(t[l]), 1.0)):
+                        ended = TINY
+                    if (ended == GOES or ended == TINY) and nsteps[l] >= max_steps:
+                        ended = OVER if ended == GOES else TINY
+                    if ended == TINY or ended == OVER:
+                        radius = math.sqrt(_squares(y))
+                        if radius > 10 * max(1.0, start_norm[l]):
+                            ended, values[s] = BLOWN, radius
+                    if ended == GOES and watch and nsteps[l] > 0 and \
+                            nsteps[l] % STIFF_CHECK_EVERY == 0 and \
+                            (t_end - t[l]) / h[l] > stiff_steps:
+                        matrix(y, C, H)
+                        rho = np.max(np.abs(np.linalg.eigvalsh(H.reshape(n, n))))
+                        if h[l] * rho >= 0.5 * stability:
+                            ended = STIFF
+                    if ended == GOES and jo[l] >= K:
+                        ended = REACHED
+                if ended == GOES:
+                    continue
+                for jj in range(jo[l], K):   # held at its last state, at rest
+                    for j in range(n):
+                        out[s, jj, j] = Yv[j, l]
+                        if dense:
+                            fout[s, jj, j] = 0.0
+                    sout[s, jj] = nsteps[l]
+                code[s], t_stop[s], steps_taken[s], evals[s] = ended, t[l], nsteps[l], count[l]
+                lane[l] = -1
+                active -= 1
+                while nxt < m and code[nxt] != GOES:
+                    nxt += 1
+                if nxt < m:   # the next start takes the lane
+                    begin(nxt, l, Y0, C, t0, t_end, reach, rtol, atol, dense, Yv, Fv, lane,
+                          t, h, nsteps, count, jo, start_norm, out, sout, fout, work)
+                    nxt += 1
+                    active += 1
     return engine
 
 
