@@ -35,7 +35,7 @@ METHODS = ("RK23", "RK45", "DOP853")
 #: A start's code after the engine: how it ended.
 GOES, REACHED, DIVERGED, CONVERGED, BLOWN, TINY, OVER, STIFF = range(8)
 #: Starts advanced together, one per lane (independent steps the CPU overlaps).
-LANES = 8
+LANES = 16
 #: Accepted steps between two stiffness checks, and the steps to go that make one stiff
 #: (the values of :mod:`flowsim.ensemble.explicit` for a named explicit method).
 STIFF_CHECK_EVERY, STIFF_STEPS = 200, 50_000
