@@ -21,7 +21,7 @@ import os
 import sys
 
 __all__ = ["available", "require", "on_jax", "key_seed", "BACKENDS", "cache_folder",
-           "choose", "Refused", "refuse"]
+           "choose", "Refused", "refuse", "numba_installed"]
 
 
 def cache_folder():
@@ -63,6 +63,12 @@ def _persistent_cache(jax):
 def installed():
     """Whether JAX and diffrax are installed, found without importing them."""
     return all(importlib.util.find_spec(name) is not None for name in ("jax", "diffrax"))
+
+
+def numba_installed():
+    """Whether numba (``backend="numba"``, :mod:`flowsim.compiled`) is installed, found
+    without importing it."""
+    return importlib.util.find_spec("numba") is not None
 
 
 def available():
@@ -162,6 +168,10 @@ FLOW_NUMPY_S, FLOW_NUMPY_START_S, FLOW_JAX_START_S = 0.2, 7e-5, 1.5e-4
 #: after numba's first compile in a process (about 4.5 s: numba's own start and one kernel) or
 #: about 1.5 s for another kernel where this loss already compiled one here.
 NUMBA_ENTRY_S, NUMBA_STARTUP_S, NUMBA_STARTUP_WARM_S = 4.5e-10, 4.5, 1.5
+#: Its flow engine (RK45 on Rosenbrock to t = 1 at rtol 1e-6): about 15 us a start against
+#: numpy's 65 us (a gradient flow with an explicit method; any other call is refused and runs
+#: on numpy).
+FLOW_NUMBA_START_S = 1.5e-5
 #: Starts from which a batched flow runs with diffrax on an accelerator (not measured here:
 #: no GPU was at hand; JAX's per-start cost there is far below numpy's).
 ACCELERATOR_FLOW_STARTS = 10_000
@@ -206,8 +216,9 @@ def choose(kind, starts, steps=None, n=1, warm=False, processes=1, compiled=Fals
         by more than JAX's start-up; a flow on an accelerator from ACCELERATOR_FLOW_STARTS
         starts (or for a ``warm`` loss), on a CPU for a ``warm`` loss where
         ``m FLOW_JAX_START_S`` is below ``FLOW_NUMPY_S + m FLOW_NUMPY_START_S``.
-        ``"numba"`` where numba is installed and a scheme's compiled estimate
-        ``m n steps NUMBA_ENTRY_S`` plus its start-up is below both. ``"numpy"`` otherwise,
+        ``"numba"`` where numba is installed and the compiled estimate (a scheme's
+        ``m n steps NUMBA_ENTRY_S``, a flow's ``m FLOW_NUMBA_START_S``) plus its start-up is
+        below the others. ``"numpy"`` otherwise,
         and always for one start. A scheme that is not an update rule refuses ``"numba"``
         (and a rule that cannot be compiled), and the call runs on numpy.
 
@@ -216,17 +227,20 @@ def choose(kind, starts, steps=None, n=1, warm=False, processes=1, compiled=Fals
     >>> choose("scheme", 1, 10)
     'numpy'
     """
-    has_jax, has_numba = installed(), importlib.util.find_spec("numba") is not None
-    if starts < 2 or not (has_jax or has_numba and kind == "scheme"):
+    has_jax, has_numba = installed(), numba_installed()
+    if starts < 2 or not (has_jax or has_numba):
         return "numpy"
     warm = warm and processes == 1   # a worker process starts cold
     if kind == "flow":
-        if not has_jax:
-            return "numpy"
-        if (starts >= ACCELERATOR_FLOW_STARTS or warm) and _accelerator():
+        if has_jax and (starts >= ACCELERATOR_FLOW_STARTS or warm) and _accelerator():
             return "jax"
-        faster = starts * FLOW_JAX_START_S < FLOW_NUMPY_S + starts * FLOW_NUMPY_START_S
-        return "jax" if warm and faster else "numpy"
+        costs = {"numpy": (FLOW_NUMPY_S + starts * FLOW_NUMPY_START_S) / max(1, processes)}
+        if has_jax and warm:
+            costs["jax"] = starts * FLOW_JAX_START_S
+        if has_numba:
+            costs["numba"] = starts * FLOW_NUMBA_START_S / max(1, processes) + \
+                (NUMBA_STARTUP_WARM_S if compiled and processes == 1 else NUMBA_STARTUP_S)
+        return min(costs, key=costs.get)
     steps = steps if isinstance(steps, numbers.Integral) and steps > 0 else 1
     numpy_s = steps * (NUMPY_STEP_S + starts * n * NUMPY_ENTRY_S) / max(1, processes)
     jax_s = starts * n * steps * JAX_ENTRY_S

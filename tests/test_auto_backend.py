@@ -15,6 +15,7 @@ STARTS = np.random.default_rng(3).uniform(-2, 2, size=(6, 2))
 
 def test_choose_follows_the_cost_model(monkeypatch):
     monkeypatch.setattr(backends, "installed", lambda: True)
+    monkeypatch.setattr(backends, "numba_installed", lambda: False)   # (tests/test_compiled)
     assert backends.choose("scheme", 1, 10 ** 9, 2) == "numpy"           # one start
     assert backends.choose("scheme", 100, 100, 2) == "numpy"             # start-up dominates
     assert backends.choose("scheme", 100_000, 10_000, 2) == "jax"        # 2e9 entries

@@ -332,7 +332,8 @@ def _auto(target, function, loss, x0, args, kwargs, takes_dense, split):
         processes = getattr(split["executor"], "_max_workers", None) or 2
     else:
         processes = worker_count(split["workers"], starts) if split["workers"] else 1
-    compiled = isinstance(loss, Loss) and bool(loss.memo("compiled_steps", dict))
+    compiled = isinstance(loss, Loss) and bool(loss.memo("compiled_steps", dict) or
+                                               loss.memo("compiled_fields", dict))
     choice = choose("flow" if takes_dense else "scheme", starts, steps,
                     X.shape[-1] if X.ndim else 1, warm, processes, compiled)
     try:
