@@ -208,3 +208,30 @@ def test_what_the_compiled_engine_does_not_run_is_refused():
                               backend="numba")
     with pytest.raises(ValueError, match="update rules"):
         flowsim.heavy_ball_flow(QUADRATIC, [[1.0, 1.0]], 1.0, backend="numba")
+
+
+def test_a_researchers_own_field_with_a_guard_runs_compiled_as_on_numpy():
+    from flowsim.flows.field import FieldFlow
+    from flowsim.rules import VectorField
+
+    def field(x, ops, options):   # a gradient flow with a rotation: a spiral in
+        turn = ops.xp.stack([-x[..., 1], x[..., 0]], axis=-1)
+        return -ops.grad(x) + options["c"] * turn
+
+    def guard(x, ops, options):
+        return x[..., 1] > options["wall"]
+
+    flow = FieldFlow("spiral", "spiral flow",
+                     VectorField(field, options={"c": 1.0, "wall": 0.1}, guard=guard))
+    X0 = np.array([[1.0, 0.0], [0.1, 0.0], [0.0, 1.0], [-0.5, 0.1]])
+    kw = dict(method="RK45", rtol=1e-9, atol=1e-12, gtol=1e-4)
+    a = flow(QUADRATIC, X0, 20.0, **kw)
+    b = flow(QUADRATIC, X0, 20.0, backend="numba", **kw)
+    assert b.status == a.status and b.message == a.message
+    assert b.status[:3] == ("failed", "converged", "failed")   # the guard, later and at once
+    # the field's printed formula rounds apart from numpy's arithmetic: the same steps, to
+    # within the steps' own rounding
+    np.testing.assert_allclose(b.xs, a.xs, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(b.t_stop, a.t_stop, rtol=1e-8)
+    np.testing.assert_array_equal(b.extras["steps_taken"], a.extras["steps_taken"])
+    assert (b.nfev, b.ngev, b.nhev) == (a.nfev, a.ngev, a.nhev)

@@ -18,148 +18,28 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import sympy as sp
 
 from .. import stops
-from ..loss._audit import lambdify_audited
 from ..results import Status
-from .kernel import MAX_OUTPUTS, _jit, numba, require
+from .codegen import LANES, _inline
+from .kernel import _jit
 
-# small functions inlined into the engine at numba's level (LLVM does not always)
-_inline = numba.njit(error_model="numpy", inline="always") if numba is not None else _jit
-
-__all__ = ["CompiledField", "compiled_field", "METHODS", "run_field", "batch_engine"]
+__all__ = ["engine_of", "METHODS", "run_field", "batch_engine", "LANES"]
 
 #: The scipy names this engine runs (the explicit pairs; implicit ones stay on numpy).
 METHODS = ("RK23", "RK45", "DOP853")
 #: A start's code after the engine: how it ended.
-GOES, REACHED, DIVERGED, CONVERGED, BLOWN, TINY, OVER, STIFF = range(8)
-#: Starts advanced together, one per lane (independent steps the CPU overlaps).
-LANES = 16
+GOES, REACHED, DIVERGED, CONVERGED, BLOWN, TINY, OVER, STIFF, GUARD = range(9)
 #: Accepted steps between two stiffness checks, and the steps to go that make one stiff
 #: (the values of :mod:`flowsim.ensemble.explicit` for a named explicit method).
 STIFF_CHECK_EVERY, STIFF_STEPS = 200, 50_000
 
-_FIELD_TEMPLATE = """def field(y, C, out):
-    r = core({args})
-{writes}
-"""
-
-
-def _vector_function(args, exprs, reads):
-    """A compiled ``field(y, C, out)`` writing the formulas ``exprs`` of ``args`` (read as
-    ``reads`` from y and C) into ``out``, from a fixed template and integers only; and the
-    formulas' own compiled function ``core(*args)`` -> tuple."""
-    core = _inline(lambdify_audited(args, exprs, ["math"], as_tuple=True))
-    writes = "\n".join(f"    out[{j}] = r[{j}]" for j in range(len(exprs)))
-    namespace = {"core": core}
-    exec(_FIELD_TEMPLATE.format(args=", ".join(reads), writes=writes), namespace)
-    return _inline(namespace["field"]), core
-
-
-def _sum(weights, name, j):
-    """The source of sum_q w_q k{q}_{j}, in stage order (as the numpy engine's einsum sums),
-    each weight written by ``repr`` (the float exactly)."""
-    return " + ".join(f"{float(w)!r} * k{q}_{j}" for q, w in enumerate(weights)) or "0.0"
-
-
-def _attempt_source(n, n_constants, tableau):
-    """The source of ``attempt(hs, Yv, Fv, C, rtol, atol, Yn, Fn, R)``: one step of
-    ``tableau`` of size hs[l] in every lane l from the state Yv[:, l] with f = Fv[:, l], every
-    number a local variable; writes y_new and f(y_new) to Yn, Fn (n, LANES) and the sums of
-    squared scaled errors (high, low order) and the sum of f(y_new) to R (3, LANES). Written
-    from integers and the tableau's floats (``repr``, exact) only."""
-    S = len(tableau.B)
-    consts = "".join(f", C[{c}]" for c in range(n_constants))
-    lines = ["def attempt(hs, Yv, Fv, C, rtol, atol, Yn, Fn, R):",
-             f"    for l in range({LANES}):", "        h = hs[l]"]
-    lines += [f"        y{j} = Yv[{j}, l]\n        k0_{j} = Fv[{j}, l]" for j in range(n)]
-
-    def call(target, points):
-        names = ", ".join(f"{target}_{j}" for j in range(n))
-        lines.append(f"        {names}, = core({', '.join(points)}{consts})")
-    for i in range(1, S):
-        for j in range(n):
-            lines.append(f"        s{j} = ({_sum(tableau.A[i], 'k', j)}) * h + y{j}")
-        call(f"k{i}", [f"s{j}" for j in range(n)])
-    for j in range(n):
-        lines.append(f"        yn{j} = ({_sum(tableau.B, 'k', j)}) * h + y{j}")
-    call(f"k{S}", [f"yn{j}" for j in range(n)])
-    low = tableau.E_low if tableau.E_low is not None else ()
-    for j in range(n):
-        lines.append(f"        sc{j} = _nmax(abs(y{j}), abs(yn{j})) * rtol + atol")
-        lines.append(f"        e{j} = ({_sum(tableau.E, 'k', j)}) * h / sc{j}")
-        lines.append(f"        l{j} = ({_sum(low, 'k', j)}) * h / sc{j}")
-        lines.append(f"        Yn[{j}, l] = yn{j}\n        Fn[{j}, l] = k{S}_{j}")
-    lines.append("        R[0, l] = " + " + ".join(f"e{j} * e{j}" for j in range(n)))
-    lines.append("        R[1, l] = " + " + ".join(f"l{j} * l{j}" for j in range(n)))
-    lines.append("        R[2, l] = " + " + ".join(f"k{S}_{j}" for j in range(n)))
-    return "\n".join(lines) + "\n"
-
-
-@_inline
-def _nmax(a, b):
-    """numpy's maximum of two floats: NaN wins."""
-    if a != a or b != b:
-        return a + b
-    return a if a > b else b
-
-
-def _attempt_of(core, n, n_constants, tableau):
-    """The compiled ``attempt`` of :func:`_attempt_source` around the field's ``core``."""
-    namespace = {"core": core, "_nmax": _nmax}
-    # the template of _attempt_source: integers and the tableau's floats, no user text
-    exec(_attempt_source(n, n_constants, tableau), namespace)
-    return _inline(namespace["attempt"])
-
-
-class CompiledField:
-    """An autonomous field x' = f(x) on ``n`` variables compiled with its Hessian-like
-    ``spectral`` matrix (or None) and the loss's bound parameters ``constants``."""
-
-    def __init__(self, field, matrix, n, constants, calls):
-        (self.field, self.core), self.matrix, self.n = field, matrix[0], n
-        self.constants, self.calls = constants, calls
-        self.engines = {}
-
-    def engine(self, tableau):
-        """The compiled engine of ``tableau`` (a :class:`~flowsim.ensemble.explicit.Tableau`)."""
-        if tableau.name not in self.engines:
-            attempt = _attempt_of(self.core, self.n, len(self.constants), tableau)
-            self.engines[tableau.name] = _engine_of(self.field, attempt, self.matrix, self.n,
-                                                    tableau)
-        return self.engines[tableau.name]
-
-
-def compiled_field(loss, sign):
-    """The gradient flow x' = sign grad L(x) of ``loss`` compiled (kept with the loss)."""
-    require()
-    kept = loss.memo("compiled_fields", dict)
-    if sign not in kept:
-        from ..backends import refuse
-        n = loss.n
-        if loss.n_samples is not None:
-            refuse("a finite-sum loss (data bound) is not compiled; use backend='numpy' or "
-                   "'jax'.")
-        if n * n > MAX_OUTPUTS:
-            refuse(f"backend='numba' integrates flows of up to {int(MAX_OUTPUTS ** 0.5)} "
-                   f"variables (the Hessian's {n * n} entries are compiled for the "
-                   "stiffness watch); use backend='numpy' or 'jax'.")
-        bound = loss.symbol_values()
-        args = list(loss.variables) + list(bound)
-        reads = [f"y[{j}]" for j in range(n)] + [f"C[{j}]" for j in range(len(bound))]
-        s = sp.Integer(int(sign))
-        H = loss.hessian_expr
-        kept[sign] = CompiledField(
-            _vector_function(args, [s * g for g in loss.gradient_expr], reads),
-            _vector_function(args, [H[i, j] for i in range(n) for j in range(n)], reads),
-            n, np.array([float(v) for v in bound.values()], dtype=float), {"grad": 1})
-    return kept[sign]
-
-
-def _engine_of(field, attempt, matrix, n, tableau):
-    """The per-start loop for ``tableau`` (an embedded pair of S stages); n and its one
-    step is ``attempt`` (:func:`_attempt_source`), every number of it in a register."""
+def engine_of(field, attempt, matrix, stationarity, guard, n, tableau, watch, own_speed,
+               guarded):
+    """The per-start loop for ``tableau`` (an embedded pair of S stages) over lanes of
+    starts; n, the tableau and the flags are constants of the compiled code: the stiffness
+    ``watch`` (with ``matrix``), the ``stationarity`` tested against gtol (``own_speed``;
+    else |f|) and the ``guard`` (``guarded``)."""
     S = len(tableau.B)
     has_low = tableau.E_low is not None
     order, stability = tableau.error_order, float(tableau.stability)
@@ -224,8 +104,8 @@ def _engine_of(field, attempt, matrix, n, tableau):
 
     @_jit
     def engine(Y0, C, t0, t_end, t_out, reach, rtol, atol, max_steps, use_gtol, gtol,
-               max_norm, stiff_steps, dense, watch, out, sout, fout, code, t_stop,
-               steps_taken, values, evals):
+               max_norm, stiff_steps, dense, out, sout, fout, code, t_stop, steps_taken,
+               values, evals):
         m, K = Y0.shape[0], t_out.shape[0]
         quick = max_norm / math.sqrt(n)
         work = np.empty((6, n))
@@ -309,12 +189,17 @@ def _engine_of(field, attempt, matrix, n, tableau):
                             if not r <= max_norm:
                                 ended, values[s] = DIVERGED, r
                         if ended == GOES and use_gtol:
-                            g = 0.0
-                            for j in range(n):
-                                g += Fv[j, l] * Fv[j, l]
-                            g = math.sqrt(g)
+                            if own_speed:
+                                g = stationarity(y, C)
+                            else:
+                                g = 0.0
+                                for j in range(n):
+                                    g += Fv[j, l] * Fv[j, l]
+                                g = math.sqrt(g)
                             if g <= gtol:
                                 ended, values[s] = CONVERGED, g
+                        if ended == GOES and guarded and guard(y, C) != 0:
+                            ended = GUARD
                     elif not hs[l] > 10 * np.spacing(max(abs(t[l]), 1.0)):
                         ended = TINY
                     if (ended == GOES or ended == TINY) and nsteps[l] >= max_steps:
@@ -370,14 +255,14 @@ def run_field(compiled, Y0, t0, t_end, tableau, rtol, atol, t_out, max_steps, gt
             np.ascontiguousarray(Y0, dtype=float), compiled.constants, float(t0),
             float(t_end), t_out, reach, float(rtol), float(atol), int(max_steps),
             gtol is not None, -1.0 if gtol is None else float(gtol), float(max_norm),
-            STIFF_STEPS, dense, True, out, sout, fout if dense else np.empty((1, 1, 1)),
+            STIFF_STEPS, dense, out, sout, fout if dense else np.empty((1, 1, 1)),
             code, t_stop, steps_taken, values, evals)
     status = stops.every_start(m, Status.REACHED_END)
     message = stops.every_start(m, "")
     for s in np.flatnonzero(code > REACHED):
         status[s], message[s] = _ending(code[s], values[s], t_stop[s], gtol, max_norm,
                                         max_steps)
-    return status, message, steps_taken, t_stop, evals
+    return status, message, steps_taken, t_stop, evals, code
 
 
 def _ending(code, value, t, gtol, max_norm, max_steps):
@@ -399,23 +284,35 @@ def _ending(code, value, t, gtol, max_norm, max_steps):
                            "go; use an implicit method (BDF, Radau) or method='auto'")
 
 
-def batch_engine(loss, sign):
-    """The compiled engine as :func:`flowsim.ensemble.run.batch_run` takes it (``engine=``):
-    ``engine(Y0, t0, t_end, method, rtol, atol, t_out, budget, gtol, max_norm, dense)`` ->
-    the :class:`~flowsim.ensemble.run.Outputs` of the starts Y0, the loss charged with the
-    gradients they took."""
+def batch_engine(loss, compiled, why=None):
+    """The engine of ``compiled`` (a :class:`CompiledField` of ``loss``) as
+    :func:`flowsim.ensemble.run.batch_run` takes it (``engine=``): ``engine(Y0, t0, t_end,
+    method, rtol, atol, t_out, budget, gtol, max_norm, dense)`` -> the
+    :class:`~flowsim.ensemble.run.Outputs` of the starts Y0, the loss charged with the
+    evaluations the numpy engine makes (f at each stage; the stationarity and the guard at
+    each step). ``why(x)`` is the message of a start its guard stopped at x."""
     from ..ensemble.explicit import TABLEAUS
     from ..ensemble.run import Outputs
-    compiled = compiled_field(loss, sign)
 
     def engine(Y0, t0, t_end, method, rtol, atol, t_out, budget, gtol, max_norm, dense):
         m, K = Y0.shape[0], t_out.size
+        tableau = TABLEAUS[method]
         ens = Outputs.empty(m, K, Y0.shape[1], dense)
-        status, message, steps, t_stop, evals = run_field(
-            compiled, Y0, t0, t_end, TABLEAUS[method], rtol, atol, t_out, budget, gtol,
-            max_norm, dense, ens.rows(slice(None)))
+        status, message, steps, t_stop, evals, code = run_field(
+            compiled, Y0, t0, t_end, tableau, rtol, atol, t_out, budget, gtol, max_norm,
+            dense, ens.rows(slice(None)))
+        for s in np.flatnonzero(code == GUARD):   # held where the guard stopped it
+            status[s], message[s] = Status.FAILED, why(ens.out[s, -1])
         ens.status[:], ens.message[:] = status, message
         ens.steps_taken[:], ens.t_stop[:] = steps, t_stop
-        loss.charge(grad=int(evals.sum()) * compiled.calls["grad"])
+        per = {"field": int(evals.sum())}
+        per["guard"] = per["stationarity"] = (per["field"] - 2 * m) // len(tableau.B)
+        if gtol is None:
+            per["stationarity"] = 0
+        spent = {"value": 0, "grad": 0, "hess": 0}
+        for part, calls in compiled.calls.items():
+            for kind, count in calls.items():
+                spent[kind] += count * per[part]
+        loss.charge(**spent)
         return ens
     return engine

@@ -145,13 +145,14 @@ def batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output
     if backend == "numba":
         from ..backends import refuse
         from ..compiled.engine import METHODS, batch_engine
+        from ..compiled.fields import compiled_field
         if method not in METHODS:
             refuse(f"backend='numba' integrates flows with the explicit pairs {METHODS}, not "
                    f"method={method!r}; name one of them, or use backend='numpy' or 'jax'.")
         if has_kinks(loss.expr):
             refuse("backend='numba' integrates smooth flows; this loss has kinks (abs, max, "
                    "min): use backend='numpy' for its subgradient flow.")
-        engine = batch_engine(loss, 1.0 if maximize else -1.0)
+        engine = batch_engine(loss, compiled_field(loss, 1.0 if maximize else -1.0))
     if not maximize and has_kinks(loss.expr) and loss.n_samples is None:
         from .gradient import gradient_flow
         return one_by_one(loss, X, t_end, t_eval, dense_output, "gradient_flow",

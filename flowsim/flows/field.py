@@ -107,7 +107,7 @@ class FieldFlow(MadeFunction):
     def _run(self, loss, x0, t_end, *, method, rtol, atol, t_eval, dense_output, gtol,
              max_norm, max_steps, backend, **options):
         options = check_options(self.field.options, options, self.name)
-        jax = on_jax(backend)
+        jax = on_jax(backend, compiled=True)
         loss, X, t_end, gtol, max_norm, t_eval = flow_arguments(
             loss, x0, t_end, method, rtol, atol, max_steps, gtol, max_norm, t_eval)
         label = self.label + "".join(f", {k}={v:g}" for k, v in options.items()
@@ -122,15 +122,18 @@ class FieldFlow(MadeFunction):
         f = checked_once(self.field.field, lambda v, X, *_: checked_field(v, X, owner))
         jac = None if self.field.jacobian is None else \
             checked_once(self.field.jacobian, lambda v, X, *_: checked_jacobian(v, X, owner))
-        if X.ndim == 2:
+        if X.ndim == 2 or backend == "numba":   # (one start on numba: a batch of one)
             ops = numpy_ops(loss, single=False)
             system = autonomous_system(
                 loss, lambda Y: f(Y, ops, options),
                 None if jac is None else lambda Y: jac(Y, ops, options),
                 guard=self._batch_guard(loss, options))
-            return batch_run(loss, system, X, t_end, method, rtol, atol, t_eval,
-                             dense_output, gtol, max_norm, max_steps, self.name,
-                             f"{label} ({method})")
+            engine = None if backend != "numba" else \
+                self._compiled_engine(loss, options, method, owner)
+            batch = batch_run(loss, system, np.atleast_2d(X), t_end, method, rtol, atol,
+                              t_eval, dense_output, gtol, max_norm, max_steps, self.name,
+                              f"{label} ({method})", engine=engine)
+            return batch if X.ndim == 2 else batch.trajectory(0)
         ops = numpy_ops(loss, single=True)
         bound = bound_stop(max_norm, loss.n)
 
@@ -166,6 +169,20 @@ class FieldFlow(MadeFunction):
                             max_steps=max_steps)
         return finish_flow(loss, run, t_eval if run.dense is not None else None, self.name,
                            f"{label} ({method})", before)
+
+    def _compiled_engine(self, loss, options, method, owner):
+        """The field traced and compiled (:mod:`flowsim.compiled.engine`), as the engine
+        ``batch_run`` takes."""
+        from ..backends import refuse
+        from ..compiled.engine import METHODS, batch_engine
+        from ..compiled.fields import compiled_vector_field
+        if method not in METHODS:
+            refuse(f"backend='numba' integrates flows with the explicit pairs {METHODS}, not "
+                   f"method={method!r}; name one of them, or use backend='numpy' or 'jax'.")
+        compiled = compiled_vector_field(loss, self.field, options, owner)
+        ops = numpy_ops(loss, single=False)
+        return batch_engine(loss, compiled,
+                            why=lambda x: self.field.stop_message(x, ops, options))
 
     def _batch_guard(self, loss, options):
         """The field's guard as a batched system's: ``guard(Y)`` -> (status, message)
