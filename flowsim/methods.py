@@ -64,7 +64,7 @@ __all__ = ["Method", "REGISTRY", "register", "unregister", "get", "schemes", "fl
 KINDS = ("flow", "scheme")
 STEP_TIMES = ("eta", "sqrt(eta)")
 FEATURES = frozenset({"batch", "schedule", "prox", "samples", "line_search", "maximize",
-                      "momentum", "jax"})
+                      "momentum", "jax", "numba"})
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,8 @@ class Method:
     accepts : frozenset of str
         Features: ``batch`` (x0 of shape (m, n)), ``schedule`` (eta as k -> eta_k),
         ``prox`` (a penalty), ``samples`` (needs a finite-sum loss), ``line_search``,
-        ``maximize``, ``momentum``, ``jax`` (``backend="jax"``, :mod:`flowsim.jax_backend`).
+        ``maximize``, ``momentum``, ``jax`` (``backend="jax"``, :mod:`flowsim.jax_backend`),
+        ``numba`` (``backend="numba"``, :mod:`flowsim.compiled`).
     color, marker : str
         How every picture draws it (matplotlib colour and marker).
     reference : callable or None
@@ -112,7 +113,8 @@ class Method:
         :func:`flowsim.modified_equation`.
     rule : UpdateRule, VectorField, SecondOrderField or None
         The method written once (:mod:`flowsim.rules`): every backend runs it. A method
-        with a rule runs batched and on JAX (``accepts`` gains ``batch`` and ``jax``).
+        with a rule runs batched and on JAX (``accepts`` gains ``batch`` and ``jax``), and
+        compiled (``numba``) where it is an update rule that compiles or a vector field.
     """
 
     name: str
@@ -153,6 +155,10 @@ class Method:
                 raise TypeError(f"rule of a {self.kind} must be a {names}, got "
                                 f"{type(self.rule).__name__}.")
             accepts |= {"batch", "jax"} | ({"schedule"} if self.kind == "scheme" else set())
+            from .flows.field import FieldFlow
+            if isinstance(self.rule, UpdateRule) and self.rule.compiles or \
+                    isinstance(self.function, FieldFlow):
+                accepts |= {"numba"}   # (flowsim.compiled: update rules, fields made flows)
         object.__setattr__(self, "accepts", accepts)
 
     def step_of(self, eta):
@@ -394,7 +400,7 @@ def _nesterov_ode(options, h):
 
 for _record in (
         Method("gradient_flow", "gradient flow", "flow", gradient_flow,
-               accepts={"maximize"}, color="black", marker="", rule=GRADIENT_FIELD),
+               accepts={"maximize", "numba"}, color="black", marker="", rule=GRADIENT_FIELD),
         Method("newton_flow", "Newton flow", "flow", newton_flow, color="dimgray", marker="",
                rule=NEWTON_FIELD),
         Method("heavy_ball_flow", "heavy ball ODE", "flow", heavy_ball_flow,

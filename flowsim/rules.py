@@ -231,6 +231,10 @@ class UpdateRule:
         Gradient evaluations per step, for the JAX backend's counters.
     failure : str
         Why a step failed, for the message (``{k}`` is the step).
+    compiles : bool
+        The step can be written as formulas (``backend="numba"``, :mod:`flowsim.compiled`):
+        no linear solve, no Python ``if`` on a value. False keeps "numba" out of the
+        method's ``accepts`` (a call with it is refused either way).
 
     Notes
     -----
@@ -243,6 +247,7 @@ class UpdateRule:
     options: object = field(default_factory=dict)
     grads_per_step: int = 1
     failure: str = "the update rule could not take the step"
+    compiles: bool = True
 
     def __post_init__(self):
         _callable(self.step, "step")

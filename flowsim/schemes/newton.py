@@ -16,7 +16,8 @@ def _newton_step(k, eta, x, state, ops, options):
 
 
 #: x_{k+1} = x_k - eta_k H(x_k)^{-1} grad L(x_k), on every backend.
-NEWTON = UpdateRule(_newton_step, failure="the Hessian is singular at x_{k}")
+NEWTON = UpdateRule(_newton_step, failure="the Hessian is singular at x_{k}",
+                    compiles=False)   # (a linear solve per step: no formula)
 
 
 @parallel
