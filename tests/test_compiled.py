@@ -242,3 +242,37 @@ def test_a_researchers_own_field_with_a_guard_runs_compiled_as_on_numpy():
     np.testing.assert_allclose(b.t_stop, a.t_stop, rtol=1e-8)
     np.testing.assert_array_equal(b.extras["steps_taken"], a.extras["steps_taken"])
     assert (b.nfev, b.ngev, b.nhev) == (a.nfev, a.ngev, a.nhev)
+
+
+def test_generated_modules_are_kept_in_the_cache_folder_and_checked_before_import(
+        tmp_path, monkeypatch):
+    from flowsim.compiled import store
+    monkeypatch.setenv("FLOWSIM_NUMBA_CACHE", str(tmp_path))
+    text = "VALUE = 41 + 1\n# test_generated_modules_are_kept (%s)\n" % tmp_path
+    module = store.module_of(text)
+    assert module.VALUE == 42 and module.__file__.startswith(str(tmp_path))
+    path = module.__file__
+    with open(path, "w") as handle:   # a file changed behind flowsim's back is written again
+        handle.write("VALUE = 0\n")
+    import sys
+    del sys.modules[module.__name__]
+    assert store.module_of(text).VALUE == 42 and open(path).read() == text
+    monkeypatch.setenv("FLOWSIM_NUMBA_CACHE", "off")   # this process's temporary folder
+    assert not store.cache_folder().startswith(str(tmp_path))
+
+
+def test_a_second_process_loads_the_compiled_step_from_numbas_cache(tmp_path):
+    import subprocess
+    import sys
+    code = ("import numpy as np, flowsim as fs\n"
+            "L = fs.Loss('(x**2 + 3*y**2)/2 + x*y/7')\n"
+            "r = fs.heun(L, np.ones((3, 2)), 0.1, 5, backend='numba')\n"
+            "step, = L.memo('compiled_steps', dict).values()\n"
+            "print(r.xs[0, -1, 0], sum(step.loop.stats.cache_hits.values()))\n")
+    env = dict(__import__("os").environ, FLOWSIM_NUMBA_CACHE=str(tmp_path))
+    first, second = (subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                                    capture_output=True, text=True).stdout for _ in range(2))
+    assert first.split()[0] == second.split()[0]
+    assert (first.split()[1], second.split()[1]) == ("0", "1")   # compiled, then loaded
+    cached = [p.name for p in (tmp_path / "__pycache__").iterdir()]
+    assert any(name.endswith(".nbi") and ".loop-" in name for name in cached)

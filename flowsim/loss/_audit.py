@@ -29,8 +29,8 @@ try:  # symengine is a declared dependency, but sympy alone must keep working
 except ImportError:  # pragma: no cover - exercised only where symengine is missing
     se = None
 
-__all__ = ["PRINTER_NAMES", "audit_source", "lambdify_audited", "to_sympy", "to_symengine",
-           "exact_real"]
+__all__ = ["PRINTER_NAMES", "audit_source", "audit_text", "lambdify_audited", "to_sympy",
+           "to_symengine", "exact_real"]
 
 
 #: Every bare name sympy's printers may write for the whitelisted functions, their
@@ -62,7 +62,11 @@ def audit_source(func):
     ValueError
         If anything else appears (it would mean a symbolic input slipped past the gate).
     """
-    source = inspect.getsource(func)
+    return audit_text(inspect.getsource(func))
+
+
+def audit_text(source):
+    """:func:`audit_source` on the text of a generated function; returns the text."""
     tree = ast.parse(source)
     defined = set()
     for node in ast.walk(tree):
@@ -130,9 +134,10 @@ def exact_real(value, name, low=-np.inf, high=np.inf, *, open_high=False):
 
 def lambdify_audited(args, exprs, modules, as_tuple=False):
     """``sympy.lambdify`` with dummy arguments and cse, its source audited; it returns a
-    list of the values (a tuple with ``as_tuple``, which compiled code needs)."""
+    list of the values (a tuple with ``as_tuple``, which compiled code needs). The audited
+    text is ``func.source``."""
     _symbolic_only(list(args) + list(exprs), "lambdify_audited")
     exprs = tuple(exprs) if as_tuple else list(exprs)
     func = sp.lambdify(args, exprs, modules=modules, cse=True, dummify=True)
-    audit_source(func)
+    func.source = audit_source(func)
     return func
