@@ -1,41 +1,52 @@
-"""The generated code of the compiled flow engine (:mod:`flowsim.compiled.engine`): a field
-as a function that writes into an array, a scalar test (a guard, a stationarity), and one
-step of an embedded Runge-Kutta pair over the engine's lanes as straight-line code.
+"""The generated code of the compiled flow engine (:mod:`flowsim.compiled.engine`), as text:
+a formula's compiled function, a field that writes into an array, a scalar test (a guard, a
+stationarity), and one step of an embedded Runge-Kutta pair over the engine's lanes as
+straight-line code.
 
-The formulas are printed by the audited lambdify (:func:`flowsim.loss._audit.lambdify_audited`);
-the code around them comes from fixed templates filled with integers and the tableau's floats
-(written by ``repr``, which gives each float exactly): no text from a loss, a rule or a
-field reaches ``exec``.
+The formulas are printed by the audited lambdify (:func:`flowsim.loss._audit.lambdify_audited`)
+and audited again once their dummy names are numbered (:func:`numbered`); the code around them
+comes from fixed templates filled with integers and the tableau's floats (written by ``repr``,
+which gives each float exactly): no text from a loss, a rule or a field reaches a module but
+through the audit.
 """
 from __future__ import annotations
 
-from ..loss._audit import lambdify_audited
-from .kernel import _jit, numba
+import re
 
-__all__ = ["vector_function", "scalar_function", "attempt_of", "LANES"]
+from ..loss._audit import audit_text, lambdify_audited
 
-# small functions inlined into the engine at numba's level (LLVM does not always)
-_inline = numba.njit(error_model="numpy", inline="always") if numba is not None else _jit
-
-#: Starts advanced together by the engine, one per lane: the step loop over 16 lanes
-#: vectorizes (Rosenbrock RK45: 14.7 us a start, against 23 with 8 lanes and 35 one by one).
-LANES = 16
-
-_FIELD_TEMPLATE = """def field(y, C, out):
-    r = core({args})
-{writes}
-"""
+__all__ = ["numbered", "core_text", "vector_text", "scalar_text", "attempt_source"]
 
 
-def vector_function(args, exprs, reads):
-    """A compiled ``field(y, C, out)`` writing the formulas ``exprs`` of ``args`` (read as
-    ``reads`` from y and C) into ``out``, from a fixed template and integers only; and the
-    formulas' own compiled function ``core(*args)`` -> tuple."""
-    core = _inline(lambdify_audited(args, exprs, ["math"], as_tuple=True))
-    writes = "\n".join(f"    out[{j}] = r[{j}]" for j in range(len(exprs)))
-    namespace = {"core": core}
-    exec(_FIELD_TEMPLATE.format(args=", ".join(reads), writes=writes), namespace)
-    return _inline(namespace["field"]), core
+def numbered(source):
+    """The generated function ``source`` with sympy's dummy names numbered in order of
+    appearance (``_a0``, ``_a1``, ...): the same formulas give the same text in every
+    process, so their file and numba's cache of it are found again."""
+    names = {}
+    return re.sub(r"\b_Dummy_\d+\b",
+                  lambda m: names.setdefault(m.group(0), f"_a{len(names)}"), source)
+
+
+def core_text(name, args, exprs):
+    """The audited source of the formulas ``exprs`` of ``args`` as a function returning a
+    tuple, compiled (inlined) under ``name``."""
+    source = audit_text(numbered(lambdify_audited(args, exprs, ["math"],
+                                                  as_tuple=True).source))
+    return f"{source}\n{name} = _inline(_lambdifygenerated)\n"
+
+
+def vector_text(name, core, reads, count):
+    """``name(y, C, out)``: writes the ``count`` values of ``core`` at ``reads`` into out."""
+    writes = "\n".join(f"    out[{j}] = r[{j}]" for j in range(count))
+    return f"def {name}(y, C, out):\n    r = {core}({', '.join(reads)})\n{writes}\n"
+
+
+def scalar_text(name, core, reads, count, norm=False):
+    """``name(y, C)``: the one value of ``core`` at ``reads``, or with ``norm`` the
+    Euclidean norm of its ``count`` values (in their order)."""
+    value = ("(" + " + ".join(f"r[{j}] * r[{j}]" for j in range(count)) + ") ** 0.5"
+             if norm else "r[0]")
+    return f"def {name}(y, C):\n    r = {core}({', '.join(reads)})\n    return {value}\n"
 
 
 def _sum(weights, name, j):
@@ -44,7 +55,7 @@ def _sum(weights, name, j):
     return " + ".join(f"{float(w)!r} * k{q}_{j}" for q, w in enumerate(weights)) or "0.0"
 
 
-def _attempt_source(n, n_constants, tableau):
+def attempt_source(n, n_constants, tableau):
     """The source of ``attempt(hs, Yv, Fv, C, rtol, atol, Yn, Fn, R)``: one step of
     ``tableau`` of size hs[l] in every lane l from the state Yv[:, l] with f = Fv[:, l], every
     number a local variable; writes y_new and f(y_new) to Yn, Fn (n, LANES) and the sums of
@@ -53,12 +64,12 @@ def _attempt_source(n, n_constants, tableau):
     S = len(tableau.B)
     consts = "".join(f", C[{c}]" for c in range(n_constants))
     lines = ["def attempt(hs, Yv, Fv, C, rtol, atol, Yn, Fn, R):",
-             f"    for l in range({LANES}):", "        h = hs[l]"]
+             "    for l in range(LANES):", "        h = hs[l]"]
     lines += [f"        y{j} = Yv[{j}, l]\n        k0_{j} = Fv[{j}, l]" for j in range(n)]
 
     def call(target, points):
         names = ", ".join(f"{target}_{j}" for j in range(n))
-        lines.append(f"        {names}, = core({', '.join(points)}{consts})")
+        lines.append(f"        {names}, = core_field({', '.join(points)}{consts})")
     for i in range(1, S):
         for j in range(n):
             lines.append(f"        s{j} = ({_sum(tableau.A[i], 'k', j)}) * h + y{j}")
@@ -76,38 +87,3 @@ def _attempt_source(n, n_constants, tableau):
     lines.append("        R[1, l] = " + " + ".join(f"l{j} * l{j}" for j in range(n)))
     lines.append("        R[2, l] = " + " + ".join(f"k{S}_{j}" for j in range(n)))
     return "\n".join(lines) + "\n"
-
-
-@_inline
-def _nmax(a, b):
-    """numpy's maximum of two floats: NaN wins."""
-    if a != a or b != b:
-        return a + b
-    return a if a > b else b
-
-
-def attempt_of(core, n, n_constants, tableau):
-    """The compiled ``attempt`` of :func:`_attempt_source` around the field's ``core``."""
-    namespace = {"core": core, "_nmax": _nmax}
-    # the template of _attempt_source: integers and the tableau's floats, no user text
-    exec(_attempt_source(n, n_constants, tableau), namespace)
-    return _inline(namespace["attempt"])
-
-
-
-_SCALAR_TEMPLATE = """def scalar(y, C):
-    r = core({args})
-    return {value}
-"""
-
-
-def scalar_function(args, expr, reads, norm=False):
-    """A compiled ``scalar(y, C)``: the formula ``expr`` of ``args`` (read as ``reads``), or
-    with ``norm`` the Euclidean norm of the formulas ``expr`` (a list), in their order."""
-    exprs = list(expr) if norm else [expr]
-    core = _inline(lambdify_audited(args, exprs, ["math"], as_tuple=True))
-    value = ("(" + " + ".join(f"r[{j}] * r[{j}]" for j in range(len(exprs))) + ") ** 0.5"
-             if norm else "r[0]")
-    namespace = {"core": core}
-    exec(_SCALAR_TEMPLATE.format(args=", ".join(reads), value=value), namespace)
-    return _inline(namespace["scalar"])

@@ -17,13 +17,13 @@ gives the same numbers.
 from __future__ import annotations
 
 import inspect
-import re
 
 import numpy as np
 import sympy as sp
 
 from ..loss._audit import audit_text, lambdify_audited
 from . import loops
+from .codegen import numbered
 from .store import module_of
 
 try:   # an optional extra: without it this module imports, and require() says what to do
@@ -110,15 +110,6 @@ checked, loop = _jit(checked), _jit(loop)
 """
 
 
-def _numbered(source):
-    """The generated function ``source`` with sympy's dummy names numbered in order of
-    appearance (``_a0``, ``_a1``, ...): the same step gives the same text in every process,
-    so its file and numba's cache of it are found again."""
-    names = {}
-    return re.sub(r"\b_Dummy_\d+\b",
-                  lambda m: names.setdefault(m.group(0), f"_a{len(names)}"), source)
-
-
 def compiled_step(loss, traced):
     """The :class:`CompiledStep` of ``traced`` (a TracedStep) on ``loss``: the step's
     formulas, its row functions and the loop of :mod:`flowsim.compiled.loops` in one
@@ -135,7 +126,7 @@ def compiled_step(loss, traced):
                "and would take long to compile; use backend='numpy' or 'jax'.")
     args = [traced.k, traced.eta, *loss.variables, *traced.state, *traced.constants,
             *bound]
-    core = audit_text(_numbered(lambdify_audited(args, outs, ["math"], as_tuple=True).source))
+    core = audit_text(numbered(lambdify_audited(args, outs, ["math"], as_tuple=True).source))
     reads = ([f"W[{j}, i]" for j in range(n + p)] +
              [f"C[{j}]" for j in range(len(traced.constants) + len(bound))])
 
