@@ -276,3 +276,19 @@ def test_a_second_process_loads_the_compiled_step_from_numbas_cache(tmp_path):
     assert (first.split()[1], second.split()[1]) == ("0", "1")   # compiled, then loaded
     cached = [p.name for p in (tmp_path / "__pycache__").iterdir()]
     assert any(name.endswith(".nbi") and ".loop-" in name for name in cached)
+
+
+def test_a_nan_gradient_stops_a_start_as_numpys_sign_and_maximum_do():
+    """Python's copysign and max would turn a NaN into a number and carry the start on."""
+    loss = flowsim.Loss("sqrt(x) + y**2")   # grad L is NaN where x < 0
+    X0 = np.array([[-1.0, 1.0], [1.0, 1.0]])
+
+    def clipped(k, eta, x, state, ops, options):
+        g = ops.grad(x)
+        return x - eta * ops.xp.maximum(ops.xp.minimum(g, 1.0), -1.0), g, state, False
+    for run in (lambda **kw: flowsim.sign_descent(loss, X0, 0.1, 5, **kw),
+                lambda **kw: RuleScheme("clip", "clip", UpdateRule(clipped))(loss, X0, 0.1, 5,
+                                                                                **kw)):
+        a, b = run(), run(backend="numba")
+        assert b.message == a.message and np.array_equal(b.xs, a.xs)
+        assert np.array_equal(b.xs[0, -1], X0[0])   # held at its start

@@ -170,6 +170,21 @@ def _reduce(func):
     return apply
 
 
+def _sign(u):
+    """numpy's sign as a formula: NaN stays NaN (Python's copysign would make it 1)."""
+    return sp.Piecewise((1, u > 0), (-1, u < 0), (0, sp.Eq(u, 0)), (sp.nan, True))
+
+
+def _maximum(a, b):
+    """numpy's maximum as a formula: NaN wins (Python's max keeps its first argument)."""
+    return sp.Piecewise((a, a >= b), (b, b > a), (sp.nan, True))
+
+
+def _minimum(a, b):
+    """numpy's minimum as a formula: NaN wins."""
+    return sp.Piecewise((a, a <= b), (b, b < a), (sp.nan, True))
+
+
 def _isfinite(e):
     return sp.Function("isfinite")(e)
 
@@ -187,12 +202,12 @@ def _asarray(a, *args, **kwargs):
 #: What ``ops.xp`` offers in a trace: numpy's name -> how it acts on formulas.
 FUNCTIONS = {
     "sqrt": _entrywise(sp.sqrt), "exp": _entrywise(sp.exp), "log": _entrywise(sp.log),
-    "abs": _entrywise(sp.Abs), "absolute": _entrywise(sp.Abs), "sign": _entrywise(sp.sign),
+    "abs": _entrywise(sp.Abs), "absolute": _entrywise(sp.Abs), "sign": _entrywise(_sign),
     "sin": _entrywise(sp.sin), "cos": _entrywise(sp.cos), "tanh": _entrywise(sp.tanh),
     "arctan": _entrywise(sp.atan), "square": _entrywise(lambda u: u ** 2),
-    "maximum": _entrywise(sp.Max, 2), "minimum": _entrywise(sp.Min, 2),
+    "maximum": _entrywise(_maximum, 2), "minimum": _entrywise(_minimum, 2),
     "isfinite": _entrywise(_isfinite),
-    "clip": _entrywise(lambda u, lo, hi: sp.Min(sp.Max(u, lo), hi), 3),
+    "clip": _entrywise(lambda u, lo, hi: _minimum(_maximum(u, lo), hi), 3),
     "where": _where, "sum": _reduce(sp.Add), "prod": _reduce(sp.Mul), "max": _reduce(sp.Max),
     "min": _reduce(sp.Min), "all": _reduce(sp.And), "any": _reduce(sp.Or),
     "zeros_like": _like(0), "ones_like": _like(1), "asarray": _asarray, "array": _asarray,
