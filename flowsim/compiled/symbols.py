@@ -170,19 +170,10 @@ def _reduce(func):
     return apply
 
 
-def _sign(u):
-    """numpy's sign as a formula: NaN stays NaN (Python's copysign would make it 1)."""
-    return sp.Piecewise((1, u > 0), (-1, u < 0), (0, sp.Eq(u, 0)), (sp.nan, True))
-
-
-def _maximum(a, b):
-    """numpy's maximum as a formula: NaN wins (Python's max keeps its first argument)."""
-    return sp.Piecewise((a, a >= b), (b, b > a), (sp.nan, True))
-
-
-def _minimum(a, b):
-    """numpy's minimum as a formula: NaN wins."""
-    return sp.Piecewise((a, a <= b), (b, b < a), (sp.nan, True))
+#: numpy's sign, maximum and minimum, kept as calls (the generated modules import numpy's):
+#: a Piecewise would not keep NaN, as sympy reasons on real numbers and drops the branch that
+#: only NaN takes, and Python's copysign and max, which its printer writes, make NaN a number.
+_sign, _maximum, _minimum = (sp.Function(name) for name in ("sign", "maximum", "minimum"))
 
 
 def _isfinite(e):
