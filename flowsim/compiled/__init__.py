@@ -1,20 +1,23 @@
-r"""The compiled backend: a scheme's :class:`~flowsim.rules.UpdateRule` as one machine-code
-loop over starts and steps (numba), ``backend="numba"``.
+r"""The compiled backend, ``backend="numba"``: a scheme's :class:`~flowsim.rules.UpdateRule`
+as one machine-code loop over starts and steps, and the per-start engine of batched flows
+(the gradient flow, a researcher's :class:`~flowsim.rules.VectorField`) compiled.
 
-An optional extra (``pip install "flowsim[numba]"``). The rule is run once on symbols
-(:mod:`~flowsim.compiled.trace`): its step becomes formulas of x_k, the state, k and eta_k,
-with the loss's derivatives written in. Those are printed and compiled
+An optional extra (``pip install "flowsim[numba]"``). The rule (or field) is run once on
+symbols (:mod:`~flowsim.compiled.trace`): its step becomes formulas of x_k, the state, k and
+eta_k, with the loss's derivatives written in. Those are printed and compiled
 (:mod:`~flowsim.compiled.kernel`) into a loop that runs each start through chunks of 32 steps
 without a stop decision (the loop vectorizes over the starts) and runs a start again through
 a chunk, with every stop rule, where it may have stopped in it. The numbers, statuses,
 messages, kept iterates and evaluation counts are those of the numpy driver; the arithmetic
 differs from numpy's kernels only in rounding (sympy's printed formulas against symengine's).
 
-It compiles once per loss, rule and options in a process (a few seconds); what cannot be
-written as formulas is refused in one sentence (:class:`~flowsim.backends.Refused`), and
-``backend="auto"`` then runs the call on numpy.
+It compiles once per loss, rule and options (a few seconds) and keeps the machine code on
+disk for the next process (:mod:`~flowsim.compiled.store`); what cannot be written as formulas
+is refused in one sentence (:class:`~flowsim.backends.Refused`), and ``backend="auto"`` then
+runs the call on numpy.
 
-Rooms: ``trace`` (the rule on symbols), ``kernel`` (the compiled step and the loop).
+Rooms: ``symbols`` (the stand-ins), ``trace`` (a rule or field on symbols), ``kernel`` and
+``loops`` (schemes), ``codegen``, ``lanes``, ``fields`` and ``engine`` (flows), ``store``.
 """
 from __future__ import annotations
 

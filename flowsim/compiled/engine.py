@@ -1,17 +1,18 @@
-r"""The explicit per-start engine of :mod:`flowsim.ensemble.explicit`, compiled: a batched
-gradient flow (or any autonomous field given as formulas) with ``backend="numba"``.
+r"""The explicit per-start engine of :mod:`flowsim.ensemble.explicit`, compiled: batched
+gradient flows and a researcher's own vector fields with ``backend="numba"``.
 
-Each start runs alone through its own steps (steps inner, starts outer): scipy's first step,
-the embedded pair's stages, scipy's error norm and step-size rule, steps cut to land on the
-output times, and after each step the batch engines' stop rules in their order: past
-``max_norm`` (diverged), |f| <= ``gtol`` (converged) on an accepted step; a step that
-underflowed on a rejected one and a spent budget (a finite-time blow-up where the state is
-far out, else failed); the stiffness watch every 200 steps (the spectral radius of the
-Hessian, from ``numpy.linalg.eigvalsh`` as the numpy engine takes it). The outputs, stop
-times, step counts, statuses and messages are those of
-:func:`flowsim.ensemble.explicit.explicit`; the numbers differ in rounding only (sympy's
-printed formulas against symengine's kernels), so a step whose error sits at the threshold
-can go the other way, after which that start's path differs within the tolerance.
+Every start has its own steps (:mod:`flowsim.compiled.lanes`, 16 starts in lanes): scipy's
+first step, the embedded pair's stages, scipy's error norm and step-size rule, steps cut to
+land on the output times, and after each step the batch engines' stop rules in their order:
+past ``max_norm`` (diverged), the stationarity <= ``gtol`` (converged) and the field's guard
+(failed) on an accepted step; a step that underflowed on a rejected one and a spent budget
+(a finite-time blow-up where the state is far out, else failed); the stiffness watch every
+200 steps (the spectral radius of the Hessian, from ``numpy.linalg.eigvalsh`` as the numpy
+engine takes it). :func:`run_field` and :func:`batch_engine` turn its codes into the
+statuses and messages of :func:`flowsim.ensemble.explicit.explicit` and charge the loss
+its evaluations. The numbers differ from numpy's in rounding only (sympy's printed formulas
+against symengine's kernels), so a step whose error sits at the threshold can go the other
+way, after which that start's path differs within the tolerance.
 """
 from __future__ import annotations
 

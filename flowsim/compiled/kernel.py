@@ -1,18 +1,18 @@
-r"""A traced step compiled with numba, and the one loop that runs it over starts and steps.
+r"""A traced step compiled with numba, with the loop that runs it over starts and steps.
 
 :func:`compiled_step` prints a :class:`~flowsim.compiled.trace.TracedStep` with sympy's
 Python printer (math functions, common subexpressions; the source audited like every kernel
-of the loss, :func:`flowsim.loss._audit.lambdify_audited`) and compiles it with numba. A
-second function, made from a fixed template and the step's sizes (integers only), reads one
-start's row of the state arrays, calls the step and writes its outputs to a buffer.
+of the loss, :func:`flowsim.loss._audit.lambdify_audited`) into one generated module: the
+step, ``row`` and ``put`` (from a fixed template and the step's sizes: read one start's
+column of the block, write its outputs back) and the loop of :mod:`flowsim.compiled.loops`,
+kept on disk (:mod:`flowsim.compiled.store`) so that numba's cache keeps its machine code.
 
-:func:`run_rows` is the loop: for each block of rows that stays in the caches, for each step,
-for each start still running, one step and the stop rules of the numpy driver
-(:func:`flowsim.schemes._driver.iterate`), in its order: a failed step, then |g| <= gtol,
-then |x_{k+1}| > max_norm or a non-finite iterate. A start that stops keeps its state and is
-skipped from then on; its code, its last iterate and the norm that stopped it are written
-for the messages. Each start's numbers depend only on its own row, so any split of a batch
-gives the same numbers.
+:func:`run_rows` runs the loop block by block: for each block of starts that stays in the
+caches, chunks of steps with the numpy driver's stop rules (:func:`flowsim.schemes._driver.
+iterate`) in its order: a failed step, then |g| <= gtol, then |x_{k+1}| > max_norm or a
+non-finite iterate. A start that stops keeps its state; its code, its last iterate and the
+norm that stopped it are written for the messages. Each start's numbers depend only on its
+own column, so any split of a batch gives the same numbers.
 """
 from __future__ import annotations
 
