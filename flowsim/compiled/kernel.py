@@ -10,9 +10,9 @@ kept on disk (:mod:`flowsim.compiled.store`) so that numba's cache keeps its mac
 :func:`run_rows` runs the loop block by block: for each block of starts that stays in the
 caches, chunks of steps with the stop rules of the numpy driver
 (:func:`flowsim.schemes._driver.iterate`) in its order: a failed step, then |g| <= gtol, then
-|x_{k+1}| > max_norm or a non-finite iterate. A start that stops keeps its state; its code, its last iterate and the
-norm that stopped it are written for the messages. Each start's numbers depend only on its
-own column, so any split of a batch gives the same numbers.
+|x_{k+1}| > max_norm or a non-finite iterate. A start that stops keeps its state; its code,
+its last iterate and the norm that stopped it are written for the messages. Each start's
+numbers depend only on its own column, so any split of a batch gives the same numbers.
 """
 from __future__ import annotations
 
