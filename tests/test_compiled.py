@@ -208,7 +208,7 @@ def test_a_nonlinear_flow_agrees_within_its_tolerance_and_one_start_is_a_batch_o
 
 
 def test_what_the_compiled_engine_does_not_run_is_refused():
-    with pytest.raises(Refused, match="explicit pairs"):
+    with pytest.raises(Refused, match="the explicit pairs"):
         flowsim.gradient_flow(QUADRATIC, [[1.0, 1.0]], 1.0, method="BDF", backend="numba")
     with pytest.raises(Refused, match="kinks"):
         flowsim.gradient_flow("abs(x) + y**2", [[1.0, 1.0]], 1.0, method="RK45",
@@ -292,3 +292,14 @@ def test_a_nan_gradient_stops_a_start_as_numpys_sign_and_maximum_do():
         a, b = run(), run(backend="numba")
         assert b.message == a.message and np.array_equal(b.xs, a.xs)
         assert np.array_equal(b.xs[0, -1], X0[0])   # held at its start
+
+
+def test_method_auto_hands_the_stiff_starts_to_the_numpy_rosenbrock_pair():
+    stiff = flowsim.Loss("(x**2 + 1e5*y**2)/2")
+    X0 = np.array([[1.0, 1.0], [2.0, 0.0], [0.5, -1.0]])
+    a, b = _both(stiff, X0, 100.0, method="auto", rtol=1e-6, atol=1e-9)
+    assert b.status == a.status and b.message == a.message
+    np.testing.assert_array_equal(b.extras["steps_taken"], a.extras["steps_taken"])
+    np.testing.assert_allclose(b.xs, a.xs, rtol=1e-9, atol=1e-12)
+    assert "RODAS4" in b.label and b.label.endswith("[numba]")
+    assert b.extras["steps_taken"][0, -1] < 2_000 + 1_000   # handed over, not 1e7 small steps

@@ -21,18 +21,19 @@ import numpy as np
 
 from .. import stops
 from ..results import Status
-from .lanes import BLOWN, CONVERGED, DIVERGED, GUARD, OVER, REACHED, TINY
+from .lanes import BLOWN, CONVERGED, DIVERGED, GUARD, OVER, REACHED, STIFF, TINY
 
 __all__ = ["METHODS", "run_field", "batch_engine"]
 
-#: The scipy names this engine runs (the explicit pairs; implicit ones stay on numpy).
-METHODS = ("RK23", "RK45", "DOP853")
+#: The method names this engine runs: the explicit pairs, and "auto" (DOP853, each start
+#: that turns out stiff handed to the numpy engine's RODAS4 from where it is).
+METHODS = ("RK23", "RK45", "DOP853", "auto")
 #: The steps to go that make a start stiff (:mod:`flowsim.ensemble.explicit`'s value for a
 #: named explicit method); the check comes every STIFF_CHECK_EVERY accepted steps (lanes).
-STIFF_STEPS = 50_000
+STIFF_STEPS, AUTO_STIFF_STEPS = 50_000, 2_000
 
 def run_field(compiled, Y0, t0, t_end, tableau, rtol, atol, t_out, max_steps, gtol,
-              max_norm, dense, outputs):
+              max_norm, dense, outputs, stiff_steps=STIFF_STEPS):
     """The starts ``Y0`` (m, n) through the compiled engine of ``tableau``; writes their
     outputs into ``outputs`` (``out``, ``sout``, ``fout``, as
     :class:`~flowsim.ensemble.run.Outputs` holds them) and returns ``(status, message,
@@ -41,24 +42,24 @@ def run_field(compiled, Y0, t0, t_end, tableau, rtol, atol, t_out, max_steps, gt
     out, sout, fout = outputs
     code = np.zeros(m, dtype=np.int64)
     t_stop, steps_taken = np.zeros(m), np.zeros(m, dtype=np.int64)
-    values, evals = np.zeros(m), np.zeros(m, dtype=np.int64)
+    values, evals, next_out = np.zeros(m), np.zeros(m, dtype=np.int64), np.zeros(m, np.int64)
     reach = t_out - 1e-12 * np.maximum(1.0, np.abs(t_out))
     with np.errstate(all="ignore"):
         compiled.engine(tableau)(
             np.ascontiguousarray(Y0, dtype=float), compiled.constants, float(t0),
             float(t_end), t_out, reach, float(rtol), float(atol), int(max_steps),
             gtol is not None, -1.0 if gtol is None else float(gtol), float(max_norm),
-            STIFF_STEPS, dense, out, sout, fout if dense else np.empty((1, 1, 1)),
-            code, t_stop, steps_taken, values, evals)
+            int(stiff_steps), dense, out, sout, fout if dense else np.empty((1, 1, 1)),
+            code, t_stop, steps_taken, values, evals, next_out)
     status = stops.every_start(m, Status.REACHED_END)
     message = stops.every_start(m, "")
     for s in np.flatnonzero(code > REACHED):
         status[s], message[s] = _ending(code[s], values[s], t_stop[s], gtol, max_norm,
-                                        max_steps)
-    return status, message, steps_taken, t_stop, evals, code
+                                        max_steps, stiff_steps)
+    return status, message, steps_taken, t_stop, evals, code, next_out
 
 
-def _ending(code, value, t, gtol, max_norm, max_steps):
+def _ending(code, value, t, gtol, max_norm, max_steps, stiff_steps):
     """The status and message of a start that ended with ``code``, in the numpy engine's
     words."""
     if code == DIVERGED:
@@ -73,7 +74,7 @@ def _ending(code, value, t, gtol, max_norm, max_steps):
     if code == OVER:
         return Status.FAILED, f"spent its max_steps = {max_steps} steps"
     return Status.FAILED, (f"the flow is stiff here: |h lambda_max| is held at the explicit "
-                           f"method's stability limit with more than {STIFF_STEPS:,} steps to "
+                           f"method's stability limit with more than {stiff_steps:,} steps to "
                            "go; use an implicit method (BDF, Radau) or method='auto'")
 
 
@@ -81,19 +82,22 @@ def batch_engine(loss, compiled, why=None):
     """The engine of ``compiled`` (a :class:`CompiledField` of ``loss``) as
     :func:`flowsim.ensemble.run.batch_run` takes it (``engine=``): ``engine(Y0, t0, t_end,
     method, rtol, atol, t_out, budget, gtol, max_norm, dense)`` -> the
-    :class:`~flowsim.ensemble.run.Outputs` of the starts Y0, the loss charged with the
-    evaluations the numpy engine makes (f at each stage; the stationarity and the guard at
-    each step). ``why(x)`` is the message of a start its guard stopped at x."""
+    :class:`~flowsim.ensemble.run.Outputs` of the starts Y0 and the starts that turned out
+    stiff under ``method="auto"`` as :func:`~flowsim.ensemble.explicit.explicit` hands them
+    over (indices, times, states, next outputs), the loss charged with the evaluations the
+    numpy engine makes (f at each stage; the stationarity and the guard at each step).
+    ``why(x)`` is the message of a start its guard stopped at x."""
     from ..ensemble.explicit import TABLEAUS
     from ..ensemble.run import Outputs
 
     def engine(Y0, t0, t_end, method, rtol, atol, t_out, budget, gtol, max_norm, dense):
         m, K = Y0.shape[0], t_out.size
-        tableau = TABLEAUS[method]
+        tableau = TABLEAUS.get(method, TABLEAUS["DOP853"])   # "auto": order 8 until stiff
         ens = Outputs.empty(m, K, Y0.shape[1], dense)
-        status, message, steps, t_stop, evals, code = run_field(
+        status, message, steps, t_stop, evals, code, next_out = run_field(
             compiled, Y0, t0, t_end, tableau, rtol, atol, t_out, budget, gtol, max_norm,
-            dense, ens.rows(slice(None)))
+            dense, ens.rows(slice(None)), AUTO_STIFF_STEPS if method == "auto" else
+            STIFF_STEPS)
         for s in np.flatnonzero(code == GUARD):   # held where the guard stopped it
             status[s], message[s] = Status.FAILED, why(ens.out[s, -1])
         ens.status[:], ens.message[:] = status, message
@@ -107,5 +111,7 @@ def batch_engine(loss, compiled, why=None):
             for kind, count in calls.items():
                 spent[kind] += count * per[part]
         loss.charge(**spent)
-        return ens
+        idx = np.flatnonzero(code == STIFF) if method == "auto" else np.empty(0, int)
+        held = ens.out[idx, -1] if idx.size else np.empty((0, Y0.shape[1]))
+        return ens, (idx, t_stop[idx], held, next_out[idx])
     return engine

@@ -104,7 +104,7 @@ def begin(s, l, Y0, C, t0, t_end, reach, rtol, atol, dense, Yv, Fv, lane, t, h, 
 
 def engine(Y0, C, t0, t_end, t_out, reach, rtol, atol, max_steps, use_gtol, gtol,
            max_norm, stiff_steps, dense, out, sout, fout, code, t_stop, steps_taken,
-           values, evals):
+           values, evals, next_out):
     m, K = Y0.shape[0], t_out.shape[0]
     quick = max_norm / math.sqrt(N)
     work = np.empty((6, N))
@@ -225,6 +225,7 @@ def engine(Y0, C, t0, t_end, t_out, reach, rtol, atol, max_steps, use_gtol, gtol
                         fout[s, jj, j] = 0.0
                 sout[s, jj] = nsteps[l]
             code[s], t_stop[s], steps_taken[s], evals[s] = ended, t[l], nsteps[l], count[l]
+            next_out[s] = jo[l]
             lane[l] = -1
             active -= 1
             while nxt < m and code[nxt] != GOES:

@@ -12,7 +12,7 @@ from ..results import BatchTrajectory, Status
 from .explicit import TABLEAUS, explicit
 from .rosenbrock import rosenbrock
 
-__all__ = ["System", "GridDense", "batch_run", "DEFAULT_OUTPUTS", "ENGINE"]
+__all__ = ["System", "GridDense", "batch_run", "DEFAULT_OUTPUTS", "ENGINE", "hand_over"]
 
 #: Output times of a batched flow when ``t_eval`` is not given.
 DEFAULT_OUTPUTS = 101
@@ -108,7 +108,8 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
     rows (:func:`row_blocks`), each block's arrays small enough to stay in the caches.
     ``engine``, where given, runs the starts instead (the compiled engine of
     :mod:`flowsim.compiled.engine`: ``engine(Y0, t0, t_end, method, rtol, atol, t_out,
-    budget, gtol, max_norm, dense)`` -> :class:`Outputs`).
+    budget, gtol, max_norm, dense)`` -> (:class:`Outputs`, the starts it hands over as
+    stiff, run on by :func:`hand_over`)).
     """
     m, n = Y0.shape[0], system.n
     t_out = np.linspace(t0, t_end, DEFAULT_OUTPUTS) if t_eval is None else \
@@ -121,8 +122,10 @@ def batch_run(loss, system, Y0, t_end, method, rtol, atol, t_eval, dense_output,
     if not go.size:
         ran = None
     elif engine is not None:
-        ran = engine(Y0[go] if held else Y0, t0, t_end, method, rtol, atol, t_out, budget,
-                     gtol, max_norm, dense)
+        ran, stiff = engine(Y0[go] if held else Y0, t0, t_end, method, rtol, atol, t_out,
+                            budget, gtol, max_norm, dense)
+        hand_over(ran, stiff, system, t_end, rtol, atol, t_out, budget,
+                  _check(system, gtol, max_norm), dense)
     else:
         ran = _in_blocks(system, Y0[go] if held else Y0, t0, t_end, method, rtol, atol, t_out,
                          budget, _check(system, gtol, max_norm), dense,
@@ -190,6 +193,26 @@ def _with_held(ran, go, held, Y0, t0, K, dense):
     return full
 
 
+def hand_over(ens, stiff, system, t_end, rtol, atol, t_out, budget, check, dense):
+    """The starts an explicit engine handed over as stiff, ``stiff = (idx, t, Y, j)``, run
+    on from where they are by the Rosenbrock pair, their outputs from j on, steps, statuses,
+    messages and stop times written into ``ens`` (in place)."""
+    idx, t_h, Y_h, j_h = stiff
+    if not len(idx):
+        return
+    rest = rosenbrock(system.fun, system.jac, Y_h, t_h, t_end, rtol, atol, t_out,
+                      max_steps=budget, check=check, dfdt=system.dfdt, dense=dense, j0=j_h)
+    for k, i in enumerate(np.asarray(idx).astype(int)):
+        j = int(j_h[k])
+        ens.out[i, j:] = rest.out[k, j:]
+        ens.sout[i, j:] = rest.sout[k, j:] + ens.steps_taken[i]
+        if dense:
+            ens.fout[i, j:] = rest.fout[k, j:]
+        ens.status[i], ens.message[i] = rest.status[k], rest.message[k]
+        ens.steps_taken[i] += rest.steps_taken[k]
+        ens.t_stop[i] = rest.t_stop[k]
+
+
 @dataclass(frozen=True)
 class Outputs:
     """What :func:`batch_run` reads of an engine's ensemble, for starts run in blocks: the
@@ -233,20 +256,8 @@ def _engines(system, Y0, t0, t_end, method, rtol, atol, t_out, budget, check, de
                               max_steps=budget, check=check, dense=dense, spectral=spectral,
                               stiff_steps=2_000 if method == "auto" else 50_000,
                               outputs=outputs)
-        idx, t_h, Y_h, j_h = stiff
-        if method == "auto" and len(idx):
-            rest = rosenbrock(system.fun, system.jac, Y_h, t_h, t_end, rtol, atol, t_out,
-                              max_steps=budget, check=check, dfdt=system.dfdt, dense=dense,
-                              j0=j_h)
-            for k, i in enumerate(idx.astype(int)):
-                j = int(j_h[k])
-                ens.out[i, j:] = rest.out[k, j:]
-                ens.sout[i, j:] = rest.sout[k, j:] + ens.steps_taken[i]
-                if dense:
-                    ens.fout[i, j:] = rest.fout[k, j:]
-                ens.status[i], ens.message[i] = rest.status[k], rest.message[k]
-                ens.steps_taken[i] += rest.steps_taken[k]
-                ens.t_stop[i] = rest.t_stop[k]
+        if method == "auto":
+            hand_over(ens, stiff, system, t_end, rtol, atol, t_out, budget, check, dense)
         return ens
     return rosenbrock(system.fun, system.jac, Y0, t0, t_end, rtol, atol, t_out,
                       max_steps=budget, check=check, dfdt=system.dfdt, dense=dense,

@@ -147,8 +147,8 @@ def batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output
         from ..compiled.engine import METHODS, batch_engine
         from ..compiled.fields import compiled_field
         if method not in METHODS:
-            refuse(f"backend='numba' integrates flows with the explicit pairs {METHODS}, not "
-                   f"method={method!r}; name one of them, or use backend='numpy' or 'jax'.")
+            refuse(f"backend='numba' integrates flows with method in {METHODS} (the explicit "
+                   f"pairs), not method={method!r}; name one, or use backend='numpy' or 'jax'.")
         if has_kinks(loss.expr):
             refuse("backend='numba' integrates smooth flows; this loss has kinks (abs, max, "
                    "min): use backend='numpy' for its subgradient flow.")

@@ -177,8 +177,8 @@ class FieldFlow(MadeFunction):
         from ..compiled.engine import METHODS, batch_engine
         from ..compiled.fields import compiled_vector_field
         if method not in METHODS:
-            refuse(f"backend='numba' integrates flows with the explicit pairs {METHODS}, not "
-                   f"method={method!r}; name one of them, or use backend='numpy' or 'jax'.")
+            refuse(f"backend='numba' integrates flows with method in {METHODS} (the explicit "
+                   f"pairs), not method={method!r}; name one, or use backend='numpy' or 'jax'.")
         compiled = compiled_vector_field(loss, self.field, options, owner)
         ops = numpy_ops(loss, single=False)
         return batch_engine(loss, compiled,
