@@ -134,8 +134,9 @@ def on_jax(backend, compiled=False, **refused):
     if backend == "numba":
         if not compiled:
             refuse("backend='numba' compiles the schemes written as update rules (gradient "
-                   "descent, Heun, the momentum and adaptive methods, your own rules); use "
-                   "backend='numpy' or 'jax' for this method.")
+                   "descent, Heun, the momentum and adaptive methods, your own rules) and the "
+                   "gradient, momentum and registered flows; use backend='numpy' or 'jax' "
+                   "for this method.")
         for name, value in refused.items():
             if value:
                 refuse(f"{name}={value!r} is not available with backend='numba'; drop it or "

@@ -114,7 +114,8 @@ class Method:
     rule : UpdateRule, VectorField, SecondOrderField or None
         The method written once (:mod:`flowsim.rules`): every backend runs it. A method
         with a rule runs batched and on JAX (``accepts`` gains ``batch`` and ``jax``), and
-        compiled (``numba``) where it is an update rule that compiles or a vector field.
+        compiled (``numba``) where it is an update rule that compiles, a vector field made a
+        flow or a momentum flow's coefficients.
     """
 
     name: str
@@ -157,8 +158,9 @@ class Method:
             accepts |= {"batch", "jax"} | ({"schedule"} if self.kind == "scheme" else set())
             from .flows.field import FieldFlow
             if isinstance(self.rule, UpdateRule) and self.rule.compiles or \
-                    isinstance(self.function, FieldFlow):
-                accepts |= {"numba"}   # (flowsim.compiled: update rules, fields made flows)
+                    isinstance(self.function, FieldFlow) or \
+                    isinstance(self.rule, SecondOrderField):
+                accepts |= {"numba"}   # (flowsim.compiled: rules, fields made flows, momentum)
         object.__setattr__(self, "accepts", accepts)
 
     def step_of(self, eta):

@@ -40,7 +40,8 @@ def test_the_registry_says_which_methods_compile():
                                  "rmsprop", "adagrad", "sign_descent"}
     assert "newton" not in RULE_SCHEMES   # a linear solve per step: refused, and not claimed
     flows = {m.name for m in methods.flows() if "numba" in m.accepts}
-    assert flows == {"gradient_flow"}     # (and every flow registered from a vector field)
+    # (and every flow registered from a vector field or a momentum flow's coefficients)
+    assert flows == {"gradient_flow", "heavy_ball_flow", "nesterov_flow"}
 
 
 @pytest.mark.parametrize("name", RULE_SCHEMES)
@@ -213,8 +214,8 @@ def test_what_the_compiled_engine_does_not_run_is_refused():
     with pytest.raises(Refused, match="kinks"):
         flowsim.gradient_flow("abs(x) + y**2", [[1.0, 1.0]], 1.0, method="RK45",
                               backend="numba")
-    with pytest.raises(ValueError, match="update rules"):
-        flowsim.heavy_ball_flow(QUADRATIC, [[1.0, 1.0]], 1.0, backend="numba")
+    with pytest.raises(Refused, match="linear system"):   # (a field with a solve)
+        flowsim.newton_flow(QUADRATIC, [[1.0, 1.0]], 1.0, backend="numba")
 
 
 def test_a_researchers_own_field_with_a_guard_runs_compiled_as_on_numpy():
@@ -303,3 +304,32 @@ def test_method_auto_hands_the_stiff_starts_to_the_numpy_rosenbrock_pair():
     np.testing.assert_allclose(b.xs, a.xs, rtol=1e-9, atol=1e-12)
     assert "RODAS4" in b.label and b.label.endswith("[numba]")
     assert b.extras["steps_taken"][0, -1] < 2_000 + 1_000   # handed over, not 1e7 small steps
+
+
+def test_the_nesterov_ode_compiled_is_its_bessel_solution_and_the_numpy_engines_steps():
+    """x'' + (3/t) x' + lambda x = 0 from rest: x(t) = x0 2 J1(sqrt(lambda) t)/(sqrt(lambda) t)
+    (Su, Boyd and Candes), per eigen-direction of the quadratic."""
+    from scipy.special import j1
+    X0 = np.array([[1.0, -2.0], [0.5, 0.3]])
+    a = flowsim.nesterov_flow(QUADRATIC, X0, 10.0, rtol=1e-10, atol=1e-12)
+    b = flowsim.nesterov_flow(QUADRATIC, X0, 10.0, rtol=1e-10, atol=1e-12, backend="numba")
+    w = np.sqrt(np.diag(A))
+    t = b.ts[1:, None]
+    exact = X0[:, None, :] * (2 * j1(w * t) / (w * t))[None]
+    np.testing.assert_allclose(b.xs[:, 1:], exact, atol=1e-7)
+    assert b.status == a.status and b.message == a.message
+    np.testing.assert_array_equal(b.extras["steps_taken"], a.extras["steps_taken"])
+    np.testing.assert_allclose(b.xs, a.xs, rtol=1e-12, atol=1e-14)
+    assert b.label.endswith("[numba]") and b.ngev == a.ngev
+
+
+def test_the_heavy_ball_ode_compiled_agrees_with_numpy_and_refuses_implicit_methods():
+    X0 = np.random.default_rng(6).uniform(-1.5, 1.5, (50, 2))
+    kw = dict(friction=1.5, method="RK45", rtol=1e-8, atol=1e-10, max_norm=50.0)
+    a = flowsim.heavy_ball_flow(ROSENBROCK, X0, 3.0, **kw)
+    b = flowsim.heavy_ball_flow(ROSENBROCK, X0, 3.0, backend="numba", **kw)
+    assert b.status == a.status
+    np.testing.assert_allclose(b.xs, a.xs, atol=1e-6)
+    np.testing.assert_allclose(b.extras["energy"], a.extras["energy"], rtol=1e-5, atol=1e-6)
+    with pytest.raises(Refused, match="explicit pairs"):
+        flowsim.heavy_ball_flow(QUADRATIC, X0, 1.0, method="BDF", backend="numba")

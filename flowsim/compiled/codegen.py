@@ -36,17 +36,18 @@ def core_text(name, args, exprs):
 
 
 def vector_text(name, core, reads, count):
-    """``name(y, C, out)``: writes the ``count`` values of ``core`` at ``reads`` into out."""
+    """``name(t, y, C, out)``: writes the ``count`` values of ``core`` at ``reads`` (of t,
+    y and C) into out."""
     writes = "\n".join(f"    out[{j}] = r[{j}]" for j in range(count))
-    return f"def {name}(y, C, out):\n    r = {core}({', '.join(reads)})\n{writes}\n"
+    return f"def {name}(t, y, C, out):\n    r = {core}({', '.join(reads)})\n{writes}\n"
 
 
 def scalar_text(name, core, reads, count, norm=False):
-    """``name(y, C)``: the one value of ``core`` at ``reads``, or with ``norm`` the
+    """``name(t, y, C)``: the one value of ``core`` at ``reads``, or with ``norm`` the
     Euclidean norm of its ``count`` values (in their order)."""
     value = ("(" + " + ".join(f"r[{j}] * r[{j}]" for j in range(count)) + ") ** 0.5"
              if norm else "r[0]")
-    return f"def {name}(y, C):\n    r = {core}({', '.join(reads)})\n    return {value}\n"
+    return f"def {name}(t, y, C):\n    r = {core}({', '.join(reads)})\n    return {value}\n"
 
 
 def _sum(weights, name, j):
@@ -56,27 +57,28 @@ def _sum(weights, name, j):
 
 
 def attempt_source(n, n_constants, tableau):
-    """The source of ``attempt(hs, Yv, Fv, C, rtol, atol, Yn, Fn, R)``: one step of
-    ``tableau`` of size hs[l] in every lane l from the state Yv[:, l] with f = Fv[:, l], every
+    """The source of ``attempt(T, hs, Yv, Fv, C, rtol, atol, Yn, Fn, R)``: one step of
+    ``tableau`` of size hs[l] in every lane l from the state Yv[:, l] at time T[l] with
+    f = Fv[:, l] (stage i at T[l] + c_i hs[l], as the numpy engine takes it), every
     number a local variable; writes y_new and f(y_new) to Yn, Fn (n, LANES) and the sums of
     squared scaled errors (high, low order) and the sum of f(y_new) to R (3, LANES). Written
     from integers and the tableau's floats (``repr``, exact) only."""
     S = len(tableau.B)
     consts = "".join(f", C[{c}]" for c in range(n_constants))
-    lines = ["def attempt(hs, Yv, Fv, C, rtol, atol, Yn, Fn, R):",
-             "    for l in range(LANES):", "        h = hs[l]"]
+    lines = ["def attempt(T, hs, Yv, Fv, C, rtol, atol, Yn, Fn, R):",
+             "    for l in range(LANES):", "        h = hs[l]", "        tl = T[l]"]
     lines += [f"        y{j} = Yv[{j}, l]\n        k0_{j} = Fv[{j}, l]" for j in range(n)]
 
-    def call(target, points):
+    def call(target, time, points):
         names = ", ".join(f"{target}_{j}" for j in range(n))
-        lines.append(f"        {names}, = core_field({', '.join(points)}{consts})")
+        lines.append(f"        {names}, = core_field({time}, {', '.join(points)}{consts})")
     for i in range(1, S):
         for j in range(n):
             lines.append(f"        s{j} = ({_sum(tableau.A[i], 'k', j)}) * h + y{j}")
-        call(f"k{i}", [f"s{j}" for j in range(n)])
+        call(f"k{i}", f"tl + {float(tableau.C[i])!r} * h", [f"s{j}" for j in range(n)])
     for j in range(n):
         lines.append(f"        yn{j} = ({_sum(tableau.B, 'k', j)}) * h + y{j}")
-    call(f"k{S}", [f"yn{j}" for j in range(n)])
+    call(f"k{S}", "tl + h", [f"yn{j}" for j in range(n)])
     low = tableau.E_low if tableau.E_low is not None else ()
     for j in range(n):
         lines.append(f"        sc{j} = _nmax(abs(y{j}), abs(yn{j})) * rtol + atol")

@@ -40,9 +40,10 @@ import numpy as np
 import sympy as sp
 
 from ..backends import Refused, refuse
-from .symbols import (SymbolicOps, Traced, Untraceable, constants_of, formulas, lift)
+from .symbols import (FUNCTIONS, SymbolicOps, Traced, Untraceable, constants_of, formulas,
+                      lift)
 
-__all__ = ["TracedStep", "trace_step", "TracedField", "trace_field"]
+__all__ = ["TracedStep", "trace_step", "TracedField", "trace_field", "trace_coefficients"]
 
 
 @dataclass(frozen=True)
@@ -198,3 +199,21 @@ def trace_field(loss, field, options, owner="the vector field"):
     (f, guard), constants = _traced(run, owner)
     return TracedField(tuple(constants.symbols), tuple(constants.values), f, guard,
                        dict(ops.calls), dict(guard_ops.calls))
+
+
+def trace_coefficients(rule, options, t, owner="the momentum flow"):
+    """A :class:`~flowsim.rules.SecondOrderField`'s friction and mass at the time symbol
+    ``t`` as formulas: ``(c, m, constants, constant_values)``; the mass is NaN where it is
+    not positive (outside the flow's domain), as the numpy engines take it."""
+    class _Namespace:
+        def __getattr__(self, name):
+            if name in FUNCTIONS:
+                return FUNCTIONS[name]
+            raise Untraceable(f"it calls xp.{name}, which the compiled backend does not have")
+
+    def run():
+        c, m = rule.coefficients(Traced(t), options, _Namespace())
+        c, m = (_flag(v, "coefficient", owner) for v in (c, m))
+        return c, sp.Piecewise((m, m > 0), (sp.nan, True))
+    (c, m), constants = _traced(run, owner)
+    return c, m, tuple(constants.symbols), tuple(constants.values)

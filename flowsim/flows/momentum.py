@@ -114,7 +114,7 @@ def second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output, 
     x0 = start_points(x0, n)
     v0 = np.zeros(n) if v0 is None else start_points(v0, n, name="v0")
     check_start(loss, x0)
-    jax = on_jax(backend)
+    jax = on_jax(backend, compiled=True)
     coefficients, batch_coefficients, jax_coefficients, rate = \
         _coefficient_functions(rule, options)
     c0, m0 = coefficients(t0)
@@ -125,7 +125,7 @@ def second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output, 
     if rule.constant:   # the same (c, m) at every t: taken once, checked once
         def coefficients(t):
             return c0, m0
-    if x0.ndim == 2 or v0.ndim == 2 or jax:
+    if x0.ndim == 2 or v0.ndim == 2 or jax or backend == "numba":   # (numba: a batch)
         if v0.ndim == 2 and v0.shape != np.atleast_2d(x0).shape:
             raise ValueError(f"v0 must have shape ({n},) or the shape of x0, got {v0.shape}.")
         X0, V0 = np.broadcast_arrays(np.atleast_2d(x0), np.atleast_2d(v0))
@@ -143,9 +143,12 @@ def second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output, 
         # Rosenbrock pair. Oscillating momentum flows are rarely stiff, and the Rosenbrock
         # pair alone (order 2) took 24x the time of single runs at 100x their error.
         engine = "auto" if method == "LSODA" else method
-        return batch_run(loss, system, np.concatenate([X0, V0], axis=1), t_end, engine, rtol,
-                         atol, t_eval, dense_output, None, max_norm, max_steps, name, label,
-                         t0=t0, extras=batch_extras)
+        compiled = None if backend != "numba" else _compiled_engine(loss, rule, options,
+                                                                     engine, name)
+        batch = batch_run(loss, system, np.concatenate([X0, V0], axis=1), t_end, engine,
+                          rtol, atol, t_eval, dense_output, None, max_norm, max_steps, name,
+                          label, t0=t0, extras=batch_extras, engine=compiled)
+        return batch if x0.ndim == 2 or v0.ndim == 2 else batch.trajectory(0)
 
     def fun(t, y):
         c, m = coefficients(t)
@@ -183,6 +186,20 @@ def second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output, 
                     jacobian=loss.watched(sparse_jac if n >= SPARSE_FROM else dense_jac),
                     switch_options=implicit)
     return finish_flow(loss, run, t_eval, name, label, before, split=n, extras=extras)
+
+
+def _compiled_engine(loss, rule, options, method, name):
+    """The momentum flow traced and compiled (:mod:`flowsim.compiled.fields`), as the engine
+    ``batch_run`` takes."""
+    from ..backends import refuse
+    from ..compiled.engine import METHODS, batch_engine
+    from ..compiled.fields import compiled_second_order
+    if method not in METHODS:
+        refuse(f"backend='numba' integrates flows with method in {METHODS} or LSODA (the "
+               f"explicit pairs), not method={method!r}; name one, or use backend='numpy' or "
+               "'jax'.")
+    return batch_engine(loss, compiled_second_order(loss, rule, options,
+                                                    f"the coefficients of {name!r}"))
 
 
 def _heavy_ball_coefficients(t, options, xp):
