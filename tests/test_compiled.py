@@ -333,3 +333,17 @@ def test_the_heavy_ball_ode_compiled_agrees_with_numpy_and_refuses_implicit_meth
     np.testing.assert_allclose(b.extras["energy"], a.extras["energy"], rtol=1e-5, atol=1e-6)
     with pytest.raises(Refused, match="explicit pairs"):
         flowsim.heavy_ball_flow(QUADRATIC, X0, 1.0, method="BDF", backend="numba")
+
+
+def test_text_a_rule_returns_is_refused_and_never_parsed(tmp_path):
+    """What a researcher's step returns reaches no parser: text is refused where the trace
+    lifts it (the payload would write a file if sympy's sympify ever evaluated it)."""
+    canary = tmp_path / "fired"
+    payload = f"__import__('pathlib').Path({str(canary)!r}).touch()"
+
+    def text(k, eta, x, state, ops, options):
+        return np.array([[payload, payload]], dtype=object), None, state, payload
+    with pytest.raises(Refused, match="computes with a str"):
+        RuleScheme("text", "text", UpdateRule(text))(QUADRATIC, [[1.0, 1.0]], 0.1, 2,
+                                                     backend="numba")
+    assert not canary.exists()

@@ -89,8 +89,8 @@ def _formulas(value, shape, what, owner):
     if arr.shape != shape:
         refuse(f"{owner}: its {what} has the shape {arr.shape}, not {shape}; it cannot be "
                "compiled (backend='numpy' says what is wrong).")
-    return tuple(sp.sympify(lift(v)) if not isinstance(v, Traced) else v.e
-                 for v in arr.reshape(-1))
+    # lift takes Traced values, numbers and sympy objects only (text is refused there)
+    return tuple(lift(v) for v in arr.reshape(-1))
 
 
 def trace_step(loss, rule, options, owner="the update rule"):
