@@ -287,9 +287,15 @@ def test_a_nan_gradient_stops_a_start_as_numpys_sign_and_maximum_do():
     def clipped(k, eta, x, state, ops, options):
         g = ops.grad(x)
         return x - eta * ops.xp.maximum(ops.xp.minimum(g, 1.0), -1.0), g, state, False
+    def normalised(k, eta, x, state, ops, options):   # xp.max: a reduction, not a pair
+        g = ops.grad(x)   # (only the largest |g_i| moves x: a NaN there must stay NaN)
+        top = ops.xp.max(ops.xp.abs(g), axis=-1, keepdims=True)
+        return x - eta * ops.xp.minimum(top, 1.0) * ops.xp.ones_like(x), g, state, False
     for run in (lambda **kw: flowsim.sign_descent(loss, X0, 0.1, 5, **kw),
                 lambda **kw: RuleScheme("clip", "clip", UpdateRule(clipped))(loss, X0, 0.1, 5,
-                                                                                **kw)):
+                                                                                **kw),
+                lambda **kw: RuleScheme("norm", "norm", UpdateRule(normalised))(
+                    loss, X0, 0.1, 5, **kw)):
         a, b = run(), run(backend="numba")
         assert b.message == a.message and np.array_equal(b.xs, a.xs)
         assert np.array_equal(b.xs[0, -1], X0[0])   # held at its start

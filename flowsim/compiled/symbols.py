@@ -10,6 +10,7 @@ raises :class:`Untraceable` with the reason (a Python ``if`` on a traced value, 
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -17,7 +18,7 @@ import numpy as np
 import sympy as sp
 
 __all__ = ["Traced", "Untraceable", "formulas", "lift", "Constants", "constants_of",
-           "SymbolicOps", "FUNCTIONS"]
+           "SymbolicOps", "SymbolicNumpy", "FUNCTIONS"]
 
 
 class Untraceable(Exception):
@@ -173,11 +174,14 @@ def _reduce(func):
 #: numpy's sign, maximum and minimum, kept as calls (the generated modules import numpy's):
 #: a Piecewise would not keep NaN, as sympy reasons on real numbers and drops the branch that
 #: only NaN takes, and Python's copysign and max, which its printer writes, make NaN a number.
-_sign, _maximum, _minimum = (sp.Function(name) for name in ("sign", "maximum", "minimum"))
+#: isfinite is math's.
+_sign, _maximum, _minimum, _isfinite = (sp.Function(name) for name in
+                                        ("sign", "maximum", "minimum", "isfinite"))
 
 
-def _isfinite(e):
-    return sp.Function("isfinite")(e)
+def _fold(pair):
+    """The reduction of any number of formulas by the two-argument ``pair``."""
+    return lambda *args: functools.reduce(pair, args)
 
 
 def _like(fill):
@@ -199,8 +203,9 @@ FUNCTIONS = {
     "maximum": _entrywise(_maximum, 2), "minimum": _entrywise(_minimum, 2),
     "isfinite": _entrywise(_isfinite),
     "clip": _entrywise(lambda u, lo, hi: _minimum(_maximum(u, lo), hi), 3),
-    "where": _where, "sum": _reduce(sp.Add), "prod": _reduce(sp.Mul), "max": _reduce(sp.Max),
-    "min": _reduce(sp.Min), "all": _reduce(sp.And), "any": _reduce(sp.Or),
+    "where": _where, "sum": _reduce(sp.Add), "prod": _reduce(sp.Mul),
+    "max": _reduce(_fold(_maximum)), "min": _reduce(_fold(_minimum)),
+    "all": _reduce(sp.And), "any": _reduce(sp.Or),
     "zeros_like": _like(0), "ones_like": _like(1), "asarray": _asarray, "array": _asarray,
     "stack": lambda arrays, axis=0: formulas(np.stack([np.asarray(a, dtype=object)
                                                        for a in arrays], axis)),
@@ -209,7 +214,7 @@ FUNCTIONS = {
 }
 
 
-class _SymbolicNumpy:
+class SymbolicNumpy:
     """``ops.xp`` in a trace: :data:`FUNCTIONS`, and a refusal naming anything else."""
 
     def __getattr__(self, name):
@@ -223,7 +228,7 @@ class SymbolicOps:
     """``ops`` in a trace: the loss's derivatives at a symbolic point, calls counted."""
 
     def __init__(self, loss):
-        self.xp, self.n, self._loss = _SymbolicNumpy(), loss.n, loss
+        self.xp, self.n, self._loss = SymbolicNumpy(), loss.n, loss
         self.calls = {"value": 0, "grad": 0, "hess": 0}
 
     def _at(self, x, exprs, shape):
