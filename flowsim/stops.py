@@ -20,7 +20,7 @@ from .results import Status
 
 __all__ = ["converged", "diverged", "nonfinite", "outside_start", "outside",
            "not_finite_start", "step_underflow", "gave_up", "reached_end",
-           "budget_spent", "chatter",
+           "budget_spent", "spent", "blew_up", "stiff", "chatter",
            "default_budget", "budget", "UNLIMITED", "CODES", "DIVERGED_OWN", "code_of",
            "every_start"]
 
@@ -139,6 +139,26 @@ def budget_spent(max_steps, t):
     """The step budget ran out at time ``t``."""
     return (f"stopped after max_steps = {max_steps} steps at t = {t:.6g} (the step budget; "
             "pass a larger max_steps, or max_steps=None for none)")
+
+
+def spent(max_steps):
+    """A start of a batch engine spent its step budget (its time is its t_stop)."""
+    return f"spent its max_steps = {max_steps} steps"
+
+
+def blew_up(radius, t, stepper="the steps"):
+    """A start stuck far out (its steps underflowed or ran out): a finite-time blow-up, with
+    |state| = ``radius`` at ``t``; ``stepper`` names what could go no further."""
+    return (f"the path blows up in finite time: |state| = {radius:.3g} at t = {t:.6g}, "
+            f"where {stepper} could go no further")
+
+
+def stiff(stiff_steps):
+    """A start whose explicit step is held at the stability limit with more than
+    ``stiff_steps`` steps to go."""
+    return (f"the flow is stiff here: |h lambda_max| is held at the explicit method's "
+            f"stability limit with more than {stiff_steps:,} steps to go; use an implicit "
+            "method (BDF, Radau) or method='auto'")
 
 
 def chatter(t, steps):

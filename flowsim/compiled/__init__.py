@@ -27,7 +27,7 @@ from .. import stops
 from ..results import Status
 from ..schedules import StepSizes
 from .kernel import CONVERGED, DIVERGED, FAILED, HELD, compiled_step, require, run_rows
-from .trace import trace_step
+from .trace import state_arrays, trace_step
 
 __all__ = ["run", "compiled", "require"]
 
@@ -46,15 +46,6 @@ def compiled(loss, rule, options, owner="the update rule"):
     return kept[key]
 
 
-def _state_columns(state, m):
-    """A rule's state (an array, or nested tuples of them, starts first) as one float array
-    (m, p)."""
-    if isinstance(state, (tuple, list)):
-        parts = [_state_columns(s, m) for s in state]
-        return np.concatenate(parts, axis=1) if parts else np.zeros((m, 0))
-    return np.asarray(state, dtype=float).reshape(m, -1)
-
-
 def run(loss, rule, options, X0, steps, etas, dts, *, gtol, max_norm, spec, failure,
         owner="the update rule"):
     """The starts ``X0`` (m, n) through ``steps`` steps of ``rule``, compiled.
@@ -70,7 +61,10 @@ def run(loss, rule, options, X0, steps, etas, dts, *, gtol, max_norm, spec, fail
     m, n = X0.shape
     keeper = Recorder(steps, m, n, (), spec)
     X = np.array(X0, dtype=float)
-    S = _state_columns(rule.start(X0, options, np), m)
+    # the state's arrays (starts first) side by side: (m, p)
+    parts = [np.asarray(a, dtype=float).reshape(m, -1)
+             for a in state_arrays(rule.start(X0, options, np))]
+    S = np.concatenate(parts, axis=1) if parts else np.zeros((m, 0))
     code, last = np.zeros(m, dtype=np.int8), np.zeros(m, dtype=np.int64)
     status = stops.every_start(m, Status.REACHED_END)
     message = stops.every_start(m, f"ran all {steps} steps")

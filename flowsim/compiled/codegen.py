@@ -13,9 +13,33 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from ..loss._audit import audit_text, lambdify_audited
 
-__all__ = ["numbered", "core_text", "vector_text", "scalar_text", "attempt_source"]
+__all__ = ["numbered", "core_text", "vector_text", "scalar_text", "attempt_source",
+           "MODULE_HEADER", "parameters"]
+
+#: The opening of every generated module: the names the printed formulas use (math's, and
+#: numpy's sign, maximum and minimum, which keep NaN) and numba's decorators, with its cache.
+MODULE_HEADER = """import math
+from math import *
+from numpy import maximum, minimum, sign
+
+import numba
+import numpy as np
+
+_jit = numba.njit(error_model="numpy", cache=True)
+_inline = numba.njit(error_model="numpy", cache=True, inline="always")
+"""
+
+
+def parameters(loss, extra, values):
+    """What generated functions read from their array ``C``: the symbols (a trace's
+    constants ``extra``, then the loss's parameters) and their values, shape (len,)."""
+    bound = loss.symbol_values()
+    return list(extra) + list(bound), \
+        np.array(list(values) + [float(v) for v in bound.values()], dtype=float)
 
 
 def numbered(source):

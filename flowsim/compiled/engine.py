@@ -23,7 +23,7 @@ from .. import stops
 from ..results import Status
 from .lanes import BLOWN, CONVERGED, DIVERGED, GUARD, OVER, REACHED, STIFF, TINY
 
-__all__ = ["METHODS", "run_field", "batch_engine"]
+__all__ = ["METHODS", "check_method", "run_field", "batch_engine"]
 
 #: The method names this engine runs: the explicit pairs, and "auto" (DOP853, each start
 #: that turns out stiff handed to the numpy engine's RODAS4 from where it is).
@@ -31,6 +31,16 @@ METHODS = ("RK23", "RK45", "DOP853", "auto")
 #: The steps to go that make a start stiff (:mod:`flowsim.ensemble.explicit`'s value for a
 #: named explicit method); the check comes every STIFF_CHECK_EVERY accepted steps (lanes).
 STIFF_STEPS, AUTO_STIFF_STEPS = 50_000, 2_000
+
+def check_method(method, also=()):
+    """Refuse, in one sentence and before any compiling, a ``method`` the compiled engine
+    does not run (``also``: further names the caller maps onto :data:`METHODS`)."""
+    if method not in METHODS:
+        from ..backends import refuse
+        names = METHODS + tuple(also)
+        refuse(f"backend='numba' integrates flows with method in {names} (the explicit "
+               f"pairs), not method={method!r}; name one, or use backend='numpy' or 'jax'.")
+
 
 def run_field(compiled, Y0, t0, t_end, tableau, rtol, atol, t_out, max_steps, gtol,
               max_norm, dense, outputs, stiff_steps=STIFF_STEPS):
@@ -67,15 +77,12 @@ def _ending(code, value, t, gtol, max_norm, max_steps, stiff_steps):
     if code == CONVERGED:
         return Status.CONVERGED, stops.converged(value, gtol)
     if code == BLOWN:
-        return Status.DIVERGED, (f"the path blows up in finite time: |state| = {value:.3g} "
-                                 f"at t = {t:.6g}, where the steps could go no further")
+        return Status.DIVERGED, stops.blew_up(value, t)
     if code == TINY:
         return Status.FAILED, stops.step_underflow(t)
     if code == OVER:
-        return Status.FAILED, f"spent its max_steps = {max_steps} steps"
-    return Status.FAILED, (f"the flow is stiff here: |h lambda_max| is held at the explicit "
-                           f"method's stability limit with more than {stiff_steps:,} steps to "
-                           "go; use an implicit method (BDF, Radau) or method='auto'")
+        return Status.FAILED, stops.spent(max_steps)
+    return Status.FAILED, stops.stiff(stiff_steps)
 
 
 def batch_engine(loss, compiled, why=None):

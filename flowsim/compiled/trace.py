@@ -40,10 +40,11 @@ import numpy as np
 import sympy as sp
 
 from ..backends import Refused, refuse
-from .symbols import (FUNCTIONS, SymbolicOps, Traced, Untraceable, constants_of, formulas,
-                      lift)
+from .symbols import (SymbolicNumpy, SymbolicOps, Traced, Untraceable, constants_of,
+                      formulas, lift)
 
-__all__ = ["TracedStep", "trace_step", "TracedField", "trace_field", "trace_coefficients"]
+__all__ = ["TracedStep", "trace_step", "state_arrays", "TracedField", "trace_field",
+           "trace_coefficients"]
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,10 @@ class TracedStep:
     calls: dict
 
 
-def _leaves(state):
+def state_arrays(state):
     """The arrays of a state (an array, or nested tuples of them), in order."""
     if isinstance(state, (tuple, list)):
-        return [leaf for s in state for leaf in _leaves(s)]
+        return [leaf for s in state for leaf in state_arrays(s)]
     return [state]
 
 
@@ -108,7 +109,7 @@ def trace_step(loss, rule, options, owner="the update rule"):
     eta = sp.Dummy("eta", positive=True)
     x = formulas(np.array([[Traced(v) for v in loss.variables]], dtype=object))
     template = rule.start(np.zeros((1, loss.n)), options, np)
-    leaves = [np.asarray(a) for a in _leaves(template)]
+    leaves = [np.asarray(a) for a in state_arrays(template)]
     symbols, traced_leaves = [], []
     for j, leaf in enumerate(leaves):
         if leaf.ndim == 0 or leaf.shape[0] != 1:
@@ -126,7 +127,7 @@ def trace_step(loss, rule, options, owner="the update rule"):
                                                   options)
         x_f = _formulas(x_next, (1, loss.n), "next iterate", owner)
         g_f = None if g is None else _formulas(g, (1, loss.n), "gradient", owner)
-        new_leaves = _leaves(state_next)
+        new_leaves = state_arrays(state_next)
         if len(new_leaves) != len(leaves):
             refuse(f"{owner}: its next state has {len(new_leaves)} arrays, not "
                    f"{len(leaves)}; it cannot be compiled.")
@@ -205,14 +206,8 @@ def trace_coefficients(rule, options, t, owner="the momentum flow"):
     """A :class:`~flowsim.rules.SecondOrderField`'s friction and mass at the time symbol
     ``t`` as formulas: ``(c, m, constants, constant_values)``; the mass is NaN where it is
     not positive (outside the flow's domain), as the numpy engines take it."""
-    class _Namespace:
-        def __getattr__(self, name):
-            if name in FUNCTIONS:
-                return FUNCTIONS[name]
-            raise Untraceable(f"it calls xp.{name}, which the compiled backend does not have")
-
     def run():
-        c, m = rule.coefficients(Traced(t), options, _Namespace())
+        c, m = rule.coefficients(Traced(t), options, SymbolicNumpy())
         c, m = (_flag(v, "coefficient", owner) for v in (c, m))
         return c, sp.Piecewise((m, m > 0), (sp.nan, True))
     (c, m), constants = _traced(run, owner)

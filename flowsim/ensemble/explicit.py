@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import stops
 from ..results import Status
 from .state import Ensemble, rms, stop_rules
 
@@ -164,10 +165,8 @@ def _stiff(ens, spectral, tableau, endings, stiff_steps, t_end, handed):
         return
     rho = spectral(ens.t[rows], ens.Y[rows])
     stiff = rows[h * rho >= 0.5 * tableau.stability]
-    endings.mark(stiff, Status.FAILED,  # handed to the implicit engine (or reported stiff)
-                 f"the flow is stiff here: |h lambda_max| is held at the explicit method's "
-                 f"stability limit with more than {stiff_steps:,} steps to go; use an implicit "
-                 "method (BDF, Radau) or method='auto'")
+    # handed to the implicit engine (or reported stiff)
+    endings.mark(stiff, Status.FAILED, stops.stiff(stiff_steps))
     for part, values in zip(handed, (ens.idx[stiff], ens.t[stiff], ens.Y[stiff],
                                      ens.j[stiff])):
         part.append(values)

@@ -7,7 +7,7 @@ import numpy as np
 
 from .._numeric import as_rows
 from ..results import Status
-from ..stops import every_start, step_underflow
+from ..stops import blew_up, every_start, spent, step_underflow
 
 __all__ = ["Ensemble", "Endings", "rms", "initial_steps", "stop_rules"]
 
@@ -278,11 +278,9 @@ def _stuck(ens, endings, tiny, over, t, max_steps):
     blown = stuck[far]
     if blown.size:
         endings.mark(blown, Status.DIVERGED,
-                     [f"the path blows up in finite time: |state| = {r:.3g} at t = {tt:.6g}, "
-                      "where the steps could go no further" for r, tt in
-                      zip(radius[far], t[blown])])
+                     [blew_up(r, tt) for r, tt in zip(radius[far], t[blown])])
     tiny, over = np.setdiff1d(tiny, blown), np.setdiff1d(over, blown)
     if tiny.size:
         endings.mark(tiny, Status.FAILED, [step_underflow(tt) for tt in t[tiny]])
     if over.size:
-        endings.mark(over, Status.FAILED, f"spent its max_steps = {max_steps} steps")
+        endings.mark(over, Status.FAILED, spent(max_steps))

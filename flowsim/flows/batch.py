@@ -144,11 +144,9 @@ def batch_gradient_flow(loss, X, t_end, method, rtol, atol, t_eval, dense_output
     engine = None
     if backend == "numba":
         from ..backends import refuse
-        from ..compiled.engine import METHODS, batch_engine
+        from ..compiled.engine import batch_engine, check_method
         from ..compiled.fields import compiled_field
-        if method not in METHODS:
-            refuse(f"backend='numba' integrates flows with method in {METHODS} (the explicit "
-                   f"pairs), not method={method!r}; name one, or use backend='numpy' or 'jax'.")
+        check_method(method)
         if has_kinks(loss.expr):
             refuse("backend='numba' integrates smooth flows; this loss has kinks (abs, max, "
                    "min): use backend='numpy' for its subgradient flow.")

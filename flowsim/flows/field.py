@@ -173,12 +173,9 @@ class FieldFlow(MadeFunction):
     def _compiled_engine(self, loss, options, method, owner):
         """The field traced and compiled (:mod:`flowsim.compiled.engine`), as the engine
         ``batch_run`` takes."""
-        from ..backends import refuse
-        from ..compiled.engine import METHODS, batch_engine
+        from ..compiled.engine import batch_engine, check_method
         from ..compiled.fields import compiled_vector_field
-        if method not in METHODS:
-            refuse(f"backend='numba' integrates flows with method in {METHODS} (the explicit "
-                   f"pairs), not method={method!r}; name one, or use backend='numpy' or 'jax'.")
+        check_method(method)
         compiled = compiled_vector_field(loss, self.field, options, owner)
         ops = numpy_ops(loss, single=False)
         return batch_engine(loss, compiled,

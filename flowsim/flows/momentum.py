@@ -191,13 +191,9 @@ def second_order(loss, x0, v0, t_end, method, rtol, atol, t_eval, dense_output, 
 def _compiled_engine(loss, rule, options, method, name):
     """The momentum flow traced and compiled (:mod:`flowsim.compiled.fields`), as the engine
     ``batch_run`` takes."""
-    from ..backends import refuse
-    from ..compiled.engine import METHODS, batch_engine
+    from ..compiled.engine import batch_engine, check_method
     from ..compiled.fields import compiled_second_order
-    if method not in METHODS:
-        refuse(f"backend='numba' integrates flows with method in {METHODS} or LSODA (the "
-               f"explicit pairs), not method={method!r}; name one, or use backend='numpy' or "
-               "'jax'.")
+    check_method(method, also=("LSODA",))   # (LSODA runs as "auto" here)
     return batch_engine(loss, compiled_second_order(loss, rule, options,
                                                     f"the coefficients of {name!r}"))
 

@@ -259,8 +259,7 @@ def _outcomes(conv, out, ok, final, gnorms, t_stop, steps, t_end, gtol, max_norm
     for i in np.flatnonzero(code == 1).tolist():
         message[i] = stops.converged(gnorms[i], gtol)
     for i in np.flatnonzero(code == stops.DIVERGED_OWN).tolist():   # a blow-up
-        message[i] = (f"the path blows up in finite time: |state| = {norms[i]:.3g} at "
-                      f"t = {t_stop[i]:.6g}, where the solver could go no further")
+        message[i] = stops.blew_up(norms[i], t_stop[i], "the solver")
     for i in np.flatnonzero(code == 2).tolist():
         message[i] = stops.diverged(norms[i], max_norm)
     for i in np.flatnonzero(code == 3).tolist():
